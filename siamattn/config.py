@@ -1,0 +1,331 @@
+"""One typed configuration shared by every stage (model, tracker, training, export).
+
+Configs are YAML files in ``configs/`` (installed as ``siamattn.configs``). A file may name a ``base``
+config and override only what differs. Loading checks every key and value: an unknown key or a value of
+the wrong type raises :class:`ConfigError` naming the dotted key, so a typo never silently falls back to a
+default. The runtime needs only this module (no torch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "resnet50"  # atrous ResNet-50 as in SiamRPN++ (total stride 8)
+    width: int = 64  # channels of the stem; 64 is ResNet-50, smaller values make narrow test models
+    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # bottlenecks per stage
+    checkpoint: str = ""  # optional torchvision-layout ResNet-50 state dict to start from
+
+    def validate(self) -> None:
+        _check(self.name in ("resnet50",), "model.backbone.name", f"must be 'resnet50', got {self.name!r}")
+        _check(self.width >= 4 and self.width % 4 == 0, "model.backbone.width", "must be a multiple of 4")
+        _check(len(self.blocks) == 4 and min(self.blocks) >= 1, "model.backbone.blocks",
+               "needs four stage depths >= 1")
+
+
+@dataclass
+class NeckConfig:
+    channels: int = 256  # every level is projected to this width
+    template_crop: int = 7  # template maps (15x15) are centre-cropped to this size
+
+    def validate(self) -> None:
+        _check(self.channels >= 8 and self.channels % 8 == 0, "model.neck.channels", "must be a multiple of 8")
+        _check(self.template_crop % 2 == 1, "model.neck.template_crop", "must be odd")
+
+
+@dataclass
+class AttentionConfig:
+    """Deformable Siamese attention (DSA); switches reproduce the paper's ablations."""
+
+    self_attention: bool = True  # spatial + channel self-attention on each branch
+    cross_attention: bool = True  # channel attention of one branch applied to the other
+    deformable: bool = True  # 3x3 deformable conv on the attentional features (plain conv when off)
+    reduction: int = 8  # C' = C / reduction for the spatial query/key
+
+    @property
+    def enabled(self) -> bool:
+        return self.self_attention or self.cross_attention or self.deformable
+
+
+@dataclass
+class RPNConfig:
+    hidden: int = 256  # channels of the per-branch 3x3 conv before the depth-wise correlation
+    weighted_fusion: bool = True  # softmax-normalised learned weights over the three levels
+
+
+@dataclass
+class RefineConfig:
+    """Region refinement module: box regression and mask on the RPN's best region."""
+
+    enabled: bool = True  # box refinement branch
+    mask: bool = True  # mask branch (needs enabled)
+    deformable_pool: bool = True  # deformable RoI pooling with FC offset predictor (plain RoI pooling when off)
+    box_pool: int = 4  # RoI output size for the box head
+    box_fc: int = 512
+    offset_fc: int = 1024  # hidden width of the deformable pooling's offset predictor
+    mask_pool: int = 16
+    mask_channels: int = 64
+    mask_feature_size: int = 63  # fused mask features are resized to this (spatial scale 63/255)
+    mask_size: int = 64
+    sampling_ratio: int = 2  # bilinear samples per bin side; fixed so graphs have static shapes
+    gamma: float = 0.1  # offset scale of deformable RoI pooling
+    box_stds: list[float] = field(default_factory=lambda: [0.1, 0.1, 0.2, 0.2])
+
+    def validate(self) -> None:
+        _check(not self.mask or self.enabled, "model.refine.mask", "needs model.refine.enabled: true")
+        _check(self.sampling_ratio >= 1, "model.refine.sampling_ratio",
+               "must be >= 1 (adaptive sampling makes shapes data-dependent and cannot be exported)")
+        _check(len(self.box_stds) == 4, "model.refine.box_stds", "needs 4 values")
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    neck: NeckConfig = field(default_factory=NeckConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    rpn: RPNConfig = field(default_factory=RPNConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+
+
+@dataclass
+class AnchorConfig:
+    stride: int = 8
+    ratios: list[float] = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])
+    scales: list[float] = field(default_factory=lambda: [8.0])
+
+    @property
+    def num(self) -> int:
+        return len(self.ratios) * len(self.scales)
+
+
+@dataclass
+class TrackerConfig:
+    """Tracker hyperparameters (pysot conventions; defaults are SiamAttn's VOT settings)."""
+
+    exemplar_size: int = 127
+    instance_size: int = 255
+    base_size: int = 8
+    context_amount: float = 0.5
+    penalty_k: float = 0.10
+    window_influence: float = 0.25
+    lr: float = 0.45
+    refine_box: bool = True  # apply the box refinement when the model has it
+    mask_threshold: float = 0.2
+    min_size: float = 10.0  # width/height clip floor in pixels
+
+    @property
+    def score_size(self) -> int:
+        return (self.instance_size - self.exemplar_size) // 8 + 1 + self.base_size
+
+    def validate(self) -> None:
+        _check(0.0 <= self.window_influence <= 1.0, "tracker.window_influence", "must be in [0, 1]")
+        _check(0.0 <= self.lr <= 1.0, "tracker.lr", "must be in [0, 1]")
+        _check(self.penalty_k >= 0.0, "tracker.penalty_k", "must be >= 0")
+        _check(0.0 < self.mask_threshold < 1.0, "tracker.mask_threshold", "must be in (0, 1)")
+        _check(self.instance_size > self.exemplar_size > 0, "tracker.instance_size",
+               "must be larger than tracker.exemplar_size")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 12
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    warmup_epochs: int = 5
+    warmup_lr: float = 1e-3
+    lr_start: float = 5e-3
+    lr_end: float = 5e-4
+    backbone_train_epoch: int = 10  # backbone frozen before this epoch
+    backbone_lr_mult: float = 0.05  # backbone lr 20x smaller
+    grad_clip: float = 10.0
+    amp: bool = True  # mixed precision on GPU (ignored on CPU)
+    pos_iou: float = 0.6
+    neg_iou: float = 0.3
+    anchors_per_pair: int = 64
+    max_pos: int = 16
+    num_rois: int = 16
+    roi_iou: float = 0.5
+    cls_weight: float = 1.0
+    loc_weight: float = 0.2
+    refine_box_weight: float = 0.2
+    refine_mask_weight: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class ExportConfig:
+    opset: int = 19  # DeformConv exists from opset 19
+    ir_version: int = 10  # ONNX Runtime 1.31 rejects IR 14
+    precision: str = "fp16"
+    ops: str = "portable"  # portable (standard ONNX) | plugin (our TensorRT plugins)
+
+    def validate(self) -> None:
+        _check(self.precision in ("fp16", "fp32"), "export.precision", "must be 'fp16' or 'fp32'")
+        _check(self.ops in ("portable", "plugin"), "export.ops", "must be 'portable' or 'plugin'")
+        _check(self.opset >= 19, "export.opset", "must be >= 19 (DeformConv)")
+
+
+@dataclass
+class Config:
+    name: str = "siamattn_r50"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------------
+# loading and validation
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}' {message}")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a type hint (bool/int/float/str/list[...]) and return it converted."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):  # pragma: no cover - no optional fields yet
+        raise TypeError(f"unsupported config type {hint}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint}")  # pragma: no cover
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix or '<root>'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        where = f"'{prefix}.{unknown[0]}'" if prefix else f"'{unknown[0]}'"
+        raise ConfigError(f"unknown config key {where}; valid keys here: {', '.join(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        hint = hints[name]
+        kwargs[name] = _build(hint, value, key) if dataclasses.is_dataclass(hint) else _coerce(value, hint, key)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def _validate_tree(obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        child = getattr(obj, f.name)
+        if dataclasses.is_dataclass(child):
+            if hasattr(child, "validate"):
+                child.validate()
+            _validate_tree(child)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def available_configs() -> list[str]:
+    """Names of the configs shipped with the package."""
+    root = resources.files("siamattn.configs")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        text = path.read_text()
+    else:
+        res = resources.files("siamattn.configs") / f"{name_or_path}.yaml"
+        if not res.is_file():
+            raise ConfigError(
+                f"unknown config '{name_or_path}': give a YAML path or one of {', '.join(available_configs())}"
+            )
+        text = res.read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config '{name_or_path}' is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config '{name_or_path}' must be a YAML mapping at the top level")
+    base = data.pop("base", None)
+    if base is not None:
+        if base in seen:
+            raise ConfigError(f"config '{name_or_path}' has a circular 'base' chain: {' -> '.join(seen)}")
+        data = _merge(_read_yaml(base, (*seen, str(name_or_path))), data)
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``--set key.path=value`` override; the value is read as YAML (``true``, ``0.3``, ``[1,2]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.path=value (e.g. model.attention.deformable=false)")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a plain mapping (e.g. one stored in a manifest)."""
+    return _build(Config, data, "")
+
+
+def load_config(name_or_path: str | Path = "siamattn_r50", overrides: list[str] | None = None) -> Config:
+    """Load a shipped config by name or a YAML file by path, apply ``key.path=value`` overrides, validate."""
+    data = _read_yaml(name_or_path)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{p}' is not a section")
+        node[parts[-1]] = value
+    cfg = _build(Config, data, "")
+    _validate_tree(cfg)
+    return cfg
