@@ -1,0 +1,7 @@
+"""PyTorch reference implementations of the deformable ops (ground truth for plugins and export)."""
+
+from .deform_conv import deform_conv2d
+from .deform_roi_pool import deform_roi_pool
+from .modules import DeformConv2d, DeformRoIPool
+
+__all__ = ["DeformConv2d", "DeformRoIPool", "deform_conv2d", "deform_roi_pool"]

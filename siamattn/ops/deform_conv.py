@@ -1,0 +1,67 @@
+"""Deformable convolution (DCNv1, optional DCNv2 modulation) with autograd.
+
+torchvision's ``deform_conv2d`` computes exactly the ONNX DeformConv-19 semantics (REFERENCE §3): offsets
+are (dy, dx) pairs per kernel tap k = i*kw + j, grouped by offset group; bilinear samples outside
+(-1, H) x (-1, W) are 0. This wrapper validates shapes with clear messages and is what the model calls, so
+the export stage can swap in its own lowering at one place.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.ops import deform_conv2d as _tv_deform_conv2d
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def deform_conv2d(
+    x: Tensor,
+    offset: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """x [N,C,H,W], offset [N,2*G*kh*kw,oH,oW], weight [M,C/groups,kh,kw], mask [N,G*kh*kw,oH,oW] -> [N,M,oH,oW].
+
+    ``groups`` is C / weight.shape[1]; offset groups G is offset.shape[1] / (2*kh*kw).
+    """
+    if x.dim() != 4 or weight.dim() != 4:
+        raise ValueError(f"deform_conv2d: x and weight must be 4-D, got {tuple(x.shape)} and {tuple(weight.shape)}")
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    n, c, h, w = x.shape
+    m, cg, kh, kw = weight.shape
+    if c % cg:
+        raise ValueError(f"deform_conv2d: input channels {c} not divisible by weight's {cg} channels per group")
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    taps = kh * kw
+    if offset.dim() != 4 or offset.shape[0] != n or offset.shape[1] % (2 * taps) or tuple(offset.shape[2:]) != (oh, ow):
+        raise ValueError(
+            f"deform_conv2d: offset must be [{n}, G*{2 * taps}, {oh}, {ow}] for this input and kernel, "
+            f"got {tuple(offset.shape)}"
+        )
+    groups_off = offset.shape[1] // (2 * taps)
+    if c % groups_off:
+        raise ValueError(f"deform_conv2d: {c} input channels not divisible by {groups_off} offset groups")
+    if mask is not None and tuple(mask.shape) != (n, groups_off * taps, oh, ow):
+        raise ValueError(f"deform_conv2d: mask must be [{n}, {groups_off * taps}, {oh}, {ow}], got {tuple(mask.shape)}")
+    return _tv_deform_conv2d(x, offset, weight, bias, stride=(sh, sw), padding=(ph, pw),
+                             dilation=(dh, dw), mask=mask)
+
+
+def deform_conv2d_flops(x_shape: torch.Size, w_shape: torch.Size, out_shape: torch.Size) -> int:
+    """Multiply-adds x2 of the convolution plus the bilinear sampling (4 taps, ~3 MACs each per sample)."""
+    n, c = x_shape[0], x_shape[1]
+    m, cg, kh, kw = w_shape
+    oh, ow = out_shape[-2], out_shape[-1]
+    conv = 2 * n * m * cg * kh * kw * oh * ow
+    sampling = 2 * 4 * 3 * n * c * kh * kw * oh * ow
+    return int(conv + sampling)
