@@ -1,0 +1,72 @@
+"""The interface between the backend-independent tracker and the code that runs the networks.
+
+A backend (PyTorch, ONNX Runtime, TensorRT, or a test fake) only runs graphs; every crop, anchor,
+penalty, window, smoothing, RoI and mask step is in :mod:`siamattn.runtime.tracker` and shared by all.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import SiamAttnError
+
+__all__ = ["Backend", "BackendOutputError", "check_backend"]
+
+
+class BackendOutputError(SiamAttnError, RuntimeError):
+    """A backend returned arrays of the wrong shape or non-finite values (model/engine/config mismatch)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What :class:`~siamattn.runtime.tracker.Tracker` needs from a backend.
+
+    Calls per video: ``init_template`` once, then per frame ``search``, then (if the model has them and the
+    tracker uses them) ``refine_box`` and ``refine_mask``, in that order, synchronously.
+
+    Contract:
+
+    * Inputs are C-contiguous float32 host arrays owned by the tracker and **reused on the next call**:
+      copy what you need (to the device, or with ``.copy()``) before returning; do not keep references.
+    * ``init_template(z_crop)``: z_crop (1, 3, E, E), E = tracker.exemplar_size (127), raw BGR 0..255, no
+      normalisation. Compute and keep the template tensors inside the backend (on the device for GPU
+      backends); a new call replaces them (a new video).
+    * ``search(x_crop)``: x_crop (1, 3, I, I), I = tracker.instance_size (255), same encoding. Returns
+      ``(cls, loc)`` as host arrays, float32 (float16 is accepted): cls (1, 2k, S, S) with channels [0:k]
+      background and [k:2k] foreground logits, loc (1, 4k, S, S) with blocks dx [0:k], dy [k:2k],
+      dw [2k:3k], dh [3k:4k]; k = anchors.num, S = tracker.score_size (25). Keep the refinement features
+      of this search inside the backend for the calls below. The returned arrays may be reused buffers:
+      the tracker reads them before the next call.
+    * ``refine_box(roi)``: roi (1, 5) float32 ``[0, x1, y1, x2, y2]`` in 255-crop pixels
+      (:func:`siamattn.geometry.roi_in_crop`). Returns deltas (1, 4): (dx, dy, dw, dh) before the
+      ``model.refine.box_stds`` scaling, which the tracker applies. Only called when ``has_refine``.
+    * ``refine_mask(roi)``: same RoI format (the smoothed box); returns (1, 1, M, M) mask probabilities in
+      [0, 1] (sigmoid applied), M = model.refine.mask_size (64), tiling the RoI as described in
+      :func:`siamattn.geometry.mask_to_crop_affine`. Only called when ``has_mask``.
+    """
+
+    has_refine: bool  # the model has the box refinement stage
+    has_mask: bool  # the model has the mask stage
+
+    def init_template(self, z_crop: np.ndarray) -> None: ...
+
+    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def refine_box(self, roi: np.ndarray) -> np.ndarray: ...
+
+    def refine_mask(self, roi: np.ndarray) -> np.ndarray: ...
+
+
+def check_backend(backend: object) -> None:
+    """Raise TypeError naming what is missing if ``backend`` does not follow :class:`Backend`."""
+    missing = [
+        name
+        for name in ("has_refine", "has_mask", "init_template", "search", "refine_box", "refine_mask")
+        if not hasattr(backend, name)
+    ]
+    if missing:
+        raise TypeError(
+            f"{type(backend).__name__} is not a siamattn.runtime Backend: missing {', '.join(missing)}"
+        )

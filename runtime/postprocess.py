@@ -1,0 +1,256 @@
+"""Everything after the networks, shared by every backend (numpy + OpenCV, no torch).
+
+Follows pysot's SiamRPN++/SiamMask tracker (REFERENCE §2): foreground softmax, anchor decoding, scale and
+aspect-ratio change penalty, cosine window, argmax, learning-rate smoothing of the size, clipping to the
+frame; then SiamAttn's refinement: box deltas on the RPN's best box, and the mask pasted back into the
+frame and turned into a rotated box.
+
+Units: RPN boxes are (cx, cy, w, h) in search-crop pixels with the centre as an offset from the crop
+centre (see :mod:`siamattn.geometry`); frame boxes are (cx, cy, w, h) in frame pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import Config
+from ..geometry import generate_anchors
+from .backend import BackendOutputError
+
+__all__ = [
+    "FrameMask",
+    "RPNPostprocessor",
+    "RPNSelection",
+    "apply_box_deltas",
+    "mask_polygon",
+    "paste_mask",
+    "smooth_and_clip",
+]
+
+
+@dataclass(frozen=True)
+class RPNSelection:
+    """The RPN's chosen anchor after penalties and window."""
+
+    index: int  # flat index a*S*S + y*S + x
+    box: tuple[float, float, float, float]  # decoded (cx, cy, w, h), centre offset from the crop centre, crop px
+    score: float  # foreground probability at index
+    penalty: float  # scale/ratio change penalty at index
+    pscore: float  # penalty * score * (1 - window_influence) + window * window_influence (the argmax value)
+
+    @property
+    def lr(self) -> float:
+        """Unscaled smoothing weight penalty*score (pysot multiplies it by tracker.lr)."""
+        return self.penalty * self.score
+
+
+class RPNPostprocessor:
+    """Turns one frame's cls/loc maps into the selected box. Anchors and window are built once here."""
+
+    def __init__(self, cfg: Config) -> None:
+        t, a = cfg.tracker, cfg.anchors
+        self.k = a.num
+        self.score_size = t.score_size
+        self.penalty_k = t.penalty_k
+        self.window_influence = t.window_influence
+        # float64 everywhere: a few thousand values, and backends (fp16/fp32) then differ only by their outputs
+        self.anchors = generate_anchors(a.stride, a.ratios, a.scales, self.score_size).astype(np.float64)
+        hann = np.hanning(self.score_size)
+        self.window = np.tile(np.outer(hann, hann).ravel(), self.k)  # same cosine window for every anchor
+        self._window_term = self.window * self.window_influence
+        n = self.k * self.score_size * self.score_size
+        self.cls_shape = (1, 2 * self.k, self.score_size, self.score_size)
+        self.loc_shape = (1, 4 * self.k, self.score_size, self.score_size)
+        self._n = n
+
+    # -- pieces (public so tests can check each against hand-computed values) ---------------------------
+
+    def check_outputs(self, cls: np.ndarray, loc: np.ndarray) -> None:
+        for name, arr, shape in (("cls", cls, self.cls_shape), ("loc", loc, self.loc_shape)):
+            if not isinstance(arr, np.ndarray) or arr.shape != shape:
+                got = arr.shape if isinstance(arr, np.ndarray) else type(arr).__name__
+                raise BackendOutputError(
+                    f"backend search() returned {name} {got}, expected {shape} "
+                    f"({self.k} anchors, {self.score_size}x{self.score_size} map): the model does not "
+                    "match the config's anchors/tracker sizes; re-export it with the same config"
+                )
+
+    def foreground(self, cls: np.ndarray) -> np.ndarray:
+        """Foreground probability per anchor: softmax over (background [0:k], foreground [k:2k]) channels."""
+        logits = cls.reshape(2, -1).astype(np.float64)
+        # softmax of a pair == sigmoid of the difference; tanh form never overflows
+        return 0.5 + 0.5 * np.tanh(0.5 * (logits[1] - logits[0]))
+
+    def decode_sizes(self, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted (w, h) for every anchor: w = exp(dw) * wa, h = exp(dh) * ha (crop px)."""
+        d = loc.reshape(4, -1)
+        return np.exp(d[2].astype(np.float64)) * self.anchors[2], np.exp(d[3].astype(np.float64)) * self.anchors[3]
+
+    def decode_box(self, loc: np.ndarray, index: int) -> tuple[float, float, float, float]:
+        """Decoded (cx, cy, w, h) of one anchor: cx = dx * wa + xa, w = exp(dw) * wa (crop px)."""
+        d = loc.reshape(4, -1)[:, index].astype(np.float64)
+        xa, ya, wa, ha = self.anchors[:, index]
+        return (float(d[0] * wa + xa), float(d[1] * ha + ya), float(np.exp(d[2]) * wa), float(np.exp(d[3]) * ha))
+
+    def penalty(self, w: np.ndarray, h: np.ndarray, target_w: float, target_h: float) -> np.ndarray:
+        """exp(-(change(ratio) * change(scale) - 1) * penalty_k) against the current size in crop px."""
+        ref_sz = _pad_size(target_w, target_h)
+        s_c = _change(_pad_size(w, h) / ref_sz)
+        r_c = _change((target_w / target_h) / (w / h))
+        return np.exp(-(r_c * s_c - 1.0) * self.penalty_k)
+
+    # -- the whole step -----------------------------------------------------------------------------------
+
+    def select(self, cls: np.ndarray, loc: np.ndarray, target_w: float, target_h: float) -> RPNSelection:
+        """Pick the best anchor. ``target_w``/``target_h``: the current target size in crop px (size*scale_z)."""
+        self.check_outputs(cls, loc)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            score = self.foreground(cls)
+            w, h = self.decode_sizes(loc)
+            pen = self.penalty(w, h, target_w, target_h)
+            pscore = pen * score * (1.0 - self.window_influence) + self._window_term
+            best = int(np.argmax(pscore))
+            box = self.decode_box(loc, best)
+        if not np.isfinite(pscore).all() or not np.all(np.isfinite(box)):
+            raise BackendOutputError(
+                "backend returned NaN/inf in cls or loc: the engine or model is numerically broken "
+                "(e.g. FP16 overflow); rebuild it in FP32 or check the checkpoint"
+            )
+        return RPNSelection(best, box, float(score[best]), float(pen[best]), float(pscore[best]))
+
+
+def _change(r: np.ndarray | float) -> np.ndarray | float:
+    return np.maximum(r, 1.0 / r)
+
+
+def _pad_size(w: np.ndarray | float, h: np.ndarray | float) -> np.ndarray | float:
+    pad = (w + h) * 0.5
+    return np.sqrt((w + pad) * (h + pad))
+
+
+def apply_box_deltas(
+    box: Sequence[float], deltas: np.ndarray | Sequence[float], stds: Sequence[float]
+) -> tuple[float, float, float, float]:
+    """Refinement decode: cx' = cx + dx*std0*w, cy' = cy + dy*std1*h, w' = w*exp(dw*std2), h' = h*exp(dh*std3)."""
+    d = np.asarray(deltas, dtype=np.float64).reshape(-1)
+    if d.size != 4 or not np.all(np.isfinite(d)):
+        raise BackendOutputError(
+            f"backend refine_box() must return 4 finite deltas (shape (1, 4)), got {np.asarray(deltas).shape} "
+            f"{d.tolist() if d.size <= 8 else ''}"
+        )
+    cx, cy, w, h = box
+    with np.errstate(over="ignore"):
+        out = (
+            cx + d[0] * stds[0] * w,
+            cy + d[1] * stds[1] * h,
+            w * float(np.exp(d[2] * stds[2])),
+            h * float(np.exp(d[3] * stds[3])),
+        )
+    if not np.all(np.isfinite(out)):
+        raise BackendOutputError(f"refinement deltas {d.tolist()} overflow the box size; the model is broken")
+    return float(out[0]), float(out[1]), float(out[2]), float(out[3])
+
+
+def smooth_and_clip(
+    size: Sequence[float],
+    new_box: Sequence[float],
+    lr: float,
+    frame_wh: tuple[int, int],
+    min_size: float,
+) -> tuple[float, float, float, float]:
+    """pysot's state update: the centre moves fully to ``new_box``'s centre; only w, h are smoothed,
+    ``size*(1-lr) + new*lr``; then cx in [0, W], cy in [0, H], w in [min_size, W], h in [min_size, H].
+
+    ``new_box`` is (cx, cy, w, h) in frame px. Clipping keeps a target that leaves the frame at the border
+    (the reference behaviour) instead of losing it.
+    """
+    cx, cy, w_new, h_new = new_box
+    w = size[0] * (1.0 - lr) + w_new * lr
+    h = size[1] * (1.0 - lr) + h_new * lr
+    fw, fh = frame_wh
+    cx = max(0.0, min(float(cx), float(fw)))
+    cy = max(0.0, min(float(cy), float(fh)))
+    w = max(min_size, min(float(w), float(fw)))
+    h = max(min_size, min(float(h), float(fh)))
+    return cx, cy, w, h
+
+
+@dataclass(frozen=True)
+class FrameMask:
+    """Binary target mask in frame coordinates, stored as the only region that can be non-zero.
+
+    ``patch`` (uint8, 1 = target) covers frame pixels ``[x, x + patch.shape[1]) x [y, y + patch.shape[0])``;
+    the rest of the frame is 0. Keeping the patch instead of a full frame keeps per-frame work and memory
+    small; :meth:`to_frame` builds the full mask when needed (drawing, evaluation).
+    """
+
+    patch: np.ndarray
+    x: int
+    y: int
+    frame_size: tuple[int, int]  # (W, H)
+
+    def to_frame(self) -> np.ndarray:
+        w, h = self.frame_size
+        full = np.zeros((h, w), dtype=np.uint8)
+        ph, pw = self.patch.shape
+        full[self.y : self.y + ph, self.x : self.x + pw] = self.patch
+        return full
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.patch))
+
+
+def paste_mask(
+    mask: np.ndarray, mask_to_frame: np.ndarray, frame_wh: tuple[int, int], threshold: float
+) -> FrameMask:
+    """Warp a (M, M) probability mask into the frame and threshold it (``> threshold``).
+
+    ``mask_to_frame`` is the 2x3 axis-aligned affine from mask pixel coordinates to frame pixel
+    coordinates. Bilinear warp with a zero border as pysot's crop-back, but only over the frame region the
+    mask can reach (its extent plus one pixel), not the whole frame.
+    """
+    m = np.ascontiguousarray(mask, dtype=np.float32)
+    size_m = m.shape[0]
+    fw, fh = frame_wh
+    a, _, tx = mask_to_frame[0]
+    _, b, ty = mask_to_frame[1]
+    # bilinear sampling with a zero border is non-zero for mask coordinates in (-1, M); one more pixel margin
+    xs = (a * -1.0 + tx, a * size_m + tx)
+    ys = (b * -1.0 + ty, b * size_m + ty)
+    x0 = max(0, int(np.floor(min(xs))) - 1)
+    y0 = max(0, int(np.floor(min(ys))) - 1)
+    x1 = min(fw, int(np.ceil(max(xs))) + 2)
+    y1 = min(fh, int(np.ceil(max(ys))) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return FrameMask(np.zeros((0, 0), dtype=np.uint8), 0, 0, (fw, fh))
+    shifted = np.array(mask_to_frame, dtype=np.float64)
+    shifted[0, 2] -= x0
+    shifted[1, 2] -= y0
+    warped = cv2.warpAffine(
+        m, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return FrameMask((warped > threshold).astype(np.uint8), x0, y0, (fw, fh))
+
+
+def mask_polygon(mask: FrameMask, min_area: float = 100.0) -> np.ndarray | None:
+    """Rotated box (4, 2) float32 in frame px from the largest outer contour, or None if its area <= min_area.
+
+    As pysot: external contours, the largest by cv2.contourArea, cv2.minAreaRect -> cv2.boxPoints.
+    """
+    if mask.patch.size == 0:
+        return None
+    contours, _ = cv2.findContours(
+        mask.patch, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(mask.x, mask.y)
+    )
+    if not contours:
+        return None
+    areas = [cv2.contourArea(c) for c in contours]
+    best = int(np.argmax(areas))
+    if areas[best] <= min_area:
+        return None
+    return cv2.boxPoints(cv2.minAreaRect(contours[best])).astype(np.float32)

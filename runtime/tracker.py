@@ -1,0 +1,220 @@
+"""The tracking loop, backend-agnostic: crops in, boxes/masks out; the networks run in a :class:`Backend`.
+
+Per frame (the authors' inference order, REFERENCE §1-2):
+
+1. search crop of ``round(s_x)`` frame pixels around the current centre, resized to 255;
+2. ``backend.search`` -> cls/loc; foreground softmax, anchor decode, change penalty, cosine window, argmax;
+3. when the model has box refinement and ``tracker.refine_box``: the RPN box (clipped to the crop) as a
+   RoI in the 255 crop -> ``backend.refine_box`` -> deltas scaled by ``model.refine.box_stds``;
+4. to frame pixels (divide by ``scale_z``, add the centre), centre moves fully, size smoothed with
+   ``lr = penalty * score * tracker.lr``, clipped to the frame;
+5. when the model has a mask: the smoothed box mapped back into this frame's crop as a RoI ->
+   ``backend.refine_mask`` -> pasted into the frame, thresholded, largest contour -> rotated box.
+
+Crop <-> frame mapping (pysot): crop pixel ``u`` (centre 127) is frame ``cx + (u - 127) / scale_z``, where
+``cx`` is the centre the crop was taken around and ``scale_z = exemplar_size / s_z`` (s_z unrounded).
+
+Box conventions as the reference tracker: the initial box (x, y, w, h) has its centre at
+``x + (w-1)/2``; reported boxes are ``(cx - w/2, cy - h/2, w, h)``.
+
+Defined behaviour for awkward input: ``track`` before ``init`` and a frame whose size or channel count
+differs from the ``init`` frame raise :class:`~siamattn.errors.InputError` (call ``init`` again for a new
+video); a target leaving the frame is kept at the border by the clipping of step 4.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import Config
+from ..errors import InputError
+from ..geometry import crop_center, mask_to_crop_affine, roi_in_crop
+from .backend import Backend, BackendOutputError, check_backend
+from .postprocess import (
+    FrameMask,
+    RPNPostprocessor,
+    apply_box_deltas,
+    mask_polygon,
+    paste_mask,
+    smooth_and_clip,
+)
+from .preprocess import FrameInfo, get_subwindow, pad_color, validate_box, validate_frame
+
+__all__ = ["TrackResult", "Tracker"]
+
+_MIN_CONTOUR_AREA = 100.0  # pysot: a mask contour must cover more than 100 px to give the rotated box
+
+
+@dataclass
+class TrackResult:
+    """One frame's output."""
+
+    box: tuple[float, float, float, float]  # x, y, w, h in frame pixels (x = cx - w/2)
+    score: float  # RPN foreground probability of the chosen anchor (before penalty/window)
+    polygon: np.ndarray | None  # (4, 2) float32 rotated box when the model has a mask, else None
+    mask: FrameMask | None  # thresholded mask in the frame when the model has a mask, else None
+    best_index: int = -1  # chosen anchor, flat index a*S*S + y*S + x
+    timings_ms: dict[str, float] = field(default_factory=dict)  # crop, search, post, refine, mask, total
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x, y, w, h = self.box
+        return x + w / 2.0, y + h / 2.0
+
+
+class Tracker:
+    """SiamAttn tracker over any :class:`Backend`. ``Tracker(backend, cfg)``; ``init`` then ``track``."""
+
+    def __init__(self, backend: Backend, cfg: Config) -> None:
+        check_backend(backend)
+        self.backend = backend
+        self.cfg = cfg
+        t = cfg.tracker
+        self._exemplar = t.exemplar_size
+        self._instance = t.instance_size
+        self._crop_c = crop_center(t.instance_size)
+        self._context = t.context_amount
+        self._lr = t.lr
+        self._min_size = t.min_size
+        self._mask_threshold = t.mask_threshold
+        self._box_stds = tuple(cfg.model.refine.box_stds)
+        self._mask_size = cfg.model.refine.mask_size
+        self.use_refine = bool(backend.has_refine and t.refine_box)
+        self.use_mask = bool(backend.has_mask)
+        self.rpn = RPNPostprocessor(cfg)
+        # input buffers reused every frame (the Backend contract says backends copy before returning)
+        self._z_buf = np.empty((1, 3, self._exemplar, self._exemplar), dtype=np.float32)
+        self._x_buf = np.empty((1, 3, self._instance, self._instance), dtype=np.float32)
+        self._info: FrameInfo | None = None
+        self._pad: tuple[float, ...] = ()
+        self.center = (0.0, 0.0)  # target centre, frame px
+        self.size = (0.0, 0.0)  # target w, h, frame px
+
+    @property
+    def initialized(self) -> bool:
+        return self._info is not None
+
+    # ------------------------------------------------------------------------------------------------
+
+    def init(self, frame: np.ndarray, box_xywh: object) -> None:
+        """Start a video: ``box_xywh`` = (x, y, w, h) of the target in ``frame`` (pixels)."""
+        img, info = validate_frame(frame)
+        x, y, w, h = validate_box(box_xywh, info)
+        self._info = None  # stays unset if the backend fails below
+        self.center = (x + (w - 1) / 2.0, y + (h - 1) / 2.0)
+        self.size = (w, h)
+        s_z = max(1, round(self._context_size(w, h)))  # pysot rounds at init (half to even)
+        self._pad = pad_color(img)
+        z = get_subwindow(img, self.center, self._exemplar, s_z, self._pad, out=self._z_buf)
+        self.backend.init_template(z)
+        self._info = info
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """Track the target into ``frame``; returns the new box (and mask/polygon when the model has one)."""
+        if self._info is None:
+            raise InputError("track() called before init(): call init(first_frame, (x, y, w, h)) first")
+        t0 = time.perf_counter()
+        img, info = validate_frame(frame)
+        if info != self._info:
+            raise InputError(
+                f"frame changed from {self._info.width}x{self._info.height}x{self._info.channels} to "
+                f"{info.width}x{info.height}x{info.channels} mid-video; call init() with the first frame "
+                "and box of the new video"
+            )
+        fw, fh = info.width, info.height
+        cx0, cy0 = self.center
+        w0, h0 = self.size
+        s_z = self._context_size(w0, h0)
+        scale_z = self._exemplar / s_z
+        crop_sz = max(1, round(s_z * self._instance / self._exemplar))
+        x_crop = get_subwindow(img, self.center, self._instance, crop_sz, self._pad, out=self._x_buf)
+        t1 = time.perf_counter()
+
+        cls, loc = self.backend.search(x_crop)
+        t2 = time.perf_counter()
+
+        sel = self.rpn.select(np.asarray(cls), np.asarray(loc), w0 * scale_z, h0 * scale_z)
+        box = sel.box  # offset from crop centre, crop px
+        t3 = time.perf_counter()
+
+        t_refine = 0.0
+        if self.use_refine:
+            box = self._refine(box)
+            t_refine = time.perf_counter() - t3
+        t4 = time.perf_counter()
+
+        new_box = (cx0 + box[0] / scale_z, cy0 + box[1] / scale_z, box[2] / scale_z, box[3] / scale_z)
+        cx, cy, w, h = smooth_and_clip(self.size, new_box, sel.lr * self._lr, (fw, fh), self._min_size)
+        self.center = (cx, cy)
+        self.size = (w, h)
+        t5 = time.perf_counter()
+
+        mask = polygon = None
+        if self.use_mask:
+            mask, polygon = self._mask((cx0, cy0), scale_z, (fw, fh))
+        t6 = time.perf_counter()
+
+        ms = 1000.0
+        timings = {
+            "crop": (t1 - t0) * ms,
+            "search": (t2 - t1) * ms,
+            "post": ((t3 - t2) + (t5 - t4)) * ms,
+            "refine": t_refine * ms,
+            "mask": (t6 - t5) * ms,
+            "total": (t6 - t0) * ms,
+        }
+        return TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index, timings)
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _context_size(self, w: float, h: float) -> float:
+        extra = self._context * (w + h)
+        return math.sqrt((w + extra) * (h + extra))
+
+    def _refine(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """Box refinement on the RPN box (offsets from crop centre, crop px); returns the same frame."""
+        c, s, lo = self._crop_c, self._instance, self._min_size
+        # keep the RoI inside the crop as the authors' tracker does (an RoI off the crop pools zeros)
+        cx = min(max(box[0] + c, 0.0), s - 1.0)
+        cy = min(max(box[1] + c, 0.0), s - 1.0)
+        w = min(max(box[2], lo), float(s))
+        h = min(max(box[3], lo), float(s))
+        deltas = self.backend.refine_box(roi_in_crop((cx, cy, w, h)))
+        rx, ry, rw, rh = apply_box_deltas((cx, cy, w, h), deltas, self._box_stds)
+        return rx - c, ry - c, rw, rh
+
+    def _mask(
+        self, crop_centre_frame: tuple[float, float], scale_z: float, frame_wh: tuple[int, int]
+    ) -> tuple[FrameMask, np.ndarray]:
+        """Mask on the smoothed box (mapped into this frame's crop), pasted back; rotated box or axis box."""
+        cx0, cy0 = crop_centre_frame
+        cx, cy = self.center
+        w, h = self.size
+        c = self._crop_c
+        roi = roi_in_crop((c + (cx - cx0) * scale_z, c + (cy - cy0) * scale_z, w * scale_z, h * scale_z))
+        out = np.asarray(self.backend.refine_mask(roi))
+        m = self._mask_size
+        if out.shape != (1, 1, m, m) or not np.isfinite(out).all():
+            raise BackendOutputError(
+                f"backend refine_mask() must return finite (1, 1, {m}, {m}) probabilities, got {out.shape} "
+                f"{out.dtype}{'' if np.isfinite(out).all() else ' with NaN/inf'} (model.refine.mask_size "
+                "must match the exported model)"
+            )
+        # mask px -> crop px (geometry convention) -> frame px (pysot crop mapping), both axis-aligned
+        to_crop = mask_to_crop_affine(roi[0, 1:], m)
+        to_frame = np.array(
+            [
+                [to_crop[0, 0] / scale_z, 0.0, cx0 + (to_crop[0, 2] - c) / scale_z],
+                [0.0, to_crop[1, 1] / scale_z, cy0 + (to_crop[1, 2] - c) / scale_z],
+            ]
+        )
+        mask = paste_mask(out[0, 0], to_frame, frame_wh, self._mask_threshold)
+        polygon = mask_polygon(mask, _MIN_CONTOUR_AREA)
+        if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left
+            x1, y1 = cx - w / 2.0, cy - h / 2.0
+            polygon = np.array([[x1, y1], [x1 + w, y1], [x1 + w, y1 + h], [x1, y1 + h]], dtype=np.float32)
+        return mask, polygon
