@@ -3,5 +3,6 @@
 from .deform_conv import deform_conv2d
 from .deform_roi_pool import deform_roi_pool
 from .modules import DeformConv2d, DeformRoIPool
+from .xcorr import xcorr_depthwise
 
-__all__ = ["DeformConv2d", "DeformRoIPool", "deform_conv2d", "deform_roi_pool"]
+__all__ = ["DeformConv2d", "DeformRoIPool", "deform_conv2d", "deform_roi_pool", "xcorr_depthwise"]

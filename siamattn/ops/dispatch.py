@@ -13,10 +13,12 @@ from typing import Any
 
 from .deform_conv import deform_conv2d as _ref_deform_conv2d
 from .deform_roi_pool import deform_roi_pool as _ref_deform_roi_pool
+from .xcorr import xcorr_depthwise as _ref_xcorr_depthwise
 
 _impl: dict[str, Callable[..., Any]] = {
     "deform_conv2d": _ref_deform_conv2d,
     "deform_roi_pool": _ref_deform_roi_pool,
+    "xcorr_depthwise": _ref_xcorr_depthwise,
 }
 
 
@@ -26,6 +28,10 @@ def deform_conv2d(*args: Any) -> Any:
 
 def deform_roi_pool(*args: Any) -> Any:
     return _impl["deform_roi_pool"](*args)
+
+
+def xcorr_depthwise(*args: Any) -> Any:
+    return _impl["xcorr_depthwise"](*args)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,104 @@
+"""Deformable Siamese Attention (DSA), one module per feature level, shared by both branches.
+
+For search features X and template features Z (C channels, reshaped to C x N):
+
+* spatial self-attention  S_s(X) = alpha * V A + X,  A = softmax over columns of Q^T K  (N x N)
+* channel self-attention  S_c(X) = beta * softmax_row(X X^T) X + X                  (C x C)
+* self-attention          S(X) = S_s(X) + S_c(X)
+* cross-attention         C(X) = gamma * A_z X + X with A_z = softmax_row(Z Z^T) from the other branch
+* attentional features    3x3 deformable conv of S(X) + C(X)        (and symmetrically for Z with A_x)
+
+Deployment split: everything about Z that does not depend on X (its "fixed part" S(Z) + Z and A_z) is
+computed once per video by :meth:`template_part`; :meth:`search_part` finishes both branches per frame.
+:meth:`forward` computes the same thing directly for training, written independently so tests can check
+the split against it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from siamattn.config import AttentionConfig
+from siamattn.ops import DeformConv2d
+
+
+def channel_affinity(f: Tensor) -> Tensor:
+    """softmax_row(F F^T) for F [B,C,H,W] -> [B,C,C]. Kept in FP32: the Gram entries sum N products and
+    overflow or saturate in FP16."""
+    flat = f.flatten(2).float()
+    return torch.softmax(torch.bmm(flat, flat.transpose(1, 2)), dim=-1).to(f.dtype)
+
+
+def apply_affinity(a: Tensor, f: Tensor) -> Tensor:
+    """A F for A [B,C,C] and F [B,C,H,W] -> [B,C,H,W]."""
+    return torch.bmm(a, f.flatten(2)).view_as(f)
+
+
+class DSA(nn.Module):
+    def __init__(self, channels: int, cfg: AttentionConfig) -> None:
+        super().__init__()
+        self.use_self, self.use_cross = cfg.self_attention, cfg.cross_attention
+        if self.use_self:
+            reduced = max(channels // cfg.reduction, 1)
+            self.query = nn.Conv2d(channels, reduced, 1)
+            self.key = nn.Conv2d(channels, reduced, 1)
+            self.value = nn.Conv2d(channels, channels, 1)
+            self.alpha = nn.Parameter(torch.zeros(1))
+            self.beta = nn.Parameter(torch.zeros(1))
+        if self.use_cross:
+            self.gamma = nn.Parameter(torch.zeros(1))
+        self.out: nn.Module
+        if cfg.deformable:
+            self.out = DeformConv2d(channels, channels, 3, padding=1)
+        elif cfg.enabled:
+            self.out = nn.Conv2d(channels, channels, 3, padding=1)
+        else:  # SiamRPN++ baseline: no DSA at all
+            self.out = nn.Identity()
+
+    # -- pieces ------------------------------------------------------------------------------------
+    def spatial(self, f: Tensor) -> Tensor:
+        q = self.query(f).flatten(2)  # [B,C',N]
+        k = self.key(f).flatten(2)
+        v = self.value(f).flatten(2)  # [B,C,N]
+        # Column-wise softmax of Q^T K: output position j mixes values of all positions i with weights
+        # summing to one over i.
+        a = torch.softmax(torch.bmm(q.transpose(1, 2).float(), k.float()), dim=1).to(f.dtype)  # [B,N,N]
+        return self.alpha * torch.bmm(v, a).view_as(f) + f
+
+    def self_attention(self, f: Tensor) -> Tensor:
+        return self.spatial(f) + (self.beta * apply_affinity(channel_affinity(f), f) + f)
+
+    def fixed_part(self, f: Tensor) -> Tensor:
+        """The part of the attentional features that needs only this branch's own features."""
+        if self.use_self:
+            return self.self_attention(f) + f if self.use_cross else self.self_attention(f)
+        return f
+
+    # -- deployment split -------------------------------------------------------------------------
+    def template_part(self, zf: Tensor) -> dict[str, Tensor]:
+        """Per-video cache for this level. With cross-attention: raw features, fixed part and Z's channel
+        affinity. Without it, Z's attentional features do not depend on X and are computed completely."""
+        if not self.use_cross:
+            return {"att": self.out(self.fixed_part(zf))}
+        return {"feat": zf, "fixed": self.fixed_part(zf), "affinity": channel_affinity(zf)}
+
+    def search_part(self, xf: Tensor, cache: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Per-frame: attentional features (z_att, x_att) from the search features and the template cache."""
+        if not self.use_cross:
+            return cache["att"], self.out(self.fixed_part(xf))
+        x_att = self.fixed_part(xf) + self.gamma * apply_affinity(cache["affinity"], xf)
+        z_att = cache["fixed"] + self.gamma * apply_affinity(channel_affinity(xf), cache["feat"])
+        return self.out(z_att), self.out(x_att)
+
+    # -- training forward ------------------------------------------------------------------------
+    def forward(self, zf: Tensor, xf: Tensor) -> tuple[Tensor, Tensor]:
+        def attend(f: Tensor, other: Tensor) -> Tensor:
+            terms = []
+            if self.use_self:
+                terms.append(self.self_attention(f))
+            if self.use_cross:
+                terms.append(self.gamma * apply_affinity(channel_affinity(other), f) + f)
+            return sum(terms[1:], terms[0]) if terms else f
+
+        return self.out(attend(zf, xf)), self.out(attend(xf, zf))

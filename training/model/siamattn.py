@@ -1,0 +1,115 @@
+"""The SiamAttn network and its inference split.
+
+Deployment runs four stages (the export stage turns each into a graph):
+
+* :meth:`SiamAttn.template`     once per video: template image -> named cache tensors (X-independent part)
+* :meth:`SiamAttn.search`       per frame: search image + cache -> cls/loc maps + refinement features
+* :meth:`SiamAttn.refine_box`   per frame, on the RoI chosen by host post-processing -> box deltas
+* :meth:`SiamAttn.refine_mask`  per frame, on the smoothed box -> mask probabilities
+
+:meth:`SiamAttn.forward` (training) computes the same network on batches of pairs without the split.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from siamattn.config import Config
+
+from .attention import DSA
+from .backbone import AtrousResNet50, Neck
+from .refine import RegionRefinement
+from .rpn import MultiRPN
+
+LEVELS = 3
+
+
+class SiamAttn(nn.Module):
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.backbone = AtrousResNet50(m.backbone)
+        ch = self.backbone.channels
+        c = m.neck.channels
+        self.neck = Neck(ch[2:], m.neck)
+        self.dsa = nn.ModuleList(DSA(c, m.attention) for _ in range(LEVELS))
+        self.rpn = MultiRPN(LEVELS, c, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
+        self.refine: RegionRefinement | None = None
+        if m.refine.enabled:
+            self.refine = RegionRefinement(c, LEVELS, ch[0], ch[1], m.refine, cfg.tracker.instance_size,
+                                           cfg.tracker.score_size)
+
+    @property
+    def has_refine(self) -> bool:
+        return self.refine is not None
+
+    @property
+    def has_mask(self) -> bool:
+        return self.refine is not None and self.refine.has_mask
+
+    # -- deployment split -------------------------------------------------------------------------
+    def template(self, z: Tensor) -> dict[str, Tensor]:
+        """z [B,3,127,127] BGR 0..255 -> cache tensors named ``z{level}_{part}``."""
+        zf = self.neck(self.backbone(z)[2:])
+        cache: dict[str, Tensor] = {}
+        for i, (dsa, f) in enumerate(zip(self.dsa, zf, strict=True)):
+            cache.update({f"z{i}_{k}": v for k, v in dsa.template_part(f).items()})
+        return cache
+
+    def search(self, x: Tensor, cache: dict[str, Tensor]) -> dict[str, Tensor]:
+        """x [B,3,255,255] + template cache -> cls [B,2k,25,25], loc [B,4k,25,25] and, with refinement,
+        box_feat [B,C,25,25] and mask_feat [B,Cm,63,63]."""
+        stem, layer1, *rest = self.backbone(x)
+        xf = self.neck(rest)
+        z_att, x_att = [], []
+        for i, (dsa, f) in enumerate(zip(self.dsa, xf, strict=True)):
+            prefix = f"z{i}_"
+            level = {k[len(prefix):]: v for k, v in cache.items() if k.startswith(prefix)}
+            za, xa = dsa.search_part(f, level)
+            z_att.append(za)
+            x_att.append(xa)
+        cls, loc = self.rpn(z_att, x_att)
+        out = {"cls": cls, "loc": loc}
+        if self.refine is not None:
+            box_feat, mask_feat = self.refine.features(z_att, x_att, stem, layer1)
+            out["box_feat"] = box_feat
+            if mask_feat is not None:
+                out["mask_feat"] = mask_feat
+        return out
+
+    def refine_box(self, box_feat: Tensor, rois: Tensor) -> Tensor:
+        """rois [K,5] (batch, x1, y1, x2, y2) in search-crop pixels -> deltas [K,4]."""
+        if self.refine is None:
+            raise RuntimeError("this model has no region refinement (model.refine.enabled: false)")
+        return self.refine.box_deltas(box_feat, rois)
+
+    def refine_mask(self, mask_feat: Tensor, rois: Tensor) -> Tensor:
+        """rois [K,5] -> mask probabilities [K,1,64,64] over each RoI."""
+        if self.refine is None or not self.refine.has_mask:
+            raise RuntimeError("this model has no mask head (model.refine.mask: false)")
+        return torch.sigmoid(self.refine.mask_logits(mask_feat, rois))
+
+    # -- training forward --------------------------------------------------------------------------
+    def forward(self, z: Tensor, x: Tensor, rois: Tensor | None = None) -> dict[str, Tensor]:
+        """Pairs z [B,3,127,127], x [B,3,255,255]; optional RoIs [K,5] for the refinement heads.
+        Returns cls, loc and, given RoIs, box deltas [K,4] and mask logits [K,1,64,64]."""
+        zf = self.neck(self.backbone(z)[2:])
+        stem, layer1, *rest = self.backbone(x)
+        xf = self.neck(rest)
+        pairs = [dsa(a, b) for dsa, a, b in zip(self.dsa, zf, xf, strict=True)]
+        z_att = [p[0] for p in pairs]
+        x_att = [p[1] for p in pairs]
+        cls, loc = self.rpn(z_att, x_att)
+        out = {"cls": cls, "loc": loc}
+        if self.refine is not None and rois is not None:
+            box_feat, mask_feat = self.refine.features(z_att, x_att, stem, layer1)
+            out["box"] = self.refine.box_deltas(box_feat, rois)
+            if mask_feat is not None:
+                out["mask_logits"] = self.refine.mask_logits(mask_feat, rois)
+        return out
+
+
+def build_model(cfg: Config) -> SiamAttn:
+    return SiamAttn(cfg)
