@@ -1,0 +1,38 @@
+# The two commands a new user needs (both set everything up on a fresh machine):
+#   make demo   - install, then export the shipped demo model and track a real clip (annotated video + check)
+#   make test   - install, then run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing siamattn-trt with its dev/test dependencies"
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned, so pip does not pick a different build while resolving the extras
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e ".[dev,tensorrt-rtx]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/siamattn demo
+
+# pytest exits 5 when it collects no test; that is a failure of the suite, not a pass, so it is not masked.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/model.py --config siamattn_r50
+
+clean-venv:
+	rm -rf $(VENV)
