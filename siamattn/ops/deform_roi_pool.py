@@ -93,13 +93,15 @@ def deform_roi_pool(
     bw, bh = rw / pw, rh / ph
 
     if sampling_ratio > 0:
+        # Fixed grid: sizes known on the host, so no device sync (keeps CUDA-graph capture possible).
         gw = torch.full((k,), sampling_ratio, device=feat.device, dtype=torch.long)
         gh = gw
+        gw_max = gh_max = sampling_ratio
     else:
         gw = torch.ceil(bw.detach()).long()
         gh = torch.ceil(bh.detach()).long()
-    gw_max = max(int(gw.max().item()), 1)
-    gh_max = max(int(gh.max().item()), 1)
+        gw_max = max(int(gw.max().item()), 1)
+        gh_max = max(int(gh.max().item()), 1)
 
     # Bin origins [K,PH,PW], shifted by the learned offsets (scaled by the un-shifted RoI size).
     bin_x = torch.arange(pw, device=feat.device, dtype=dtype)
