@@ -229,3 +229,17 @@ def test_deform_conv_module_starts_as_plain_conv_and_learns_offsets():
     torch.testing.assert_close(m(x), F.conv2d(x, m.weight, m.bias, padding=1))
     m(x).square().sum().backward()
     assert m.offset.weight.grad is not None and m.offset.weight.grad.abs().sum() > 0
+
+
+def test_deform_roi_pool_fp16_features_keep_fp32_coordinates():
+    # RoIs near 200 px: FP16 coordinates would be off by up to 1/16 px; only the feature values may round.
+    g = torch.Generator().manual_seed(5)
+    feat = torch.randn(1, 8, 25, 25, generator=g)
+    rois = torch.tensor([[0, 100.3, 120.7, 180.1, 200.9], [0, 201.13, 7.9, 254.2, 90.05]])
+    offset = 0.3 * torch.randn(2, 2, 4, 4, generator=g)
+    ref = deform_roi_pool(feat.double(), rois.double(), offset.double(), 4, 25 / 255, 2)
+    half = deform_roi_pool(feat.half(), rois, offset.half(), 4, 25 / 255, 2)
+    assert half.dtype == torch.float16
+    # Feature rounding (2^-11 relative) and output rounding bound the error; coordinate rounding would not.
+    bound = 2 * 2**-11 * float(feat.abs().max())
+    assert float((half.double() - ref).abs().max()) < bound

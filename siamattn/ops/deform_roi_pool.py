@@ -83,7 +83,9 @@ def deform_roi_pool(
     k = rois.shape[0]
     if k == 0:
         return feat.new_zeros((0, c, ph, pw))
-    dtype = feat.dtype
+    # Coordinates, interpolation weights and accumulation stay in (at least) FP32 even for FP16 features:
+    # at 128..256 px FP16 resolves only 1/8 px.
+    dtype = torch.promote_types(feat.dtype, torch.float32)
     rois = rois.to(dtype)
     batch = rois[:, 0].long()
     sx = rois[:, 1] * spatial_scale - 0.5
@@ -129,12 +131,12 @@ def deform_roi_pool(
         for xi, wx in cols:
             idx = base + yi[..., :, None] * w + xi[..., None, :]
             wgt = (wy[..., :, None] * wx[..., None, :]) * valid.to(dtype)
-            vals = flat.index_select(0, idx.reshape(-1)).view(*idx.shape, c)
+            vals = flat.index_select(0, idx.reshape(-1)).view(*idx.shape, c).to(dtype)
             term = (vals * wgt[..., None]).sum(dim=(3, 4))  # [K,PH,PW,C]
             acc = term if acc is None else acc + term
     count = (gh * gw).clamp(min=1).to(dtype)[:, None, None, None]
     # A RoI whose grid is empty on either axis (zero/negative size) pools to 0: the mask above already zeroes
     # every sample, and count guards the division.
     out = acc / count
-    return out.permute(0, 3, 1, 2).contiguous()
+    return out.permute(0, 3, 1, 2).contiguous().to(feat.dtype)
 
