@@ -1,0 +1,171 @@
+// Per-element arithmetic of DeformConv2d and DeformRoIPool, shared verbatim by the CPU library and the CUDA
+// kernels (host/device inline functions), so the CPU-only tests exercise the arithmetic the GPU runs.
+// Everything here is FP32: callers convert loaded FP16 values to float before they reach these functions.
+#pragma once
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "siamattn_deform.h"
+
+#if defined(__CUDACC__)
+#define SA_HD __host__ __device__ __forceinline__
+#else
+#define SA_HD inline
+#endif
+
+namespace siamattn {
+
+// Output-independent geometry of one DeformConv2d call, precomputed once per launch.
+struct ConvGeom {
+    int channels, height, width;
+    int kernel_h, kernel_w, taps;  // taps = kernel_h * kernel_w
+    int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;  // pad_* = begin pads
+    int out_h, out_w;
+    int offset_groups, channels_per_offset_group;
+    int has_mask;
+};
+
+inline ConvGeom make_conv_geom(const siamattn_deform_conv_params& p) {
+    ConvGeom g;
+    g.channels = p.in_channels;
+    g.height = p.in_h;
+    g.width = p.in_w;
+    g.kernel_h = p.kernel_h;
+    g.kernel_w = p.kernel_w;
+    g.taps = p.kernel_h * p.kernel_w;
+    g.stride_h = p.stride_h;
+    g.stride_w = p.stride_w;
+    g.pad_h = p.pad_h_begin;
+    g.pad_w = p.pad_w_begin;
+    g.dilation_h = p.dilation_h;
+    g.dilation_w = p.dilation_w;
+    g.out_h = p.out_h;
+    g.out_w = p.out_w;
+    g.offset_groups = p.offset_groups;
+    g.channels_per_offset_group = p.in_channels / p.offset_groups;
+    g.has_mask = p.has_mask;
+    return g;
+}
+
+// Bilinear sample with the DeformConv border rule: 0 when y <= -1, y >= H, x <= -1 or x >= W (NaN too);
+// otherwise each of the four corners contributes only if it lies inside the image.
+// `at(row, col)` returns the float value of an in-image pixel.
+template <typename Fetch>
+SA_HD float deform_conv_bilinear(const Fetch& at, int height, int width, float y, float x) {
+    if (!(y > -1.0f && y < (float)height && x > -1.0f && x < (float)width)) return 0.0f;
+    const float yf = floorf(y), xf = floorf(x);
+    const int y0 = (int)yf, x0 = (int)xf, y1 = y0 + 1, x1 = x0 + 1;
+    const float ly = y - yf, lx = x - xf, hy = 1.0f - ly, hx = 1.0f - lx;
+    const float v00 = (y0 >= 0 && x0 >= 0) ? at(y0, x0) : 0.0f;
+    const float v01 = (y0 >= 0 && x1 < width) ? at(y0, x1) : 0.0f;
+    const float v10 = (y1 < height && x0 >= 0) ? at(y1, x0) : 0.0f;
+    const float v11 = (y1 < height && x1 < width) ? at(y1, x1) : 0.0f;
+    return hy * hx * v00 + hy * lx * v01 + ly * hx * v10 + ly * lx * v11;
+}
+
+// Index of the dy value of (image n, offset group og, tap, output pixel pix) in the offset tensor;
+// dx follows one channel (out_h*out_w elements) later.
+SA_HD size_t conv_offset_index(const ConvGeom& g, int n, int og, int tap, int pix) {
+    const size_t plane = (size_t)g.out_h * g.out_w;
+    const size_t ch = ((size_t)n * g.offset_groups + og) * 2 * g.taps + 2 * (size_t)tap;
+    return ch * plane + (size_t)pix;
+}
+
+SA_HD size_t conv_mask_index(const ConvGeom& g, int n, int og, int tap, int pix) {
+    const size_t plane = (size_t)g.out_h * g.out_w;
+    return (((size_t)n * g.offset_groups + og) * g.taps + (size_t)tap) * plane + (size_t)pix;
+}
+
+// One im2col entry: input channel plane sampled at tap (i, j) of output pixel (oy, ox), moved by (dy, dx)
+// and scaled by the DCNv2 modulation `m` (1 for DCNv1).
+template <typename Fetch>
+SA_HD float deform_conv_column_value(const Fetch& plane, const ConvGeom& g, int i, int j, int oy, int ox,
+                                     float dy, float dx, float m) {
+    const float y = (float)(oy * g.stride_h - g.pad_h + i * g.dilation_h) + dy;
+    const float x = (float)(ox * g.stride_w - g.pad_w + j * g.dilation_w) + dx;
+    return m * deform_conv_bilinear(plane, g.height, g.width, y, x);
+}
+
+// Bilinear sample with the RoIAlign rule used by mmcv's DeformRoIPool: 0 outside [-1, H] x [-1, W];
+// negative coordinates clamp to 0 and coordinates past the last row/column clamp to it.
+template <typename Fetch>
+SA_HD float roi_align_bilinear(const Fetch& at, int height, int width, float y, float x) {
+    if (!(y >= -1.0f && y <= (float)height && x >= -1.0f && x <= (float)width)) return 0.0f;
+    if (y <= 0.0f) y = 0.0f;
+    if (x <= 0.0f) x = 0.0f;
+    int y0 = (int)y, x0 = (int)x, y1, x1;
+    if (y0 >= height - 1) {
+        y0 = y1 = height - 1;
+        y = (float)y0;
+    } else {
+        y1 = y0 + 1;
+    }
+    if (x0 >= width - 1) {
+        x0 = x1 = width - 1;
+        x = (float)x0;
+    } else {
+        x1 = x0 + 1;
+    }
+    const float ly = y - (float)y0, lx = x - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
+    return hy * hx * at(y0, x0) + hy * lx * at(y0, x1) + ly * hx * at(y1, x0) + ly * lx * at(y1, x1);
+}
+
+// Largest per-bin sampling grid side; only absurd RoIs (thousands of bins' worth of pixels per bin) reach it.
+// It keeps a garbage RoI from turning into an effectively endless loop inside a kernel.
+constexpr int kMaxRoiGrid = 1024;
+
+struct RoiBox {
+    float x1, y1, x2, y2;
+};
+
+// Output value of bin (ph, pw) of one RoI and one channel plane: the mean of grid_h x grid_w bilinear
+// samples. `off_x`, `off_y` are the raw (dx, dy) offsets of the bin (ignored unless has_offset).
+template <typename Fetch>
+SA_HD float deform_roi_pool_bin(const Fetch& plane, const siamattn_deform_roi_pool_params& p, RoiBox box,
+                                int ph, int pw, float off_x, float off_y) {
+    float start_x = box.x1 * p.spatial_scale - 0.5f;
+    float start_y = box.y1 * p.spatial_scale - 0.5f;
+    const float roi_w = box.x2 * p.spatial_scale - 0.5f - start_x;
+    const float roi_h = box.y2 * p.spatial_scale - 0.5f - start_y;
+    const float bin_w = roi_w / (float)p.pooled_w;
+    const float bin_h = roi_h / (float)p.pooled_h;
+    if (!(isfinite(bin_w) && isfinite(bin_h))) return 0.0f;
+    int grid_h = p.sampling_ratio;
+    int grid_w = p.sampling_ratio;
+    if (p.sampling_ratio <= 0) {
+        // Adaptive grid; a negative-size RoI gives a grid of 0 samples and so an output of 0, as in mmcv.
+        const float ch = ceilf(bin_h), cw = ceilf(bin_w);
+        grid_h = ch <= 0.0f ? 0 : (ch >= (float)kMaxRoiGrid ? kMaxRoiGrid : (int)ch);
+        grid_w = cw <= 0.0f ? 0 : (cw >= (float)kMaxRoiGrid ? kMaxRoiGrid : (int)cw);
+    }
+    if (p.has_offset) {
+        start_x += p.gamma * roi_w * off_x;
+        start_y += p.gamma * roi_h * off_y;
+    }
+    const int count = grid_h * grid_w > 1 ? grid_h * grid_w : 1;
+    float acc = 0.0f;
+    for (int iy = 0; iy < grid_h; ++iy) {
+        const float y = start_y + (float)ph * bin_h + ((float)iy + 0.5f) * bin_h / (float)grid_h;
+        for (int ix = 0; ix < grid_w; ++ix) {
+            const float x = start_x + (float)pw * bin_w + ((float)ix + 0.5f) * bin_w / (float)grid_w;
+            acc += roi_align_bilinear(plane, p.in_h, p.in_w, y, x);
+        }
+    }
+    return acc / (float)count;
+}
+
+// Batch images whose im2col columns the CUDA path materialises at once: as many as fit in 64 MiB, at least 1.
+// Shared by the workspace query and the launcher, so the two always agree.
+inline int conv_batch_chunk(const siamattn_deform_conv_params& p, size_t elem_bytes) {
+    const size_t per_image =
+        (size_t)p.in_channels * p.kernel_h * p.kernel_w * (size_t)p.out_h * p.out_w * elem_bytes;
+    const size_t budget = (size_t)64 << 20;
+    size_t chunk = per_image == 0 ? 1 : budget / per_image;
+    if (chunk < 1) chunk = 1;
+    if (chunk > (size_t)p.batch) chunk = (size_t)p.batch;
+    return (int)chunk;
+}
+
+}  // namespace siamattn
