@@ -149,7 +149,8 @@ def get_subwindow(
     x0, y0 = subwindow_bounds(center, crop_size)
     x1, y1 = x0 + crop_size, y0 + crop_size  # exclusive
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    pad_value = [float(v) for v in pad] + [0.0] * (4 - len(pad))
+    # pysot writes the float mean into a uint8 canvas: truncation (OpenCV would round it)
+    pad_value = [float(int(min(max(v, 0.0), 255.0))) for v in pad] + [0.0] * (4 - len(pad))
     if ix0 >= ix1 or iy0 >= iy1:  # window entirely outside the frame: all padding (resized or not)
         patch = np.empty((out_size, out_size, c), dtype=np.uint8)
         patch[...] = np.asarray(pad_value[:c], dtype=np.uint8)

@@ -102,9 +102,9 @@ class Tracker:
 
     def init(self, frame: np.ndarray, box_xywh: object) -> None:
         """Start a video: ``box_xywh`` = (x, y, w, h) of the target in ``frame`` (pixels)."""
+        self._info = None  # a failed init leaves the tracker uninitialised, never tracking the old target
         img, info = validate_frame(frame)
         x, y, w, h = validate_box(box_xywh, info)
-        self._info = None  # stays unset if the backend fails below
         self.center = (x + (w - 1) / 2.0, y + (h - 1) / 2.0)
         self.size = (w, h)
         s_z = max(1, round(self._context_size(w, h)))  # pysot rounds at init (half to even)
