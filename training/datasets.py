@@ -536,21 +536,40 @@ def _rle_decode(counts: Seq[int], height: int, width: int) -> np.ndarray:
     return flat.reshape((width, height)).T
 
 
+def _fill_polygon(points: np.ndarray, height: int, width: int, out: np.ndarray) -> None:
+    """Scanline fill (even-odd rule) of the pixels whose centres ``(x + 0.5, y + 0.5)`` lie inside the
+    polygon: a ``w x h`` rectangle fills exactly ``w * h`` pixels, close to pycocotools' rasteriser."""
+    x0, y0 = points[:, 0], points[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    lo, hi = max(int(np.floor(points[:, 1].min())), 0), min(int(np.ceil(points[:, 1].max())), height)
+    for row in range(lo, hi):
+        yc = row + 0.5
+        crossing = (y0 <= yc) != (y1 <= yc)  # half-open so a vertex on the line is counted once
+        if not crossing.any():
+            continue
+        t = (yc - y0[crossing]) / (y1[crossing] - y0[crossing])
+        xs = np.sort(x0[crossing] + t * (x1[crossing] - x0[crossing]))
+        for a, b in zip(xs[0::2], xs[1::2], strict=False):
+            # pixel x is inside when a <= x + 0.5 < b
+            c0, c1 = max(int(np.ceil(a - 0.5)), 0), min(int(np.ceil(b - 0.5)), width)
+            if c1 > c0:
+                out[row, c0:c1] ^= True
+
+
 def decode_coco_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
     """COCO ``segmentation`` (polygon list, uncompressed RLE or compressed RLE) -> bool ``[H, W]`` mask.
 
-    Polygons are filled with OpenCV at pixel centres, which can differ from pycocotools' rasteriser by a
-    pixel along the border; RLE decoding is exact.
+    Polygons are filled at pixel centres (several polygons of one object are OR-ed), which agrees with
+    pycocotools except for pixels whose centre lies on an edge; RLE decoding is exact.
     """
-    import cv2
-
     if isinstance(segmentation, list):
-        mask = np.zeros((height, width), dtype=np.uint8)
-        polys = [np.round(np.asarray(p, dtype=np.float64).reshape(-1, 2)).astype(np.int32)
-                 for p in segmentation if len(p) >= 6]
-        if polys:
-            cv2.fillPoly(mask, polys, 1)
-        return mask.astype(bool)
+        mask = np.zeros((height, width), dtype=bool)
+        for p in segmentation:
+            if len(p) >= 6:
+                part = np.zeros_like(mask)
+                _fill_polygon(np.asarray(p, dtype=np.float64).reshape(-1, 2), height, width, part)
+                mask |= part
+        return mask
     if isinstance(segmentation, dict) and "counts" in segmentation:
         h, w = segmentation.get("size", (height, width))
         counts = segmentation["counts"]
@@ -811,15 +830,18 @@ class MixedSampler:
 
     def _pick_sequence(self, rng: np.random.Generator, exclude: tuple[int, int] | None = None
                        ) -> tuple[int, int, np.ndarray]:
+        # The dataset is drawn once, so its share follows the weights even when some of its sequences
+        # have no visible frame; only the sequence is re-drawn.
+        d = int(rng.choice(len(self.datasets), p=self.weights))
         for _ in range(self.max_tries):
-            d = int(rng.choice(len(self.datasets), p=self.weights))
             s = int(rng.integers(len(self.datasets[d])))
             if (d, s) == exclude:
                 continue
             vis = np.flatnonzero(self.datasets[d].sequence(s).visible)
             if vis.size:
                 return d, s, vis
-        raise InputError(f"MixedSampler: no sequence with a visible frame found in {self.max_tries} draws")
+        raise InputError(f"MixedSampler: no sequence with a visible frame found in {self.max_tries} draws "
+                         f"from dataset '{self.datasets[d].name}' at {self.datasets[d].root}")
 
     def sample(self, k: int) -> PairIndex:
         """The ``k``-th pair of this sampler's stream."""
