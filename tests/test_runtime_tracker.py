@@ -1,0 +1,359 @@
+"""The backend-agnostic Tracker over a fake numpy backend whose outputs make every step predictable by hand."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from siamattn.config import load_config
+from siamattn.errors import InputError
+from siamattn.runtime import Backend, BackendOutputError, FrameMask, Tracker, TrackResult
+
+K, S = 5, 25
+N = K * S * S
+SQUARE = 2  # ratio 1.0 anchor: 64 x 64
+LOG9 = math.log(9.0)  # foreground logit vs background 0: score 0.9
+PEAK_DELTAS = (0.25, 0.0, math.log(1.25), 0.0)  # on the square anchor two cells right: box (32, 0, 80, 64)
+
+
+def idx(a: int, y: int, x: int) -> int:
+    return a * S * S + y * S + x
+
+
+class FakeBackend:
+    """cls/loc with one peak at a chosen anchor; records what the tracker sends."""
+
+    def __init__(self, peak=(SQUARE, 12, 14), fg_logit=LOG9, deltas=PEAK_DELTAS, refine=False, mask=False,
+                 refine_deltas=(0.0, 0.0, 0.0, 0.0), mask_value=None):
+        self.has_refine = refine
+        self.has_mask = mask
+        self.cls = np.zeros((1, 2 * K, S, S), np.float32)
+        flat = self.cls.reshape(2, N)
+        flat[0], flat[1] = 10.0, -10.0  # everything else: background
+        i = idx(*peak)
+        flat[0, i], flat[1, i] = 0.0, fg_logit
+        self.loc = np.zeros((1, 4 * K, S, S), np.float32)
+        self.loc.reshape(4, N)[:, i] = deltas
+        self.refine_deltas = np.array([refine_deltas], np.float32)
+        self.mask = np.ones((1, 1, 64, 64), np.float32) if mask_value is None else mask_value
+        self.calls: list[str] = []
+        self.template = None
+        self.last_x = None
+        self.rois: dict[str, np.ndarray] = {}
+
+    def init_template(self, z_crop):
+        self.calls.append("template")
+        self.template = z_crop.copy()
+
+    def search(self, x_crop):
+        self.calls.append("search")
+        self.last_x = x_crop  # tests look at it before the next call
+        return self.cls, self.loc
+
+    def refine_box(self, roi):
+        self.calls.append("box")
+        self.rois["box"] = roi.copy()
+        return self.refine_deltas
+
+    def refine_mask(self, roi):
+        self.calls.append("mask")
+        self.rois["mask"] = roi.copy()
+        return self.mask
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("siamattn_r50")  # penalty_k 0.10, window_influence 0.25, lr 0.45, mask 0.2
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+
+
+INIT = (300.0, 200.0, 64.0, 64.0)  # centre (331.5, 231.5); s_z = round(sqrt(128 * 128)) = 128
+SCALE_Z = 127 / 128
+PENALTY = 0.9593365  # see test_runtime_postprocess: 80x64 prediction vs a 63.5 x 63.5 target
+LR = PENALTY * 0.9 * 0.45
+
+
+def expected_state(dx_crop: float, dy_crop: float, w_crop: float, h_crop: float):
+    """pysot's update by hand: centre moves by offset/scale_z, size smoothed with lr, no clipping needed."""
+    cx = 331.5 + dx_crop / SCALE_Z
+    cy = 231.5 + dy_crop / SCALE_Z
+    w = 64 * (1 - LR) + (w_crop / SCALE_Z) * LR
+    h = 64 * (1 - LR) + (h_crop / SCALE_Z) * LR
+    return cx, cy, w, h
+
+
+def test_backend_protocol_is_runtime_checkable():
+    assert isinstance(FakeBackend(), Backend)
+    with pytest.raises(TypeError, match="missing"):
+        Tracker(object(), load_config("tiny"))
+
+
+def test_rpn_only_step_by_hand(cfg, frame):
+    be = FakeBackend()
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    assert be.template.shape == (1, 3, 127, 127) and be.template.dtype == np.float32
+    res = tr.track(frame)
+    # search crop: round(128 * 255/127) = round(257.0079) = 257 px; xmin = floor(331.5 - 129 + 0.5) = 203,
+    # ymin = 103; inside the frame, so exactly cv2.resize of frame[103:360, 203:460]
+    want_x = cv2.resize(frame[103:360, 203:460], (255, 255)).transpose(2, 0, 1)[None].astype(np.float32)
+    np.testing.assert_array_equal(be.last_x, want_x)
+    # peak: square anchor at (y=12, x=14) -> centre (16, 0); deltas -> (32, 0, 80, 64) in the crop
+    cx, cy, w, h = expected_state(32.0, 0.0, 80.0, 64.0)
+    assert res.box == pytest.approx((cx - w / 2, cy - h / 2, w, h), rel=1e-6)
+    assert res.score == pytest.approx(0.9)
+    assert res.best_index == idx(SQUARE, 12, 14)
+    assert res.polygon is None and res.mask is None
+    assert tr.center == pytest.approx((cx, cy)) and tr.size == pytest.approx((w, h))
+    assert be.calls == ["template", "search"]
+    assert set(res.timings_ms) == {"crop", "search", "post", "refine", "mask", "total"}
+    assert all(v >= 0 for v in res.timings_ms.values()) and res.timings_ms["total"] > 0
+
+
+def test_refinement_roi_and_decode_by_hand(cfg, frame):
+    be = FakeBackend(refine=True, refine_deltas=(1.0, -0.5, math.log(1.1) / 0.2, 0.0))
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    # RPN box (32, 0, 80, 64) -> crop px centre (159, 127) -> RoI [0, 119, 95, 199, 159]
+    np.testing.assert_allclose(be.rois["box"], [[0, 119, 95, 199, 159]])
+    assert be.rois["box"].dtype == np.float32
+    # deltas x stds (0.1, 0.1, 0.2, 0.2): cx = 159 + 1*0.1*80 = 167, cy = 127 - 0.5*0.1*64 = 123.8,
+    # w = 80 * 1.1 = 88, h = 64 -> offsets (40, -3.2); lr still from the RPN's penalty * score
+    cx, cy, w, h = expected_state(40.0, -3.2, 88.0, 64.0)
+    assert res.box == pytest.approx((cx - w / 2, cy - h / 2, w, h), rel=1e-6)
+    assert be.calls == ["template", "search", "box"]
+
+
+def test_refine_box_switch_in_config(frame):
+    cfg = load_config("siamattn_r50", ["tracker.refine_box=false"])
+    be = FakeBackend(refine=True, refine_deltas=(5.0, 5.0, 5.0, 5.0))
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    cx, cy, w, h = expected_state(32.0, 0.0, 80.0, 64.0)
+    assert res.box == pytest.approx((cx - w / 2, cy - h / 2, w, h), rel=1e-6)
+    assert "box" not in be.calls
+
+
+def test_rpn_box_is_clipped_to_the_crop_before_refinement(frame):
+    # no penalty and no window, so the far peak wins whatever its shape
+    cfg = load_config("siamattn_r50", ["tracker.penalty_k=0", "tracker.window_influence=0"])
+    # peak at the far corner with a huge size: centre offset 96 + 2*64 = 224 -> crop px 351 > 254
+    be = FakeBackend(peak=(SQUARE, 24, 24), fg_logit=20.0, deltas=(2.0, 2.0, 2.0, -5.0), refine=True)
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    tr.track(frame)
+    # centre clipped to 254 (last crop pixel), w = 64 e^2 = 473 -> 255, h = 64 e^-5 = 0.43 -> min_size 10
+    np.testing.assert_allclose(be.rois["box"], [[0, 254 - 127.5, 254 - 5, 254 + 127.5, 254 + 5]], atol=1e-4)
+
+
+def test_mask_on_the_smoothed_box_and_rotated_box(cfg, frame):
+    be = FakeBackend(refine=True, mask=True, refine_deltas=(1.0, -0.5, math.log(1.1) / 0.2, 0.0))
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    assert be.calls == ["template", "search", "box", "mask"]
+    cx, cy, w, h = expected_state(40.0, -3.2, 88.0, 64.0)
+    # the smoothed box mapped into this frame's crop (centre 127 <-> previous centre (331.5, 231.5))
+    mcx, mcy = 127 + (cx - 331.5) * SCALE_Z, 127 + (cy - 231.5) * SCALE_Z
+    mw, mh = w * SCALE_Z, h * SCALE_Z
+    np.testing.assert_allclose(
+        be.rois["mask"], [[0, mcx - mw / 2, mcy - mh / 2, mcx + mw / 2, mcy + mh / 2]], rtol=1e-6
+    )
+    # an all-ones mask tiles exactly the smoothed box: the mask and its rotated box are that box
+    assert isinstance(res.mask, FrameMask)
+    full = res.mask.to_frame()
+    ys, xs = np.nonzero(full)
+    x1, y1 = cx - w / 2, cy - h / 2
+    assert abs(xs.min() - x1) <= 1 and abs(xs.max() - (x1 + w)) <= 1
+    assert abs(ys.min() - y1) <= 1 and abs(ys.max() - (y1 + h)) <= 1
+    (pcx, pcy), (pw, ph), _ = cv2.minAreaRect(res.polygon)
+    assert (pcx, pcy) == pytest.approx((cx, cy), abs=1.0)
+    assert sorted((pw, ph)) == pytest.approx(sorted((w, h)), abs=2.0)
+
+
+def test_empty_mask_falls_back_to_the_axis_aligned_box(cfg, frame):
+    be = FakeBackend(refine=True, mask=True, mask_value=np.full((1, 1, 64, 64), 0.1, np.float32))  # < 0.2
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    x, y, w, h = res.box
+    np.testing.assert_allclose(res.polygon, [[x, y], [x + w, y], [x + w, y + h], [x, y + h]], rtol=1e-6)
+    assert res.mask.area == 0
+
+
+def test_target_leaving_the_frame_stays_at_the_border(cfg, frame):
+    # the peak keeps pushing right by 96 + 64 crop px a frame
+    be = FakeBackend(peak=(SQUARE, 12, 24), fg_logit=20.0, deltas=(1.0, 0.0, 0.0, 0.0), refine=True, mask=True)
+    tr = Tracker(be, cfg)
+    tr.init(frame, (560, 200, 64, 64))
+    for _ in range(30):
+        res = tr.track(frame)
+    cx, cy = tr.center
+    assert cx == 640.0  # clipped to the frame width, as the reference does
+    assert 0 < cy < 480 and tr.size[0] >= cfg.tracker.min_size
+    x, _, w, _ = res.box
+    assert x == pytest.approx(640 - w / 2)
+    assert np.isfinite(res.polygon).all()
+
+
+def test_track_before_init_and_frame_changes(cfg, frame):
+    tr = Tracker(FakeBackend(), cfg)
+    with pytest.raises(InputError, match="before init"):
+        tr.track(frame)
+    tr.init(frame, INIT)
+    tr.track(frame)
+    with pytest.raises(InputError, match=r"640x480x3 to 320x240x3 mid-video.*init\(\)"):
+        tr.track(frame[:240, :320])
+    with pytest.raises(InputError, match="640x480x3 to 640x480x1"):
+        tr.track(frame[:, :, 0])
+    with pytest.raises(InputError, match="None"):
+        tr.track(None)
+    with pytest.raises(InputError, match="uint8"):
+        tr.track(frame.astype(np.float32))
+    tr.track(frame)  # still usable after rejected frames
+
+
+def test_failed_init_leaves_tracker_uninitialised(cfg, frame):
+    tr = Tracker(FakeBackend(), cfg)
+    tr.init(frame, INIT)
+    with pytest.raises(InputError, match="outside"):
+        tr.init(frame, (1000, 1000, 10, 10))
+    assert not tr.initialized
+    with pytest.raises(InputError, match="before init"):
+        tr.track(frame)
+    with pytest.raises(InputError, match="positive"):
+        tr.init(frame, (10, 10, 0, 10))
+    with pytest.raises(InputError, match="NaN"):
+        tr.init(frame, (10, float("nan"), 10, 10))
+
+
+def test_new_video_with_another_size_needs_only_init(cfg, frame):
+    tr = Tracker(FakeBackend(), cfg)
+    tr.init(frame, INIT)
+    tr.track(frame)
+    small = np.ascontiguousarray(frame[:240, :320])
+    tr.init(small, (100, 100, 40, 40))
+    assert isinstance(tr.track(small), TrackResult)
+
+
+def test_gray_and_bgra_videos(cfg, frame):
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    be_gray, be_bgr = FakeBackend(), FakeBackend()
+    t_gray, t_bgr = Tracker(be_gray, cfg), Tracker(be_bgr, cfg)
+    t_gray.init(gray, INIT)
+    t_bgr.init(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), INIT)
+    np.testing.assert_array_equal(be_gray.template, be_bgr.template)
+    assert t_gray.track(gray).box == t_bgr.track(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)).box
+    be_bgra, be_color = FakeBackend(), FakeBackend()
+    Tracker(be_bgra, cfg).init(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA), INIT)  # alpha ignored
+    Tracker(be_color, cfg).init(frame, INIT)
+    np.testing.assert_array_equal(be_bgra.template, be_color.template)
+
+
+def test_bad_backend_outputs_are_clear_errors(cfg, frame):
+    be = FakeBackend()
+    be.cls = be.cls[:, :, :24]
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    with pytest.raises(BackendOutputError, match="re-export"):
+        tr.track(frame)
+    be = FakeBackend(refine=True, mask=True, mask_value=np.ones((1, 1, 32, 32), np.float32))
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    with pytest.raises(BackendOutputError, match=r"\(1, 1, 64, 64\)"):
+        tr.track(frame)
+    be = FakeBackend(refine=True, mask=True, mask_value=np.full((1, 1, 64, 64), np.nan, np.float32))
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    with pytest.raises(BackendOutputError, match="NaN"):
+        tr.track(frame)
+
+
+def test_backend_outputs_are_not_modified(cfg, frame):
+    be = FakeBackend(refine=True, mask=True)
+    cls, loc, mask = be.cls.copy(), be.loc.copy(), be.mask.copy()
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    tr.track(frame)
+    np.testing.assert_array_equal(be.cls, cls)
+    np.testing.assert_array_equal(be.loc, loc)
+    np.testing.assert_array_equal(be.mask, mask)
+
+
+def test_memory_stays_flat_over_2000_frames(cfg):
+    """Per-frame work allocates only transient arrays: traced memory after 2,000 frames equals the start."""
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (5, 5), 0)
+    # a peak that circles around and a real-looking mask, so crops, padding and contours all vary
+    backends = [
+        FakeBackend(peak=(SQUARE, 12 + dy, 12 + dx), deltas=(0.1, 0.1, 0.0, 0.0), refine=True, mask=True,
+                    refine_deltas=(0.2, -0.2, 0.1, -0.1))
+        for dx, dy in ((2, 0), (0, 2), (-2, 0), (0, -2))
+    ]
+    yy, xx = np.mgrid[0:64, 0:64]
+    blob = np.exp(-(((xx - 32) / 20.0) ** 2 + ((yy - 32) / 12.0) ** 2)).astype(np.float32)[None, None]
+    for be in backends:
+        be.mask = blob
+
+    class Cycling:
+        has_refine = True
+        has_mask = True
+
+        def __init__(self):
+            self.i = 0
+
+        def init_template(self, z):
+            pass
+
+        def search(self, x):
+            self.i += 1
+            return backends[self.i % 4].search(x)
+
+        def refine_box(self, roi):
+            return backends[0].refine_box(roi)
+
+        def refine_mask(self, roi):
+            return backends[0].refine_mask(roi)
+
+    for be in backends:  # the recorder lists would grow; this test is about the tracker
+        be.calls = _NoList()
+    tr = Tracker(Cycling(), cfg)
+    tr.init(frame, (140, 100, 40, 30))
+    for _ in range(100):
+        tr.track(frame)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(2000):
+            res = tr.track(frame)
+        assert res.polygon is not None
+        del res
+        end, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert end - base < 16 * 1024, f"grew by {end - base} bytes over 2000 frames"
+    assert peak - base < 2 * 1024 * 1024  # and no frame-sized temporaries beyond a few crops
+
+
+class _NoList(list):
+    def append(self, item):
+        pass
+
+
+def test_runtime_imports_without_torch():
+    code = "import sys, siamattn.runtime, siamattn.geometry; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
