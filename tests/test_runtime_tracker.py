@@ -357,3 +357,72 @@ class _NoList(list):
 def test_runtime_imports_without_torch():
     code = "import sys, siamattn.runtime, siamattn.geometry; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def _reference_rpn_step(cls, loc, center, size, frame_wh, t):
+    """pysot's RPN step written out anchor by anchor, from the REFERENCE §2 description (slow, scalar)."""
+    shapes = [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
+    hann = [0.5 - 0.5 * math.cos(2 * math.pi * i / (S - 1)) for i in range(S)]
+    w0, h0 = size
+    ctx = t.context_amount * (w0 + h0)
+    s_z = math.sqrt((w0 + ctx) * (h0 + ctx))
+    scale = t.exemplar_size / s_z
+    tw, th = w0 * scale, h0 * scale
+
+    def sz(w, h):
+        p = (w + h) / 2
+        return math.sqrt((w + p) * (h + p))
+
+    best = None
+    for a in range(K):
+        wa, ha = shapes[a]
+        for y in range(S):
+            for x in range(S):
+                bg, fg = float(cls[0, a, y, x]), float(cls[0, K + a, y, x])
+                score = 1.0 / (1.0 + math.exp(bg - fg))
+                dx, dy, dw, dh = (float(loc[0, c * K + a, y, x]) for c in range(4))
+                box = (dx * wa + (x - 12) * 8, dy * ha + (y - 12) * 8, math.exp(dw) * wa, math.exp(dh) * ha)
+                s_c = max(sz(box[2], box[3]) / sz(tw, th), sz(tw, th) / sz(box[2], box[3]))
+                r = (tw / th) / (box[2] / box[3])
+                pen = math.exp(-(max(r, 1 / r) * s_c - 1) * t.penalty_k)
+                ps = pen * score * (1 - t.window_influence) + hann[y] * hann[x] * t.window_influence
+                if best is None or ps > best[0]:
+                    best = (ps, box, pen * score)
+    _, box, ps_raw = best
+    lr = ps_raw * t.lr
+    cx, cy = center[0] + box[0] / scale, center[1] + box[1] / scale
+    w = w0 * (1 - lr) + box[2] / scale * lr
+    h = h0 * (1 - lr) + box[3] / scale * lr
+    fw, fh = frame_wh
+    return (min(max(cx, 0), fw), min(max(cy, 0), fh)), (min(max(w, 10), fw), min(max(h, 10), fh))
+
+
+def test_rpn_tracking_matches_a_scalar_reference_over_random_outputs(cfg, frame):
+    """Random cls/loc every frame: the vectorised tracker and the anchor-by-anchor reference agree."""
+    rng = np.random.default_rng(3)
+
+    class RandomBackend:
+        has_refine = has_mask = False
+
+        def init_template(self, z):
+            pass
+
+        def search(self, x):
+            self.cls = rng.normal(0, 2, (1, 2 * K, S, S)).astype(np.float32)
+            self.loc = rng.normal(0, 0.3, (1, 4 * K, S, S)).astype(np.float32)
+            return self.cls, self.loc
+
+        def refine_box(self, roi):
+            raise AssertionError("not called")
+
+        refine_mask = refine_box
+
+    be = RandomBackend()
+    tr = Tracker(be, cfg)
+    tr.init(frame, (500.0, 30.0, 90.0, 40.0))  # near the top-right border: padded crops, clipping
+    center, size = tr.center, tr.size
+    for _ in range(6):
+        res = tr.track(frame)
+        center, size = _reference_rpn_step(be.cls, be.loc, center, size, (640, 480), cfg.tracker)
+        assert tr.center == pytest.approx(center, rel=1e-9) and tr.size == pytest.approx(size, rel=1e-9)
+        assert res.box == pytest.approx((center[0] - size[0] / 2, center[1] - size[1] / 2, *size), rel=1e-9)
