@@ -32,6 +32,10 @@ extern "C" {
 
 #define SIAMATTN_DEFORM_API_VERSION 1
 
+/* The CUDA DeformConv materialises im2col columns for as many batch images as fit in this many bytes (at
+ * least one image), so the workspace stays bounded for large batches. */
+#define SIAMATTN_DEFORM_CONV_COLUMN_BUDGET ((size_t)64 << 20)
+
 typedef enum siamattn_dtype {
     SIAMATTN_FLOAT32 = 0,
     SIAMATTN_FLOAT16 = 1

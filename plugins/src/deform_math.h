@@ -156,13 +156,13 @@ SA_HD float deform_roi_pool_bin(const Fetch& plane, const siamattn_deform_roi_po
     return acc / (float)count;
 }
 
-// Batch images whose im2col columns the CUDA path materialises at once: as many as fit in 64 MiB, at least 1.
+// Batch images whose im2col columns the CUDA path materialises at once: as many as fit in the column budget,
+// at least 1.
 // Shared by the workspace query and the launcher, so the two always agree.
 inline int conv_batch_chunk(const siamattn_deform_conv_params& p, size_t elem_bytes) {
     const size_t per_image =
         (size_t)p.in_channels * p.kernel_h * p.kernel_w * (size_t)p.out_h * p.out_w * elem_bytes;
-    const size_t budget = (size_t)64 << 20;
-    size_t chunk = per_image == 0 ? 1 : budget / per_image;
+    size_t chunk = per_image == 0 ? 1 : SIAMATTN_DEFORM_CONV_COLUMN_BUDGET / per_image;
     if (chunk < 1) chunk = 1;
     if (chunk > (size_t)p.batch) chunk = (size_t)p.batch;
     return (int)chunk;

@@ -1,0 +1,93 @@
+// TensorRT IPluginV3 for DeformConv2d with ONNX DeformConv attributes and input order:
+// X [N,C,H,W], W [M,C/group,kh,kw], offset [N,offset_group*2*kh*kw,oH,oW], B [M] (optional), mask (optional).
+#pragma once
+
+#include <NvInferRuntime.h>
+
+#include <array>
+#include <string>
+
+#include "plugin_common.h"
+
+namespace siamattn {
+namespace trt {
+
+struct DeformConvAttrs {
+    std::array<int32_t, 2> dilations{1, 1};
+    int32_t group = 1;
+    std::array<int32_t, 2> kernel_shape{0, 0};  // 0 = not given (taken from W)
+    int32_t offset_group = 1;
+    std::array<int32_t, 4> pads{0, 0, 0, 0};  // h_begin, w_begin, h_end, w_end
+    std::array<int32_t, 2> strides{1, 1};
+};
+
+class DeformConvPlugin : public nvinfer1::IPluginV3,
+                         public nvinfer1::IPluginV3OneCore,
+                         public nvinfer1::IPluginV3OneBuild,
+                         public nvinfer1::IPluginV3OneRuntime {
+public:
+    DeformConvPlugin(std::string name, const DeformConvAttrs& attrs) : name_(std::move(name)), attrs_(attrs) {}
+
+    // IPluginV3
+    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
+    nvinfer1::IPluginV3* clone() noexcept override;
+
+    // IPluginV3OneCore
+    const char* getPluginName() const noexcept override { return name_.c_str(); }
+    const char* getPluginVersion() const noexcept override { return "1"; }
+    const char* getPluginNamespace() const noexcept override { return ""; }
+
+    // IPluginV3OneBuild
+    int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
+                            const nvinfer1::DynamicPluginTensorDesc* out, int32_t nbOutputs) noexcept override;
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
+                               const nvinfer1::DataType* inputTypes, int32_t nbInputs) const noexcept override;
+    int32_t getOutputShapes(const nvinfer1::DimsExprs* inputs, int32_t nbInputs, const nvinfer1::DimsExprs* shapeInputs,
+                            int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+                            nvinfer1::IExprBuilder& exprBuilder) noexcept override;
+    bool supportsFormatCombination(int32_t pos, const nvinfer1::DynamicPluginTensorDesc* inOut, int32_t nbInputs,
+                                   int32_t nbOutputs) noexcept override;
+    int32_t getNbOutputs() const noexcept override { return 1; }
+    size_t getWorkspaceSize(const nvinfer1::DynamicPluginTensorDesc* inputs, int32_t nbInputs,
+                            const nvinfer1::DynamicPluginTensorDesc* outputs, int32_t nbOutputs) const noexcept override;
+
+    // IPluginV3OneRuntime
+    int32_t onShapeChange(const nvinfer1::PluginTensorDesc* in, int32_t nbInputs, const nvinfer1::PluginTensorDesc* out,
+                          int32_t nbOutputs) noexcept override;
+    int32_t enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc* outputDesc,
+                    const void* const* inputs, void* const* outputs, void* workspace,
+                    cudaStream_t stream) noexcept override;
+    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
+    const nvinfer1::PluginFieldCollection* getFieldsToSerialize() noexcept override;
+
+    // Parameters of the C API for concrete dims; false (with a logged reason) if they are inconsistent.
+    bool make_params(const nvinfer1::Dims* dims, int32_t nbInputs, siamattn_deform_conv_params& p,
+                     int32_t* bias_index, int32_t* mask_index) const;
+
+private:
+    std::string name_;
+    DeformConvAttrs attrs_;
+    FieldList serialized_;
+    // Set by onShapeChange for enqueue.
+    siamattn_deform_conv_params params_{};
+    int32_t bias_index_ = -1, mask_index_ = -1;
+    bool shapes_ok_ = false;
+};
+
+class DeformConvCreator : public nvinfer1::IPluginCreatorV3One {
+public:
+    explicit DeformConvCreator(const char* name);
+    nvinfer1::IPluginV3* createPlugin(const char* name, const nvinfer1::PluginFieldCollection* fc,
+                                      nvinfer1::TensorRTPhase phase) noexcept override;
+    const nvinfer1::PluginFieldCollection* getFieldNames() noexcept override { return names_.collection(); }
+    const char* getPluginName() const noexcept override { return name_.c_str(); }
+    const char* getPluginVersion() const noexcept override { return "1"; }
+    const char* getPluginNamespace() const noexcept override { return ""; }
+
+private:
+    std::string name_;
+    FieldNames names_;
+};
+
+}  // namespace trt
+}  // namespace siamattn

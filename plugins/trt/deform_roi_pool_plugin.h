@@ -1,0 +1,83 @@
+// TensorRT IPluginV3 for DeformRoIPool (mmcv semantics): feat [N,C,H,W], rois [K,5], offset [K,2,PH,PW]
+// (optional) -> [K,C,PH,PW]. Attributes output_height, output_width, spatial_scale, sampling_ratio, gamma.
+#pragma once
+
+#include <NvInferRuntime.h>
+
+#include <string>
+
+#include "plugin_common.h"
+
+namespace siamattn {
+namespace trt {
+
+struct DeformRoIPoolAttrs {
+    int32_t output_height = 7;
+    int32_t output_width = 7;
+    float spatial_scale = 1.0f;
+    int32_t sampling_ratio = 0;
+    float gamma = 0.1f;
+};
+
+class DeformRoIPoolPlugin : public nvinfer1::IPluginV3,
+                            public nvinfer1::IPluginV3OneCore,
+                            public nvinfer1::IPluginV3OneBuild,
+                            public nvinfer1::IPluginV3OneRuntime {
+public:
+    explicit DeformRoIPoolPlugin(const DeformRoIPoolAttrs& attrs) : attrs_(attrs) {}
+
+    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
+    nvinfer1::IPluginV3* clone() noexcept override;
+
+    const char* getPluginName() const noexcept override { return "DeformRoIPool"; }
+    const char* getPluginVersion() const noexcept override { return "1"; }
+    const char* getPluginNamespace() const noexcept override { return ""; }
+
+    int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
+                            const nvinfer1::DynamicPluginTensorDesc* out, int32_t nbOutputs) noexcept override;
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
+                               const nvinfer1::DataType* inputTypes, int32_t nbInputs) const noexcept override;
+    int32_t getOutputShapes(const nvinfer1::DimsExprs* inputs, int32_t nbInputs, const nvinfer1::DimsExprs* shapeInputs,
+                            int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+                            nvinfer1::IExprBuilder& exprBuilder) noexcept override;
+    bool supportsFormatCombination(int32_t pos, const nvinfer1::DynamicPluginTensorDesc* inOut, int32_t nbInputs,
+                                   int32_t nbOutputs) noexcept override;
+    int32_t getNbOutputs() const noexcept override { return 1; }
+    size_t getWorkspaceSize(const nvinfer1::DynamicPluginTensorDesc*, int32_t, const nvinfer1::DynamicPluginTensorDesc*,
+                            int32_t) const noexcept override {
+        return 0;
+    }
+
+    int32_t onShapeChange(const nvinfer1::PluginTensorDesc* in, int32_t nbInputs, const nvinfer1::PluginTensorDesc* out,
+                          int32_t nbOutputs) noexcept override;
+    int32_t enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc* outputDesc,
+                    const void* const* inputs, void* const* outputs, void* workspace,
+                    cudaStream_t stream) noexcept override;
+    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
+    const nvinfer1::PluginFieldCollection* getFieldsToSerialize() noexcept override;
+
+    bool make_params(const nvinfer1::Dims* dims, int32_t nbInputs, siamattn_deform_roi_pool_params& p) const;
+
+private:
+    DeformRoIPoolAttrs attrs_;
+    FieldList serialized_;
+    siamattn_deform_roi_pool_params params_{};
+    bool shapes_ok_ = false;
+};
+
+class DeformRoIPoolCreator : public nvinfer1::IPluginCreatorV3One {
+public:
+    DeformRoIPoolCreator();
+    nvinfer1::IPluginV3* createPlugin(const char* name, const nvinfer1::PluginFieldCollection* fc,
+                                      nvinfer1::TensorRTPhase phase) noexcept override;
+    const nvinfer1::PluginFieldCollection* getFieldNames() noexcept override { return names_.collection(); }
+    const char* getPluginName() const noexcept override { return "DeformRoIPool"; }
+    const char* getPluginVersion() const noexcept override { return "1"; }
+    const char* getPluginNamespace() const noexcept override { return ""; }
+
+private:
+    FieldNames names_;
+};
+
+}  // namespace trt
+}  // namespace siamattn
