@@ -11,6 +11,7 @@ that; the command line below is what it runs::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -48,10 +49,8 @@ def ensure_unversioned_link(link_dir: Path) -> Path:
     target = rtx_library_dir() / "libtensorrt_rtx.so.1"
     link = link_dir / "libtensorrt_rtx.so"
     if not link.exists():
-        try:
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
             link.symlink_to(target)
-        except FileExistsError:  # another process made it meanwhile
-            pass
     return link_dir
 
 
@@ -64,7 +63,7 @@ def build_engines(plugin_library: Path, onnx_files: list[Path], save_dir: Path |
             trt.ILogger.__init__(self)
             self.lines: list[str] = []
 
-        def log(self, severity, msg) -> None:  # noqa: ANN001 - signature fixed by TensorRT
+        def log(self, severity, msg) -> None:  # signature fixed by TensorRT
             if severity <= trt.ILogger.WARNING:
                 self.lines.append(f"{severity.name}: {msg}")
 

@@ -42,7 +42,8 @@ def _np(dt: int):
 
 def _model(nodes, inputs, outputs, inits=(), domains=()) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info(o, dt, None) for o, dt in outputs], initializer=list(inits))
+                              [helper.make_tensor_value_info(o, dt, None) for o, dt in outputs],
+                              initializer=list(inits))
     opsets = [helper.make_opsetid("", 19)] + [helper.make_opsetid(d, 1) for d in domains]
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 9

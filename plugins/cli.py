@@ -1,0 +1,99 @@
+"""``siamattn plugins build`` and ``siamattn plugins info``."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+from pathlib import Path
+
+from .library import (
+    LIB_FILES,
+    BuildOptions,
+    PluginBuildError,
+    build,
+    cached_builds,
+    find_nvcc,
+    find_tensorrt_include,
+)
+
+
+def _build(args: argparse.Namespace) -> int:
+    archs = args.cuda_arch.replace(",", ";") if args.cuda_arch else None
+    opts = BuildOptions(
+        cuda=False if args.no_cuda else (True if archs else None),
+        cuda_archs=archs,
+        tensorrt_include=args.tensorrt_include,
+        tensorrt=False if args.no_tensorrt else (True if args.tensorrt_include else None),
+    )
+    lib_dir = build(opts, build_dir=args.build_dir, jobs=args.jobs, verbose=args.verbose)
+    print(f"built into {lib_dir}")
+    for kind, name in LIB_FILES.items():
+        path = lib_dir / name
+        print(f"  {kind:4s} {path if path.is_file() else '(not built)'}")
+    print((lib_dir / "siamattn_build.txt").read_text().strip())
+    if args.build_dir:
+        print(f"use it from Python/CLI with: export SIAMATTN_PLUGINS_DIR={lib_dir}")
+    trt = lib_dir / LIB_FILES["trt"]
+    if trt.is_file():
+        print("load it in TensorRT with: trtexec --dynamicPlugins=" + str(trt) + " (or --staticPlugins=...),")
+        print("or in Python: builder.get_plugin_registry().load_library('" + str(trt) + "')")
+    elif not args.no_tensorrt:
+        print("TensorRT plugin library not built: no TensorRT headers found (pass --tensorrt-include DIR)")
+    return 0
+
+
+def describe_library(path: Path) -> str:
+    """Build info (and plugin list) a library reports about itself."""
+    lib = ctypes.CDLL(str(path))
+    name = "siamattn_trt_plugins_info" if hasattr(lib, "siamattn_trt_plugins_info") else "siamattn_build_info"
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
+
+
+def _info(args: argparse.Namespace) -> int:
+    nvcc = find_nvcc()
+    trt = find_tensorrt_include()
+    print(f"nvcc: {nvcc or 'not found'}")
+    print(f"TensorRT headers: {trt or 'not found (set TensorRT_INCLUDE_DIR or pass --tensorrt-include to build)'}")
+    dirs = cached_builds()
+    if os.environ.get("SIAMATTN_PLUGINS_DIR"):
+        dirs = [Path(os.environ["SIAMATTN_PLUGINS_DIR"]).expanduser(), *dirs]
+    if not dirs:
+        print("no plugin build for the current sources: run 'siamattn plugins build'")
+        return 1
+    for lib_dir in dirs:
+        print(f"\n{lib_dir}")
+        for kind, name in LIB_FILES.items():
+            path = lib_dir / name
+            if path.is_file():
+                print(f"  {kind:4s} {path}\n       {describe_library(path)}")
+            else:
+                print(f"  {kind:4s} (not built)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plugins", help="build / inspect the deformable-op kernels and TensorRT plugins",
+                       description="Build or inspect the native libraries in plugins/ (CPU, CUDA, TensorRT).")
+    psub = p.add_subparsers(dest="plugins_command", metavar="ACTION")
+    b = psub.add_parser("build", help="configure and build with CMake",
+                        description="Build the CPU library, the CUDA kernels (when nvcc is found) and the TensorRT "
+                                    "plugin library (when TensorRT headers are found).")
+    b.add_argument("--cuda-arch", help="CUDA architectures, e.g. 87 (Orin), 75;86;89 (default: a list for the CUDA "
+                                       "version in use)")
+    b.add_argument("--tensorrt-include", help="folder with NvInferRuntime.h (default: $TensorRT_INCLUDE_DIR, then "
+                                              "/usr/include/<arch>-linux-gnu, /usr/local/TensorRT/include, ...)")
+    b.add_argument("--no-cuda", action="store_true", help="build the CPU library only")
+    b.add_argument("--no-tensorrt", action="store_true", help="do not build the TensorRT plugin library")
+    b.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
+    b.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
+    b.add_argument("--verbose", action="store_true", help="print CMake's output")
+    b.set_defaults(func=_build)
+    i = psub.add_parser("info", help="where the built libraries are and what they contain")
+    i.set_defaults(func=_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+__all__ = ["PluginBuildError", "describe_library", "register"]

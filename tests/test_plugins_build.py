@@ -1,0 +1,119 @@
+"""Build plumbing of plugins/: the CMake architecture defaults, the Python helper's messages when a tool is
+missing, the CLI, and what the built libraries export and depend on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from siamattn.cli import main
+from siamattn.plugins import library
+from siamattn.plugins.library import LIB_FILES, BuildOptions, PluginBuildError, libraries_for_tests
+
+
+def test_cli_builds_cpu_library_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "build", "--no-cuda", "--no-tensorrt", "--build-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "lib" / LIB_FILES["cpu"]).is_file()
+    assert not (tmp_path / "lib" / LIB_FILES["cuda"]).exists()
+    assert "cpu=yes cuda=no tensorrt=no" in out
+
+
+def _configure(tmp_path: Path, *extra: str) -> str:
+    nvcc = library.find_nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found: CUDA architecture defaults cannot be checked")
+    cmd = ["cmake", "-S", str(library.SOURCE_DIR), "-B", str(tmp_path), f"-DCMAKE_CUDA_COMPILER={nvcc}",
+           "-DSIAMATTN_BUILD_TRT=OFF", *extra]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return (tmp_path / "lib" / "siamattn_build.txt").read_text().strip()
+
+
+def _nvcc_version() -> tuple[int, int]:
+    out = subprocess.run([library.find_nvcc(), "--version"], capture_output=True, text=True, check=True).stdout
+    release = out.split("release ")[1].split(",")[0]
+    major, minor = release.split(".")[:2]
+    return int(major), int(minor)
+
+
+def test_cmake_default_architectures_follow_cuda_version(tmp_path: Path) -> None:
+    summary = _configure(tmp_path / "default")
+    major, minor = _nvcc_version()
+    archs = summary.split("archs=")[1].split()[0].split(",")
+    if major >= 13:
+        assert archs == ["75-real", "86-real", "87-real", "89-real", "90-real", "110-real", "120"]
+    elif (major, minor) >= (12, 8):
+        assert archs[0] == "72-real" and archs[-1] == "120"
+    else:
+        assert "72-real" in archs
+    assert f"cuda={major}.{minor}" in summary
+
+
+def test_cmake_architecture_override(tmp_path: Path) -> None:
+    assert "archs=87 " in _configure(tmp_path / "a", "-DSIAMATTN_CUDA_ARCHS=87") + " "
+    assert "archs=75-real,89-real " in _configure(tmp_path / "b", "-DCMAKE_CUDA_ARCHITECTURES=75-real;89-real") + " "
+
+
+def test_missing_cmake_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(library.shutil, "which", lambda name: None if name == "cmake" else real_which(name))
+    with pytest.raises(PluginBuildError, match=r"cmake \(>= 3.18\) was not found.*apt-get install cmake"):
+        library.build(BuildOptions(cuda=False, tensorrt=False))
+
+
+def test_missing_nvcc_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(library, "find_nvcc", lambda: None)
+    with pytest.raises(PluginBuildError, match=r"nvcc was not found.*CUDACXX.*--no-cuda"):
+        BuildOptions(cuda=True).resolved()
+    # Without an explicit request the build quietly falls back to the CPU library.
+    assert BuildOptions(tensorrt=False).resolved().cuda is False
+
+
+def test_missing_tensorrt_headers_are_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(library, "find_tensorrt_include", lambda explicit=None: None)
+    monkeypatch.setattr(library, "find_nvcc", lambda: "/usr/bin/true")
+    with pytest.raises(PluginBuildError, match=r"no TensorRT headers.*--tensorrt-include DIR.*TensorRT_INCLUDE_DIR"):
+        BuildOptions(tensorrt=True).resolved()
+
+
+def test_bad_tensorrt_include_dir_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(PluginBuildError, match=r"has no NvInferRuntime\.h"):
+        library.find_tensorrt_include(tmp_path)
+
+
+def test_tensorrt_include_found_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "NvInferRuntime.h").write_text("")
+    monkeypatch.setenv("TensorRT_INCLUDE_DIR", str(tmp_path))
+    assert library.find_tensorrt_include() == tmp_path
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} (binutils) not installed")
+    return path
+
+
+def test_plugin_library_exports_only_entry_points_and_needs_no_tensorrt_library() -> None:
+    lib = libraries_for_tests() / LIB_FILES["trt"]
+    if not lib.is_file():
+        pytest.skip("TensorRT plugin library not built (needs nvcc and TensorRT headers; see plugins/README.md)")
+    syms = subprocess.run([_tool("nm"), "-D", "--defined-only", str(lib)], capture_output=True, text=True,
+                          check=True).stdout.split()
+    exported = {s for s in syms if not all(c in "0123456789abcdef" for c in s) and len(s) > 1}
+    assert exported == {"getCreators", "setLoggerFinder", "siamattn_trt_plugins_info"}
+    needed = subprocess.run([_tool("readelf"), "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+    assert "nvinfer" not in needed and "tensorrt" not in needed
+
+
+def test_info_cli_lists_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lib_dir = libraries_for_tests()
+    monkeypatch.setenv("SIAMATTN_PLUGINS_DIR", str(lib_dir))
+    assert main(["plugins", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "impl=cpu" in out
+    if (lib_dir / LIB_FILES["trt"]).is_file():
+        assert "plugins=DeformConv/1/,SiamAttnDeformConv/1/,DeformRoIPool/1/" in out
