@@ -58,7 +58,9 @@ class TrackResult:
     polygon: np.ndarray | None  # (4, 2) float32 rotated box when the model has a mask, else None
     mask: FrameMask | None  # thresholded mask in the frame when the model has a mask, else None
     best_index: int = -1  # chosen anchor, flat index a*S*S + y*S + x
-    timings_ms: dict[str, float] = field(default_factory=dict)  # crop, search, post, refine, mask, total
+    # wall time per stage: crop (validation + crop), search (network), post (RPN selection + state update),
+    # refine (RoI + box network + decode), mask (mask network + paste + rotated box), total
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def center(self) -> tuple[float, float]:
