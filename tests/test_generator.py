@@ -1,0 +1,132 @@
+"""The real-imagery sequence generator writes a GOT-10k folder that our reader and the got10k toolkit read
+back, with boxes equal to the masks' boxes, consistent labels, and the same bytes for the same seed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from siamattn.errors import MissingDependencyError
+from siamattn.training import datasets as D
+
+G = pytest.importorskip("siamattn.training.generator")
+
+try:
+    G.check_sources()
+except MissingDependencyError as exc:  # pragma: no cover - depends on the environment
+    pytest.skip(f"generator imagery not installed: {exc}", allow_module_level=True)
+
+SIZE = (128, 96)
+LENGTH = 20
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("syn")
+    G.generate(root, num_sequences=3, length=LENGTH, size=SIZE, seed=0, split="val", progress=False)
+    return root
+
+
+def test_layout_is_got10k(generated):
+    split = generated / "val"
+    names = (split / "list.txt").read_text().split()
+    assert names == [G.sequence_name("val", k) for k in range(3)]
+    for name in names:
+        d = split / name
+        assert sorted(p.name for p in d.glob("*.jpg")) == [f"{k:08d}.jpg" for k in range(1, LENGTH + 1)]
+        assert sorted(p.name for p in (d / "masks").glob("*.png")) == [f"{k:08d}.png" for k in range(1, LENGTH + 1)]
+        for label in ("absence", "cover", "cut_by_image"):
+            assert len((d / f"{label}.label").read_text().split()) == LENGTH
+        meta = D.read_meta_info(d / "meta_info.ini")
+        assert meta["resolution"] == f"({SIZE[0]}, {SIZE[1]})"
+        assert meta["object_class"] in G.OBJECTS
+        img = cv2.imread(str(d / "00000001.jpg"))
+        assert img.shape == (SIZE[1], SIZE[0], 3) and img.std() > 10  # a real picture, not a flat fill
+
+
+def test_reader_gets_boxes_that_match_the_masks(generated):
+    ds = D.GOT10k(generated, "val")
+    assert len(ds) == 3
+    for seq in ds:
+        assert len(seq) == LENGTH and seq.has_masks and seq.image_size == SIZE
+        cover, absence, cut = (seq.attributes[k] for k in ("cover", "absence", "cut_by_image"))
+        assert cover[0] == 8 and absence[0] == 0 and cut[0] == 0  # trackers initialise on a clean frame
+        np.testing.assert_array_equal(absence == 1, cover == 0)
+        assert seq.visible.tolist() == (cover > 0).tolist()
+        for i in range(LENGTH):
+            m = seq.mask(i)
+            assert m.shape == (SIZE[1], SIZE[0])
+            if m.any():
+                np.testing.assert_allclose(seq.boxes_xywh[i], D.mask_to_box(m))
+            else:
+                assert absence[i] == 1
+        b = seq.boxes_xywh
+        assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all()
+        assert (b[:, 0] + b[:, 2] <= SIZE[0]).all() and (b[:, 1] + b[:, 3] <= SIZE[1]).all()
+
+
+def test_targets_move_and_the_camera_pans(generated):
+    ds = D.GOT10k(generated, "val")
+    moved, bg_changed = [], []
+    for seq in ds:
+        c = seq.boxes_xywh[:, :2] + seq.boxes_xywh[:, 2:] / 2
+        moved.append(np.linalg.norm(c[-1] - c[0]))
+        first, last = (cv2.imread(str(p)).astype(np.float32) for p in (seq.frame_paths[0], seq.frame_paths[-1]))
+        outside = ~(seq.mask(0) | seq.mask(LENGTH - 1))
+        bg_changed.append(np.abs(first - last)[outside].mean())
+    assert max(moved) > 3.0
+    assert min(bg_changed) > 2.0
+
+
+def test_got10k_toolkit_reads_the_generated_folder(generated):
+    try:
+        from got10k.datasets import GOT10k as ToolkitGOT10k
+    except ImportError as exc:
+        pytest.skip(f"got10k toolkit not installed (pip install got10k==0.1.3 six): {exc}")
+    theirs = ToolkitGOT10k(str(generated), subset="val", return_meta=True)
+    ours = D.GOT10k(generated, "val")
+    assert theirs.seq_names == ours.names
+    for k, name in enumerate(ours.names):
+        files, anno, meta = theirs[name]
+        seq = ours.sequence(k)
+        assert [Path(f).name for f in files] == [p.name for p in seq.frame_paths]
+        np.testing.assert_allclose(anno, seq.boxes_xywh, atol=1e-4)
+        np.testing.assert_array_equal(meta["cover"], seq.attributes["cover"])
+        assert meta["resolution"] == f"({SIZE[0]}, {SIZE[1]})"
+
+
+def _digest(split_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(split_dir)): p.read_bytes() for p in sorted(split_dir.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
+    a = G.generate(tmp_path / "a", num_sequences=2, length=8, size=(96, 72), seed=5, split="train", progress=False)
+    b = G.generate(tmp_path / "b", num_sequences=2, length=8, size=(96, 72), seed=5, split="train", progress=False,
+                   workers=2)
+    c = G.generate(tmp_path / "c", num_sequences=2, length=8, size=(96, 72), seed=6, split="train", progress=False)
+    da, db, dc = _digest(a), _digest(b), _digest(c)
+    assert da == db
+    key = f"{G.sequence_name('train', 0)}/groundtruth.txt"
+    assert da[key] != dc[key]
+
+
+def test_missing_imagery_package_names_it(monkeypatch):
+    real = importlib.util.find_spec
+
+    def fake(name, *args, **kwargs):
+        return None if name == "imgaug" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake)
+    with pytest.raises(MissingDependencyError, match=r"imgaug.*pip install --no-deps imgaug==0\.4\.0"):
+        G.check_sources()
+
+
+def test_rejects_bad_arguments(tmp_path):
+    with pytest.raises(G.InputError, match="size"):
+        G.generate(tmp_path, num_sequences=1, length=5, size=(16, 16), progress=False)
+    with pytest.raises(G.InputError, match="num_sequences"):
+        G.generate(tmp_path, num_sequences=0, progress=False)
