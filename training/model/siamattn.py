@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from siamattn.config import Config
 
 from .attention import DSA
-from .backbone import AtrousResNet50, Neck
+from .backbone import Neck, build_backbone
 from .refine import RegionRefinement
 from .rpn import MultiRPN
 
@@ -30,7 +30,7 @@ class SiamAttn(nn.Module):
         super().__init__()
         self.cfg = cfg
         m = cfg.model
-        self.backbone = AtrousResNet50(m.backbone)
+        self.backbone = build_backbone(m.backbone)
         ch = self.backbone.channels
         c = m.neck.channels
         self.neck = Neck(ch[2:], m.neck)

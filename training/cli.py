@@ -1,0 +1,48 @@
+"""``siamattn train``: train (or resume) a run, single process or under ``torchrun``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from siamattn.cli import add_config_args
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from siamattn.config import load_config
+
+    from .trainer import TrainOptions, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.overrides)
+    data = [s for part in args.data for s in part.split(",") if s]
+    final = train(TrainOptions(cfg=cfg, data=data, out=Path(args.out), device=args.device, resume=args.resume,
+                               epochs=args.epochs, workers=args.workers, progress=not args.no_progress))
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"final weights: {final}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model on tracking datasets (single process or under torchrun)",
+        description="Train SiamAttn on (template, search) pairs drawn from tracking datasets. Writes "
+                    "RUN_DIR/{config.yaml,log.csv,last.pt,checkpoints/,model.pt}. For several processes run "
+                    "'torchrun --nproc_per_node N -m siamattn.cli train ...' (train.batch_size is global).")
+    add_config_args(p, default="tiny")
+    p.add_argument("--data", required=True, action="append", metavar="ROOT[,ROOT2]",
+                   help="dataset roots: a GOT-10k root (with train/list.txt) or KIND:PATH with KIND in coco, "
+                        "got10k, lasot, trackingnet, youtubevos; comma-separated or repeated")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--epochs", type=int, help="override train.epochs (e.g. extend a resumed run)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device (default: cpu)")
+    p.add_argument("--workers", type=int, help="override train.workers (DataLoader processes per rank)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs still go to log.csv)")
+    p.set_defaults(func=_train)
