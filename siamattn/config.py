@@ -142,6 +142,8 @@ class TrackerConfig:
         _check(0.0 <= self.window_influence <= 1.0, "tracker.window_influence", "must be in [0, 1]")
         _check(0.0 <= self.lr <= 1.0, "tracker.lr", "must be in [0, 1]")
         _check(self.penalty_k >= 0.0, "tracker.penalty_k", "must be >= 0")
+        _check(self.context_amount >= 0.0, "tracker.context_amount", "must be >= 0")
+        _check(self.min_size > 0.0, "tracker.min_size", "must be > 0")
         _check(0.0 < self.mask_threshold < 1.0, "tracker.mask_threshold", "must be in (0, 1)")
         _check(self.instance_size > self.exemplar_size > 0, "tracker.instance_size",
                "must be larger than tracker.exemplar_size")
