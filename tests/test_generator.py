@@ -130,3 +130,20 @@ def test_rejects_bad_arguments(tmp_path):
         G.generate(tmp_path, num_sequences=1, length=5, size=(16, 16), progress=False)
     with pytest.raises(G.InputError, match="num_sequences"):
         G.generate(tmp_path, num_sequences=0, progress=False)
+
+
+def test_evaluate_on_generated_sequences(generated, tmp_path):
+    from siamattn.training.evaluate import evaluate
+
+    def oracle(frames, init_box):  # reads the answer from the masks: the best a tracker can do
+        return [D.mask_to_box(cv2.imread(str(Path(f).parent / "masks" / Path(f).with_suffix(".png").name), 0) > 0)
+                if i else init_box for i, f in enumerate(frames)]
+
+    def static(frames, init_box):  # never moves
+        return [init_box] * len(frames)
+
+    best = evaluate("got10k", generated, oracle, tmp_path / "oracle", progress=False)["overall"]
+    still = evaluate("got10k", generated, static, tmp_path / "static", progress=False)["overall"]
+    assert best["ao"] > 0.999 and best["sr75"] == 1.0
+    assert still["ao"] < best["ao"] - 0.05  # the targets really move
+    assert (tmp_path / "static" / "success_plot.png").exists()

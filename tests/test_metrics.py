@@ -381,3 +381,22 @@ def test_evaluate_vot_writes_flags_and_scores(tmp_path):
     assert summary["overall"]["failures"] == 1
     assert summary["overall"]["robustness"] == pytest.approx(100 / 40)
     assert (tmp_path / "out" / "expected_overlap_plot.png").exists()
+
+
+def test_evaluate_results_lasot_has_normalized_precision(tmp_path):
+    d = tmp_path / "lasot" / "cat" / "cat-1"
+    gt = np.array([[10, 10, 20, 40]] * 4, float)
+    for k in range(4):
+        _tiny_jpg(d / "img" / f"{k + 1:08d}.jpg")
+    np.savetxt(d / "groundtruth.txt", gt, fmt="%.1f", delimiter=",")
+    (d / "full_occlusion.txt").write_text("0,0,0,0")
+    (d / "out_of_view.txt").write_text("0,0,0,0")
+    pred = gt.copy()
+    pred[2, 0] += 4  # offset 4 px on a 20-px-wide target: normalized 0.2 -> still within 0.20
+    pred[3, 1] += 10  # offset 10 px on a 40-px-high target: normalized 0.25 -> a miss at 0.20
+    (tmp_path / "res").mkdir()
+    np.savetxt(tmp_path / "res" / "cat-1.txt", pred, fmt="%.1f", delimiter=",")
+    s = E.evaluate_results("lasot", tmp_path / "lasot", tmp_path / "res", tmp_path / "out")["overall"]
+    assert s["norm_precision"] == pytest.approx(3 / 4)
+    assert s["precision"] == 1.0  # both offsets are within 20 px
+    assert (tmp_path / "out" / "norm_precision_plot.png").exists()

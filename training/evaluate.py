@@ -129,6 +129,9 @@ def evaluate_results(dataset: str, root: str | Path, results_dir: str | Path, ou
     Returns the summary dict; with ``out_dir`` also writes ``summary.json`` and the plots there.
     """
     kind = _kind(dataset)
+    if kind == "got10k" and split == "test":
+        raise InputError("GOT-10k's test ground truth is withheld: submit the result files to the GOT-10k "
+                         "server, or evaluate on split='val'")
     ds = open_benchmark(dataset, root, split=split, names=names)
     results_dir = Path(results_dir)
     seq_names = list(names) if names is not None else ds.names
@@ -233,13 +236,21 @@ def evaluate(dataset: str, root: str | Path, track_fn: M.TrackFn, out_dir: str |
     Runs ``track_fn`` on every sequence (progress bar), writes result files under
     ``out_dir/results/<tracker_name>/``, scores them and writes ``out_dir/summary.json`` plus
     ``success_plot.png`` / ``precision_plot.png`` (``norm_precision_plot.png`` for LaSOT/TrackingNet,
-    ``expected_overlap_plot.png`` for VOT). Returns the summary dict.
+    ``expected_overlap_plot.png`` for VOT). Returns the summary dict. On GOT-10k's test split (ground truth
+    withheld) it only writes the result files for submission.
     """
     out = Path(out_dir)
     results = out / "results" / tracker_name
     start = time.perf_counter()
     run_tracker(dataset, root, track_fn, results, split=split, names=names, progress=progress)
     elapsed = time.perf_counter() - start
+    if _kind(dataset) == "got10k" and split == "test":  # nothing to score locally
+        summary = {"dataset": dataset, "root": str(root), "results": str(results), "tracker": tracker_name,
+                   "wall_seconds": elapsed, "note": "GOT-10k test ground truth is withheld: submit the results "
+                   "folder to the GOT-10k server"}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
     summary = evaluate_results(dataset, root, results, out, split=split, tracker_name=tracker_name,
                                names=names, plots=plots)
     summary["wall_seconds"] = elapsed
