@@ -451,6 +451,55 @@ class DeformLibrary:
         self.check(status, "deform_roi_pool")
         return out
 
+    # ---- CUDA entry points on torch CUDA tensors (used by gpu_check and the benchmark)
+
+    def deform_conv2d_cuda(self, x: Any, weight: Any, offset: Any, bias: Any = None, mask: Any = None, *,
+                           stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                           dilation: int | Sequence[int] = 1, groups: int = 1, workspace: Any = None) -> Any:
+        """DeformConv2d with the CUDA kernels on torch CUDA tensors, on the current stream."""
+        import torch
+
+        tensors = [t for t in (x, weight, offset, bias, mask) if t is not None]
+        if any(not t.is_cuda for t in tensors) or len({t.dtype for t in tensors}) != 1:
+            raise InputError("deform_conv2d_cuda: all tensors must be CUDA tensors of one dtype (float32/float16)")
+        p = conv_params(x.shape, weight.shape, offset.shape, has_bias=bias is not None,
+                        mask_shape=None if mask is None else mask.shape, stride=stride, padding=padding,
+                        dilation=dilation, groups=groups)
+        self.validate_conv(p)
+        dtype = F16 if x.dtype == torch.float16 else F32
+        y = torch.empty((p.batch, p.out_channels, p.out_h, p.out_w), dtype=x.dtype, device=x.device)
+        need = self.conv_workspace_size(p, dtype)
+        if workspace is None or workspace.numel() < need:
+            workspace = torch.empty(need, dtype=torch.uint8, device=x.device)
+        args = [t.contiguous() if t is not None else None for t in (x, weight, bias, offset, mask)]
+        ptrs = [t.data_ptr() if t is not None else None for t in args]
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+        status = self._lib.siamattn_deform_conv_forward_cuda(ctypes.byref(p), dtype, *ptrs, y.data_ptr(),
+                                                             workspace.data_ptr(), workspace.numel(), stream)
+        self.check(status, "deform_conv2d_cuda")
+        return y
+
+    def deform_roi_pool_cuda(self, feat: Any, rois: Any, offset: Any = None, *,
+                             output_size: int | Sequence[int] = 7, spatial_scale: float = 1.0,
+                             sampling_ratio: int = 0, gamma: float = 0.1) -> Any:
+        """DeformRoIPool with the CUDA kernel on torch CUDA tensors (rois may be float32 with float16 feat)."""
+        import torch
+
+        ph, pw = _pair(output_size, "output_size")
+        p = roi_pool_params(feat.shape, rois.shape, None if offset is None else offset.shape, (ph, pw),
+                            spatial_scale, sampling_ratio, gamma)
+        self.check(self._lib.siamattn_deform_roi_pool_validate(ctypes.byref(p)), "deform_roi_pool_cuda")
+        out = torch.empty((p.num_rois, p.channels, ph, pw), dtype=feat.dtype, device=feat.device)
+        f, r = feat.contiguous(), rois.contiguous()
+        o = None if offset is None else offset.to(feat.dtype).contiguous()
+        stream = torch.cuda.current_stream(feat.device).cuda_stream
+        status = self._lib.siamattn_deform_roi_pool_forward_cuda(
+            ctypes.byref(p), F16 if feat.dtype == torch.float16 else F32,
+            F16 if rois.dtype == torch.float16 else F32, f.data_ptr(), r.data_ptr(),
+            None if o is None else o.data_ptr(), out.data_ptr(), stream)
+        self.check(status, "deform_roi_pool_cuda")
+        return out
+
 
 def roi_pool_params(
     feat_shape: Sequence[int],
