@@ -44,7 +44,7 @@ def test_cmake_default_architectures_follow_cuda_version(tmp_path: Path) -> None
     major, minor = _nvcc_version()
     archs = summary.split("archs=")[1].split()[0].split(",")
     if major >= 13:
-        assert archs == ["75-real", "86-real", "87-real", "89-real", "90-real", "110-real", "120"]
+        assert archs == ["75-real", "80-real", "86-real", "87-real", "89-real", "90-real", "110-real", "120"]
     elif (major, minor) >= (12, 8):
         assert archs[0] == "72-real" and archs[-1] == "120"
     else:
