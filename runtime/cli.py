@@ -26,28 +26,25 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
 
 
-def _track(args: argparse.Namespace) -> int:
+def track_video(tracker: object, name: str, source: object, box: tuple[float, float, float, float],
+                save: Path | None = None, json_path: Path | None = None, show: bool = False,
+                quiet: bool = False) -> dict:
+    """Track through an opened source; optionally write the annotated video and per-frame JSON."""
     from tqdm import tqdm
 
-    from .loader import load_tracker
-    from .video import VideoWriter, draw, open_source, parse_box
+    from .video import VideoWriter, draw
 
-    box = parse_box(args.init)
-    tracker, name = load_tracker(args.model, args.backend, args.device)
-    source = open_source(args.source, args.max_frames)
-    writer = VideoWriter(args.save, source.fps) if args.save else None
+    writer = VideoWriter(save, source.fps) if save else None  # type: ignore[attr-defined]
     records = []
-    show = args.show
-    bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=args.quiet)
+    bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=quiet)  # type: ignore[attr-defined]
     try:
-        for i, frame in enumerate(source):
+        for i, frame in enumerate(source):  # type: ignore[attr-defined]
             if i == 0:
-                tracker.init(frame, box)
+                tracker.init(frame, box)  # type: ignore[attr-defined]
                 res_box, polygon, mask, score, ms = box, None, None, 1.0, {}
             else:
-                r = tracker.track(frame)
-                res_box, polygon, score, ms = r.box, r.polygon, r.score, r.timings_ms
-                mask = r.mask
+                r = tracker.track(frame)  # type: ignore[attr-defined]
+                res_box, polygon, mask, score, ms = r.box, r.polygon, r.mask, r.score, r.timings_ms
             records.append({"frame": i, "box": [round(float(v), 2) for v in res_box], "score": round(float(score), 4),
                             "polygon": None if polygon is None else np.round(polygon, 2).tolist(),
                             "latency_ms": {k: round(v, 3) for k, v in ms.items()}})
@@ -72,16 +69,27 @@ def _track(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.close()
     if not records:
-        raise InputError(f"source '{args.source}' produced no frames")
+        raise InputError(f"source '{source.name}' produced no frames")  # type: ignore[attr-defined]
     totals = [r["latency_ms"]["total"] for r in records[1:]]
     summary = {"backend": name, "frames": len(records),
                "median_ms": float(np.median(totals)) if totals else None,
                "fps": 1000.0 / float(np.mean(totals)) if totals else None}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"summary": summary, "frames": records}, indent=1))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"summary": summary, "frames": records}, indent=1))
+    return summary
+
+
+def _track(args: argparse.Namespace) -> int:
+    from .loader import load_tracker
+    from .video import open_source, parse_box
+
+    box = parse_box(args.init)
+    tracker, name = load_tracker(args.model, args.backend, args.device)
+    source = open_source(args.source, args.max_frames)
+    summary = track_video(tracker, name, source, box, args.save, args.json, args.show, args.quiet)
     if not args.quiet:
-        print(f"tracked {len(records)} frames with {name}: median {summary['median_ms'] or 0:.1f} ms/frame "
+        print(f"tracked {summary['frames']} frames with {name}: median {summary['median_ms'] or 0:.1f} ms/frame "
               f"({summary['fps'] or 0:.1f} fps)" + (f"; video: {args.save}" if args.save else "")
               + (f"; json: {args.json}" if args.json else ""))
     return 0

@@ -1,0 +1,63 @@
+"""Shared fixtures. Exports are slow on a 2-core CPU (the dynamo exporter traces the search graph for
+minutes), so a test export is made once and cached on disk, keyed by a hash of every source file that can
+change the graphs; parallel pytest workers wait for each other through a file lock."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("SIAMATTN_TEST_CACHE", Path.home() / ".cache" / "siamattn" / "test-exports"))
+_SOURCES = ("siamattn", "export", "training/model", "configs")
+
+
+def _source_hash(extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for folder in _SOURCES:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(ROOT)).encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_export(config: str, *, precision: str = "fp32", ops: str = "portable", checkpoint: str | None = None,
+                  overrides: tuple[str, ...] = ()) -> Path:
+    """Export ``config`` (no engines) once per source version and return the folder."""
+    from filelock import FileLock
+
+    key = f"{config}|{precision}|{ops}|{checkpoint}|{overrides}"
+    if checkpoint:
+        key += hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    out = CACHE / f"{config}-{ops}-{precision}-{_source_hash(key)}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if not (out / "manifest.json").is_file():
+            from siamattn.config import load_config
+            from siamattn.export.exporter import ExportOptions, export_model
+
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            export_model(load_config(config, list(overrides)), tmp, checkpoint,
+                         ExportOptions(ops=ops, precision=precision, engine="none", verify=False), log=lambda s: None)
+            tmp.rename(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_export() -> Path:
+    """The `tiny` config exported (random-init weights, FP32, portable ops)."""
+    return cached_export("tiny")
+
+
+@pytest.fixture()
+def tiny_export_copy(tiny_export: Path, tmp_path: Path) -> Path:
+    """A private copy a test may damage."""
+    dst = tmp_path / "model"
+    shutil.copytree(tiny_export, dst)
+    return dst
