@@ -104,5 +104,5 @@ def load_backend(model_dir: str | Path, backend: str = "auto", device: str = "au
 
 
 def load_tracker(model_dir: str | Path, backend: str = "auto", device: str = "auto") -> tuple[Tracker, str]:
-    b, cfg, name = load_backend(model_dir, backend, device)
-    return Tracker(b, cfg), name
+    tracker = Tracker(model_dir, backend=backend, device=device)
+    return tracker, tracker.backend_label

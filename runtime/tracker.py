@@ -25,6 +25,7 @@ video); a target leaving the frame is kept at the border by the clipping of step
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -69,11 +70,24 @@ class TrackResult:
 
 
 class Tracker:
-    """SiamAttn tracker over any :class:`Backend`. ``Tracker(backend, cfg)``; ``init`` then ``track``."""
+    """SiamAttn tracker; ``init`` then ``track``.
 
-    def __init__(self, backend: Backend, cfg: Config) -> None:
-        check_backend(backend)
-        self.backend = backend
+    ``Tracker("exported_model_dir", backend="auto"|"tensorrt"|"onnxruntime"|"torch")`` opens an export
+    folder (see :mod:`siamattn.runtime.loader`); ``Tracker(backend_object, cfg)`` runs any :class:`Backend`.
+    """
+
+    def __init__(self, model: Backend | str | os.PathLike[str], cfg: Config | None = None, *,
+                 backend: str = "auto", device: str = "auto") -> None:
+        self.backend_label = type(model).__name__
+        if isinstance(model, (str, os.PathLike)):
+            from .loader import load_backend  # lazy: the loader imports this module
+
+            model, loaded_cfg, self.backend_label = load_backend(model, backend, device)
+            cfg = cfg or loaded_cfg
+        if cfg is None:
+            raise TypeError("Tracker(backend, cfg): a Backend object needs the model's Config")
+        check_backend(model)
+        self.backend: Backend = model  # type: ignore[assignment]
         self.cfg = cfg
         t = cfg.tracker
         self._exemplar = t.exemplar_size
@@ -85,8 +99,8 @@ class Tracker:
         self._mask_threshold = t.mask_threshold
         self._box_stds = tuple(cfg.model.refine.box_stds)
         self._mask_size = cfg.model.refine.mask_size
-        self.use_refine = bool(backend.has_refine and t.refine_box)
-        self.use_mask = bool(backend.has_mask)
+        self.use_refine = bool(self.backend.has_refine and t.refine_box)
+        self.use_mask = bool(self.backend.has_mask)
         self.rpn = RPNPostprocessor(cfg)
         # input buffers reused every frame (the Backend contract says backends copy before returning)
         self._z_buf = np.empty((1, 3, self._exemplar, self._exemplar), dtype=np.float32)
