@@ -127,6 +127,47 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import cv2
+
+    from siamattn.training.evaluate import evaluate
+
+    from .tracker import Tracker
+
+    if (args.model is None) == (args.checkpoint is None):
+        raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
+    if args.model is not None:
+        tracker = Tracker(args.model, backend=args.backend, device=args.device)
+    else:
+        from siamattn.training.model import load_checkpoint
+
+        from .torch_backend import TorchBackend
+
+        model = load_checkpoint(args.checkpoint)
+        device = "cuda" if args.device == "cuda" else "cpu"
+        tracker = Tracker(TorchBackend(model, device=device), model.cfg)
+        tracker.backend_label = f"torch {device} fp32"
+
+    def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
+        for i, path in enumerate(frame_paths):
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise InputError(f"frame '{path}' could not be read")
+            if i == 0:
+                tracker.init(frame, init_box)
+                yield tuple(float(v) for v in init_box)
+            else:
+                yield tracker.track(frame).box
+
+    summary = evaluate(args.dataset, args.root, track_fn, args.out, tracker_name=args.name, split=args.split,
+                       progress=not args.quiet)
+    if not args.quiet:
+        print(f"{args.dataset} with {tracker.backend_label}:")
+        print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
+        print(f"summary and plots in {args.out}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -160,6 +201,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--divergence-iou", type=float, default=0.9, help="IoU below which frames count as diverged")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_check)
+
+    p = sub.add_parser("eval", help="evaluate a tracker on a benchmark folder (OTB, GOT-10k, LaSOT, VOT...)",
+                       description="Run the tracker over every sequence of a benchmark in its real layout, write "
+                                   "result files, metrics (success AUC, precision, normalized precision; VOT "
+                                   "accuracy/robustness/EAO) as summary.json, and plots.")
+    p.add_argument("--model", type=Path, help="export folder (runs on --backend)")
+    p.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint (runs the torch backend)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dataset", required=True,
+                   choices=("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018"))
+    p.add_argument("--root", required=True, type=Path, help="dataset root in the benchmark's own layout")
+    p.add_argument("--split", default="val", help="GOT-10k split (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: %(default)s)")
+    p.add_argument("--name", default="siamattn", help="tracker name in result files and plots")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_eval)
 
     p = sub.add_parser("demo", help="export the shipped demo model and track a real clip (no GPU needed)",
                        description="Export the demo model shipped with the project, track the bigbuckbunny clip "

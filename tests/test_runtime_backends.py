@@ -181,3 +181,21 @@ def test_unreadable_video_is_a_clear_error(tiny_export, tmp_path, capsys):
     rc = main(["track", "--model", str(tiny_export), "--backend", "onnxruntime", "--source", str(bad),
                "--init", "1,1,10,10", "--quiet"])
     assert rc == 2 and "could not be read" in capsys.readouterr().err
+
+
+def test_eval_cli_scores_a_got10k_folder(tiny_export, tmp_path):
+    gen = pytest.importorskip("siamattn.training.generator")
+    try:
+        gen.generate(tmp_path / "data", num_sequences=1, length=8, size=(320, 240), seed=3, split="val",
+                     progress=False)
+    except SiamAttnError as exc:  # imagery packages missing
+        pytest.skip(str(exc))
+    out = tmp_path / "eval"
+    rc = main(["eval", "--model", str(tiny_export), "--backend", "onnxruntime", "--dataset", "got10k",
+               "--root", str(tmp_path / "data"), "--out", str(out), "--quiet"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_sequences"] == 1
+    results = list((out / "results").rglob("*.txt"))
+    assert results and len(results[0].read_text().strip().splitlines()) == 8
+    assert main(["eval", "--dataset", "otb", "--root", str(tmp_path)]) == 2  # neither --model nor --checkpoint
