@@ -1,0 +1,96 @@
+"""``siamattn export``: ONNX graphs, manifest and TensorRT engines from a config (and a checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from siamattn.errors import ConfigError, SiamAttnError
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    """--config wins; else the checkpoint's own config; else siamattn_r50. --set applies on top."""
+    from siamattn.config import from_dict, load_config, parse_override
+
+    if args.config or not args.checkpoint:
+        return load_config(args.config or "siamattn_r50", args.overrides)
+    from siamattn.training.model.checkpoint import read_checkpoint
+
+    data = read_checkpoint(args.checkpoint)["config"]
+    for text in args.overrides:
+        key, value = parse_override(text)
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"override '{text}': '{p}' is not a config section")
+            node = node[p]
+        node[leaf] = value
+    return from_dict(data)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Heavy imports here so 'siamattn --help' stays instant and a missing torch only affects this command.
+    try:
+        from .exporter import ExportOptions, export_model
+    except ImportError as exc:
+        raise SiamAttnError(f"'siamattn export' needs torch, onnx and onnxscript ({exc}); "
+                            "install them with: pip install 'siamattn-trt[export]'") from exc
+    from .fp16 import ISLANDS
+    from .lowering import DEFAULT_XCORR
+
+    cfg = _load_config(args)
+    keep = ISLANDS if args.keep_fp32 is None else tuple(x for x in args.keep_fp32.split(",") if x)
+    bad = sorted(set(keep) - set(ISLANDS))
+    if bad:
+        raise ConfigError(f"--keep-fp32: unknown island(s) {', '.join(bad)}; choose from {', '.join(ISLANDS)}")
+    opts = ExportOptions(
+        ops=args.ops or cfg.export.ops, precision=args.precision or cfg.export.precision,
+        xcorr=args.xcorr or DEFAULT_XCORR, deform_conv=args.deform_conv, keep_fp32=keep, engine=args.engine,
+        plugin_library=args.plugin_library, verify=not args.no_verify, seed=args.seed,
+    )
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    export_model(cfg, args.out, args.checkpoint, opts, log=log)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from siamattn.cli import add_config_args
+
+    p = sub.add_parser(
+        "export", help="export ONNX graphs (+ manifest, + TensorRT engines) for deployment",
+        description="Export the template/search/refinement graphs to ONNX with a manifest.json the runtime reads, "
+                    "and build TensorRT or TensorRT-RTX engines when one is installed. Without --checkpoint a "
+                    "seeded random-init model is exported (pipeline tests only).",
+    )
+    add_config_args(p, default=None)
+    p.add_argument("--checkpoint", help="siamattn checkpoint (.pt); its config is used unless --config is given")
+    p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--ops", choices=("portable", "plugin"),
+                   help="portable: standard ONNX only; plugin: DeformRoIPool as our TensorRT plugin node "
+                        "(default: config export.ops)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), help="graph precision (default: config export.precision)")
+    p.add_argument("--engine", choices=("auto", "tensorrt", "tensorrt-rtx", "none"), default="auto",
+                   help="engine backend; auto uses whichever is installed (default: %(default)s)")
+    p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so to load (default: the plugins stage's build)")
+    p.add_argument("--xcorr", choices=("conv", "shift_add", "unfold_matmul"),
+                   help="lowering of the depth-wise cross-correlation (default: measured fastest)")
+    p.add_argument("--deform-conv", choices=("onnx", "gridsample"), default="onnx",
+                   help="onnx: standard DeformConv-19 (TensorRT-RTX maps it to our DeformConv plugin); gridsample: "
+                        "decomposed into GridSample + Conv, builds without any plugin (default: %(default)s)")
+    p.add_argument("--keep-fp32", metavar="LIST",
+                   help="comma-separated FP32 islands in FP16 graphs (default: all: channel_attention,"
+                        "spatial_attention,roi,box_deltas; empty string for none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-init model and example inputs")
+    p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
+    p.set_defaults(func=_run)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from siamattn.cli import main
+
+    sys.exit(main(["export", *sys.argv[1:]]))

@@ -1,0 +1,377 @@
+"""TensorRT engine building for full TensorRT (``tensorrt``) or TensorRT-RTX (``tensorrt_rtx_bindings``).
+
+One code path for both (they share the Python API used here); the module is chosen at run time. Every build
+runs in a child process (``python -m siamattn.export.engine``) because:
+
+* the TensorRT-RTX ONNX parser dlopens the *unversioned* ``libtensorrt_rtx.so`` when it meets a plugin node,
+  and the wheel ships only ``libtensorrt_rtx.so.1``. The loader reads LD_LIBRARY_PATH once at process start,
+  so the child gets a temporary directory holding that symlink on its LD_LIBRARY_PATH;
+* a TensorRT abort or out-of-memory kill then costs one graph, not the export, and memory is returned.
+
+Graphs are built as strongly typed networks: the FP16/FP32 split is the graph's (see fp16.py). TensorRT-RTX has
+no FP16 flag and its timing-cache calls are no-ops, so a timing cache file is written for full TensorRT only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from siamattn.errors import MissingDependencyError
+
+from .errors import EngineBuildError
+from .manifest import sha256_file
+
+FLAVOURS = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx_bindings"}
+RTX_LIBS_PACKAGE = "tensorrt_rtx_libs"
+RTX_UNVERSIONED = "libtensorrt_rtx.so"
+
+
+@dataclass(frozen=True)
+class Backend:
+    flavour: str  # "tensorrt" | "tensorrt-rtx"
+    module: str
+    version: str
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.flavour == "tensorrt-rtx"
+
+
+def _import(module: str) -> ModuleType | None:
+    if importlib.util.find_spec(module) is None:
+        return None
+    try:
+        return importlib.import_module(module)
+    except Exception:  # placeholder wheels and missing CUDA libraries fail here in various ways
+        return None
+
+
+def resolve_backend(choice: str) -> Backend | None:
+    """``auto``: full TensorRT if importable, else TensorRT-RTX, else None. ``none``: None. An explicit
+    flavour that is not installed is an error (the user asked for it)."""
+    if choice == "none":
+        return None
+    if choice == "auto":
+        for flavour in ("tensorrt", "tensorrt-rtx"):
+            mod = _import(FLAVOURS[flavour])
+            if mod is not None:
+                return Backend(flavour, FLAVOURS[flavour], str(getattr(mod, "__version__", "?")))
+        return None
+    if choice not in FLAVOURS:
+        raise EngineBuildError(f"unknown engine backend '{choice}': use auto, tensorrt, tensorrt-rtx or none")
+    mod = _import(FLAVOURS[choice])
+    if mod is None:
+        hint = ("pip install 'siamattn-trt[tensorrt-rtx]'" if choice == "tensorrt-rtx"
+                else "install TensorRT >= 10 (JetPack, or NVIDIA's pip/apt packages)")
+        raise MissingDependencyError(
+            f"engine backend '{choice}' was requested but its Python module '{FLAVOURS[choice]}' is not importable: "
+            f"{hint}, or use --engine auto/none")
+    return Backend(choice, FLAVOURS[choice], str(getattr(mod, "__version__", "?")))
+
+
+def rtx_library_dir() -> Path | None:
+    spec = importlib.util.find_spec(RTX_LIBS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# ---------------------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """Build progress on stderr: a self-rewriting status line on a terminal, phase lines otherwise."""
+
+    def __init__(self, label: str, stream: TextIO) -> None:
+        self.label, self.stream = label, stream
+        self.tty = stream.isatty()
+        self.phases: list[list[Any]] = []  # [name, step, steps]
+        self.t0 = time.monotonic()
+        self.last_line = 0.0
+
+    def start(self, name: str, steps: int) -> None:
+        self.phases.append([name, 0, steps])
+        if not self.tty and len(self.phases) <= 2:
+            self._line(force=True)
+        self._line()
+
+    def step(self, name: str, step: int) -> None:
+        for p in self.phases:
+            if p[0] == name:
+                p[1] = step + 1
+        self._line()
+
+    def finish(self, name: str) -> None:
+        for i in range(len(self.phases) - 1, -1, -1):
+            if self.phases[i][0] == name:
+                del self.phases[i:]
+                break
+        self._line()
+
+    def _line(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not (force or (self.tty and now - self.last_line > 0.1)):
+            return
+        self.last_line = now
+        text = " > ".join(f"{n} {s}/{t}" if t > 1 else n for n, s, t in self.phases[:3])
+        msg = f"[{self.label}] {now - self.t0:5.1f}s {text}"
+        if self.tty:
+            self.stream.write("\r" + msg[:150].ljust(150))
+        else:
+            self.stream.write(msg + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 150 + "\r")
+            self.stream.flush()
+
+
+class _Spinner:
+    """Fallback when the TensorRT version has no IProgressMonitor."""
+
+    def __init__(self, label: str, stream: TextIO) -> None:
+        self.label, self.stream, self.done = label, stream, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0, i = time.monotonic(), 0
+        while not self.done.wait(1.0 if not self.stream.isatty() else 0.2):
+            i += 1
+            if self.stream.isatty():
+                frame = "|/-\\"[i % 4]
+                self.stream.write(f"\r[{self.label}] building {frame} {time.monotonic() - t0:5.1f}s")
+            elif i % 10 == 0:
+                self.stream.write(f"[{self.label}] still building ({time.monotonic() - t0:.0f}s)\n")
+            self.stream.flush()
+
+    def __enter__(self) -> _Spinner:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        if self.stream.isatty():
+            self.stream.write("\r" + " " * 60 + "\r")
+
+
+def _progress_monitor(trt: ModuleType, progress: _Progress) -> Any:
+    class Monitor(trt.IProgressMonitor):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            progress.start(phase_name, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            progress.step(phase_name, step)
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            progress.finish(phase_name)
+
+    return Monitor()
+
+
+# ------------------------------------------------------------------------------------------ building
+
+
+@dataclass
+class EngineResult:
+    graph: str
+    file: str
+    bytes: int
+    layers: int
+    build_s: float
+    sha256: str
+    backend: str
+    version: str
+    timing_cache: str | None
+
+
+def _onnx_node_names(onnx_path: Path) -> list[tuple[str, str]]:
+    """(name, op_type) of every node, for turning parser node indices into names."""
+    try:
+        import onnx
+
+        model = onnx.load(str(onnx_path), load_external_data=False)
+        return [(n.name, n.op_type) for n in model.graph.node]
+    except Exception:
+        return []
+
+
+def _make_logger(trt: ModuleType) -> Any:
+    class Logger(trt.ILogger):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity in (trt.ILogger.ERROR, trt.ILogger.INTERNAL_ERROR):
+                self.errors.append(msg.strip())
+
+    return Logger()
+
+
+def build_engine(
+    backend: Backend,
+    onnx_path: str | os.PathLike[str],
+    engine_path: str | os.PathLike[str],
+    *,
+    label: str,
+    plugin_library: str | None = None,
+    timing_cache: str | None = None,
+    stream: TextIO = sys.stderr,
+) -> EngineResult:
+    """Parse ``onnx_path`` and build ``engine_path`` in this process (see build_engine_subprocess)."""
+    trt = importlib.import_module(backend.module)
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    logger = _make_logger(trt)
+    if hasattr(trt, "init_libnvinfer_plugins"):
+        # Full TensorRT: register the standard plugins (its DeformConv import goes through one).
+        with contextlib.suppress(Exception):
+            trt.init_libnvinfer_plugins(logger, "")
+    if plugin_library:
+        try:
+            trt.get_plugin_registry().load_library(str(plugin_library))
+        except Exception as exc:
+            raise EngineBuildError(f"[{label}] could not load the plugin library {plugin_library}: {exc}") from exc
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        names = _onnx_node_names(onnx_path)
+        problems = []
+        for i in range(parser.num_errors):
+            err = parser.get_error(i)
+            idx = int(err.node()) if callable(getattr(err, "node", None)) else -1
+            name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
+            where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
+            problems.append(f"{where}: {err.desc()}")
+        hint = ""
+        if any("Plugin not found" in p for p in problems):
+            hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
+                    "--plugin-library), or re-export with --ops portable --deform-conv gridsample")
+        raise EngineBuildError(f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{hint}")
+    config = builder.create_builder_config()
+    progress = _Progress(label, stream)
+    use_monitor = hasattr(trt, "IProgressMonitor") and hasattr(config, "progress_monitor")
+    if use_monitor:
+        config.progress_monitor = _progress_monitor(trt, progress)
+    cache = None
+    if timing_cache and not backend.is_rtx:  # RTX: timing-cache operations are documented no-ops
+        data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
+        cache = config.create_timing_cache(data)
+        config.set_timing_cache(cache, ignore_mismatch=True)
+    t0 = time.monotonic()
+    if use_monitor:
+        serialized = builder.build_serialized_network(network, config)
+        progress.close()
+    else:
+        with _Spinner(label, stream):
+            serialized = builder.build_serialized_network(network, config)
+    build_s = time.monotonic() - t0
+    if serialized is None:
+        detail = "; ".join(logger.errors[-3:]) or "no error message from TensorRT"
+        raise EngineBuildError(f"[{label}] TensorRT could not build an engine from {onnx_path.name}: {detail}")
+    data = memoryview(serialized)
+    engine_path.write_bytes(data)
+    written_cache = None
+    if cache is not None and timing_cache:
+        Path(timing_cache).write_bytes(memoryview(cache.serialize()))
+        written_cache = Path(timing_cache).name
+    return EngineResult(graph=label, file=engine_path.name, bytes=len(data), layers=int(network.num_layers),
+                        build_s=round(build_s, 3), sha256=sha256_file(engine_path), backend=backend.flavour,
+                        version=backend.version, timing_cache=written_cache)
+
+
+def _child_env(backend: Backend, scratch: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    if backend.is_rtx:
+        libdir = rtx_library_dir()
+        target = libdir / f"{RTX_UNVERSIONED}.1" if libdir else None
+        if target is not None and target.is_file():
+            link = scratch / RTX_UNVERSIONED
+            if not link.exists():
+                link.symlink_to(target)
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(scratch), env.get("LD_LIBRARY_PATH")]))
+    return env
+
+
+def build_engine_subprocess(
+    backend: Backend,
+    onnx_path: str | os.PathLike[str],
+    engine_path: str | os.PathLike[str],
+    *,
+    label: str,
+    plugin_library: str | None = None,
+    timing_cache: str | None = None,
+) -> EngineResult:
+    """:func:`build_engine` in a child process with the unversioned TensorRT-RTX library on its search path.
+    Progress goes to this process's stderr; failures come back as :class:`EngineBuildError`."""
+    with tempfile.TemporaryDirectory(prefix="siamattn-trt-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "siamattn.export.engine", "--flavour", backend.flavour, "--onnx", str(onnx_path),
+               "--engine", str(engine_path), "--label", label, "--result", str(result_file)]
+        if plugin_library:
+            cmd += ["--plugin-library", str(plugin_library)]
+        if timing_cache:
+            cmd += ["--timing-cache", str(timing_cache)]
+        proc = subprocess.run(cmd, env=_child_env(backend, Path(tmp)), stdout=subprocess.PIPE, text=True)
+        payload: dict[str, Any] = {}
+        if result_file.is_file():
+            payload = json.loads(result_file.read_text())
+        if proc.returncode != 0 or "error" in payload or not payload:
+            message = payload.get("error") or (
+                f"[{label}] the engine build process died (exit code {proc.returncode}); "
+                f"last output: {proc.stdout.strip()[-300:] or 'none'}")
+            raise EngineBuildError(message)
+        return EngineResult(**payload)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Build one TensorRT engine (child process of 'siamattn export').")
+    p.add_argument("--flavour", required=True, choices=sorted(FLAVOURS))
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--engine", required=True)
+    p.add_argument("--label", required=True)
+    p.add_argument("--result", required=True)
+    p.add_argument("--plugin-library")
+    p.add_argument("--timing-cache")
+    a = p.parse_args(argv)
+    out: dict[str, Any]
+    try:
+        backend = resolve_backend(a.flavour)
+        assert backend is not None
+        res = build_engine(backend, a.onnx, a.engine, label=a.label, plugin_library=a.plugin_library,
+                           timing_cache=a.timing_cache)
+        out = asdict(res)
+        code = 0
+    except Exception as exc:  # reported to the parent as one line
+        own = isinstance(exc, EngineBuildError)
+        out = {"error": str(exc) if own else f"[{a.label}] {exc.__class__.__name__}: {exc}"}
+        code = 1
+    Path(a.result).write_text(json.dumps(out))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,230 @@
+"""The export pipeline behind ``siamattn export``: model -> four ONNX graphs -> manifest -> engines."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from siamattn import __version__
+from siamattn.config import Config
+from siamattn.errors import SiamAttnError
+from siamattn.training.model import SiamAttn, load_checkpoint
+
+from . import engine as engines
+from .errors import ExportError
+from .fp16 import ISLANDS, convert_to_fp16
+from .graphs import Stage, export_stage, stages
+from .lowering import DEFAULT_XCORR, lowerings
+from .manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
+from .postpass import custom_ops, describe_io, finalize, op_counts, optimize
+from .random_model import random_model
+from .verify import compare, run_onnx
+
+RANDOM_INIT_NOTE = "RANDOM-INIT WEIGHTS: not a trained tracker; for pipeline tests only (pass --checkpoint)"
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ExportOptions:
+    ops: str = "portable"  # portable | plugin
+    precision: str = "fp16"  # fp16 | fp32
+    xcorr: str = DEFAULT_XCORR
+    deform_conv: str = "onnx"  # onnx (DeformConv-19) | gridsample (standard ops only, no plugin anywhere)
+    keep_fp32: tuple[str, ...] = ISLANDS
+    engine: str = "auto"  # auto | tensorrt | tensorrt-rtx | none
+    plugin_library: str | None = None
+    verify: bool = True
+    seed: int = 0
+    graphs: tuple[str, ...] = field(default=STAGE_ORDER)
+
+
+def check_output_dir(out: str | os.PathLike[str]) -> Path:
+    """Create ``out`` if needed and prove it is writable, before any long work."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".siamattn-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ExportError(f"output directory '{path}' is not writable ({exc.strerror or exc}); "
+                          "choose another --out") from exc
+    return path
+
+
+def _versions(backend: engines.Backend | None) -> dict[str, Any]:
+    import onnxscript
+    import torchvision
+
+    out: dict[str, Any] = {"siamattn": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                           "onnx": onnx.__version__, "onnxscript": onnxscript.__version__}
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        out["onnxruntime"] = None
+    out["tensorrt"] = None if backend is None else {"flavour": backend.flavour, "version": backend.version}
+    return out
+
+
+def load_model(cfg: Config, checkpoint: str | None, seed: int) -> tuple[SiamAttn, dict[str, Any]]:
+    if checkpoint:
+        model = load_checkpoint(checkpoint, cfg)
+        return model, {"source": "checkpoint", "path": str(Path(checkpoint).resolve()),
+                       "sha256": sha256_file(checkpoint), "seed": None, "note": None}
+    return random_model(cfg, seed), {"source": "random-init", "path": None, "sha256": None, "seed": seed,
+                                     "note": RANDOM_INIT_NOTE}
+
+
+def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """One stage through dynamo export, the post-pass, FP16 conversion and the checker."""
+    model = export_stage(stage, cfg.export.opset, lowerings(opts.ops, opts.xcorr, opts.deform_conv))
+    model = optimize(model)
+    info: dict[str, Any] = {}
+    if opts.precision == "fp16":
+        model, report = convert_to_fp16(model, opts.keep_fp32)
+        info["fp32_islands"] = report.summary()
+        info["casts"] = report.casts
+    model = finalize(model, cfg.export.ir_version, stage.name)
+    return model, info
+
+
+def verify_graph(stage: Stage, model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+    feeds = {k: v.detach().cpu().numpy() for k, v in stage.inputs.items()}
+    outputs, runner = run_onnx(model, feeds)
+    result = compare(stage.reference(), outputs)
+    for v in result.values():
+        v["runner"] = runner
+    return result
+
+
+def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str | None = None,
+                 opts: ExportOptions | None = None, log: Log = print) -> dict[str, Any]:
+    """Write the graphs, manifest.json and (with a TensorRT backend) the engines into ``out_dir``.
+    Returns the manifest dictionary."""
+    opts = opts or ExportOptions()
+    cfg.export.ops, cfg.export.precision = opts.ops, opts.precision
+    cfg.export.validate()
+    out = check_output_dir(out_dir)
+    backend = engines.resolve_backend(opts.engine)  # fails now, not after minutes of export, if missing
+
+    t_start = time.monotonic()
+    model, weights = load_model(cfg, checkpoint, opts.seed)
+    if weights["source"] == "random-init":
+        log(f"WARNING: {RANDOM_INIT_NOTE}")
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.to_dict(),
+        "export": {"ops": opts.ops, "precision": opts.precision, "opset": cfg.export.opset,
+                   "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
+                   "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],
+                   "io_dtype": "float32", "exporter": "torch.onnx.export(dynamo=True)"},
+        "weights": weights, "versions": _versions(backend), "order": [], "graphs": {},
+        "engines": {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}},
+        "verification": {},
+    }
+    all_stages = [s for s in stages(model, opts.seed) if s.name in opts.graphs]
+    for stage in all_stages:
+        t0 = time.monotonic()
+        log(f"[{stage.name}] exporting ({opts.ops}, {opts.precision}) ...")
+        graph, info = export_graph(stage, cfg, opts)
+        path = out / f"{stage.name}.onnx"
+        onnx.save(graph, str(path))
+        entry = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, **describe_io(graph),
+                 "custom_ops": custom_ops(graph), "op_counts": op_counts(graph), **info, "engine": None}
+        manifest["graphs"][stage.name] = entry
+        manifest["order"].append(stage.name)
+        line = f"[{stage.name}] {path.name}: {len(graph.graph.node)} nodes, {entry['bytes'] / 2**20:.1f} MiB"
+        if opts.verify:
+            check = verify_graph(stage, graph)
+            manifest["verification"][stage.name] = check
+            worst = max(check.items(), key=lambda kv: kv[1]["rel_err"])
+            line += (f", max |err|/range vs PyTorch {worst[1]['rel_err']:.1e} ({worst[0]}, "
+                     f"{worst[1]['runner']})")
+        log(line + f" [{time.monotonic() - t0:.1f}s]")
+    write_manifest(out, manifest)
+
+    if backend is None:
+        reason = ("--engine none" if opts.engine == "none" else
+                  "no TensorRT Python module is installed (pip install 'siamattn-trt[tensorrt-rtx]' for AOT builds)")
+        log(f"engines: skipped ({reason})")
+        manifest["engines"]["skipped"] = {name: reason for name in manifest["order"]}
+    else:
+        build_engines(manifest, out, backend, opts, log)
+    write_manifest(out, manifest)
+    log(f"wrote {out / 'manifest.json'} ({time.monotonic() - t_start:.0f}s total)")
+    return manifest
+
+
+def _plugin_library(explicit: str | None) -> tuple[str | None, str]:
+    """Path of libsiamattn_trt_plugins.so, or None and why not."""
+    if explicit:
+        if not Path(explicit).is_file():
+            raise ExportError(f"--plugin-library {explicit} does not exist")
+        return explicit, ""
+    try:
+        from siamattn.plugins.library import find_library
+
+        return str(find_library("trt", build_if_missing=False)), ""
+    except ImportError:
+        return None, "the plugins package is not installed"
+    except SiamAttnError as exc:
+        return None, str(exc)
+
+
+def _needs_plugins(entry: dict[str, Any], backend: engines.Backend) -> bool:
+    if entry["custom_ops"]:
+        return True
+    # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (REFERENCE §4).
+    return backend.is_rtx and entry["op_counts"].get("DeformConv", 0) > 0
+
+
+def build_engines(manifest: dict[str, Any], out: Path, backend: engines.Backend, opts: ExportOptions,
+                  log: Log) -> None:
+    section = manifest["engines"]
+    section.update(backend=backend.flavour, version=backend.version)
+    cache = None if backend.is_rtx else str(out / "timing.cache")
+    plugin_lib: str | None = None
+    plugin_why = ""
+    if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
+        plugin_lib, plugin_why = _plugin_library(opts.plugin_library)
+        section["plugin_library"] = plugin_lib
+    log(f"engines: {backend.flavour} {backend.version}, strongly typed ({opts.precision} graph types)"
+        + (f", plugins from {plugin_lib}" if plugin_lib else ""))
+    rows = []
+    for name in manifest["order"]:
+        entry = manifest["graphs"][name]
+        needs = _needs_plugins(entry, backend)
+        if needs and plugin_lib is None:
+            reason = (f"needs the siamattn TensorRT plugins ({', '.join(entry['custom_ops']) or 'DeformConv'}) "
+                      f"but the plugin library is unavailable: {plugin_why.splitlines()[0] if plugin_why else '?'}")
+            section["skipped"][name] = reason
+            log(f"[{name}] engine skipped: {reason}")
+            continue
+        res = engines.build_engine_subprocess(backend, out / entry["file"], out / f"{name}.engine", label=name,
+                                              plugin_library=plugin_lib if needs else None, timing_cache=cache)
+        entry["engine"] = {"file": res.file, "sha256": res.sha256, "bytes": res.bytes, "backend": res.backend,
+                           "version": res.version, "layers": res.layers, "build_s": res.build_s}
+        if res.timing_cache:
+            section["timing_cache"] = res.timing_cache
+        rows.append((name, res.layers, res.build_s, res.bytes))
+    if rows:
+        log(f"{'graph':<12} {'layers':>7} {'build s':>8} {'engine MiB':>11}")
+        for name, layers, secs, size in rows:
+            log(f"{name:<12} {layers:>7} {secs:>8.1f} {size / 2**20:>11.2f}")
+    if not backend.is_rtx and cache:
+        log(f"timing cache: {cache}")
+    elif backend.is_rtx:
+        log("timing cache: none (TensorRT-RTX timing-cache calls are no-ops)")
+

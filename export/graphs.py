@@ -1,0 +1,139 @@
+"""The four deployment stages as traceable modules, their named inputs/outputs, and the dynamo export.
+
+Names are the contract with the runtime (they also appear in manifest.json):
+
+* ``template``:    ``z`` [1,3,127,127] -> the cache tensors ``z{level}_{part}`` (model.template's keys)
+* ``search``:      ``x`` [1,3,255,255] + every cache tensor under the same name -> ``cls``, ``loc`` and, with
+  refinement, ``box_feat`` (and ``mask_feat`` with the mask head)
+* ``refine_box``:  ``box_feat``, ``rois`` [1,5] -> ``box_deltas`` [1,4] (normalised by model.refine.box_stds)
+* ``refine_mask``: ``mask_feat``, ``rois`` [1,5] -> ``mask`` [1,1,64,64] probabilities
+
+Graph inputs and outputs are FP32 in every precision mode: FP16 lives inside the graphs (see fp16.py), so
+the host side never converts and the cache passes from the template graph to the search graph unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from siamattn.errors import SiamAttnError
+from siamattn.ops import dispatch
+from siamattn.training.model import SiamAttn
+
+from .errors import ExportError
+from .random_model import random_images, random_rois
+
+
+class _Template(nn.Module):
+    def __init__(self, model: SiamAttn, names: list[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, z: Tensor) -> tuple[Tensor, ...]:
+        cache = self.model.template(z)
+        return tuple(cache[k] for k in self.names)
+
+
+class _Search(nn.Module):
+    def __init__(self, model: SiamAttn, cache_names: list[str], out_names: list[str]) -> None:
+        super().__init__()
+        self.model, self.cache_names, self.out_names = model, cache_names, out_names
+
+    def forward(self, x: Tensor, *cache: Tensor) -> tuple[Tensor, ...]:
+        out = self.model.search(x, dict(zip(self.cache_names, cache, strict=True)))
+        return tuple(out[k] for k in self.out_names)
+
+
+class _RefineBox(nn.Module):
+    def __init__(self, model: SiamAttn) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, box_feat: Tensor, rois: Tensor) -> Tensor:
+        return self.model.refine_box(box_feat, rois)
+
+
+class _RefineMask(nn.Module):
+    def __init__(self, model: SiamAttn) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mask_feat: Tensor, rois: Tensor) -> Tensor:
+        return self.model.refine_mask(mask_feat, rois)
+
+
+@dataclass
+class Stage:
+    """One graph to export: a module, example inputs (the export traces them; shapes become static) and
+    the I/O names."""
+
+    name: str
+    module: nn.Module
+    inputs: dict[str, Tensor]
+    output_names: list[str]
+
+    def reference(self) -> dict[str, Tensor]:
+        """The PyTorch stage's outputs on the example inputs (reference ops, not the export lowerings)."""
+        with torch.no_grad():
+            out = self.module(*self.inputs.values())
+        out = out if isinstance(out, tuple) else (out,)
+        return dict(zip(self.output_names, out, strict=True))
+
+
+def stages(model: SiamAttn, seed: int = 0) -> list[Stage]:
+    """The model's deployment stages with example inputs computed from seeded random images, in run order."""
+    model.eval()
+    cfg = model.cfg
+    z, x = random_images(cfg, seed=seed)
+    rois = random_rois(cfg, seed=seed)
+    with torch.no_grad():
+        cache = model.template(z)
+        searched = model.search(x, cache)
+    cache_names = list(cache)
+    out_names = list(searched)
+    result = [
+        Stage("template", _Template(model, cache_names).eval(), {"z": z}, cache_names),
+        Stage("search", _Search(model, cache_names, out_names).eval(), {"x": x, **cache}, out_names),
+    ]
+    if model.has_refine:
+        result.append(Stage("refine_box", _RefineBox(model).eval(),
+                            {"box_feat": searched["box_feat"], "rois": rois}, ["box_deltas"]))
+    if model.has_mask:
+        result.append(Stage("refine_mask", _RefineMask(model).eval(),
+                            {"mask_feat": searched["mask_feat"], "rois": rois}, ["mask"]))
+    return result
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The dynamo exporter prints its own step list and warnings; we print one line per graph instead."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def export_stage(stage: Stage, opset: int, ops: dict[str, Callable[..., Any]]) -> onnx.ModelProto:
+    """Trace ``stage`` with ``torch.onnx.export(dynamo=True)`` under the given op lowerings."""
+    try:
+        with dispatch.use(**ops), _quiet(), torch.no_grad():
+            program = torch.onnx.export(
+                stage.module, tuple(stage.inputs.values()), dynamo=True, opset_version=opset,
+                input_names=list(stage.inputs), output_names=stage.output_names, optimize=True,
+                verbose=False, report=False,
+            )
+    except SiamAttnError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ExportError(f"exporting the {stage.name} graph failed: {first}") from exc
+    assert program is not None
+    return program.model_proto

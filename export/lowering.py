@@ -1,0 +1,242 @@
+"""Export-time lowerings of the ops the model calls through :mod:`siamattn.ops.dispatch`.
+
+Each function here has the signature of its reference op and is swapped in with ``dispatch.use(...)``
+while ``torch.onnx.export(..., dynamo=True)`` traces a stage, so the model code never changes:
+
+* deformable RoI pooling: ``portable`` = standard ONNX (GridSample + AveragePool + elementwise coordinate
+  math, exact mmcv/RoIAlign semantics), ``plugin`` = one ``siamattn::DeformRoIPool`` node that TensorRT maps
+  to our plugin (name/version/attributes agreed with plugins/).
+* deformable conv: the reference (torchvision) exports as standard ONNX DeformConv-19; ``gridsample`` is a
+  decomposition into nine GridSamples and a 1x1 Conv for targets that have neither DeformConv nor our plugin.
+* depth-wise cross-correlation with a kernel that is a tensor (template cache), three forms: see XCORR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from siamattn.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------- RoI pooling
+
+ROI_POOL_DOMAIN = "siamattn"  # custom ONNX domain; TensorRT's parser looks the plugin up by op type
+ROI_POOL_OP = "DeformRoIPool"
+ROI_POOL_VERSION = 1
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _fixed_sampling(sampling_ratio: int) -> int:
+    if sampling_ratio <= 0:
+        # Adaptive sampling (ceil(roi/bins) per RoI) makes the number of samples data-dependent.
+        raise ConfigError("export needs model.refine.sampling_ratio >= 1 (adaptive sampling cannot be a static graph)")
+    return sampling_ratio
+
+
+def deform_roi_pool_portable(
+    feat: Tensor,
+    rois: Tensor,
+    offset: Tensor | None = None,
+    output_size: int | tuple[int, int] = 7,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 0,
+    gamma: float = 0.1,
+) -> Tensor:
+    """mmcv deformable RoI pooling from standard ops: one bilinear GridSample over all sample points, a
+    validity mask, and AveragePool over each bin's g x g samples.
+
+    GridSample alone does not implement the RoIAlign border rule (samples in [-1, 0) read row 0, samples
+    in [H-1, H] read row H-1, only samples beyond that are 0), so coordinates are clamped to [0, H-1]
+    first (then border padding never matters) and a mask zeroes samples outside [-1, H] x [-1, W].
+    """
+    ph, pw = _pair(output_size)
+    g = _fixed_sampling(sampling_ratio)
+    n, c, h, w = feat.shape
+    k = rois.shape[0]
+    rois = rois.to(feat.dtype)
+    sx = rois[:, 1] * spatial_scale - 0.5
+    sy = rois[:, 2] * spatial_scale - 0.5
+    rw = rois[:, 3] * spatial_scale - 0.5 - sx
+    rh = rois[:, 4] * spatial_scale - 0.5 - sy
+    bw, bh = rw / pw, rh / ph
+
+    # Bin origins, then the learned shift, then sub-bin steps: the reference's float operation order, so
+    # border decisions (a sample exactly at -1 or at H) come out the same bit for bit.
+    xo = (sx[:, None] + torch.arange(pw, dtype=feat.dtype)[None, :] * bw[:, None])[:, None, :]  # [K,1,PW]
+    yo = (sy[:, None] + torch.arange(ph, dtype=feat.dtype)[None, :] * bh[:, None])[:, :, None]  # [K,PH,1]
+    if offset is not None:
+        off = offset.to(feat.dtype)
+        xo = xo + gamma * rw[:, None, None] * off[:, 0]  # [K,PH,PW]
+        yo = yo + gamma * rh[:, None, None] * off[:, 1]
+    sub = torch.arange(g, dtype=feat.dtype) + 0.5
+    xs = xo[..., None] + sub * (bw / g)[:, None, None, None]  # [K,PH|1,PW,g]
+    ys = yo[..., None] + sub * (bh / g)[:, None, None, None]  # [K,PH,PW|1,g]
+
+    # Sample lattice [K, PH, g(y), PW, g(x)]: a plain reshape then gives GridSample's [rows, cols] layout.
+    x5 = xs[:, :, None, :, :]
+    y5 = ys.permute(0, 1, 3, 2)[..., None]
+    inside = ((x5 >= -1.0) & (x5 <= float(w)) & (y5 >= -1.0) & (y5 <= float(h))).to(feat.dtype)
+    # align_corners=True: -1 and +1 are the centres of pixels 0 and size-1; size 1 maps everything to -1.
+    gx = x5.clamp(0.0, float(w - 1)) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = y5.clamp(0.0, float(h - 1)) * (2.0 / max(h - 1, 1)) - 1.0
+    gx, gy = torch.broadcast_tensors(gx, gy)
+    grid = torch.stack([gx, gy], dim=-1).reshape(k, ph * g, pw * g, 2)
+    mask = inside.expand(k, ph, g, pw, g).reshape(k, 1, ph * g, pw * g)
+    if n == 1:
+        # One image: all RoIs as rows of one grid, no per-RoI copy of the feature map.
+        samples = F.grid_sample(feat, grid.reshape(1, k * ph * g, pw * g, 2), mode="bilinear",
+                                padding_mode="border", align_corners=True)
+        samples = samples.reshape(c, k, ph * g, pw * g).transpose(0, 1)
+    else:
+        per_roi = feat.index_select(0, rois[:, 0].to(torch.int64))
+        samples = F.grid_sample(per_roi, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.avg_pool2d(samples * mask, kernel_size=g, stride=g)
+
+
+def deform_roi_pool_plugin(
+    feat: Tensor,
+    rois: Tensor,
+    offset: Tensor | None = None,
+    output_size: int | tuple[int, int] = 7,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 0,
+    gamma: float = 0.1,
+) -> Tensor:
+    """One custom-domain node (REFERENCE §4: dynamo needs torch.onnx.ops.symbolic; autograd.Function.symbolic
+    is ignored). Attribute names are the plugin creator's field names."""
+    ph, pw = _pair(output_size)
+    inputs: list[Tensor] = [feat, rois] if offset is None else [feat, rois, offset]
+    attrs: dict[str, Any] = {
+        "output_height": ph,
+        "output_width": pw,
+        "spatial_scale": float(spatial_scale),
+        "sampling_ratio": int(_fixed_sampling(sampling_ratio)),
+        "gamma": float(gamma),
+    }
+    return torch.onnx.ops.symbolic(f"{ROI_POOL_DOMAIN}::{ROI_POOL_OP}", inputs, attrs, dtype=feat.dtype,
+                                   shape=(rois.shape[0], feat.shape[1], ph, pw), version=ROI_POOL_VERSION)
+
+
+# ------------------------------------------------------------------------------------------ deform conv
+
+
+def deform_conv2d_gridsample(
+    x: Tensor,
+    offset: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """DCN as kh*kw bilinear GridSamples (zero padding, align_corners=True) + one 1x1 Conv over the stacked taps.
+
+    Exact DeformConv semantics: GridSample with zero padding gives 0 for corners outside the map, which is
+    the DeformConv rule (a sample at p <= -1 or p >= H is 0; in (-1, 0) only the in-map corner counts).
+    Single offset group and groups=1 only (what the model uses); anything else raises.
+    """
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    n, c, h, w = x.shape
+    m, cg, kh, kw = weight.shape
+    if cg != c or offset.shape[1] != 2 * kh * kw:
+        raise ConfigError("the gridsample DeformConv lowering supports groups=1 and one offset group only")
+    oh, ow = offset.shape[2], offset.shape[3]
+    base_y = (torch.arange(oh, dtype=x.dtype) * sh - ph).view(1, oh, 1)
+    base_x = (torch.arange(ow, dtype=x.dtype) * sw - pw).view(1, 1, ow)
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            t = i * kw + j
+            py = base_y + i * dh + offset[:, 2 * t]  # (dy, dx) pairs, ONNX/torchvision order
+            px = base_x + j * dw + offset[:, 2 * t + 1]
+            grid = torch.stack([px * (2.0 / max(w - 1, 1)) - 1.0, py * (2.0 / max(h - 1, 1)) - 1.0], dim=-1)
+            v = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+            if mask is not None:
+                v = v * mask[:, t : t + 1]
+            taps.append(v)
+    stacked = torch.stack(taps, dim=2).reshape(n, c * kh * kw, oh, ow)  # channel-major, tap-minor = weight layout
+    return F.conv2d(stacked, weight.reshape(m, c * kh * kw, 1, 1), bias)
+
+
+# ---------------------------------------------------------------------------------------------- xcorr
+
+
+def xcorr_conv(x: Tensor, kernel: Tensor) -> Tensor:
+    """Grouped Conv whose weight is a tensor computed in the graph (one group per channel)."""
+    b, c, h, w = x.shape
+    out = F.conv2d(x.reshape(1, b * c, h, w), kernel.reshape(b * c, 1, kernel.shape[2], kernel.shape[3]), groups=b * c)
+    return out.reshape(b, c, out.shape[2], out.shape[3])
+
+
+def _windows(x: Tensor, kh: int, kw: int) -> list[Tensor]:
+    """The kh*kw shifted valid windows of x, tap order k = i*kw + j. Row bands first, then columns of each
+    band: kh + kh*kw single-axis slices instead of two slices per tap (a smaller raw graph to optimise)."""
+    oh, ow = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    bands = [x.narrow(2, i, oh) for i in range(kh)]
+    return [band.narrow(3, j, ow) for band in bands for j in range(kw)]
+
+
+def xcorr_shift_add(x: Tensor, kernel: Tensor) -> Tensor:
+    """Sum over kernel taps of (shifted window of x) * (kernel value): only Slice/Split/Mul/Add."""
+    b, c, kh, kw = kernel.shape
+    taps = kernel.reshape(b, c, kh * kw, 1).split(1, dim=2)  # one Split node, taps [B,C,1,1]
+    out = None
+    for window, tap in zip(_windows(x, kh, kw), taps, strict=True):
+        term = window * tap
+        out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
+def _im2col_index(h: int, w: int, kh: int, kw: int) -> Tensor:
+    """Flat indices [kh*kw * oH*oW] into an HxW map: row t*oH*oW + p reads pixel p of window t."""
+    oh, ow = h - kh + 1, w - kw + 1
+    base = (torch.arange(oh)[:, None] * w + torch.arange(ow)[None, :]).reshape(-1)
+    shifts = (torch.arange(kh)[:, None] * w + torch.arange(kw)[None, :]).reshape(-1)
+    return (shifts[:, None] + base[None, :]).reshape(-1)
+
+
+def xcorr_unfold_matmul(x: Tensor, kernel: Tensor) -> Tensor:
+    """im2col as one Gather with constant indices, then a batched MatMul [B*C,1,taps] x [B*C,taps,oH*oW]."""
+    b, c, h, w = x.shape
+    kh, kw = kernel.shape[2], kernel.shape[3]
+    oh, ow = h - kh + 1, w - kw + 1
+    cols = x.reshape(b * c, h * w).index_select(1, _im2col_index(h, w, kh, kw))
+    out = torch.matmul(kernel.reshape(b * c, 1, kh * kw), cols.reshape(b * c, kh * kw, oh * ow))
+    return out.reshape(b, c, oh, ow)
+
+
+XCORR: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "conv": xcorr_conv,
+    "shift_add": xcorr_shift_add,
+    "unfold_matmul": xcorr_unfold_matmul,
+}
+# Chosen by the measurements in docs/PERFORMANCE_EXPORT.md (python -m siamattn.export.measure xcorr).
+DEFAULT_XCORR = "conv"
+
+ROI_POOL = {"portable": deform_roi_pool_portable, "plugin": deform_roi_pool_plugin}
+DEFORM_CONV = ("onnx", "gridsample")
+
+
+def lowerings(ops: str, xcorr: str, deform_conv: str = "onnx") -> dict[str, Callable[..., Any]]:
+    """The ``dispatch.use(**...)`` arguments for an export mode."""
+    if ops not in ROI_POOL:
+        raise ConfigError(f"export ops must be one of {sorted(ROI_POOL)}, got {ops!r}")
+    if xcorr not in XCORR:
+        raise ConfigError(f"xcorr lowering must be one of {sorted(XCORR)}, got {xcorr!r}")
+    if deform_conv not in DEFORM_CONV:
+        raise ConfigError(f"deform-conv lowering must be one of {list(DEFORM_CONV)}, got {deform_conv!r}")
+    out: dict[str, Callable[..., Any]] = {"deform_roi_pool": ROI_POOL[ops], "xcorr_depthwise": XCORR[xcorr]}
+    if deform_conv == "gridsample":
+        out["deform_conv2d"] = deform_conv2d_gridsample
+    return out

@@ -1,0 +1,233 @@
+"""manifest.json of an export directory: what the runtime reads to know what it runs.
+
+No torch or onnx import here: the runtime on an edge device loads this with numpy/pyyaml only.
+
+Layout (format ``siamattn-export``, version 1)::
+
+    {
+      "format": "siamattn-export", "version": 1, "created_utc": "...",
+      "config": {...full Config.to_dict(), tracker hyperparameters included...},
+      "export": {"ops": "portable|plugin", "precision": "fp16|fp32", "opset": 19, "ir_version": 10,
+                 "xcorr": "...", "deform_conv": "onnx|gridsample", "fp32_islands": [...], "io_dtype": "float32"},
+      "weights": {"source": "checkpoint|random-init", "path": ..., "sha256": ..., "seed": ..., "note": ...},
+      "versions": {"siamattn": ..., "torch": ..., "onnx": ..., "tensorrt": {"flavour": ..., "version": ...}|null},
+      "order": ["template", "search", "refine_box", "refine_mask"],
+      "graphs": {"<name>": {"file": "<name>.onnx", "sha256": ..., "bytes": ...,
+                            "inputs": [{"name", "shape", "dtype"}], "outputs": [...],
+                            "custom_ops": [...], "op_counts": {...}, "fp32_islands": {...},
+                            "engine": null | {"file": "<name>.engine", "sha256", "bytes", "backend",
+                                              "version", "layers", "build_s"}}},
+      "engines": {"backend": ..., "version": ..., "timing_cache": ..., "plugin_library": ..., "skipped": {...}},
+      "verification": {"<graph>": {"<output>": {"max_abs_err", "range", "rel_err", "runner"}}}
+    }
+
+The search graph's inputs other than ``x`` are the template graph's outputs, under the same names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from siamattn.config import Config, from_dict
+from siamattn.errors import ConfigError
+
+from .errors import ManifestError
+
+FORMAT = "siamattn-export"
+VERSION = 1
+FILE_NAME = "manifest.json"
+STAGE_ORDER = ("template", "search", "refine_box", "refine_mask")
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write atomically (a reader never sees half a manifest)."""
+    directory = Path(directory)
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    path = directory / FILE_NAME
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    file: str
+    sha256: str
+    bytes: int
+    backend: str
+    version: str
+    layers: int
+    build_s: float
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str
+    file: str
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    custom_ops: tuple[str, ...]
+    engine: EngineSpec | None
+
+    def input(self, name: str) -> TensorSpec:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise KeyError(f"graph {self.name} has no input {name!r}; inputs: {[t.name for t in self.inputs]}")
+
+    def output(self, name: str) -> TensorSpec:
+        for t in self.outputs:
+            if t.name == name:
+                return t
+        raise KeyError(f"graph {self.name} has no output {name!r}; outputs: {[t.name for t in self.outputs]}")
+
+
+def _tensors(items: Any, where: str) -> tuple[TensorSpec, ...]:
+    try:
+        return tuple(TensorSpec(str(t["name"]), tuple(int(d) for d in t["shape"]), str(t["dtype"])) for t in items)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"{where} has a malformed tensor list ({exc}); re-run 'siamattn export'") from exc
+
+
+class Manifest:
+    """A loaded, checked export directory. ``Manifest.load(dir)`` raises :class:`ManifestError` with a
+    one-line reason when the directory, the manifest or a listed file is missing, corrupt or changed."""
+
+    def __init__(self, root: Path, data: dict[str, Any], graphs: dict[str, GraphSpec]) -> None:
+        self.root = root
+        self.data = data
+        self.graphs = graphs
+
+    # -- loading -----------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], verify: bool = True) -> Manifest:
+        """Read ``directory/manifest.json``; with ``verify`` also check every listed file's sha256."""
+        root = Path(directory)
+        path = root / FILE_NAME
+        if not root.is_dir():
+            raise ManifestError(f"export directory '{root}' does not exist; create it with "
+                                f"'siamattn export --out {root}'")
+        if not path.is_file():
+            raise ManifestError(f"'{root}' has no {FILE_NAME}: it is not an export directory (run 'siamattn export')")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"{path} is not valid JSON ({exc}); re-run 'siamattn export'") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ManifestError(f"{path} is not a siamattn export manifest (format is not '{FORMAT}')")
+        if data.get("version") != VERSION:
+            raise ManifestError(f"{path} has manifest version {data.get('version')!r}; this code reads version "
+                                f"{VERSION}: re-export with this version of siamattn")
+        missing = [k for k in ("config", "export", "graphs", "order") if k not in data]
+        if missing:
+            raise ManifestError(f"{path} lacks {', '.join(missing)}; re-run 'siamattn export'")
+        graphs: dict[str, GraphSpec] = {}
+        for name in data["order"]:
+            g = data["graphs"].get(name)
+            if not isinstance(g, dict):
+                raise ManifestError(f"{path} lists graph '{name}' in 'order' but has no entry for it")
+            engine = None
+            if g.get("engine"):
+                e = g["engine"]
+                try:
+                    engine = EngineSpec(str(e["file"]), str(e["sha256"]), int(e["bytes"]), str(e["backend"]),
+                                        str(e["version"]), int(e["layers"]), float(e["build_s"]))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ManifestError(f"{path}: engine entry of '{name}' is malformed ({exc})") from exc
+            try:
+                graphs[name] = GraphSpec(name, str(g["file"]), str(g["sha256"]),
+                                         _tensors(g["inputs"], f"{path} graph '{name}' inputs"),
+                                         _tensors(g["outputs"], f"{path} graph '{name}' outputs"),
+                                         tuple(g.get("custom_ops", ())), engine)
+            except KeyError as exc:
+                raise ManifestError(f"{path}: graph '{name}' lacks {exc}; re-run 'siamattn export'") from exc
+        manifest = cls(root, data, graphs)
+        manifest._check_consistency()
+        if verify:
+            manifest.verify_files()
+        return manifest
+
+    def _check_consistency(self) -> None:
+        for required in ("template", "search"):
+            if required not in self.graphs:
+                raise ManifestError(f"{self.root / FILE_NAME} has no '{required}' graph; re-run 'siamattn export'")
+        cache = {t.name for t in self.graphs["template"].outputs}
+        fed = {t.name for t in self.graphs["search"].inputs} - {"x"}
+        if cache != fed:
+            raise ManifestError(
+                f"{self.root / FILE_NAME}: search inputs {sorted(fed)} do not match template outputs {sorted(cache)}")
+
+    def verify_files(self) -> None:
+        """Every graph (and engine) file exists and has the recorded sha256."""
+        for g in self.graphs.values():
+            entries = [(g.file, g.sha256, "graph")]
+            if g.engine is not None:
+                entries.append((g.engine.file, g.engine.sha256, "engine"))
+            for file, digest, kind in entries:
+                path = self.root / file
+                if not path.is_file():
+                    raise ManifestError(f"{kind} file '{path}' listed in the manifest is missing; "
+                                        "re-run 'siamattn export'")
+                if sha256_file(path) != digest:
+                    raise ManifestError(
+                        f"{kind} file '{path}' does not match the sha256 in {FILE_NAME} (modified or from another "
+                        "export); re-run 'siamattn export'")
+
+    # -- accessors ---------------------------------------------------------------------------------
+    def config(self) -> Config:
+        try:
+            return from_dict(self.data["config"])
+        except ConfigError as exc:
+            raise ManifestError(f"{self.root / FILE_NAME} holds a config this version cannot read: {exc}") from exc
+
+    @property
+    def order(self) -> list[str]:
+        return [n for n in self.data["order"] if n in self.graphs]
+
+    @property
+    def precision(self) -> str:
+        return str(self.data["export"]["precision"])
+
+    @property
+    def ops(self) -> str:
+        return str(self.data["export"]["ops"])
+
+    @property
+    def random_init(self) -> bool:
+        return self.data.get("weights", {}).get("source") == "random-init"
+
+    def graph(self, name: str) -> GraphSpec:
+        if name not in self.graphs:
+            raise ManifestError(f"export '{self.root}' has no '{name}' graph (graphs: {', '.join(self.graphs)})")
+        return self.graphs[name]
+
+    def onnx_path(self, name: str) -> Path:
+        return self.root / self.graph(name).file
+
+    def engine_path(self, name: str) -> Path | None:
+        e = self.graph(name).engine
+        return None if e is None else self.root / e.file

@@ -1,0 +1,75 @@
+"""Run exported graphs on the CPU and compare them with the PyTorch stages.
+
+Standard-ONNX graphs run in ONNX Runtime. Graphs with our custom ``siamattn::DeformRoIPool`` node run in
+``onnx.reference.ReferenceEvaluator`` with that one node evaluated by the PyTorch reference op, so the
+plugin-mode graph's own structure (attributes, input order, the nodes around it) is what is checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx.reference import ReferenceEvaluator
+from onnx.reference.op_run import OpRun
+
+from .lowering import ROI_POOL_DOMAIN, ROI_POOL_OP
+
+
+class _DeformRoIPoolRef(OpRun):
+    op_domain = ROI_POOL_DOMAIN
+
+    def _run(self, feat: np.ndarray, rois: np.ndarray, offset: np.ndarray | None = None,  # type: ignore[override]
+             output_height: int | None = None, output_width: int | None = None, spatial_scale: float | None = None,
+             sampling_ratio: int | None = None, gamma: float | None = None) -> tuple[np.ndarray]:
+        import torch
+
+        from siamattn.ops import deform_roi_pool
+
+        off = None if offset is None else torch.from_numpy(np.asarray(offset, np.float32))
+        out = deform_roi_pool(torch.from_numpy(np.asarray(feat, np.float32)), torch.from_numpy(np.asarray(rois)),
+                              off, (int(output_height), int(output_width)), float(spatial_scale),  # type: ignore[arg-type]
+                              int(sampling_ratio), float(gamma))  # type: ignore[arg-type]
+        return (out.numpy().astype(feat.dtype),)
+
+
+_DeformRoIPoolRef.__name__ = ROI_POOL_OP  # ReferenceEvaluator matches custom ops by class name
+
+
+def has_custom_ops(model: onnx.ModelProto) -> bool:
+    return any(n.domain not in ("", "ai.onnx") for n in model.graph.node)
+
+
+def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+             runner: str = "auto") -> tuple[dict[str, np.ndarray], str]:
+    """Outputs by name, and which runner produced them (``onnxruntime`` or ``reference``)."""
+    if runner == "auto":
+        runner = "reference" if has_custom_ops(model) else "onnxruntime"
+    names = [o.name for o in model.graph.output]
+    if runner == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        outs = sess.run(names, feeds)
+    else:
+        outs = ReferenceEvaluator(model, new_ops=[_DeformRoIPoolRef]).run(names, feeds)
+    return dict(zip(names, (np.asarray(o) for o in outs), strict=True)), runner
+
+
+def compare(reference: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per output: max abs error, the reference's value range, and their ratio (the parity figure)."""
+    result = {}
+    for name, ref in reference.items():
+        r = np.asarray(ref.detach().cpu().numpy() if hasattr(ref, "detach") else ref, dtype=np.float64)
+        o = np.asarray(outputs[name], dtype=np.float64)
+        if r.shape != o.shape:
+            raise AssertionError(f"output {name}: shape {o.shape} differs from the PyTorch stage's {r.shape}")
+        err = float(np.max(np.abs(r - o))) if r.size else 0.0
+        rng = float(r.max() - r.min()) if r.size else 0.0
+        finite = bool(np.isfinite(o).all())
+        result[name] = {"max_abs_err": err if finite else float("inf"), "range": rng,
+                        "rel_err": (err / rng if rng > 0 else err) if finite else float("inf")}
+    return result
