@@ -87,17 +87,17 @@ class TensorRTRunner:
     def __init__(self, paths: dict[str, Path], plugin_library: Path | None = None, flavour: str = "auto",
                  expected_version: str | None = None, cuda_graph: bool = True) -> None:
         trt, self.flavour = import_tensorrt(flavour)
-        self.cudart = cudart = _cudart()
-        count = cudart.cudaGetDeviceCount()
-        if int(count[0]) != 0 or count[1] == 0:
-            raise SiamAttnError("the TensorRT backend needs an NVIDIA GPU and driver; none found "
-                                "(use --backend onnxruntime on this machine)")
         self.version = trt.__version__
         if expected_version and expected_version.split(".")[:2] != self.version.split(".")[:2]:
             raise SiamAttnError(
                 f"engines were built with {self.flavour} {expected_version} but {self.version} is installed: "
                 "engines are tied to the TensorRT version; rebuild them with 'siamattn export --engine ...'"
             )
+        self.cudart = cudart = _cudart()
+        count = cudart.cudaGetDeviceCount()
+        if int(count[0]) != 0 or count[1] == 0:
+            raise SiamAttnError("the TensorRT backend needs an NVIDIA GPU and driver; none found "
+                                "(use --backend onnxruntime on this machine)")
         self._logger = trt.Logger(trt.Logger.WARNING)
         if plugin_library is not None:
             if not Path(plugin_library).is_file():
