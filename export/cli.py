@@ -79,9 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so to load (default: the plugins stage's build)")
     p.add_argument("--xcorr", choices=("conv", "shift_add", "unfold_matmul"),
                    help="lowering of the depth-wise cross-correlation (default: measured fastest)")
-    p.add_argument("--deform-conv", choices=("onnx", "gridsample"), default="onnx",
+    p.add_argument("--deform-conv", choices=("onnx", "gridsample", "plugin"), default="onnx",
                    help="onnx: standard DeformConv-19 (TensorRT-RTX maps it to our DeformConv plugin); gridsample: "
-                        "decomposed into GridSample + Conv, builds without any plugin (default: %(default)s)")
+                        "decomposed into GridSample + Conv, builds without any plugin; plugin: "
+                        "siamattn::SiamAttnDeformConv, our plugin under full TensorRT too (default: %(default)s)")
     p.add_argument("--keep-fp32", metavar="LIST",
                    help="comma-separated FP32 islands in FP16 graphs (default: all: channel_attention,"
                         "spatial_attention,roi,box_deltas; empty string for none)")

@@ -6,8 +6,10 @@ while ``torch.onnx.export(..., dynamo=True)`` traces a stage, so the model code 
 * deformable RoI pooling: ``portable`` = standard ONNX (GridSample + AveragePool + elementwise coordinate
   math, exact mmcv/RoIAlign semantics), ``plugin`` = one ``siamattn::DeformRoIPool`` node that TensorRT maps
   to our plugin (name/version/attributes agreed with plugins/).
-* deformable conv: the reference (torchvision) exports as standard ONNX DeformConv-19; ``gridsample`` is a
-  decomposition into nine GridSamples and a 1x1 Conv for targets that have neither DeformConv nor our plugin.
+* deformable conv: ``onnx`` = the reference (torchvision) exported as standard ONNX DeformConv-19 (TensorRT-RTX
+  maps it to our ``DeformConv`` plugin); ``gridsample`` = nine GridSamples and a 1x1 Conv for targets with
+  neither DeformConv nor our plugin; ``plugin`` = ``siamattn::SiamAttnDeformConv`` (our plugin under full
+  TensorRT too, which otherwise imports DeformConv with its own FP16-coordinate plugin).
 * depth-wise cross-correlation with a kernel that is a tensor (template cache), three forms: see XCORR.
 """
 
@@ -168,6 +170,40 @@ def deform_conv2d_gridsample(
     return F.conv2d(stacked, weight.reshape(m, c * kh * kw, 1, 1), bias)
 
 
+DEFORM_CONV_OP = "SiamAttnDeformConv"  # our DeformConv plugin under a name full TensorRT does not import itself
+
+
+def deform_conv2d_plugin(
+    x: Tensor,
+    offset: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """``siamattn::SiamAttnDeformConv``: the standard DeformConv's inputs and attributes under a custom name, so
+    full TensorRT uses our plugin (FP32 coordinates) instead of its built-in one (FP16 coordinates, symmetric
+    pads only). TensorRT-RTX maps the standard node to the same plugin already."""
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    n, c, h, w = x.shape
+    m, cg, kh, kw = weight.shape
+    if bias is None and mask is not None:
+        bias = weight.new_zeros(m)  # the plugin tells B from mask by rank; an empty B slot is rejected
+    inputs = [x, weight, offset] + ([bias] if bias is not None else []) + ([mask] if mask is not None else [])
+    attrs: dict[str, Any] = {
+        "dilations": [dh, dw], "group": c // cg, "kernel_shape": [kh, kw],
+        "offset_group": offset.shape[1] // (2 * kh * kw), "pads": [ph, pw, ph, pw], "strides": [sh, sw],
+    }
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return torch.onnx.ops.symbolic(f"{ROI_POOL_DOMAIN}::{DEFORM_CONV_OP}", inputs, attrs, dtype=x.dtype,
+                                   shape=(n, m, oh, ow), version=1)
+
+
 # ---------------------------------------------------------------------------------------------- xcorr
 
 
@@ -225,7 +261,7 @@ XCORR: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 DEFAULT_XCORR = "conv"
 
 ROI_POOL = {"portable": deform_roi_pool_portable, "plugin": deform_roi_pool_plugin}
-DEFORM_CONV = ("onnx", "gridsample")
+DEFORM_CONV = ("onnx", "gridsample", "plugin")
 
 
 def lowerings(ops: str, xcorr: str, deform_conv: str = "onnx") -> dict[str, Callable[..., Any]]:
@@ -239,4 +275,6 @@ def lowerings(ops: str, xcorr: str, deform_conv: str = "onnx") -> dict[str, Call
     out: dict[str, Callable[..., Any]] = {"deform_roi_pool": ROI_POOL[ops], "xcorr_depthwise": XCORR[xcorr]}
     if deform_conv == "gridsample":
         out["deform_conv2d"] = deform_conv2d_gridsample
+    elif deform_conv == "plugin":
+        out["deform_conv2d"] = deform_conv2d_plugin
     return out

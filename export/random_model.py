@@ -3,9 +3,10 @@
 A freshly built model is a poor test subject: the attention scalars (alpha, beta, gamma) and the offset
 predictors start at zero, so attention and deformable sampling are no-ops, and BatchNorm's default running
 statistics (mean 0, var 1) let activations grow through fifty layers until the heads saturate and every
-output is constant. Parity checks on such a model pass vacuously. :func:`random_model` fixes both: it gives
-the zero-initialised parts small non-zero values and sets the BatchNorm statistics from a few random image
-pairs, so every stage produces inputs-dependent outputs of moderate magnitude.
+output is constant. Parity checks on such a model pass vacuously. :func:`random_model` gives the
+zero-initialised parts small non-zero values, damps the residual branches as training does (see
+_damp_residual_branches) and sets the BatchNorm statistics from a few random image pairs, so every stage
+produces input-dependent outputs of moderate magnitude and rounding errors do not explode.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from siamattn.training.model import SiamAttn, build_model
 
 # Parameter names that are zero at init and switch a code path on when non-zero.
 _ATTENTION_SCALARS = ("alpha", "beta", "gamma")
+RESIDUAL_SCALE = 0.2
 
 
 def random_images(cfg: Config, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,8 +48,24 @@ def _randomise_switched_off_parts(model: nn.Module, g: torch.Generator) -> None:
             if leaf in _ATTENTION_SCALARS:
                 p.copy_(0.5 + torch.rand(p.shape, generator=g))
             elif ".offset." in name or "offset_fc" in name:
-                # Offsets of a pixel or so: deformable sampling is exercised, maps stay meaningful.
-                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+                # Offsets of about a pixel (DCN) or a tenth of a bin (RoI pooling), as in trained models:
+                # deformable sampling is exercised without flinging samples across the whole map.
+                fan_in = p[0].numel() if p.dim() > 1 else 1
+                p.copy_(0.1 / fan_in**0.5 * torch.randn(p.shape, generator=g))
+
+
+def _damp_residual_branches(model: nn.Module, scale: float) -> None:
+    """Scale each bottleneck's last BatchNorm (torchvision's ``zero_init_residual`` idea, not quite zero).
+
+    A random ResNet with unit-variance residual branches is chaotic: a perturbation grows ~1.3x per block,
+    so any rounding (FP16, a different conv algorithm) reaches 10% of the output range after 16 blocks and
+    parity numbers would measure the random weights rather than the export. Trained ResNets have small
+    residual branches; so does this one.
+    """
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if name.startswith("backbone.") and name.endswith(".bn3"):
+                m.weight.fill_(scale)
 
 
 def _calibrate_batchnorm(model: SiamAttn, seed: int, batches: int = 2) -> None:
@@ -69,5 +87,6 @@ def random_model(cfg: Config, seed: int = 0) -> SiamAttn:
     torch.manual_seed(seed)
     model = build_model(cfg)
     _randomise_switched_off_parts(model, torch.Generator().manual_seed(seed))
+    _damp_residual_branches(model, RESIDUAL_SCALE)
     _calibrate_batchnorm(model, seed)
     return model

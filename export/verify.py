@@ -14,7 +14,7 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
-from .lowering import ROI_POOL_DOMAIN, ROI_POOL_OP
+from .lowering import DEFORM_CONV_OP, ROI_POOL_DOMAIN, ROI_POOL_OP
 
 
 class _DeformRoIPoolRef(OpRun):
@@ -37,6 +37,31 @@ class _DeformRoIPoolRef(OpRun):
 _DeformRoIPoolRef.__name__ = ROI_POOL_OP  # ReferenceEvaluator matches custom ops by class name
 
 
+class _DeformConvRef(OpRun):
+    op_domain = ROI_POOL_DOMAIN
+
+    def _run(self, x: np.ndarray, w: np.ndarray, offset: np.ndarray, b: np.ndarray | None = None,  # type: ignore[override]
+             mask: np.ndarray | None = None, dilations: list[int] | None = None, group: int | None = None,
+             kernel_shape: list[int] | None = None, offset_group: int | None = None, pads: list[int] | None = None,
+             strides: list[int] | None = None) -> tuple[np.ndarray]:
+        import torch
+
+        from siamattn.ops import deform_conv2d
+
+        def t(a: np.ndarray | None) -> torch.Tensor | None:
+            return None if a is None else torch.from_numpy(np.asarray(a, np.float32))
+
+        pads = list(pads or [0, 0, 0, 0])
+        if pads[:2] != pads[2:]:
+            raise NotImplementedError("reference SiamAttnDeformConv: asymmetric pads")
+        out = deform_conv2d(t(x), t(offset), t(w), t(b), tuple(strides or [1, 1]), tuple(pads[:2]),  # type: ignore[arg-type]
+                            tuple(dilations or [1, 1]), t(mask))
+        return (out.numpy().astype(x.dtype),)
+
+
+_DeformConvRef.__name__ = DEFORM_CONV_OP
+
+
 def has_custom_ops(model: onnx.ModelProto) -> bool:
     return any(n.domain not in ("", "ai.onnx") for n in model.graph.node)
 
@@ -55,7 +80,7 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         outs = sess.run(names, feeds)
     else:
-        outs = ReferenceEvaluator(model, new_ops=[_DeformRoIPoolRef]).run(names, feeds)
+        outs = ReferenceEvaluator(model, new_ops=[_DeformRoIPoolRef, _DeformConvRef]).run(names, feeds)
     return dict(zip(names, (np.asarray(o) for o in outs), strict=True)), runner
 
 
