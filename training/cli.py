@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train SiamAttn on (template, search) pairs drawn from tracking datasets. Writes "
                     "RUN_DIR/{config.yaml,log.csv,last.pt,checkpoints/,model.pt}. For several processes run "
                     "'torchrun --nproc_per_node N -m siamattn.cli train ...' (train.batch_size is global).")
-    add_config_args(p, default="tiny")
+    add_config_args(p, default="siamattn_r50")
     p.add_argument("--data", required=True, action="append", metavar="ROOT[,ROOT2]",
                    help="dataset roots: a GOT-10k root (with train/list.txt) or KIND:PATH with KIND in coco, "
                         "got10k, lasot, trackingnet, youtubevos; comma-separated or repeated")
