@@ -110,7 +110,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print("[demo] checking against the PyTorch FP32 reference on the same frames")
     frames = list(open_source(str(clip), args.max_frames))
-    report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg, name)
+    from tqdm import tqdm
+
+    with tqdm(total=len(frames) - 1, unit="frame", desc=f"check {name} vs torch fp32") as bar:
+
+        def progress(i: int, iou: float, ms: float) -> None:
+            bar.set_postfix(iou=f"{iou:.3f}")
+            bar.update(1)
+
+        report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg,
+                           name, progress=progress)
     paths = write_report(report, out / "check")
     print()
     print(summary_markdown(report))
