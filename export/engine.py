@@ -280,7 +280,7 @@ def build_engine(
     if timing_cache and not backend.is_rtx:  # RTX: timing-cache operations are documented no-ops
         data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
         cache = config.create_timing_cache(data)
-        config.set_timing_cache(cache, ignore_mismatch=True)
+        config.set_timing_cache(cache, True)  # ignore a cache from another device
     t0 = time.monotonic()
     if use_monitor:
         serialized = builder.build_serialized_network(network, config)

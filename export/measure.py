@@ -4,6 +4,8 @@
     SiamAttn shapes, exported node counts, TensorRT-RTX AOT build success (FP32 and FP16).
 ``python -m siamattn.export.measure fp16 --config tiny``  FP16 graph error vs the PyTorch FP32 stages with all
     FP32 islands, none, and each one left out (ONNX Runtime CPU on the FP16 graphs).
+``python -m siamattn.export.measure fp16-attention``  the two attention terms alone on trained-like (correlated)
+    features of growing magnitude, FP16 with and without their FP32 island.
 """
 
 from __future__ import annotations
@@ -159,7 +161,9 @@ def measure_fp16(config: str, out: list[str]) -> None:
     variants: list[tuple[str, tuple[str, ...]]] = [("all islands (default)", ISLANDS), ("no islands", ())]
     variants += [(f"all but {i}", tuple(x for x in ISLANDS if x != i)) for i in ISLANDS]
     out.append(f"\nFP16 graphs of `{config}` (random-init, calibrated BN), ONNX Runtime CPU vs the PyTorch FP32 "
-               "stages; figure = max |err| / output range, worst output named. Machine: " + machine() + "\n")
+               "stages; figure = max |err| / output range, worst output named. ONNX Runtime runs MatMul/Softmax "
+               "chains of an FP16 graph in FP32 (see verify.py), so the attention islands are measured separately "
+               "(fp16-attention). Machine: " + machine() + "\n")
     header = "| FP32 islands | " + " | ".join(s.name for s in stages(model)) + " |"
     out.append(header)
     out.append("|---" * (header.count("|") - 1) + "|")
@@ -212,9 +216,82 @@ def _max_gram(model: nn.Module) -> float:
     return max(seen) if seen else 0.0
 
 
+class _ChannelAttention(nn.Module):
+    """The DSA channel-attention term softmax_row(F F^T) F, with the model's own functions."""
+
+    def forward(self, f: Tensor) -> Tensor:
+        from siamattn.training.model.attention import apply_affinity, channel_affinity
+
+        return apply_affinity(channel_affinity(f), f)
+
+
+class _SpatialAttention(nn.Module):
+    """The DSA spatial-attention term V softmax_col(Q^T K) of one (randomly initialised) DSA module."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        from siamattn.config import AttentionConfig
+        from siamattn.training.model.attention import DSA
+
+        self.dsa = DSA(channels, AttentionConfig())
+        with torch.no_grad():
+            self.dsa.alpha.fill_(1.0)
+
+    def forward(self, f: Tensor) -> Tensor:
+        return self.dsa.spatial(f) - f
+
+
+def _trained_like_features(scale: float, c: int = 256, hw: int = 31, rank: int = 16, seed: int = 0) -> Tensor:
+    """Channels that are correlated (low rank + noise), as trained feature maps are, with RMS ``scale``.
+    Random independent channels make X X^T diagonal-dominant and its softmax ~identity, hiding the problem."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(c, rank, generator=g) @ torch.randn(rank, hw * hw, generator=g)
+    f = f + 0.5 * rank**0.5 * torch.randn(c, hw * hw, generator=g)
+    f = f / f.pow(2).mean().sqrt() * scale
+    return f.reshape(1, c, hw, hw)
+
+
+def measure_fp16_attention(out: list[str]) -> None:
+    scales = (0.5, 1.0, 2.0, 4.0, 8.0)
+    out.append("\nAttention terms alone on the search map ([1,256,31,31], channels correlated, RMS as given), "
+               "FP16 graph with vs without the FP32 island, onnx.reference evaluator (every op in its graph "
+               "type) vs FP64 PyTorch; max |err| / range "
+               "(inf: the FP16 Gram overflowed to inf and the softmax produced NaN).\n")
+    out.append("| term | feature RMS | max X X^T or Q^T K | FP32 island | FP16 throughout |")
+    out.append("|---|---|---|---|---|")
+    torch.manual_seed(0)
+    for label, module, island in (("channel softmax(X X^T) X", _ChannelAttention(), "channel_attention"),
+                                  ("spatial V softmax(Q^T K)", _SpatialAttention(256), "spatial_attention")):
+        module.eval()
+        for scale in scales:
+            f = _trained_like_features(scale)
+            stage = Stage("attention", module, {"f": f}, ["y"])
+            base = optimize(export_stage(stage, 19, {}))
+            with torch.no_grad():
+                ref = module.double()(f.double()).float()
+                module.float()
+                if island == "channel_attention":
+                    flat = f.flatten(2)
+                    peak = float(torch.bmm(flat, flat.transpose(1, 2)).abs().max())
+                else:
+                    q = module.dsa.query(f).flatten(2)
+                    k = module.dsa.key(f).flatten(2)
+                    peak = float(torch.bmm(q.transpose(1, 2), k).abs().max())
+            row = []
+            for keep in ((island,), ()):
+                m16, _ = convert_to_fp16(base, keep)
+                # The reference evaluator computes every op in its graph type (FP32-accumulated MatMul rounded
+                # to FP16, FP16 Softmax), as a strongly typed engine does; ONNX Runtime's CPU provider would run
+                # this MatMul->Softmax chain in FP32 and hide exactly the effect measured here.
+                got, _ = run_onnx(m16, {"f": f.numpy()}, runner="reference")
+                row.append(f"{compare({'y': ref}, got)['y']['rel_err']:.1e}")
+            out.append(f"| {label} | {scale:g} | {peak:.3g} | {row[0]} | {row[1]} |")
+            print(out[-1], file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("xcorr", "fp16"))
+    p.add_argument("what", choices=("xcorr", "fp16", "fp16-attention"))
     p.add_argument("--config", default="tiny")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -226,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.what == "xcorr":
         measure_xcorr(a.runs, a.threads, lines)
         measure_search_xcorr(a.search_config, max(10, a.runs // 3), a.threads, lines)
-    else:
+    elif a.what == "fp16":
         measure_fp16(a.config, lines)
+    else:
+        measure_fp16_attention(lines)
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

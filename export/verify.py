@@ -1,8 +1,14 @@
 """Run exported graphs on the CPU and compare them with the PyTorch stages.
 
-Standard-ONNX graphs run in ONNX Runtime. Graphs with our custom ``siamattn::DeformRoIPool`` node run in
-``onnx.reference.ReferenceEvaluator`` with that one node evaluated by the PyTorch reference op, so the
-plugin-mode graph's own structure (attributes, input order, the nodes around it) is what is checked.
+Standard-ONNX graphs run in ONNX Runtime. Graphs with our custom nodes (``siamattn::DeformRoIPool``,
+``siamattn::SiamAttnDeformConv``) run in ``onnx.reference.ReferenceEvaluator`` with those nodes evaluated by
+the PyTorch reference ops, so the plugin-mode graph's own structure (attributes, input order, the nodes
+around them) is what is checked.
+
+FP16 caveat: ONNX Runtime's CPU provider runs FP16 ops without an FP16 kernel (MatMul, Softmax, ...) in
+FP32 and removes the FP32->FP16->FP32 cast pairs between consecutive such ops, so FP16 overflow and
+rounding inside such chains go unseen. The reference evaluator (``runner="reference"``) computes every op
+in its graph type (numpy), which is what a strongly typed engine does; use it for FP16 error figures.
 """
 
 from __future__ import annotations
@@ -62,6 +68,26 @@ class _DeformConvRef(OpRun):
 _DeformConvRef.__name__ = DEFORM_CONV_OP
 
 
+class _GridSample(OpRun):
+    """GridSample-16 ('bilinear'; the evaluator's own implementation knows only opset-20 mode names), computed
+    by torch in FP32 and rounded to the input type like every other FP16 op here."""
+
+    op_domain = ""
+
+    def _run(self, x: np.ndarray, grid: np.ndarray, align_corners: int = 0, mode: str = "bilinear",  # type: ignore[override]
+             padding_mode: str = "zeros") -> tuple[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        mode = {"linear": "bilinear", "cubic": "bicubic"}.get(mode, mode)
+        out = F.grid_sample(torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(grid, np.float32)),
+                            mode=mode, padding_mode=padding_mode, align_corners=bool(align_corners))
+        return (out.numpy().astype(x.dtype),)
+
+
+_GridSample.__name__ = "GridSample"
+
+
 def has_custom_ops(model: onnx.ModelProto) -> bool:
     return any(n.domain not in ("", "ai.onnx") for n in model.graph.node)
 
@@ -80,7 +106,7 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         outs = sess.run(names, feeds)
     else:
-        outs = ReferenceEvaluator(model, new_ops=[_DeformRoIPoolRef, _DeformConvRef]).run(names, feeds)
+        outs = ReferenceEvaluator(model, new_ops=[_DeformRoIPoolRef, _DeformConvRef, _GridSample]).run(names, feeds)
     return dict(zip(names, (np.asarray(o) for o in outs), strict=True)), runner
 
 
