@@ -43,7 +43,14 @@ def cached_export(config: str, *, precision: str = "fp32", ops: str = "portable"
 
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            export_model(load_config(config, list(overrides)), tmp, checkpoint,
+            if checkpoint:
+                from siamattn.config import from_dict
+                from siamattn.training.model.checkpoint import read_checkpoint
+
+                cfg = from_dict(read_checkpoint(checkpoint)["config"])
+            else:
+                cfg = load_config(config, list(overrides))
+            export_model(cfg, tmp, checkpoint,
                          ExportOptions(ops=ops, precision=precision, engine="none", verify=False), log=lambda s: None)
             tmp.rename(out)
     return out

@@ -199,3 +199,21 @@ def test_eval_cli_scores_a_got10k_folder(tiny_export, tmp_path):
     results = list((out / "results").rglob("*.txt"))
     assert results and len(results[0].read_text().strip().splitlines()) == 8
     assert main(["eval", "--dataset", "otb", "--root", str(tmp_path)]) == 2  # neither --model nor --checkpoint
+
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model.pt"
+
+
+@pytest.mark.parametrize("which", ["demo", "tiny"])
+def test_onnxruntime_tracks_like_torch_on_a_real_clip(which, tiny_export):
+    """Per-frame IoU between the ONNX Runtime FP32 tracker and the PyTorch FP32 tracker >= 0.99 on every frame."""
+    from conftest import cached_export
+
+    from siamattn.runtime.check import run_check
+
+    model_dir = cached_export("demo", checkpoint=str(DEMO_CHECKPOINT)) if which == "demo" else tiny_export
+    frames = _frames(40)
+    backend, cfg, name = load_backend(model_dir, "onnxruntime", "cpu")
+    report = run_check(frames, INIT, load_reference(model_dir), backend, cfg, name, graph_frames=2)
+    assert len(report.iou) == 39
+    assert report.min_iou >= 0.99, f"first divergence at frame {report.first_divergence}: {report.iou}"
