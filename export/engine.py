@@ -259,17 +259,21 @@ def build_engine(
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         names = _onnx_node_names(onnx_path)
-        problems = []
+        problems, failed_ops = [], set()
         for i in range(parser.num_errors):
             err = parser.get_error(i)
             idx = int(err.node()) if callable(getattr(err, "node", None)) else -1
             name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
+            failed_ops.add(op)
             where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
             problems.append(f"{where}: {err.desc()}")
         hint = ""
         if any("Plugin not found" in p for p in problems):
             hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
                     "--plugin-library), or re-export with --ops portable --deform-conv gridsample")
+        elif "Conv" in failed_ops:
+            hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
+                    "--xcorr shift_add")
         raise EngineBuildError(f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{hint}")
     config = builder.create_builder_config()
     progress = _Progress(label, stream)
