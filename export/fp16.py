@@ -15,7 +15,7 @@ Islands (found structurally, so they apply to whatever the exporter emits):
   steps at 128..256, coarser than the sub-pixel sample spacing.
 * ``box_deltas``: the last layer of the box head (deltas are small and scaled by stds 0.1/0.2 downstream).
 
-``docs/PERFORMANCE_EXPORT.md`` records which of these measurably matter (python -m siamattn.export.measure fp16).
+``docs/PERFORMANCE.md`` records which of these measurably matter (python -m siamattn.export.measure fp16).
 """
 
 from __future__ import annotations

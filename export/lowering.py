@@ -257,7 +257,7 @@ XCORR: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "shift_add": xcorr_shift_add,
     "unfold_matmul": xcorr_unfold_matmul,
 }
-# Chosen by the measurements in docs/PERFORMANCE_EXPORT.md (python -m siamattn.export.measure xcorr).
+# Chosen by the measurements in docs/PERFORMANCE.md (python -m siamattn.export.measure xcorr).
 DEFAULT_XCORR = "conv"
 
 ROI_POOL = {"portable": deform_roi_pool_portable, "plugin": deform_roi_pool_plugin}

@@ -61,6 +61,7 @@ def write_manifest(directory: str | os.PathLike[str], data: dict[str, Any]) -> P
         json.dump(data, f, indent=2)
         f.write("\n")
     path = directory / FILE_NAME
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the manifest is meant to be read by others (deploy users)
     os.replace(tmp, path)
     return path
 

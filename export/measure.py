@@ -1,4 +1,4 @@
-"""Measurements behind export defaults, printed as Markdown for docs/PERFORMANCE_EXPORT.md.
+"""Measurements behind export defaults, printed as Markdown for docs/PERFORMANCE.md.
 
 ``python -m siamattn.export.measure xcorr``  the depth-wise xcorr lowerings: ONNX Runtime CPU latency on the
     SiamAttn shapes, exported node counts, TensorRT-RTX AOT build success (FP32 and FP16).
