@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from siamattn.errors import ConfigError
+from siamattn.ops.deform_conv import pair as _pair
 
 # ---------------------------------------------------------------------------------------- RoI pooling
 
@@ -30,9 +31,6 @@ ROI_POOL_DOMAIN = "siamattn"  # custom ONNX domain; TensorRT's parser looks the 
 ROI_POOL_OP = "DeformRoIPool"
 ROI_POOL_VERSION = 1
 
-
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def _fixed_sampling(sampling_ratio: int) -> int:

@@ -13,7 +13,8 @@ from torch import Tensor
 from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 
 
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """An int or a 2-sequence as an (h, w) pair."""
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
@@ -33,9 +34,9 @@ def deform_conv2d(
     """
     if x.dim() != 4 or weight.dim() != 4:
         raise ValueError(f"deform_conv2d: x and weight must be 4-D, got {tuple(x.shape)} and {tuple(weight.shape)}")
-    sh, sw = _pair(stride)
-    ph, pw = _pair(padding)
-    dh, dw = _pair(dilation)
+    sh, sw = pair(stride)
+    ph, pw = pair(padding)
+    dh, dw = pair(dilation)
     n, c, h, w = x.shape
     m, cg, kh, kw = weight.shape
     if c % cg:

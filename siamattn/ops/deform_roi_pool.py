@@ -18,9 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+from .deform_conv import pair as _pair
 
 
 def _check_inputs(feat: Tensor, rois: Tensor, offset: Tensor | None, ph: int, pw: int) -> None:

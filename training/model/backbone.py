@@ -110,6 +110,17 @@ class Neck(nn.Module):
         return out
 
 
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A backbone state dict from a file (a bare state dict or one under ``state_dict``), with clear errors."""
+    if not path.is_file():
+        raise SiamAttnError(f"backbone checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SiamAttnError(f"backbone checkpoint '{path}' could not be read as a torch state dict: {exc}") from exc
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
 def load_torchvision_resnet(backbone: AtrousResNet50, path: str | Path) -> list[str]:
     """Load a torchvision-layout ResNet-50 state dict (e.g. ``resnet50-*.pth``) into the atrous backbone.
 
@@ -118,13 +129,7 @@ def load_torchvision_resnet(backbone: AtrousResNet50, path: str | Path) -> list[
     file is missing or its shapes do not match (wrong architecture or width).
     """
     path = Path(path)
-    if not path.is_file():
-        raise SiamAttnError(f"backbone checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SiamAttnError(f"backbone checkpoint '{path}' could not be read as a torch state dict: {exc}") from exc
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = read_state_dict(path)
     own = backbone.state_dict()
     unused, bad = [], []
     for key, value in state.items():
@@ -307,13 +312,7 @@ def load_mobilenetv2(backbone: DilatedMobileNetV2, path: str | Path) -> list[str
     """Load MobileNetV2 ImageNet weights (``"imagenet"`` = the packaged file, or a path to a state dict in
     torchvision's or the flat layout). Returns the unused checkpoint keys (e.g. ``features.18.*``)."""
     path = packaged_mobilenetv2_weights() if str(path) == "imagenet" else Path(path)
-    if not path.is_file():
-        raise SiamAttnError(f"backbone checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SiamAttnError(f"backbone checkpoint '{path}' could not be read as a torch state dict: {exc}") from exc
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = read_state_dict(path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if any(".conv.0.0." in k for k in state):  # torchvision layout (nested Conv2dNormActivation)
         state = {_torchvision_mbv2_key(k): v for k, v in state.items()}
