@@ -243,3 +243,24 @@ def test_deform_roi_pool_fp16_features_keep_fp32_coordinates():
     # Feature rounding (2^-11 relative) and output rounding bound the error; coordinate rounding would not.
     bound = 2 * 2**-11 * float(feat.abs().max())
     assert float((half.double() - ref).abs().max()) < bound
+
+
+@pytest.mark.parametrize("dy, expect", [(-5.5, "edge0"), (-5.5 - 1e-9, "zero"), (-5.0, "edge0"), (1.5, "edgeH"),
+                                        (1.5 + 1e-9, "zero"), (0.7, "lastrow")])
+def test_deform_roi_pool_offsets_push_samples_to_the_borders(dy, expect):
+    # RoI y in [3, 7] at scale 1 -> sy = 2.5, rh = 4, one 1x1 bin with one sample at sy + 2 = 4.5; gamma * rh = 1,
+    # so the offset moves the sample by exactly dy pixels: 4.5 + dy is -1, just below -1, -0.5, H=6, just past
+    # H, and 5.2 in [H-1, H).
+    h = w = 6
+    feat = torch.arange(h * w, dtype=torch.float64).view(1, 1, h, w) + 1.0
+    rois = torch.tensor([[0, 1.5, 3.0, 2.5, 7.0]], dtype=torch.float64)  # sample x = 1.0 + 0.5 = 1.5
+    offset = torch.tensor([[[[0.0]], [[dy]]]], dtype=torch.float64)
+    out = deform_roi_pool(feat, rois, offset, 1, 1.0, 1, gamma=0.25)[0, 0, 0, 0].item()
+    row = {"edge0": 0, "edgeH": h - 1, "lastrow": h - 1}
+    if expect == "zero":
+        assert out == 0.0
+    else:
+        x_interp = 0.5 * (feat[0, 0, row[expect], 1] + feat[0, 0, row[expect], 2]).item()  # x = 1.5
+        assert out == pytest.approx(x_interp)
+    ref = naive_deform_roi_pool(feat, rois, offset, 1, 1.0, 1, 0.25)[0, 0, 0, 0].item()
+    assert out == pytest.approx(ref)
