@@ -58,6 +58,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_engines(args: argparse.Namespace) -> int:
+    """Torch-free: engines for an existing export folder, built on the target device."""
+    from pathlib import Path
+
+    from .engine import build_engines, resolve_backend
+    from .manifest import Manifest, write_manifest
+
+    manifest = Manifest.load(args.model)
+    backend = resolve_backend(args.engine)
+    if backend is None:
+        raise SiamAttnError("no TensorRT Python module is installed: install TensorRT (JetPack ships it) or "
+                            "'pip install siamattn-trt[tensorrt-rtx]'")
+    data = manifest.data
+    data["engines"] = {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}}
+    for name in data["order"]:
+        data["graphs"][name]["engine"] = None
+    versions = data.setdefault("versions", {})
+    versions["tensorrt"] = {"flavour": backend.flavour, "version": backend.version}
+    build_engines(data, Path(args.model), backend, manifest.precision, args.plugin_library, print)
+    write_manifest(args.model, data)
+    print(f"updated {Path(args.model) / 'manifest.json'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from siamattn.cli import add_config_args
 
@@ -89,6 +113,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init model and example inputs")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "build-engines", help="build TensorRT engines for an existing export folder (no torch needed)",
+        description="Build (or rebuild) one TensorRT / TensorRT-RTX engine per graph of an export folder, on the "
+                    "machine that will run them: export ONNX on a workstation with --engine none, copy the "
+                    "folder to the Jetson/RTX device, run this there. Needs only TensorRT and the plugin library.")
+    p.add_argument("--model", required=True, help="export folder (manifest.json)")
+    p.add_argument("--engine", choices=("auto", "tensorrt", "tensorrt-rtx"), default="auto")
+    p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so (default: the plugins stage's build)")
+    p.set_defaults(func=_build_engines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,6 @@ import torch
 
 from siamattn import __version__
 from siamattn.config import Config
-from siamattn.errors import SiamAttnError
 from siamattn.training.model import SiamAttn, load_checkpoint
 
 from . import engine as engines
@@ -161,70 +160,10 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
         log(f"engines: skipped ({reason})")
         manifest["engines"]["skipped"] = {name: reason for name in manifest["order"]}
     else:
-        build_engines(manifest, out, backend, opts, log)
+        engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log)
     write_manifest(out, manifest)
     log(f"wrote {out / 'manifest.json'} ({time.monotonic() - t_start:.0f}s total)")
     return manifest
 
 
-def _plugin_library(explicit: str | None) -> tuple[str | None, str]:
-    """Path of libsiamattn_trt_plugins.so, or None and why not."""
-    if explicit:
-        if not Path(explicit).is_file():
-            raise ExportError(f"--plugin-library {explicit} does not exist")
-        return explicit, ""
-    try:
-        from siamattn.plugins.library import find_library
-
-        return str(find_library("trt", build_if_missing=False)), ""
-    except ImportError:
-        return None, "the plugins package is not installed"
-    except SiamAttnError as exc:
-        return None, str(exc)
-
-
-def _needs_plugins(entry: dict[str, Any], backend: engines.Backend) -> bool:
-    if entry["custom_ops"]:
-        return True
-    # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (REFERENCE §4).
-    return backend.is_rtx and entry["op_counts"].get("DeformConv", 0) > 0
-
-
-def build_engines(manifest: dict[str, Any], out: Path, backend: engines.Backend, opts: ExportOptions,
-                  log: Log) -> None:
-    section = manifest["engines"]
-    section.update(backend=backend.flavour, version=backend.version)
-    cache = None if backend.is_rtx else str(out / "timing.cache")
-    plugin_lib: str | None = None
-    plugin_why = ""
-    if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
-        plugin_lib, plugin_why = _plugin_library(opts.plugin_library)
-        section["plugin_library"] = plugin_lib
-    log(f"engines: {backend.flavour} {backend.version}, strongly typed ({opts.precision} graph types)"
-        + (f", plugins from {plugin_lib}" if plugin_lib else ""))
-    rows = []
-    for name in manifest["order"]:
-        entry = manifest["graphs"][name]
-        needs = _needs_plugins(entry, backend)
-        if needs and plugin_lib is None:
-            reason = (f"needs the siamattn TensorRT plugins ({', '.join(entry['custom_ops']) or 'DeformConv'}) "
-                      f"but the plugin library is unavailable: {plugin_why.splitlines()[0] if plugin_why else '?'}")
-            section["skipped"][name] = reason
-            log(f"[{name}] engine skipped: {reason}")
-            continue
-        res = engines.build_engine_subprocess(backend, out / entry["file"], out / f"{name}.engine", label=name,
-                                              plugin_library=plugin_lib if needs else None, timing_cache=cache)
-        entry["engine"] = {"file": res.file, "sha256": res.sha256, "bytes": res.bytes, "backend": res.backend,
-                           "version": res.version, "layers": res.layers, "build_s": res.build_s}
-        if res.timing_cache:
-            section["timing_cache"] = res.timing_cache
-        rows.append((name, res.layers, res.build_s, res.bytes))
-    if rows:
-        log(f"{'graph':<12} {'layers':>7} {'build s':>8} {'engine MiB':>11}")
-        for name, layers, secs, size in rows:
-            log(f"{name:<12} {layers:>7} {secs:>8.1f} {size / 2**20:>11.2f}")
-    if not backend.is_rtx and cache:
-        log(f"timing cache: {cache}")
-    elif backend.is_rtx:
-        log("timing cache: none (TensorRT-RTX timing-cache calls are no-ops)")
 

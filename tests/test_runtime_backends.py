@@ -222,3 +222,21 @@ def test_onnxruntime_tracks_like_torch_on_a_real_clip(which, tiny_export):
     report = run_check(frames, INIT, load_reference(model_dir), backend, cfg, name, graph_frames=2)
     assert len(report.iou) == 39
     assert report.min_iou >= 0.99, f"first divergence at frame {report.first_divergence}: {report.iou}"
+
+
+def test_build_engines_on_the_device_needs_no_torch(tiny_export_copy):
+    """Engines are built where they run (Jetson): from an existing export, with torch unavailable."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX (pip extra tensorrt-rtx) builds engines on CPU")
+    code = ("import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
+            "from siamattn.cli import main\n"
+            f"sys.exit(main(['build-engines', '--model', {str(tiny_export_copy)!r}, '--engine', 'tensorrt-rtx']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    from siamattn.export.manifest import Manifest
+
+    m = Manifest.load(tiny_export_copy)  # sha256 of the new engines recorded and checked
+    assert all(m.engine_path(n) is not None and m.engine_path(n).stat().st_size > 0 for n in m.order)
+    assert m.data["versions"]["tensorrt"]["flavour"] == "tensorrt-rtx"
