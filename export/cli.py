@@ -11,22 +11,13 @@ from siamattn.errors import ConfigError, SiamAttnError
 
 def _load_config(args: argparse.Namespace) -> Any:
     """--config wins; else the checkpoint's own config; else siamattn_r50. --set applies on top."""
-    from siamattn.config import from_dict, load_config, parse_override
+    from siamattn.config import apply_overrides, from_dict, load_config
 
     if args.config or not args.checkpoint:
         return load_config(args.config or "siamattn_r50", args.overrides)
     from siamattn.training.model.checkpoint import read_checkpoint
 
-    data = read_checkpoint(args.checkpoint)["config"]
-    for text in args.overrides:
-        key, value = parse_override(text)
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            if not isinstance(node.get(p), dict):
-                raise ConfigError(f"override '{text}': '{p}' is not a config section")
-            node = node[p]
-        node[leaf] = value
+    data = apply_overrides(read_checkpoint(args.checkpoint)["config"], args.overrides)
     return from_dict(data)
 
 

@@ -373,13 +373,19 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from a plain mapping (e.g. one stored in a manifest)."""
-    return _build(Config, data, "")
+    cfg = _build(Config, data, "")
+    _validate_tree(cfg)
+    return cfg
 
 
 def load_config(name_or_path: str | Path = "siamattn_r50", overrides: list[str] | None = None) -> Config:
     """Load a shipped config by name or a YAML file by path, apply ``key.path=value`` overrides, validate."""
-    data = _read_yaml(name_or_path)
-    for text in overrides or []:
+    return from_dict(apply_overrides(_read_yaml(name_or_path), overrides or []))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides to a config mapping in place (and return it)."""
+    for text in overrides:
         key, value = parse_override(text)
         node = data
         parts = key.split(".")
@@ -388,6 +394,4 @@ def load_config(name_or_path: str | Path = "siamattn_r50", overrides: list[str] 
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{text}': '{p}' is not a section")
         node[parts[-1]] = value
-    cfg = _build(Config, data, "")
-    _validate_tree(cfg)
-    return cfg
+    return data
