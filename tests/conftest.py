@@ -56,6 +56,18 @@ def cached_export(config: str, *, precision: str = "fp32", ops: str = "portable"
     return out
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """One torch thread for CPU-heavy tests: on a shared 2-core machine two threads spin against other
+    processes (about 10x slower)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_export() -> Path:
     """The `tiny` config exported (random-init weights, FP32, portable ops)."""

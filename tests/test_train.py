@@ -65,13 +65,7 @@ def write_got10k(root: Path, num: int = 3, length: int = 6, size: tuple[int, int
     return root
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against other processes (10x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = ["train.pairs_per_epoch=8", "train.batch_size=4", "train.workers=0"]

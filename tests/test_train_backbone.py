@@ -16,14 +16,7 @@ from siamattn.training.model import build_model
 from siamattn.training.model.backbone import DilatedMobileNetV2, load_mobilenetv2, packaged_mobilenetv2_weights
 from siamattn.training.trainer import backbone_stages, init_backbone
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against other processes (10x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(*over: str):
