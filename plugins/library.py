@@ -17,6 +17,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,7 +134,22 @@ def _sources_hash() -> str:
 
 
 def _options_hash(opts: BuildOptions) -> str:
-    return hashlib.sha256(json.dumps(asdict(opts), sort_keys=True).encode()).hexdigest()[:8]
+    # The source path is part of the key: CMake refuses a build tree configured from another checkout.
+    key = {**asdict(opts), "source_dir": str(SOURCE_DIR.resolve())}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _check_build_tree(out: Path) -> None:
+    """Fail clearly when ``out`` was configured from a different source tree (CMake's own message is cryptic)."""
+    cache = out / "CMakeCache.txt"
+    if not cache.is_file():
+        return
+    match = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", cache.read_text(errors="replace"), re.M)
+    if match and Path(match.group(1)).resolve() != SOURCE_DIR.resolve():
+        raise PluginBuildError(
+            f"the build directory {out} was configured from {match.group(1)}, not from {SOURCE_DIR}: "
+            "pick another --build-dir or delete that one"
+        )
 
 
 def cache_root() -> Path:
@@ -171,6 +187,7 @@ def build(
         raise PluginBuildError("no C++ compiler found: install one with 'apt-get install g++' (or set CXX)")
     out = Path(build_dir).expanduser() if build_dir else build_dir_for(opts)
     out.mkdir(parents=True, exist_ok=True)
+    _check_build_tree(out)
     args = [cmake, "-S", str(SOURCE_DIR), "-B", str(out), f"-DCMAKE_BUILD_TYPE={opts.build_type}"]
     args.append(f"-DSIAMATTN_BUILD_CUDA={'ON' if opts.cuda else 'OFF'}")
     args.append(f"-DSIAMATTN_BUILD_TRT={'ON' if opts.tensorrt else 'OFF'}")

@@ -22,6 +22,20 @@ def test_cli_builds_cpu_library_without_cuda(tmp_path: Path, capsys: pytest.Capt
     assert "cpu=yes cuda=no tensorrt=no" in out
 
 
+def test_build_dirs_of_different_checkouts_do_not_collide(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # CI runs a second clone with the same ~/.cache: its build directory must not be the first clone's.
+    opts = BuildOptions(cuda=False, tensorrt=False)
+    here = library.build_dir_for(opts)
+    monkeypatch.setattr(library, "SOURCE_DIR", tmp_path / "other-clone" / "plugins")
+    assert library._options_hash(opts) != here.name.split("-")[1]
+
+
+def test_build_tree_from_another_checkout_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "CMakeCache.txt").write_text("CMAKE_HOME_DIRECTORY:INTERNAL=/somewhere/else/plugins\n")
+    with pytest.raises(PluginBuildError, match=r"configured from /somewhere/else/plugins.*another --build-dir"):
+        library.build(BuildOptions(cuda=False, tensorrt=False), build_dir=tmp_path)
+
+
 def _configure(tmp_path: Path, *extra: str) -> str:
     nvcc = library.find_nvcc()
     if nvcc is None:
