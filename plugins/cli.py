@@ -43,6 +43,25 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulate(args: argparse.Namespace) -> int:
+    from . import emulation
+
+    lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs)
+    sanitizers = emulation.SANITIZERS if args.sanitizer == "all" else (args.sanitizer,)
+    failed = []
+    for san in sanitizers:
+        print(f"== CUDA kernels on CPU threads, sanitizer: {san} ({'all' if args.full else 'quick'} cases)",
+              flush=True)
+        result = emulation.selftest(lib_dir, san, full=args.full)
+        print(result.output.rstrip())
+        if not result.ok:
+            failed.append(san)
+    print(f"emulation: {'FAILED under ' + ', '.join(failed) if failed else 'all variants passed'} "
+          "(shows indexing, tiling, shared memory and __syncthreads are right; says nothing about speed or "
+          "tensor-core fragment layouts: run 'python -m siamattn.plugins.gpu_check' on a GPU for that)")
+    return 1 if failed else 0
+
+
 def describe_library(path: Path) -> str:
     """Build info (and plugin list) a library reports about itself."""
     lib = ctypes.CDLL(str(path))
@@ -91,6 +110,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
     b.add_argument("--verbose", action="store_true", help="print CMake's output")
     b.set_defaults(func=_build)
+    e = psub.add_parser("emulate", help="run the CUDA kernels on CPU threads (no GPU needed), under sanitizers",
+                        description="Compile the unchanged CUDA kernels against plugins/emu's CPU stand-ins for the "
+                                    "CUDA runtime and run their self-test (vs the CPU implementation) plain, under "
+                                    "AddressSanitizer and under ThreadSanitizer. For kernel work without a GPU.")
+    e.add_argument("--sanitizer", choices=["all", "none", "address", "thread"], default="all",
+                   help="which variant(s) to run (default: all)")
+    e.add_argument("--full", action="store_true", help="also the large shapes (minutes instead of seconds)")
+    e.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
+    e.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
+    e.set_defaults(func=_emulate)
     i = psub.add_parser("info", help="where the built libraries are and what they contain")
     i.set_defaults(func=_info)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

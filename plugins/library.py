@@ -94,6 +94,7 @@ class BuildOptions:
     tensorrt_include: str | None = None
     tensorrt: bool | None = None
     build_type: str = "Release"
+    emulation: bool = False  # also the CUDA-on-CPU emulation executables (emu/, tests without a GPU)
 
     def resolved(self) -> BuildOptions:
         nvcc = find_nvcc()
@@ -119,13 +120,14 @@ class BuildOptions:
             tensorrt_include=str(trt_dir) if (trt_dir and cuda) else None,
             tensorrt=bool(trt_dir and cuda),
             build_type=self.build_type,
+            emulation=self.emulation,
         )
 
 
 def _sources_hash() -> str:
     digest = hashlib.sha256()
     files = [SOURCE_DIR / "CMakeLists.txt"]
-    for sub in ("include", "src", "trt"):
+    for sub in ("include", "src", "trt", "emu"):
         files += sorted(p for p in (SOURCE_DIR / sub).glob("*") if p.is_file())
     for path in files:
         digest.update(path.name.encode())
@@ -191,6 +193,7 @@ def build(
     args = [cmake, "-S", str(SOURCE_DIR), "-B", str(out), f"-DCMAKE_BUILD_TYPE={opts.build_type}"]
     args.append(f"-DSIAMATTN_BUILD_CUDA={'ON' if opts.cuda else 'OFF'}")
     args.append(f"-DSIAMATTN_BUILD_TRT={'ON' if opts.tensorrt else 'OFF'}")
+    args.append(f"-DSIAMATTN_BUILD_EMULATION={'ON' if opts.emulation else 'OFF'}")
     if opts.cuda:
         nvcc = find_nvcc()
         args.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")

@@ -34,7 +34,9 @@ extern "C" {
 
 /* The CUDA DeformConv materialises im2col columns for as many batch images as fit in this many bytes (at
  * least one image), so the workspace stays bounded for large batches. */
+#ifndef SIAMATTN_DEFORM_CONV_COLUMN_BUDGET /* overridable: the emulation tests force batch chunking on small shapes */
 #define SIAMATTN_DEFORM_CONV_COLUMN_BUDGET ((size_t)64 << 20)
+#endif
 
 typedef enum siamattn_dtype {
     SIAMATTN_FLOAT32 = 0,

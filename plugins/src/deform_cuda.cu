@@ -13,6 +13,12 @@
 #include "deform_common.h"
 #include "deform_math.h"
 
+// Every launch goes through this macro so that plugins/emu (the CPU-thread emulation the CPU-only CI runs these
+// kernels under, with AddressSanitizer and ThreadSanitizer) can substitute its own launcher.
+#ifndef SIAMATTN_LAUNCH
+#define SIAMATTN_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<(grid), (block), 0, (stream)>>>
+#endif
+
 namespace {
 
 using siamattn::fail;
@@ -195,12 +201,12 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_f32_simt_kernel(GemmArgs<fl
 
 void launch_gemm(const GemmArgs<__half>& args, int groups, cudaStream_t stream) {
     const dim3 grid((args.n + kWmmaBN - 1) / kWmmaBN, (args.m + kWmmaBM - 1) / kWmmaBM, groups);
-    gemm_f16_wmma_kernel<<<grid, kWmmaThreads, 0, stream>>>(args);
+    SIAMATTN_LAUNCH(grid, kWmmaThreads, stream, gemm_f16_wmma_kernel)(args);
 }
 
 void launch_gemm(const GemmArgs<float>& args, int groups, cudaStream_t stream) {
     const dim3 grid((args.n + kSimtBN - 1) / kSimtBN, (args.m + kSimtBM - 1) / kSimtBM, groups);
-    gemm_f32_simt_kernel<<<grid, kSimtThreads, 0, stream>>>(args);
+    SIAMATTN_LAUNCH(grid, kSimtThreads, stream, gemm_f32_simt_kernel)(args);
 }
 
 unsigned grid_for(size_t total, unsigned threads) {
@@ -224,8 +230,8 @@ int32_t conv_forward(const siamattn_deform_conv_params& p, const T* x, const T* 
     for (int n0 = 0; n0 < p.batch; n0 += chunk) {
         const int nb = p.batch - n0 < chunk ? p.batch - n0 : chunk;
         const size_t total = (size_t)p.in_channels * nb * plane_pixels;
-        deform_im2col_kernel<T><<<grid_for(total, 256), 256, 0, stream>>>(x, offset, p.has_mask ? mask : nullptr,
-                                                                           col, g, n0, nb);
+        SIAMATTN_LAUNCH(grid_for(total, 256), 256, stream, deform_im2col_kernel<T>)(
+            x, offset, p.has_mask ? mask : nullptr, col, g, n0, nb);
         GemmArgs<T> args;
         args.a = w;
         args.b = col;
@@ -282,10 +288,10 @@ void roi_pool_launch(const siamattn_deform_roi_pool_params& p, int32_t rois_dtyp
     const unsigned blocks = grid_for(total, 256);
     const T* off = p.has_offset ? static_cast<const T*>(offset) : nullptr;
     if (rois_dtype == SIAMATTN_FLOAT32)
-        deform_roi_pool_kernel<T, float><<<blocks, 256, 0, stream>>>(
+        SIAMATTN_LAUNCH(blocks, 256, stream, deform_roi_pool_kernel<T, float>)(
             static_cast<const T*>(feat), static_cast<const float*>(rois), off, static_cast<T*>(out), p);
     else
-        deform_roi_pool_kernel<T, __half><<<blocks, 256, 0, stream>>>(
+        SIAMATTN_LAUNCH(blocks, 256, stream, deform_roi_pool_kernel<T, __half>)(
             static_cast<const T*>(feat), static_cast<const __half*>(rois), off, static_cast<T*>(out), p);
 }
 

@@ -1,0 +1,70 @@
+"""The CUDA kernels on CPU threads, for machines without a GPU (``siamattn plugins emulate``).
+
+``plugins/emu`` compiles ``src/deform_cuda.cu`` unchanged with the host compiler against small stand-ins for
+``cuda_runtime.h``, ``cuda_fp16.h`` and ``mma.h`` (see ``emu/cuda_runtime.h`` for the execution model), and
+links it into the same self-test the GPU runs (``src/selftest.cpp``: CUDA path vs the CPU implementation).
+Three variants: plain, under AddressSanitizer (out-of-bounds global and shared memory, like compute-sanitizer's
+memcheck) and under ThreadSanitizer (shared-memory races from a missing ``__syncthreads``, like racecheck).
+What it cannot show: tensor-core fragment layouts, nvcc code generation, real-GPU timing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .library import BuildOptions, PluginBuildError, build
+
+SANITIZERS = ("none", "address", "thread")
+_SUFFIX = {"none": "", "address": "_asan", "thread": "_tsan"}
+_ENV = {"TSAN_OPTIONS": "second_deadlock_stack=1"}  # a lock-order report then shows both sides
+
+
+@dataclass(frozen=True)
+class EmulationRun:
+    sanitizer: str
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def build_emulation(build_dir: str | os.PathLike[str] | None = None, jobs: int | None = None,
+                    verbose: bool = False) -> Path:
+    """CPU library + emulation executables (no CUDA, no TensorRT needed); returns the ``lib`` directory."""
+    return build(BuildOptions(cuda=False, tensorrt=False, emulation=True), build_dir=build_dir, jobs=jobs,
+                 verbose=verbose)
+
+
+def executable(lib_dir: Path, program: str, sanitizer: str = "none") -> Path:
+    """Path of ``siamattn_emu_<program>[_asan|_tsan]``; a clear error when that variant was not built."""
+    if sanitizer not in _SUFFIX:
+        raise ValueError(f"sanitizer must be one of {SANITIZERS}, got {sanitizer!r}")
+    path = lib_dir / f"siamattn_emu_{program}{_SUFFIX[sanitizer]}"
+    if not path.is_file():
+        why = (f"the compiler could not link -fsanitize={sanitizer} (install its runtime, e.g. "
+               f"'apt-get install lib{sanitizer[0]}san8' for g++ 12)" if sanitizer != "none"
+               else "the build did not include the emulation (BuildOptions(emulation=True))")
+        raise PluginBuildError(f"{path.name} is missing from {lib_dir}: {why}")
+    return path
+
+
+def run(lib_dir: Path, program: str, args: list[str], sanitizer: str = "none",
+        timeout: float = 600.0) -> EmulationRun:
+    env = {**os.environ, **_ENV}
+    proc = subprocess.run([str(executable(lib_dir, program, sanitizer)), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+    return EmulationRun(sanitizer, proc.returncode, proc.stdout + proc.stderr)
+
+
+def selftest(lib_dir: Path, sanitizer: str = "none", full: bool = False) -> EmulationRun:
+    """The kernels' self-test (CUDA path vs CPU implementation, FP32 and FP16) under one variant. ``full`` adds
+    the 31x31 and 64x64-batch-8 shapes (minutes, where the quick set takes seconds)."""
+    return run(lib_dir, "selftest", [] if full else ["--quick"], sanitizer)
+
+
+__all__ = ["SANITIZERS", "EmulationRun", "build_emulation", "executable", "run", "selftest"]
