@@ -56,6 +56,14 @@ def _emulate(args: argparse.Namespace) -> int:
         print(result.output.rstrip())
         if not result.ok:
             failed.append(san)
+        if san != "thread" and emulation.has_trt_driver(lib_dir):
+            print(f"== TensorRT plugins driven through their run-time path, sanitizer: {san}", flush=True)
+            driver = emulation.trt_driver(lib_dir, san)
+            print(driver.output.rstrip())
+            if not driver.ok:
+                failed.append(f"{san} (plugin driver)")
+    if not emulation.has_trt_driver(lib_dir):
+        print("TensorRT plugin driver not built: no TensorRT headers found (set TensorRT_INCLUDE_DIR)")
     print(f"emulation: {'FAILED under ' + ', '.join(failed) if failed else 'all variants passed'} "
           "(shows indexing, tiling, shared memory and __syncthreads are right; says nothing about speed or "
           "tensor-core fragment layouts: run 'python -m siamattn.plugins.gpu_check' on a GPU for that)")

@@ -5,6 +5,9 @@
 links it into the same self-test the GPU runs (``src/selftest.cpp``: CUDA path vs the CPU implementation).
 Three variants: plain, under AddressSanitizer (out-of-bounds global and shared memory, like compute-sanitizer's
 memcheck) and under ThreadSanitizer (shared-memory races from a missing ``__syncthreads``, like racecheck).
+With TensorRT headers present it also builds ``emu/trt_plugin_driver.cpp``, which drives the TensorRT plugins'
+run-time path (creators, serialised fields, onShapeChange, enqueue with the build phase's workspace) the way
+TensorRT does, plain and under AddressSanitizer.
 What it cannot show: tensor-core fragment layouts, nvcc code generation, real-GPU timing.
 """
 
@@ -61,10 +64,25 @@ def run(lib_dir: Path, program: str, args: list[str], sanitizer: str = "none",
     return EmulationRun(sanitizer, proc.returncode, proc.stdout + proc.stderr)
 
 
+def has_trt_driver(lib_dir: Path) -> bool:
+    return (lib_dir / "siamattn_emu_trt_driver").is_file()
+
+
+def trt_driver(lib_dir: Path, sanitizer: str = "none") -> EmulationRun:
+    """The TensorRT plugins driven through their run-time path (``none`` or ``address``; needs the headers)."""
+    if not has_trt_driver(lib_dir):
+        raise PluginBuildError(
+            "the emulation was built without TensorRT headers, so there is no plugin driver: set "
+            "TensorRT_INCLUDE_DIR to a folder with NvInferRuntime.h (TensorRT >= 10) and build again"
+        )
+    return run(lib_dir, "trt_driver", [], sanitizer)
+
+
 def selftest(lib_dir: Path, sanitizer: str = "none", full: bool = False) -> EmulationRun:
     """The kernels' self-test (CUDA path vs CPU implementation, FP32 and FP16) under one variant. ``full`` adds
     the 31x31 and 64x64-batch-8 shapes (minutes, where the quick set takes seconds)."""
     return run(lib_dir, "selftest", [] if full else ["--quick"], sanitizer)
 
 
-__all__ = ["SANITIZERS", "EmulationRun", "build_emulation", "executable", "run", "selftest"]
+__all__ = ["SANITIZERS", "EmulationRun", "build_emulation", "executable", "has_trt_driver", "run", "selftest",
+           "trt_driver"]

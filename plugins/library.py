@@ -104,7 +104,9 @@ class BuildOptions:
                 "bin/ on PATH or set CUDACXX=/path/to/nvcc; or build the CPU library only with --no-cuda"
             )
         cuda = nvcc is not None if self.cuda is None else self.cuda
-        trt_dir = find_tensorrt_include(self.tensorrt_include) if self.tensorrt is not False else None
+        # The emulation's TensorRT driver needs the headers only (no CUDA), even when the plugin library is off.
+        wants_headers = self.tensorrt is not False or self.emulation
+        trt_dir = find_tensorrt_include(self.tensorrt_include) if wants_headers else None
         if self.tensorrt and trt_dir is None:
             raise PluginBuildError(
                 "the TensorRT plugin library was requested but no TensorRT headers (NvInferRuntime.h) were found. "
@@ -117,8 +119,8 @@ class BuildOptions:
         return BuildOptions(
             cuda=cuda,
             cuda_archs=self.cuda_archs,
-            tensorrt_include=str(trt_dir) if (trt_dir and cuda) else None,
-            tensorrt=bool(trt_dir and cuda),
+            tensorrt_include=str(trt_dir) if (trt_dir and (cuda or self.emulation)) else None,
+            tensorrt=bool(trt_dir and cuda and self.tensorrt is not False),
             build_type=self.build_type,
             emulation=self.emulation,
         )

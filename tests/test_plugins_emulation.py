@@ -40,6 +40,19 @@ def test_emulated_cuda_kernels_match_cpu_implementation(lib_dir: Path, sanitizer
     assert "ALL OK" in result.output and "WARNING: ThreadSanitizer" not in result.output
 
 
+@pytest.mark.parametrize("sanitizer", ["none", "address"])
+def test_tensorrt_plugins_run_time_path_matches_cpu_implementation(lib_dir: Path, sanitizer: str) -> None:
+    if not emulation.has_trt_driver(lib_dir):
+        pytest.skip("no TensorRT headers (NvInferRuntime.h, TensorRT >= 10) found: set TensorRT_INCLUDE_DIR")
+    result = _run(lib_dir, "trt_driver", [], sanitizer)
+    assert result.ok, result.output
+    cases = re.findall(r"^(ok  |FAIL) (DeformConv|SiamAttnDeformConv|DeformRoIPool) ", result.output, re.M)
+    # 3 DeformConv attribute sets (both plugin names) + 2 DeformRoIPool ones, FP32 and FP16; every plugin is
+    # re-created from its serialised fields and must log (not crash) when enqueued before onShapeChange.
+    assert len(cases) == 10 and all(status == "ok  " for status, _ in cases), result.output
+    assert "logged through TensorRT's logger: 10 " in result.output
+
+
 def test_clean_probe_passes_under_every_variant(lib_dir: Path) -> None:
     for sanitizer in emulation.SANITIZERS:
         result = _run(lib_dir, "probe", ["ok"], sanitizer)

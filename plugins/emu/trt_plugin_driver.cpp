@@ -1,0 +1,371 @@
+// Plays TensorRT's part for our plugin library, on the CUDA-on-CPU emulation: finds the creators through
+// getCreators(), creates each plugin from ONNX-style attributes (build phase), asks for output types, formats and
+// the workspace size, serialises the fields and re-creates the plugin from them (what deserialising an engine
+// does), attaches it to a context, calls onShapeChange and enqueue with a workspace of exactly the size the
+// build phase asked for, and compares the output with the CPU library run on parameters written out here by
+// hand from the same attributes. This is the plugin glue between TensorRT and the kernels, which TensorRT-RTX's
+// CPU-only engine builds never execute. Exit status 0 = every case agrees.
+#include <NvInferRuntime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "siamattn_deform.h"
+
+extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
+extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
+
+namespace {
+
+using nvinfer1::DataType;
+using nvinfer1::PluginField;
+using nvinfer1::PluginFieldType;
+
+std::mt19937 rng(4321);
+
+// Stands in for TensorRT's logger, handed to the library through setLoggerFinder as TensorRT does.
+class Logger : public nvinfer1::ILogger {
+public:
+    void log(Severity severity, const char* msg) noexcept override {
+        last = msg;
+        if (severity <= Severity::kERROR) ++errors;
+    }
+    std::string last;
+    int errors = 0;
+};
+
+class LoggerFinder : public nvinfer1::ILoggerFinder {
+public:
+    nvinfer1::ILogger* findLogger() override { return &logger; }
+    Logger logger;
+};
+
+LoggerFinder g_finder;
+
+struct HostTensor {
+    std::vector<int64_t> shape;
+    std::vector<float> values;  // FP32 values; FP16 tensors hold values already rounded to half
+    size_t size() const { return values.size(); }
+};
+
+HostTensor random_tensor(std::vector<int64_t> shape, float scale, float shift, DataType type) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    HostTensor t{std::move(shape), std::vector<float>(n)};
+    for (float& v : t.values) {
+        v = shift + scale * dist(rng);
+        if (type == DataType::kHALF) v = siamattn_half_to_float(siamattn_float_to_half(v));
+    }
+    return t;
+}
+
+std::vector<unsigned char> encode(const std::vector<float>& v, DataType type) {
+    const size_t elem = type == DataType::kHALF ? 2 : 4;
+    std::vector<unsigned char> out(v.size() * elem);
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (type == DataType::kHALF) {
+            const uint16_t h = siamattn_float_to_half(v[i]);
+            std::memcpy(&out[i * 2], &h, 2);
+        } else {
+            std::memcpy(&out[i * 4], &v[i], 4);
+        }
+    }
+    return out;
+}
+
+float decode(const std::vector<unsigned char>& buf, size_t i, DataType type) {
+    if (type == DataType::kHALF) {
+        uint16_t h;
+        std::memcpy(&h, &buf[i * 2], 2);
+        return siamattn_half_to_float(h);
+    }
+    float f;
+    std::memcpy(&f, &buf[i * 4], 4);
+    return f;
+}
+
+nvinfer1::Dims dims_of(const std::vector<int64_t>& shape) {
+    nvinfer1::Dims d{};
+    d.nbDims = static_cast<int32_t>(shape.size());
+    for (size_t i = 0; i < shape.size(); ++i) d.d[i] = shape[i];
+    return d;
+}
+
+// Attribute storage for a PluginFieldCollection (ints as INT64 or INT32, as different ONNX parsers pass them).
+class Fields {
+public:
+    void ints(const char* name, std::vector<int64_t> v, bool as_int32) {
+        if (as_int32) {
+            i32_.emplace_back(v.begin(), v.end());
+            fields_.emplace_back(name, nullptr, PluginFieldType::kINT32, static_cast<int32_t>(v.size()));
+        } else {
+            i64_.push_back(std::move(v));
+            fields_.emplace_back(name, nullptr, PluginFieldType::kINT64, static_cast<int32_t>(i64_.back().size()));
+        }
+    }
+    void real(const char* name, float v) {
+        f32_.push_back(v);
+        fields_.emplace_back(name, nullptr, PluginFieldType::kFLOAT32, 1);
+    }
+    const nvinfer1::PluginFieldCollection* collection() {
+        size_t a = 0, b = 0, c = 0;
+        for (PluginField& f : fields_) {
+            if (f.type == PluginFieldType::kINT32) f.data = i32_[a++].data();
+            else if (f.type == PluginFieldType::kINT64) f.data = i64_[b++].data();
+            else f.data = &f32_[c++];
+        }
+        pfc_.nbFields = static_cast<int32_t>(fields_.size());
+        pfc_.fields = fields_.data();
+        return &pfc_;
+    }
+
+private:
+    std::vector<PluginField> fields_;
+    std::vector<std::vector<int32_t>> i32_;
+    std::vector<std::vector<int64_t>> i64_;
+    std::vector<float> f32_;
+    nvinfer1::PluginFieldCollection pfc_{};
+};
+
+nvinfer1::IPluginCreatorV3One* find_creator(const char* name) {
+    int32_t n = 0;
+    nvinfer1::IPluginCreatorInterface* const* creators = getCreators(n);
+    for (int32_t i = 0; i < n; ++i) {
+        if (std::strcmp(creators[i]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") != 0) continue;
+        auto* c = static_cast<nvinfer1::IPluginCreatorV3One*>(creators[i]);
+        if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), "1") == 0) return c;
+    }
+    return nullptr;
+}
+
+template <typename Cap>
+Cap* capability(nvinfer1::IPluginV3* plugin, nvinfer1::PluginCapabilityType type) {
+    return plugin ? static_cast<Cap*>(plugin->getCapabilityInterface(type)) : nullptr;
+}
+
+struct Result {
+    bool ok;
+    std::string why;
+};
+
+// Everything TensorRT would do with one plugin node, then enqueue; `out` receives the output's bytes.
+Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vector<HostTensor>& inputs, DataType type,
+                  const std::vector<int64_t>& expect_shape, std::vector<unsigned char>& out) {
+    using nvinfer1::PluginCapabilityType;
+    nvinfer1::IPluginCreatorV3One* creator = find_creator(plugin_name);
+    if (creator == nullptr) return {false, "no creator"};
+    nvinfer1::IPluginV3* built = creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
+    auto* build = capability<nvinfer1::IPluginV3OneBuild>(built, PluginCapabilityType::kBUILD);
+    auto* build_rt = capability<nvinfer1::IPluginV3OneRuntime>(built, PluginCapabilityType::kRUNTIME);
+    if (build == nullptr || build_rt == nullptr) return {false, "createPlugin(kBUILD) failed"};
+
+    const int32_t nb = static_cast<int32_t>(inputs.size());
+    std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
+    for (int32_t i = 0; i <= nb; ++i) {
+        const std::vector<int64_t>& shape = i < nb ? inputs[i].shape : expect_shape;
+        din[i].desc = {dims_of(shape), type, nvinfer1::TensorFormat::kLINEAR, 1.0f};
+        din[i].min = din[i].max = din[i].opt = din[i].desc.dims;
+    }
+    std::vector<DataType> in_types(nb, type);
+    DataType out_type{};
+    if (build->getOutputDataTypes(&out_type, 1, in_types.data(), nb) != 0 || out_type != type)
+        return {false, "getOutputDataTypes"};
+    for (int32_t pos = 0; pos <= nb; ++pos)
+        if (!build->supportsFormatCombination(pos, din.data(), nb, 1)) return {false, "format rejected at pos " + std::to_string(pos)};
+    if (build->configurePlugin(din.data(), nb, &din[nb], 1) != 0) return {false, "configurePlugin"};
+    const size_t ws_bytes = build->getWorkspaceSize(din.data(), nb, &din[nb], 1);
+
+    // Engine serialisation stores these fields; deserialisation re-creates the plugin from them alone.
+    const nvinfer1::PluginFieldCollection* saved = build_rt->getFieldsToSerialize();
+    if (saved == nullptr) return {false, "getFieldsToSerialize"};
+    nvinfer1::IPluginV3* loaded = creator->createPlugin("node", saved, nvinfer1::TensorRTPhase::kRUNTIME);
+    delete built;
+    auto* loaded_rt = capability<nvinfer1::IPluginV3OneRuntime>(loaded, PluginCapabilityType::kRUNTIME);
+    if (loaded_rt == nullptr) return {false, "createPlugin(kRUNTIME) from the serialised fields failed"};
+    nvinfer1::IPluginV3* ctx = loaded_rt->attachToContext(nullptr);
+    delete loaded;
+    auto* rt = capability<nvinfer1::IPluginV3OneRuntime>(ctx, PluginCapabilityType::kRUNTIME);
+    if (rt == nullptr) return {false, "attachToContext"};
+
+    std::vector<nvinfer1::PluginTensorDesc> desc(nb + 1);
+    for (int32_t i = 0; i <= nb; ++i) desc[i] = din[i].desc;
+    Result result{true, ""};
+    std::vector<void*> dev(nb, nullptr);
+    void* dev_out = nullptr;
+    void* workspace = nullptr;
+    size_t out_elems = 1;
+    for (int64_t d : expect_shape) out_elems *= static_cast<size_t>(d);
+    out.assign(out_elems * (type == DataType::kHALF ? 2 : 4), 0);
+    const int errors_before = g_finder.logger.errors;
+    if (rt->enqueue(desc.data(), &desc[nb], nullptr, nullptr, nullptr, nullptr) == 0 ||
+        g_finder.logger.errors != errors_before + 1 ||
+        g_finder.logger.last.find("without a successful onShapeChange") == std::string::npos) {
+        result = {false, "enqueue before onShapeChange did not fail with a logged reason"};
+    } else if (rt->onShapeChange(desc.data(), nb, &desc[nb], 1) != 0) {
+        result = {false, "onShapeChange"};
+    } else {
+        for (int32_t i = 0; i < nb; ++i) {
+            const std::vector<unsigned char> bytes = encode(inputs[i].values, type);
+            cudaMalloc(&dev[i], bytes.size());
+            cudaMemcpy(dev[i], bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
+        }
+        cudaMalloc(&dev_out, out.size());
+        cudaMalloc(&workspace, ws_bytes);  // exactly what the build phase asked for: AddressSanitizer guards the end
+        const int32_t st = rt->enqueue(desc.data(), &desc[nb], dev.data(), &dev_out, workspace, nullptr);
+        if (st != 0) result = {false, "enqueue returned " + std::to_string(st)};
+        cudaMemcpy(out.data(), dev_out, out.size(), cudaMemcpyDeviceToHost);
+    }
+    for (void* p : dev) cudaFree(p);
+    cudaFree(dev_out);
+    cudaFree(workspace);
+    delete ctx;
+    return result;
+}
+
+bool compare(const char* name, const std::vector<unsigned char>& got, const std::vector<unsigned char>& want,
+             DataType type) {
+    const size_t n = want.size() / (type == DataType::kHALF ? 2 : 4);
+    double max_err = 0.0, max_ref = 0.0;
+    bool finite = true;
+    for (size_t i = 0; i < n; ++i) {
+        const double a = decode(want, i, type), b = decode(got, i, type);
+        finite = finite && std::isfinite(b);
+        max_ref = std::fmax(max_ref, std::fabs(a));
+        const double slack = type == DataType::kHALF ? std::ldexp(std::fabs(a), -10) : 0.0;
+        max_err = std::fmax(max_err, std::fabs(a - b) - slack);
+    }
+    const double tol = (type == DataType::kHALF ? 2e-3 : 2e-5) * std::fmax(max_ref, 1.0);
+    const bool ok = finite && max_err <= tol;
+    std::printf("%s %-52s max|err| beyond one output step %.3g (tol %.3g)\n", ok ? "ok  " : "FAIL", name, max_err, tol);
+    return ok;
+}
+
+struct ConvCase {
+    const char* label;
+    const char* plugin;
+    int64_t n, c, h, w, m, k;
+    int64_t stride, dil, group, og;
+    std::vector<int64_t> pads;  // ONNX order: h_begin, w_begin, h_end, w_end
+    bool bias, mask, int32_fields;
+};
+
+bool conv_case(const ConvCase& cc, DataType type) {
+    // The C API parameters, written out from the case (not through the plugin's own mapping).
+    siamattn_deform_conv_params p{};
+    p.batch = (int32_t)cc.n, p.in_channels = (int32_t)cc.c, p.in_h = (int32_t)cc.h, p.in_w = (int32_t)cc.w;
+    p.out_channels = (int32_t)cc.m, p.kernel_h = p.kernel_w = (int32_t)cc.k;
+    p.stride_h = p.stride_w = (int32_t)cc.stride, p.dilation_h = p.dilation_w = (int32_t)cc.dil;
+    p.pad_h_begin = (int32_t)cc.pads[0], p.pad_w_begin = (int32_t)cc.pads[1];
+    p.pad_h_end = (int32_t)cc.pads[2], p.pad_w_end = (int32_t)cc.pads[3];
+    p.groups = (int32_t)cc.group, p.offset_groups = (int32_t)cc.og, p.has_bias = cc.bias, p.has_mask = cc.mask;
+    if (siamattn_deform_conv_validate(&p) != SIAMATTN_OK) {
+        std::printf("FAIL %s: bad case: %s\n", cc.label, siamattn_last_error());
+        return false;
+    }
+    const int64_t taps = cc.k * cc.k;
+    std::vector<HostTensor> in;
+    in.push_back(random_tensor({cc.n, cc.c, cc.h, cc.w}, 1.0f, 0.0f, type));
+    in.push_back(random_tensor({cc.m, cc.c / cc.group, cc.k, cc.k}, 1.0f / std::sqrt((float)(cc.c / cc.group * taps)), 0.0f, type));
+    in.push_back(random_tensor({cc.n, 2 * cc.og * taps, p.out_h, p.out_w}, 2.0f, 0.0f, type));
+    if (cc.bias) in.push_back(random_tensor({cc.m}, 1.0f, 0.0f, type));
+    if (cc.mask) in.push_back(random_tensor({cc.n, cc.og * taps, p.out_h, p.out_w}, 0.3f, 0.5f, type));
+    const std::vector<int64_t> out_shape{cc.n, cc.m, p.out_h, p.out_w};
+
+    Fields f;
+    f.ints("dilations", {cc.dil, cc.dil}, cc.int32_fields);
+    f.ints("group", {cc.group}, cc.int32_fields);
+    f.ints("kernel_shape", {cc.k, cc.k}, cc.int32_fields);
+    f.ints("offset_group", {cc.og}, cc.int32_fields);
+    f.ints("pads", cc.pads, cc.int32_fields);
+    f.ints("strides", {cc.stride, cc.stride}, cc.int32_fields);
+
+    const auto bytes = [&](size_t i) { return encode(in[i].values, type); };
+    const int32_t dtype = type == DataType::kHALF ? SIAMATTN_FLOAT16 : SIAMATTN_FLOAT32;
+    std::vector<unsigned char> want(out_shape[0] * out_shape[1] * out_shape[2] * out_shape[3] * (dtype ? 2 : 4));
+    const auto x = bytes(0), w = bytes(1), off = bytes(2);
+    const auto b = cc.bias ? bytes(3) : std::vector<unsigned char>{};
+    const auto m = cc.mask ? bytes(in.size() - 1) : std::vector<unsigned char>{};
+    if (siamattn_deform_conv_forward_cpu(&p, dtype, x.data(), w.data(), cc.bias ? b.data() : nullptr, off.data(),
+                                         cc.mask ? m.data() : nullptr, want.data()) != SIAMATTN_OK) {
+        std::printf("FAIL %s (cpu): %s\n", cc.label, siamattn_last_error());
+        return false;
+    }
+    std::vector<unsigned char> got;
+    const Result r = run_plugin(cc.plugin, f, in, type, out_shape, got);
+    char name[128];
+    std::snprintf(name, sizeof(name), "%s %s %s", cc.plugin, cc.label, type == DataType::kHALF ? "fp16" : "fp32");
+    if (!r.ok) {
+        std::printf("FAIL %s: %s\n", name, r.why.c_str());
+        return false;
+    }
+    return compare(name, got, want, type);
+}
+
+bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type) {
+    siamattn_deform_roi_pool_params p{};
+    p.batch = 2, p.channels = 16, p.in_h = 25, p.in_w = 25, p.num_rois = 8;
+    p.pooled_h = p.pooled_w = offset ? 4 : 6;
+    p.spatial_scale = 25.0f / 255.0f, p.sampling_ratio = sampling_ratio, p.gamma = 0.1f, p.has_offset = offset;
+    std::vector<HostTensor> in;
+    in.push_back(random_tensor({p.batch, p.channels, p.in_h, p.in_w}, 1.0f, 0.0f, type));
+    std::uniform_real_distribution<float> u(-20.0f, 260.0f), s(1.0f, 150.0f);
+    HostTensor rois{{p.num_rois, 5}, {}};
+    for (int k = 0; k < p.num_rois; ++k) {
+        const float x1 = u(rng), y1 = u(rng);
+        for (float v : {(float)(k % p.batch), x1, y1, x1 + s(rng), y1 + s(rng)})
+            rois.values.push_back(type == DataType::kHALF ? siamattn_half_to_float(siamattn_float_to_half(v)) : v);
+    }
+    in.push_back(rois);
+    if (offset) in.push_back(random_tensor({p.num_rois, 2, p.pooled_h, p.pooled_w}, 1.0f, 0.0f, type));
+    Fields f;
+    f.ints("output_height", {p.pooled_h}, true);
+    f.ints("output_width", {p.pooled_w}, false);
+    f.real("spatial_scale", p.spatial_scale);
+    f.ints("sampling_ratio", {p.sampling_ratio}, false);
+    f.real("gamma", p.gamma);
+    const int32_t dtype = type == DataType::kHALF ? SIAMATTN_FLOAT16 : SIAMATTN_FLOAT32;
+    const auto feat = encode(in[0].values, type), r = encode(in[1].values, type);
+    const auto off = offset ? encode(in[2].values, type) : std::vector<unsigned char>{};
+    const std::vector<int64_t> out_shape{p.num_rois, p.channels, p.pooled_h, p.pooled_w};
+    std::vector<unsigned char> want((size_t)p.num_rois * p.channels * p.pooled_h * p.pooled_w * (dtype ? 2 : 4));
+    if (siamattn_deform_roi_pool_forward_cpu(&p, dtype, dtype, feat.data(), r.data(), offset ? off.data() : nullptr,
+                                             want.data()) != SIAMATTN_OK) {
+        std::printf("FAIL %s (cpu): %s\n", label, siamattn_last_error());
+        return false;
+    }
+    std::vector<unsigned char> got;
+    const Result res = run_plugin("DeformRoIPool", f, in, type, out_shape, got);
+    char name[128];
+    std::snprintf(name, sizeof(name), "DeformRoIPool %s %s", label, type == DataType::kHALF ? "fp16" : "fp32");
+    if (!res.ok) {
+        std::printf("FAIL %s: %s\n", name, res.why.c_str());
+        return false;
+    }
+    return compare(name, got, want, type);
+}
+
+}  // namespace
+
+int main() {
+    setLoggerFinder(&g_finder);
+    const std::vector<ConvCase> convs = {
+        {"g2 og3 s2 asym-pads bias+mask", "DeformConv", 2, 6, 13, 11, 10, 3, 2, 1, 2, 3, {1, 0, 2, 1}, true, true, false},
+        {"dil2 mask-only (mask 4th input)", "DeformConv", 1, 8, 9, 9, 8, 3, 1, 2, 1, 1, {2, 2, 2, 2}, false, true, true},
+        {"tracker 7x7 256->256 bias", "SiamAttnDeformConv", 1, 256, 7, 7, 256, 3, 1, 1, 1, 1, {1, 1, 1, 1}, true, false, true},
+    };
+    bool ok = true;
+    for (DataType type : {DataType::kFLOAT, DataType::kHALF}) {
+        for (const ConvCase& cc : convs) ok = conv_case(cc, type) && ok;
+        ok = pool_case("box 4x4 offset sr0", true, 0, type) && ok;
+        ok = pool_case("mask 6x6 no-offset sr2", false, 2, type) && ok;
+    }
+    std::printf("plugin errors logged through TensorRT's logger: %d (one expected per case: enqueue before "
+                "onShapeChange)\n", g_finder.logger.errors);
+    std::printf("%s\n", ok ? "ALL OK" : "SOME CASES FAILED");
+    return ok ? 0 : 1;
+}
