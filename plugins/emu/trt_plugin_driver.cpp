@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "host_tensor.h"
 #include "siamattn_deform.h"
 
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
@@ -64,29 +65,10 @@ HostTensor random_tensor(std::vector<int64_t> shape, float scale, float shift, D
     return t;
 }
 
-std::vector<unsigned char> encode(const std::vector<float>& v, DataType type) {
-    const size_t elem = type == DataType::kHALF ? 2 : 4;
-    std::vector<unsigned char> out(v.size() * elem);
-    for (size_t i = 0; i < v.size(); ++i) {
-        if (type == DataType::kHALF) {
-            const uint16_t h = siamattn_float_to_half(v[i]);
-            std::memcpy(&out[i * 2], &h, 2);
-        } else {
-            std::memcpy(&out[i * 4], &v[i], 4);
-        }
-    }
-    return out;
-}
+int32_t dtype_of(DataType type) { return type == DataType::kHALF ? SIAMATTN_FLOAT16 : SIAMATTN_FLOAT32; }
 
-float decode(const std::vector<unsigned char>& buf, size_t i, DataType type) {
-    if (type == DataType::kHALF) {
-        uint16_t h;
-        std::memcpy(&h, &buf[i * 2], 2);
-        return siamattn_half_to_float(h);
-    }
-    float f;
-    std::memcpy(&f, &buf[i * 4], 4);
-    return f;
+std::vector<unsigned char> encode(const std::vector<float>& v, DataType type) {
+    return siamattn::encode(v, dtype_of(type));
 }
 
 nvinfer1::Dims dims_of(const std::vector<int64_t>& shape) {
@@ -229,20 +211,11 @@ Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vecto
 
 bool compare(const char* name, const std::vector<unsigned char>& got, const std::vector<unsigned char>& want,
              DataType type) {
-    const size_t n = want.size() / (type == DataType::kHALF ? 2 : 4);
-    double max_err = 0.0, max_ref = 0.0;
-    bool finite = true;
-    for (size_t i = 0; i < n; ++i) {
-        const double a = decode(want, i, type), b = decode(got, i, type);
-        finite = finite && std::isfinite(b);
-        max_ref = std::fmax(max_ref, std::fabs(a));
-        const double slack = type == DataType::kHALF ? std::ldexp(std::fabs(a), -10) : 0.0;
-        max_err = std::fmax(max_err, std::fabs(a - b) - slack);
-    }
-    const double tol = (type == DataType::kHALF ? 2e-3 : 2e-5) * std::fmax(max_ref, 1.0);
-    const bool ok = finite && max_err <= tol;
-    std::printf("%s %-52s max|err| beyond one output step %.3g (tol %.3g)\n", ok ? "ok  " : "FAIL", name, max_err, tol);
-    return ok;
+    const int32_t dtype = dtype_of(type);
+    const siamattn::Agreement a = siamattn::agreement(want, got, want.size() / (dtype == SIAMATTN_FLOAT16 ? 2 : 4), dtype);
+    std::printf("%s %-52s max|err| %.3g (%s%.3g; tol %.3g)\n", a.ok ? "ok  " : "FAIL", name, a.max_err,
+                dtype == SIAMATTN_FLOAT16 ? "beyond one FP16 output step: " : "", a.max_excess, a.tol);
+    return a.ok;
 }
 
 struct ConvCase {
@@ -285,7 +258,7 @@ bool conv_case(const ConvCase& cc, DataType type) {
     f.ints("strides", {cc.stride, cc.stride}, cc.int32_fields);
 
     const auto bytes = [&](size_t i) { return encode(in[i].values, type); };
-    const int32_t dtype = type == DataType::kHALF ? SIAMATTN_FLOAT16 : SIAMATTN_FLOAT32;
+    const int32_t dtype = dtype_of(type);
     std::vector<unsigned char> want(out_shape[0] * out_shape[1] * out_shape[2] * out_shape[3] * (dtype ? 2 : 4));
     const auto x = bytes(0), w = bytes(1), off = bytes(2);
     const auto b = cc.bias ? bytes(3) : std::vector<unsigned char>{};
@@ -328,7 +301,7 @@ bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type
     f.real("spatial_scale", p.spatial_scale);
     f.ints("sampling_ratio", {p.sampling_ratio}, false);
     f.real("gamma", p.gamma);
-    const int32_t dtype = type == DataType::kHALF ? SIAMATTN_FLOAT16 : SIAMATTN_FLOAT32;
+    const int32_t dtype = dtype_of(type);
     const auto feat = encode(in[0].values, type), r = encode(in[1].values, type);
     const auto off = offset ? encode(in[2].values, type) : std::vector<unsigned char>{};
     const std::vector<int64_t> out_shape{p.num_rois, p.channels, p.pooled_h, p.pooled_w};

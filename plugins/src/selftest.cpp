@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "host_tensor.h"
 #include "siamattn_deform.h"
 
 namespace {
@@ -27,17 +28,7 @@ std::vector<float> random_vec(size_t n, float scale, float shift = 0.0f) {
 struct Tensor {
     std::vector<unsigned char> host;
     void* dev = nullptr;
-    Tensor(const std::vector<float>& v, int dtype) {
-        const size_t elem = dtype == SIAMATTN_FLOAT16 ? 2 : 4;
-        host.resize(v.size() * elem);
-        for (size_t i = 0; i < v.size(); ++i) {
-            if (dtype == SIAMATTN_FLOAT16) {
-                const uint16_t h = siamattn_float_to_half(v[i]);
-                std::memcpy(&host[i * 2], &h, 2);
-            } else {
-                std::memcpy(&host[i * 4], &v[i], 4);
-            }
-        }
+    Tensor(const std::vector<float>& v, int dtype) : host(siamattn::encode(v, dtype)) {
         if (!host.empty()) {
             cudaMalloc(&dev, host.size());
             cudaMemcpy(dev, host.data(), host.size(), cudaMemcpyHostToDevice);
@@ -48,39 +39,16 @@ struct Tensor {
     ~Tensor() { cudaFree(dev); }
 };
 
-float value(const std::vector<unsigned char>& buf, size_t i, int dtype) {
-    if (dtype == SIAMATTN_FLOAT16) {
-        uint16_t h;
-        std::memcpy(&h, &buf[i * 2], 2);
-        return siamattn_half_to_float(h);
-    }
-    float f;
-    std::memcpy(&f, &buf[i * 4], 4);
-    return f;
-}
-
-// Max |gpu - cpu| relative to max |cpu|; FP16 outputs may differ by an output rounding step on top.
 bool compare(const char* what, const std::vector<unsigned char>& cpu, void* dev, size_t n, int dtype) {
     std::vector<unsigned char> gpu(cpu.size());
     if (cudaMemcpy(gpu.data(), dev, gpu.size(), cudaMemcpyDeviceToHost) != cudaSuccess) {
         std::printf("FAIL %s: copy back failed: %s\n", what, cudaGetErrorString(cudaGetLastError()));
         return false;
     }
-    double max_err = 0.0, max_excess = 0.0, max_ref = 0.0;
-    bool finite = true;
-    for (size_t i = 0; i < n; ++i) {
-        const double a = value(cpu, i, dtype), b = value(gpu, i, dtype);
-        finite = finite && std::isfinite(b);
-        max_ref = std::fmax(max_ref, std::fabs(a));
-        max_err = std::fmax(max_err, std::fabs(a - b));
-        const double slack = dtype == SIAMATTN_FLOAT16 ? std::ldexp(std::fabs(a), -10) : 0.0;
-        max_excess = std::fmax(max_excess, std::fabs(a - b) - slack);
-    }
-    const double tol = (dtype == SIAMATTN_FLOAT16 ? 2e-3 : 2e-5) * std::fmax(max_ref, 1.0);
-    const bool ok = finite && max_excess <= tol;
-    std::printf("%s %-46s max|err| %.3g (beyond one FP16 output step: %.3g; tol %.3g, max|ref| %.3g)\n",
-                ok ? "ok  " : "FAIL", what, max_err, max_excess, tol, max_ref);
-    return ok;
+    const siamattn::Agreement a = siamattn::agreement(cpu, gpu, n, dtype);
+    std::printf("%s %-46s max|err| %.3g (%s%.3g; tol %.3g, max|ref| %.3g)\n", a.ok ? "ok  " : "FAIL", what, a.max_err,
+                dtype == SIAMATTN_FLOAT16 ? "beyond one FP16 output step: " : "", a.max_excess, a.tol, a.max_ref);
+    return a.ok;
 }
 
 bool conv_case(const char* name, siamattn_deform_conv_params p, int dtype) {
