@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -92,10 +93,18 @@ def bench_gpu(runs: int) -> dict[str, Any]:
                              device="cuda")  # allocated once, as TensorRT does
             ours = time_cuda(lambda x=x, wt=wt, b=b, off=off, ws=ws: lib.deform_conv2d_cuda(
                 x, wt, off, b, padding=1, workspace=ws), runs)
+            # The same kernels with split-K off (read per call), to show what it buys on the small maps.
+            os.environ["SIAMATTN_DEFORM_SPLIT_K"] = "1"
+            try:
+                no_split = time_cuda(lambda x=x, wt=wt, b=b, off=off, ws=ws: lib.deform_conv2d_cuda(
+                    x, wt, off, b, padding=1, workspace=ws), runs)
+            finally:
+                del os.environ["SIAMATTN_DEFORM_SPLIT_K"]
             tv = time_cuda(lambda x=x, wt=wt, b=b, off=off: deform_conv2d(x, off, wt, b, padding=1), runs)
             dense = time_cuda(lambda x=x, wt=wt, b=b: F.conv2d(x, wt, b, padding=1), runs)
             rows.append({"op": "deform_conv2d", "shape": name, "dtype": dt, "ours_us": ours["median_us"],
-                         "ours_p90_us": ours["p90_us"], "torchvision_us": tv["median_us"],
+                         "ours_p90_us": ours["p90_us"], "ours_no_split_k_us": no_split["median_us"],
+                         "torchvision_us": tv["median_us"],
                          "dense_cudnn_us": dense["median_us"],
                          "speedup_vs_torchvision": tv["median_us"] / ours["median_us"],
                          "ratio_to_dense": ours["median_us"] / dense["median_us"]})
@@ -148,8 +157,8 @@ def bench_cpu(runs: int) -> dict[str, Any]:
 
 def print_table(result: dict[str, Any]) -> None:
     print(f"device: {result['device']}")
-    cols = ["op", "shape", "dtype", "ours_us", "torchvision_us", "dense_cudnn_us", "pytorch_reference_us",
-            "speedup_vs_torchvision", "ratio_to_dense", "speedup_vs_reference"]
+    cols = ["op", "shape", "dtype", "ours_us", "ours_no_split_k_us", "torchvision_us", "dense_cudnn_us",
+            "pytorch_reference_us", "speedup_vs_torchvision", "ratio_to_dense", "speedup_vs_reference"]
     cols = [c for c in cols if any(c in r for r in result["rows"])]
     print(" | ".join(f"{c:>22s}" if i > 2 else f"{c:<36s}"[: 36 if i == 0 else 20] for i, c in enumerate(cols)))
     for r in result["rows"]:

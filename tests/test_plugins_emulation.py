@@ -35,9 +35,23 @@ def test_emulated_cuda_kernels_match_cpu_implementation(lib_dir: Path, sanitizer
     assert result.ok, result.output
     assert f"impl=cuda-emulation sanitizer={sanitizer}" in result.output
     cases = re.findall(r"^(ok  |FAIL) (conv|roi_pool) ", result.output, re.M)
-    # 4 conv shapes + 4 RoI-pool variants, in FP32 and FP16 (the GEMM's WMMA path is the FP16 one).
-    assert len(cases) == 16 and all(status == "ok  " for status, _ in cases), result.output
+    # 5 conv shapes + 4 RoI-pool variants, in FP32 and FP16 (the GEMM's WMMA path is the FP16 one).
+    assert len(cases) == 18 and all(status == "ok  " for status, _ in cases), result.output
     assert "ALL OK" in result.output and "WARNING: ThreadSanitizer" not in result.output
+    # The tracker's 7x7 map takes the split-K path (partials + reduction kernel) in both dtypes.
+    for dtype in ("fp32", "fp16"):
+        assert re.search(rf"^ok   conv tracker 7x7 256->256 {dtype} k-splits=(\d+)", result.output, re.M)
+        splits = int(re.search(rf"tracker 7x7 256->256 {dtype} k-splits=(\d+)", result.output).group(1))
+        assert splits > 1
+
+
+@pytest.mark.parametrize("forced", ["1", "3"])
+def test_split_k_override_keeps_results(lib_dir: Path, monkeypatch: pytest.MonkeyPatch, forced: str) -> None:
+    monkeypatch.setenv("SIAMATTN_DEFORM_SPLIT_K", forced)
+    result = _run(lib_dir, "selftest", ["--quick"])
+    assert result.ok and "ALL OK" in result.output, result.output
+    splits = {int(n) for n in re.findall(r"^ok   conv tracker 7x7 256->256 fp\d\d k-splits=(\d+)", result.output, re.M)}
+    assert splits == {int(forced)}
 
 
 @pytest.mark.parametrize("sanitizer", ["none", "address"])

@@ -100,7 +100,9 @@ size_t siamattn_deform_conv_workspace_size(const siamattn_deform_conv_params* p,
     const size_t elem = dtype == SIAMATTN_FLOAT16 ? 2 : 4;
     const size_t chunk = (size_t)siamattn::conv_batch_chunk(q, elem);
     const size_t cols = (size_t)q.in_channels * q.kernel_h * q.kernel_w * chunk * q.out_h * q.out_w * elem;
-    return cols + 256;  // slack so the column buffer can be aligned to 256 bytes
+    const int n_cols = (int)(chunk * q.out_h * q.out_w);
+    const size_t partial = siamattn::conv_partial_bytes(q, n_cols, siamattn::conv_split_k(q, n_cols));
+    return cols + partial + 512;  // slack so both buffers can start on 256-byte boundaries
 }
 
 int32_t siamattn_deform_roi_pool_validate(const siamattn_deform_roi_pool_params* p) {

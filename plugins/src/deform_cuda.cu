@@ -78,7 +78,8 @@ __global__ void deform_im2col_kernel(const T* __restrict__ x, const T* __restric
     }
 }
 
-// Y[img, grp*Mg + m, pix] = sum_k W[grp*Mg + m, k] * col[grp*Kg + k, nl*P + pix] + bias; blockIdx.z = group.
+// Y[img, grp*Mg + m, pix] = sum_k W[grp*Mg + m, k] * col[grp*Kg + k, nl*P + pix] + bias;
+// blockIdx.z = grp * splits + split, where split picks the K range [split*k_chunk, (split+1)*k_chunk).
 template <typename T>
 struct GemmArgs {
     const T* a;  // weights [groups*Mg, Kg]
@@ -88,7 +89,23 @@ struct GemmArgs {
     int m, n, k;  // per-group GEMM sizes: Mg, N = nb*P, Kg
     int plane_pixels;
     size_t y_image_stride;  // out_channels * P
+    int splits, k_chunk;  // split-K (deform_math.h); splits == 1: one K range, epilogue writes y
+    float* partial;  // splits > 1: FP32 partial sums [splits, groups*Mg, N], reduced by splitk_reduce_kernel
 };
+
+struct GemmBlock {
+    int grp, split, k_begin, k_end;
+};
+
+template <typename T>
+__device__ __forceinline__ GemmBlock gemm_block(const GemmArgs<T>& args) {
+    GemmBlock blk;
+    blk.grp = (int)blockIdx.z / args.splits;
+    blk.split = (int)blockIdx.z % args.splits;
+    blk.k_begin = blk.split * args.k_chunk;
+    blk.k_end = blk.k_begin + args.k_chunk < args.k ? blk.k_begin + args.k_chunk : args.k;
+    return blk;
+}
 
 template <typename T>
 __device__ __forceinline__ void gemm_store(const GemmArgs<T>& args, int grp, int gm, int gn, float v) {
@@ -96,6 +113,32 @@ __device__ __forceinline__ void gemm_store(const GemmArgs<T>& args, int grp, int
     if (args.bias != nullptr) v += load_f(args.bias, (size_t)ch);
     const int img = gn / args.plane_pixels, pix = gn % args.plane_pixels;
     args.y[(size_t)img * args.y_image_stride + (size_t)ch * args.plane_pixels + pix] = store_cvt<T>(v);
+}
+
+// Block epilogue: the finished value, or with split-K this block's partial sum (bias added by the reduction).
+template <typename T>
+__device__ __forceinline__ void gemm_emit(const GemmArgs<T>& args, const GemmBlock& blk, int gm, int gn, float v) {
+    if (args.splits == 1) {
+        gemm_store(args, blk.grp, gm, gn, v);
+    } else {
+        const size_t row = (size_t)blk.split * args.m * (gridDim.z / args.splits) + (size_t)blk.grp * args.m + gm;
+        args.partial[row * args.n + gn] = v;
+    }
+}
+
+// Split-K reduction: one thread per output element adds the splits' partials in a fixed order (deterministic).
+template <typename T>
+__global__ void splitk_reduce_kernel(GemmArgs<T> args, int groups) {
+    const size_t rows = (size_t)groups * args.m;
+    const size_t total = rows * args.n;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = idx / args.n;
+        const int gn = (int)(idx % args.n);
+        float v = 0.0f;
+        for (int s = 0; s < args.splits; ++s) v += args.partial[((size_t)s * rows + row) * args.n + gn];
+        gemm_store(args, (int)(row / args.m), (int)(row % args.m), gn, v);
+    }
 }
 
 constexpr int kWmmaBM = 64, kWmmaBN = 64, kWmmaBK = 32, kWmmaThreads = 128;
@@ -108,9 +151,9 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_f16_wmma_kernel(GemmArgs<__
     __shared__ __align__(32) __half b_tile[kWmmaBK][kWmmaBN + 8];
     __shared__ __align__(32) float c_tile[kWmmaBM][kWmmaBN + 4];
 
-    const int grp = blockIdx.z;
-    const __half* a = args.a + (size_t)grp * args.m * args.k;
-    const __half* b = args.b + (size_t)grp * args.k * args.n;
+    const GemmBlock blk = gemm_block(args);
+    const __half* a = args.a + (size_t)blk.grp * args.m * args.k;
+    const __half* b = args.b + (size_t)blk.grp * args.k * args.n;
     const int m0 = blockIdx.y * kWmmaBM, n0 = blockIdx.x * kWmmaBN;
     const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
     const __half zero = __ushort_as_half(0);
@@ -119,14 +162,14 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_f16_wmma_kernel(GemmArgs<__
     for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
 
-    for (int k0 = 0; k0 < args.k; k0 += kWmmaBK) {
+    for (int k0 = blk.k_begin; k0 < blk.k_end; k0 += kWmmaBK) {
         for (int e = threadIdx.x; e < kWmmaBM * kWmmaBK; e += kWmmaThreads) {
             const int r = e / kWmmaBK, c = e % kWmmaBK, gm = m0 + r, gk = k0 + c;
-            a_tile[r][c] = (gm < args.m && gk < args.k) ? a[(size_t)gm * args.k + gk] : zero;
+            a_tile[r][c] = (gm < args.m && gk < blk.k_end) ? a[(size_t)gm * args.k + gk] : zero;
         }
         for (int e = threadIdx.x; e < kWmmaBK * kWmmaBN; e += kWmmaThreads) {
             const int r = e / kWmmaBN, c = e % kWmmaBN, gk = k0 + r, gn = n0 + c;
-            b_tile[r][c] = (gk < args.k && gn < args.n) ? b[(size_t)gk * args.n + gn] : zero;
+            b_tile[r][c] = (gk < blk.k_end && gn < args.n) ? b[(size_t)gk * args.n + gn] : zero;
         }
         __syncthreads();
         for (int kk = 0; kk < kWmmaBK; kk += 16) {
@@ -146,7 +189,7 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_f16_wmma_kernel(GemmArgs<__
     __syncthreads();
     for (int e = threadIdx.x; e < kWmmaBM * kWmmaBN; e += kWmmaThreads) {
         const int r = e / kWmmaBN, c = e % kWmmaBN, gm = m0 + r, gn = n0 + c;
-        if (gm < args.m && gn < args.n) gemm_store(args, grp, gm, gn, c_tile[r][c]);
+        if (gm < args.m && gn < args.n) gemm_emit(args, blk, gm, gn, c_tile[r][c]);
     }
 }
 
@@ -158,21 +201,21 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_f32_simt_kernel(GemmArgs<fl
     __shared__ float a_tile[kSimtBK][kSimtBM + 4];  // transposed: [k][m]
     __shared__ float b_tile[kSimtBK][kSimtBN + 4];
 
-    const int grp = blockIdx.z;
-    const float* a = args.a + (size_t)grp * args.m * args.k;
-    const float* b = args.b + (size_t)grp * args.k * args.n;
+    const GemmBlock blk = gemm_block(args);
+    const float* a = args.a + (size_t)blk.grp * args.m * args.k;
+    const float* b = args.b + (size_t)blk.grp * args.k * args.n;
     const int m0 = blockIdx.y * kSimtBM, n0 = blockIdx.x * kSimtBN;
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[4][4] = {};
 
-    for (int k0 = 0; k0 < args.k; k0 += kSimtBK) {
+    for (int k0 = blk.k_begin; k0 < blk.k_end; k0 += kSimtBK) {
         for (int e = threadIdx.x; e < kSimtBM * kSimtBK; e += kSimtThreads) {
             const int r = e / kSimtBK, c = e % kSimtBK, gm = m0 + r, gk = k0 + c;
-            a_tile[c][r] = (gm < args.m && gk < args.k) ? a[(size_t)gm * args.k + gk] : 0.0f;
+            a_tile[c][r] = (gm < args.m && gk < blk.k_end) ? a[(size_t)gm * args.k + gk] : 0.0f;
         }
         for (int e = threadIdx.x; e < kSimtBK * kSimtBN; e += kSimtThreads) {
             const int r = e / kSimtBN, c = e % kSimtBN, gk = k0 + r, gn = n0 + c;
-            b_tile[r][c] = (gk < args.k && gn < args.n) ? b[(size_t)gk * args.n + gn] : 0.0f;
+            b_tile[r][c] = (gk < blk.k_end && gn < args.n) ? b[(size_t)gk * args.n + gn] : 0.0f;
         }
         __syncthreads();
 #pragma unroll
@@ -194,24 +237,34 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_f32_simt_kernel(GemmArgs<fl
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const int gm = m0 + ty + 16 * i, gn = n0 + tx + 16 * j;
-            if (gm < args.m && gn < args.n) gemm_store(args, grp, gm, gn, acc[i][j]);
+            if (gm < args.m && gn < args.n) gemm_emit(args, blk, gm, gn, acc[i][j]);
         }
     }
-}
-
-void launch_gemm(const GemmArgs<__half>& args, int groups, cudaStream_t stream) {
-    const dim3 grid((args.n + kWmmaBN - 1) / kWmmaBN, (args.m + kWmmaBM - 1) / kWmmaBM, groups);
-    SIAMATTN_LAUNCH(grid, kWmmaThreads, stream, gemm_f16_wmma_kernel)(args);
-}
-
-void launch_gemm(const GemmArgs<float>& args, int groups, cudaStream_t stream) {
-    const dim3 grid((args.n + kSimtBN - 1) / kSimtBN, (args.m + kSimtBM - 1) / kSimtBM, groups);
-    SIAMATTN_LAUNCH(grid, kSimtThreads, stream, gemm_f32_simt_kernel)(args);
 }
 
 unsigned grid_for(size_t total, unsigned threads) {
     const size_t blocks = (total + threads - 1) / threads;
     return (unsigned)(blocks < ((size_t)1 << 20) ? (blocks == 0 ? 1 : blocks) : ((size_t)1 << 20));
+}
+
+static_assert(kWmmaBM == siamattn::kGemmTile && kWmmaBN == siamattn::kGemmTile && kSimtBM == siamattn::kGemmTile &&
+                  kSimtBN == siamattn::kGemmTile, "split-K heuristics assume 64x64 tiles");
+static_assert(siamattn::kSplitKStep % kWmmaBK == 0 && siamattn::kSplitKStep % kSimtBK == 0,
+              "split-K ranges must start on K-tile boundaries");
+
+void launch_gemm(const GemmArgs<__half>& args, int groups, cudaStream_t stream) {
+    const dim3 grid((args.n + kWmmaBN - 1) / kWmmaBN, (args.m + kWmmaBM - 1) / kWmmaBM, groups * args.splits);
+    SIAMATTN_LAUNCH(grid, kWmmaThreads, stream, gemm_f16_wmma_kernel)(args);
+}
+
+void launch_gemm(const GemmArgs<float>& args, int groups, cudaStream_t stream) {
+    const dim3 grid((args.n + kSimtBN - 1) / kSimtBN, (args.m + kSimtBM - 1) / kSimtBM, groups * args.splits);
+    SIAMATTN_LAUNCH(grid, kSimtThreads, stream, gemm_f32_simt_kernel)(args);
+}
+
+template <typename T>
+void launch_splitk_reduce(const GemmArgs<T>& args, int groups, cudaStream_t stream) {
+    SIAMATTN_LAUNCH(grid_for((size_t)groups * args.m * args.n, 256), 256, stream, splitk_reduce_kernel<T>)(args, groups);
 }
 
 int32_t check_launch(const char* what) {
@@ -226,7 +279,12 @@ int32_t conv_forward(const siamattn_deform_conv_params& p, const T* x, const T* 
     const siamattn::ConvGeom g = siamattn::make_conv_geom(p);
     const int plane_pixels = p.out_h * p.out_w;
     const int chunk = siamattn::conv_batch_chunk(p, sizeof(T));
-    T* col = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(workspace) + 255) & ~(uintptr_t)255);
+    // Workspace (sized by siamattn_deform_conv_workspace_size): column buffer, then the split-K partials.
+    const uintptr_t col_addr = (reinterpret_cast<uintptr_t>(workspace) + 255) & ~(uintptr_t)255;
+    T* col = reinterpret_cast<T*>(col_addr);
+    const size_t col_bytes = (size_t)p.in_channels * g.taps * chunk * plane_pixels * sizeof(T);
+    float* partial = reinterpret_cast<float*>((col_addr + col_bytes + 255) & ~(uintptr_t)255);
+    const int splits = siamattn::conv_split_k(p, chunk * plane_pixels);  // the last, smaller chunk fits too
     for (int n0 = 0; n0 < p.batch; n0 += chunk) {
         const int nb = p.batch - n0 < chunk ? p.batch - n0 : chunk;
         const size_t total = (size_t)p.in_channels * nb * plane_pixels;
@@ -242,7 +300,11 @@ int32_t conv_forward(const siamattn_deform_conv_params& p, const T* x, const T* 
         args.k = p.in_channels / p.groups * g.taps;
         args.plane_pixels = plane_pixels;
         args.y_image_stride = (size_t)p.out_channels * plane_pixels;
+        args.splits = splits;
+        args.k_chunk = siamattn::conv_split_k_chunk(args.k, splits);
+        args.partial = splits > 1 ? partial : nullptr;
         launch_gemm(args, p.groups, stream);
+        if (splits > 1) launch_splitk_reduce(args, p.groups, stream);
         const int32_t status = check_launch("deform_conv_cuda");
         if (status != SIAMATTN_OK) return status;
     }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "siamattn_deform.h"
 
@@ -166,6 +167,52 @@ inline int conv_batch_chunk(const siamattn_deform_conv_params& p, size_t elem_by
     if (chunk < 1) chunk = 1;
     if (chunk > (size_t)p.batch) chunk = (size_t)p.batch;
     return (int)chunk;
+}
+
+// Split-K for GEMMs with too few 64x64 output tiles to fill a GPU (the 7x7 template map: M=256, N=49 gives 4
+// tiles against 2304-long dot products). K is cut into `splits` ranges of whole 32-wide steps (at least 4 steps
+// each); each block writes an FP32 partial tile and a reduction kernel adds the partials and the bias. Only for
+// GEMMs with N <= 1024 columns, so the partial buffer stays small. SIAMATTN_DEFORM_SPLIT_K=1 turns it off and
+// =S asks for S splits (clamped), for A/B benchmarks. Shared by the workspace query and the launcher.
+constexpr int kGemmTile = 64, kSplitKTargetBlocks = 128, kSplitKStep = 32, kSplitKMinSteps = 4, kSplitKMaxN = 1024;
+
+inline int conv_max_split_k(const siamattn_deform_conv_params& p) {
+    const int k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+    const int max_splits = k / (kSplitKStep * kSplitKMinSteps);
+    return max_splits < 1 ? 1 : max_splits;
+}
+
+inline int conv_split_k(const siamattn_deform_conv_params& p, int n_cols) {
+    const int max_splits = conv_max_split_k(p);
+    if (n_cols > kSplitKMaxN || max_splits < 2) return 1;
+    const char* env = getenv("SIAMATTN_DEFORM_SPLIT_K");
+    int splits;
+    if (env != nullptr && *env != '\0') {
+        splits = atoi(env);
+    } else {
+        const int m = p.out_channels / p.groups;
+        const int tiles = ((m + kGemmTile - 1) / kGemmTile) * ((n_cols + kGemmTile - 1) / kGemmTile) * p.groups;
+        splits = tiles >= kSplitKTargetBlocks ? 1 : (kSplitKTargetBlocks + tiles - 1) / tiles;
+    }
+    return splits < 1 ? 1 : (splits > max_splits ? max_splits : splits);
+}
+
+// K elements per split: whole 32-wide steps, so every split starts on a tile boundary of both GEMM kernels.
+inline int conv_split_k_chunk(int k, int splits) {
+    const int steps = (k + kSplitKStep - 1) / kSplitKStep;
+    return (steps + splits - 1) / splits * kSplitKStep;
+}
+
+inline size_t conv_partial_bytes(const siamattn_deform_conv_params& p, int n_cols, int splits) {
+    return splits > 1 ? (size_t)splits * p.out_channels * (size_t)n_cols * sizeof(float) : 0;
+}
+
+// Bound on conv_partial_bytes over every shape up to p's (the TensorRT plugin sizes its workspace with it).
+inline size_t conv_partial_bytes_bound(const siamattn_deform_conv_params& p) {
+    const size_t cols = (size_t)p.batch * p.out_h * p.out_w;
+    const size_t n = cols < (size_t)kSplitKMaxN ? cols : (size_t)kSplitKMaxN;
+    const int max_splits = conv_max_split_k(p);
+    return max_splits > 1 ? (size_t)max_splits * p.out_channels * n * sizeof(float) : 0;
 }
 
 }  // namespace siamattn

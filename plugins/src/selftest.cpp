@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "deform_math.h"
 #include "host_tensor.h"
 #include "siamattn_deform.h"
 
@@ -148,7 +149,9 @@ int main(int argc, char** argv) {
         const char* t = dtype == SIAMATTN_FLOAT16 ? "fp16" : "fp32";
         char name[96];
         auto run = [&](const char* label, siamattn_deform_conv_params p) {
-            std::snprintf(name, sizeof(name), "conv %s %s", label, t);
+            siamattn_deform_conv_validate(&p);
+            const int cols = siamattn::conv_batch_chunk(p, dtype == SIAMATTN_FLOAT16 ? 2 : 4) * p.out_h * p.out_w;
+            std::snprintf(name, sizeof(name), "conv %s %s k-splits=%d", label, t, siamattn::conv_split_k(p, cols));
             ok = conv_case(name, p, dtype) && ok;
         };
         run("odd sizes g2 og3 mask s2 asym-pad", [] {
@@ -159,6 +162,7 @@ int main(int argc, char** argv) {
         run("1x1 g4 dil1 no-bias", conv(1, 8, 5, 7, 12, 1, 1, 0, 0, 1, 4, 2, 0, 0));
         run("5x5 dil2", conv(1, 3, 17, 9, 7, 5, 1, 4, 4, 2, 1, 1, 1, 0));
         run("tracker 7x7 256->256", conv(1, 256, 7, 7, 256, 3, 1, 1, 1, 1, 1, 1, 1, 0));
+        run("g2 9x9 64->64", conv(1, 64, 9, 9, 64, 3, 1, 1, 1, 1, 2, 1, 1, 0));
         if (!quick) {
             run("tracker 31x31 256->256", conv(1, 256, 31, 31, 256, 3, 1, 1, 1, 1, 1, 1, 1, 0));
             run("64x64 batch 8 (batch chunks)", conv(8, 256, 64, 64, 256, 3, 1, 1, 1, 1, 1, 1, 1, 1));

@@ -3,6 +3,8 @@
 #include <exception>
 #include <vector>
 
+#include "deform_math.h"
+
 namespace siamattn {
 namespace trt {
 
@@ -198,7 +200,7 @@ size_t DeformConvPlugin::getWorkspaceSize(const nvinfer1::DynamicPluginTensorDes
     const size_t image = static_cast<size_t>(p.in_channels) * p.kernel_h * p.kernel_w * p.out_h * p.out_w * elem;
     const size_t cap = image > SIAMATTN_DEFORM_CONV_COLUMN_BUDGET ? image : SIAMATTN_DEFORM_CONV_COLUMN_BUDGET;
     const size_t all = image * static_cast<size_t>(p.batch);
-    return (all < cap ? all : cap) + 256;
+    return (all < cap ? all : cap) + siamattn::conv_partial_bytes_bound(p) + 512;
 }
 
 // Runtime: called with concrete shapes before enqueue (which gets no input count), so the validated
