@@ -52,7 +52,7 @@ def _emulate(args: argparse.Namespace) -> int:
     for san in sanitizers:
         print(f"== CUDA kernels on CPU threads, sanitizer: {san} ({'all' if args.full else 'quick'} cases)",
               flush=True)
-        result = emulation.selftest(lib_dir, san, full=args.full)
+        result = emulation.selftest(lib_dir, san, full=args.full, block_order=args.block_order)
         print(result.output.rstrip())
         if not result.ok:
             failed.append(san)
@@ -125,6 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--sanitizer", choices=["all", "none", "address", "thread"], default="all",
                    help="which variant(s) to run (default: all)")
     e.add_argument("--full", action="store_true", help="also the large shapes (minutes instead of seconds)")
+    e.add_argument("--block-order", choices=["forward", "reverse", "shuffle"], default="forward",
+                   help="order the blocks of a launch run in (blocks run one at a time: a result that changes "
+                        "with the order means blocks race with each other)")
     e.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
     e.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
     e.set_defaults(func=_emulate)

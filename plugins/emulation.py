@@ -56,9 +56,16 @@ def executable(lib_dir: Path, program: str, sanitizer: str = "none") -> Path:
     return path
 
 
-def run(lib_dir: Path, program: str, args: list[str], sanitizer: str = "none",
-        timeout: float = 600.0) -> EmulationRun:
-    env = {**os.environ, **_ENV}
+BLOCK_ORDERS = ("forward", "reverse", "shuffle")
+
+
+def run(lib_dir: Path, program: str, args: list[str], sanitizer: str = "none", timeout: float = 600.0,
+        block_order: str = "forward") -> EmulationRun:
+    """Run one emulation program. Blocks run one at a time, so a race *between* blocks shows up only as a
+    result that changes with ``block_order`` (``reverse``, ``shuffle``), not as a sanitizer report."""
+    if block_order not in BLOCK_ORDERS:
+        raise ValueError(f"block_order must be one of {BLOCK_ORDERS}, got {block_order!r}")
+    env = {**os.environ, **_ENV, "CUDA_EMU_BLOCK_ORDER": block_order}
     proc = subprocess.run([str(executable(lib_dir, program, sanitizer)), *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
     return EmulationRun(sanitizer, proc.returncode, proc.stdout + proc.stderr)
@@ -78,11 +85,11 @@ def trt_driver(lib_dir: Path, sanitizer: str = "none") -> EmulationRun:
     return run(lib_dir, "trt_driver", [], sanitizer)
 
 
-def selftest(lib_dir: Path, sanitizer: str = "none", full: bool = False) -> EmulationRun:
+def selftest(lib_dir: Path, sanitizer: str = "none", full: bool = False, block_order: str = "forward") -> EmulationRun:
     """The kernels' self-test (CUDA path vs CPU implementation, FP32 and FP16) under one variant. ``full`` adds
     the 31x31 and 64x64-batch-8 shapes (minutes, where the quick set takes seconds)."""
-    return run(lib_dir, "selftest", [] if full else ["--quick"], sanitizer)
+    return run(lib_dir, "selftest", [] if full else ["--quick"], sanitizer, block_order=block_order)
 
 
-__all__ = ["SANITIZERS", "EmulationRun", "build_emulation", "executable", "has_trt_driver", "run", "selftest",
-           "trt_driver"]
+__all__ = ["BLOCK_ORDERS", "SANITIZERS", "EmulationRun", "build_emulation", "executable", "has_trt_driver", "run",
+           "selftest", "trt_driver"]

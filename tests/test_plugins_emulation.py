@@ -99,6 +99,18 @@ def test_wmma_alignment_precondition_is_checked(lib_dir: Path) -> None:
     assert "wmma::load_matrix_sync precondition violated" in result.output and "not 256-bit aligned" in result.output
 
 
+@pytest.mark.parametrize("order", ["reverse", "shuffle"])
+def test_kernels_do_not_depend_on_block_order(lib_dir: Path, order: str) -> None:
+    result = emulation.selftest(lib_dir, block_order=order)
+    assert result.ok and "ALL OK" in result.output, result.output
+
+
+def test_block_order_exposes_blocks_racing_for_one_element(lib_dir: Path) -> None:
+    last = {order: emulation.run(lib_dir, "probe", ["block-race"], block_order=order).output
+            for order in ("forward", "reverse")}
+    assert "out[0] = 7 " in last["forward"] and "out[0] = 0 " in last["reverse"], last
+
+
 def test_launch_outside_cuda_limits_fails_like_cuda(lib_dir: Path) -> None:
     result = _run(lib_dir, "probe", ["bad-config"])
     assert result.returncode == 3 and "invalid configuration argument" in result.output, result.output

@@ -1,6 +1,7 @@
 // Probes for the CUDA-on-CPU emulation: small kernels with one planted defect each, so the tests can show
 // that the emulation (and the sanitizers it runs under) reports that kind of bug in a kernel. `ok` is the same
-// kernel without a defect. Usage: siamattn_emu_probe ok|race|overflow|divergent|wmma-misaligned|bad-config
+// kernel without a defect. Usage: siamattn_emu_probe ok|race|overflow|divergent|wmma|wmma-misaligned|block-race|
+// bad-config
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
@@ -21,6 +22,11 @@ __global__ void neighbour_kernel(const float* in, float* out, int n, int sync, i
     if (sync) __syncthreads();
     const float v = tile[(threadIdx.x + 1) % kThreads];
     if (i < n) out[i + overflow] = v;  // overflow = 1: the last thread writes one past the end
+}
+
+// Every block writes the same element: the value left behind depends on which block runs last.
+__global__ void last_block_kernel(float* out) {
+    if (threadIdx.x == 0) out[0] = (float)blockIdx.x;
 }
 
 __global__ void divergent_kernel(float* out) {
@@ -86,6 +92,11 @@ int main(int argc, char** argv) {
         cudaMemcpy(&c0, out, sizeof(float), cudaMemcpyDeviceToHost);
         std::printf("wmma: c[0] = %g (expected 16)\n", c0);
         status = c0 == 16.0f ? 0 : 1;
+    } else if (!std::strcmp(probe, "block-race")) {
+        SIAMATTN_LAUNCH(8, 32, nullptr, last_block_kernel)(out);
+        float last = -1.0f;
+        cudaMemcpy(&last, out, sizeof(float), cudaMemcpyDeviceToHost);
+        std::printf("block-race: out[0] = %g (written by the block that ran last)\n", last);
     } else if (!std::strcmp(probe, "bad-config")) {
         SIAMATTN_LAUNCH(1, 2048, nullptr, divergent_kernel)(out);
         const cudaError_t err = cudaGetLastError();

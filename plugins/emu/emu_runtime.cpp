@@ -1,12 +1,14 @@
 // Runtime of the CUDA-on-CPU emulation (see cuda_runtime.h): launches, __syncthreads, memory, errors.
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -62,6 +64,28 @@ class BlockBarrier {
 thread_local BlockBarrier* t_barrier = nullptr;
 thread_local unsigned t_linear = 0;
 
+// Blocks run one at a time, so a race between blocks (two blocks writing one element, a block reading what
+// another writes) cannot show up as a data race; it shows up as a result that depends on the block order.
+// CUDA_EMU_BLOCK_ORDER=reverse|shuffle changes the order (shuffle: fixed seed) to expose that.
+std::vector<dim3> block_order(dim3 grid) {
+    std::vector<dim3> order;
+    order.reserve((size_t)grid.x * grid.y * grid.z);
+    for (unsigned z = 0; z < grid.z; ++z)
+        for (unsigned y = 0; y < grid.y; ++y)
+            for (unsigned x = 0; x < grid.x; ++x) order.emplace_back(x, y, z);
+    const char* mode = std::getenv("CUDA_EMU_BLOCK_ORDER");
+    if (mode != nullptr && std::strcmp(mode, "reverse") == 0) {
+        std::reverse(order.begin(), order.end());
+    } else if (mode != nullptr && std::strcmp(mode, "shuffle") == 0) {
+        std::mt19937 rng(12345);
+        std::shuffle(order.begin(), order.end(), rng);
+    } else if (mode != nullptr && *mode != '\0' && std::strcmp(mode, "forward") != 0) {
+        std::fprintf(stderr, "cuda_emu: CUDA_EMU_BLOCK_ORDER must be forward, reverse or shuffle, not '%s'\n", mode);
+        std::abort();
+    }
+    return order;
+}
+
 bool valid_config(dim3 grid, dim3 block) {
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     return threads >= 1 && threads <= 1024 && block.x <= 1024 && block.y <= 1024 && block.z <= 64 && grid.x >= 1 &&
@@ -78,6 +102,7 @@ bool launch_erased(dim3 grid, dim3 block, void (*trampoline)(const void*), const
         return false;
     }
     const unsigned threads = block.x * block.y * block.z;
+    const std::vector<dim3> order = block_order(grid);
     BlockBarrier barrier(threads);
     std::vector<std::thread> workers;
     workers.reserve(threads);
@@ -88,13 +113,11 @@ bool launch_erased(dim3 grid, dim3 block, void (*trampoline)(const void*), const
             gridDim = grid;
             t_barrier = &barrier;
             t_linear = t;
-            for (unsigned z = 0; z < grid.z; ++z)
-                for (unsigned y = 0; y < grid.y; ++y)
-                    for (unsigned x = 0; x < grid.x; ++x) {
-                        blockIdx = dim3(x, y, z);
-                        trampoline(body);
-                        barrier.wait(nullptr, t);  // the next block reuses the statics that stand for shared memory
-                    }
+            for (const dim3& b : order) {
+                blockIdx = b;
+                trampoline(body);
+                barrier.wait(nullptr, t);  // the next block reuses the statics that stand for shared memory
+            }
             t_barrier = nullptr;
         });
     }
