@@ -88,10 +88,12 @@ class TensorRTRunner:
                  expected_version: str | None = None, cuda_graph: bool = True) -> None:
         trt, self.flavour = import_tensorrt(flavour)
         self.version = trt.__version__
+        model_dir = Path(next(iter(paths.values()))).parent if paths else Path("MODEL_DIR")
+        rebuild = f"rebuild them on this device with 'siamattn build-engines --model {model_dir}' (no torch needed)"
         if expected_version and expected_version.split(".")[:2] != self.version.split(".")[:2]:
             raise SiamAttnError(
                 f"engines were built with {self.flavour} {expected_version} but {self.version} is installed: "
-                "engines are tied to the TensorRT version; rebuild them with 'siamattn export --engine ...'"
+                f"engines are tied to the TensorRT version; {rebuild}"
             )
         self.cudart = cudart = _cudart()
         count = cudart.cudaGetDeviceCount()
@@ -117,7 +119,7 @@ class TensorRTRunner:
             if engine is None:
                 raise SiamAttnError(
                     f"engine '{path}' could not be loaded by {self.flavour} {self.version} (corrupt, built for "
-                    "another TensorRT version or GPU, or a plugin is missing); rebuild it with 'siamattn export'"
+                    f"another TensorRT version or GPU, or a plugin is missing); {rebuild}"
                 )
             self._engines[name] = engine
             self._contexts[name] = engine.create_execution_context()

@@ -203,11 +203,14 @@ def test_engines_share_buffers_and_the_search_graph_is_replayed(fakes):
 
 def test_version_mismatch_and_corrupt_engine_are_clear_errors(fakes):
     _, paths = fakes
-    with pytest.raises(SiamAttnError, match=r"built with tensorrt 8\.6\.1 but 10\.3\.0 is installed"):
+    rebuild = f"siamattn build-engines --model {paths['search'].parent}"
+    with pytest.raises(SiamAttnError, match=r"built with tensorrt 8\.6\.1 but 10\.3\.0 is installed") as err:
         trt_runner.TensorRTRunner(paths, expected_version="8.6.1")
+    assert rebuild in str(err.value)
     paths["search"].write_bytes(b"\x00garbage")
-    with pytest.raises(SiamAttnError, match="could not be loaded"):
+    with pytest.raises(SiamAttnError, match="could not be loaded") as err:
         trt_runner.TensorRTRunner(paths)
+    assert rebuild in str(err.value)
 
 
 def test_missing_plugin_library_is_a_clear_error(fakes, tmp_path):
