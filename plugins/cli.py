@@ -108,8 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = psub.add_parser("build", help="configure and build with CMake",
                         description="Build the CPU library, the CUDA kernels (when nvcc is found) and the TensorRT "
                                     "plugin library (when TensorRT headers are found).")
-    b.add_argument("--cuda-arch", help="CUDA architectures, e.g. 87 (Orin), 75;86;89 (default: a list for the CUDA "
-                                       "version in use)")
+    b.add_argument("--cuda-arch", help="CUDA architectures, e.g. 87 (Orin), 75;86;89, or 'all' for the portable list "
+                                       "of the CUDA version in use (default: this machine's GPU when one is found, "
+                                       "else that list)")
     b.add_argument("--tensorrt-include", help="folder with NvInferRuntime.h (default: $TensorRT_INCLUDE_DIR, then "
                                               "/usr/include/<arch>-linux-gnu, /usr/local/TensorRT/include, ...)")
     b.add_argument("--no-cuda", action="store_true", help="build the CPU library only")

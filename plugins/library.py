@@ -85,9 +85,39 @@ def find_nvcc() -> str | None:
     return None
 
 
+def local_cuda_arch() -> str | None:
+    """Compute capability of this machine's first GPU as CMake spells it ("87"); None without GPU or driver.
+
+    cuda-python first (it works on Jetson, which has no nvidia-smi), then ``nvidia-smi``."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, count = cudart.cudaGetDeviceCount()
+        if int(err) == 0 and count > 0:
+            attr = cudart.cudaDeviceAttr
+            e1, major = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, 0)
+            e2, minor = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, 0)
+            if int(e1) == 0 and int(e2) == 0:
+                return f"{major}{minor}"
+    except Exception:  # no cuda-python, no driver: fall through
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.match(r"\s*(\d+)\.(\d+)", out)
+    return f"{match.group(1)}{match.group(2)}" if match else None
+
+
 @dataclass(frozen=True)
 class BuildOptions:
-    """What to build. ``cuda=None`` means: CUDA when nvcc is found; ``tensorrt_include=None``: search for it."""
+    """What to build. ``cuda=None`` means: CUDA when nvcc is found; ``tensorrt_include=None``: search for it.
+    ``cuda_archs=None``: this machine's GPU when one is found (a build of a minute instead of many on a Jetson),
+    else the portable list of CMakeLists.txt; ``"all"``: always that list."""
 
     cuda: bool | None = None
     cuda_archs: str | None = None
@@ -116,9 +146,14 @@ class BuildOptions:
             )
         if self.tensorrt and not cuda:
             raise PluginBuildError("the TensorRT plugin library needs CUDA (nvcc) as well as the TensorRT headers")
+        archs = self.cuda_archs
+        if cuda and archs is None:
+            archs = local_cuda_arch()
+        if archs == "all":
+            archs = None
         return BuildOptions(
             cuda=cuda,
-            cuda_archs=self.cuda_archs,
+            cuda_archs=archs,
             tensorrt_include=str(trt_dir) if (trt_dir and (cuda or self.emulation)) else None,
             tensorrt=bool(trt_dir and cuda and self.tensorrt is not False),
             build_type=self.build_type,

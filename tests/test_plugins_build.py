@@ -3,8 +3,10 @@ missing, the CLI, and what the built libraries export and depend on."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,29 @@ def test_cli_builds_cpu_library_without_cuda(tmp_path: Path, capsys: pytest.Capt
     assert (tmp_path / "lib" / LIB_FILES["cpu"]).is_file()
     assert not (tmp_path / "lib" / LIB_FILES["cuda"]).exists()
     assert "cpu=yes cuda=no tensorrt=no" in out
+
+
+def test_cuda_arch_defaults_to_this_machines_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(library, "find_nvcc", lambda: "/usr/bin/true")
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: "87")
+    assert BuildOptions(tensorrt=False).resolved().cuda_archs == "87"
+    assert BuildOptions(tensorrt=False, cuda_archs="all").resolved().cuda_archs is None  # CMake's portable list
+    assert BuildOptions(tensorrt=False, cuda_archs="75;89").resolved().cuda_archs == "75;89"
+    assert BuildOptions(cuda=False, tensorrt=False).resolved().cuda_archs is None
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: None)  # no GPU (CI, build servers)
+    assert BuildOptions(tensorrt=False).resolved().cuda_archs is None
+
+
+def test_local_cuda_arch_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No usable cuda-python here (a CPU-only machine or a blocked import): nvidia-smi's compute_cap is read.
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 8.9\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert library.local_cuda_arch() == "89"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed'\nexit 9\n")
+    assert library.local_cuda_arch() is None
 
 
 def test_build_dirs_of_different_checkouts_do_not_collide(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
