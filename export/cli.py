@@ -100,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "siamattn::SiamAttnDeformConv, our plugin under full TensorRT too (default: %(default)s)")
     p.add_argument("--keep-fp32", metavar="LIST",
                    help="comma-separated FP32 islands in FP16 graphs (default: all: channel_attention,"
-                        "spatial_attention,roi,box_deltas; empty string for none)")
+                        "spatial_attention,roi,box_deltas,large_weights; empty string for none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init model and example inputs")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.set_defaults(func=_run)

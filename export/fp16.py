@@ -14,6 +14,12 @@ Islands (found structurally, so they apply to whatever the exporter emits):
   pooling, and the DeformRoIPool plugin node (whose rois input stays FP32 in any case): FP16 has 1/8 px
   steps at 128..256, coarser than the sub-pixel sample spacing.
 * ``box_deltas``: the last layer of the box head (deltas are small and scaled by stds 0.1/0.2 downstream).
+* ``large_weights``: a Conv/Gemm/MatMul whose constant weights exceed 16 or bias exceeds 64 in magnitude, and
+  the linear layer that produces its input. Batch-norm folding of near-constant channels (tiny running
+  variance) gives such layers (weights ~100, biases ~2000 in MobileNetV2's first blocks) whose terms cancel to
+  outputs of a few units; FP16's spacing is 2 at 2048, so rounding their parameters or their input loses the
+  output. On the demo model it cut the search graph's FP16 error from 1.8e-2 to 3.2e-3 of range for three
+  layers kept FP32 (docs/EXPORT.md).
 
 ``docs/PERFORMANCE.md`` records which of these measurably matter (python -m siamattn.export.measure fp16).
 """
@@ -27,7 +33,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ISLANDS = ("channel_attention", "spatial_attention", "roi", "box_deltas")
+ISLANDS = ("channel_attention", "spatial_attention", "roi", "box_deltas", "large_weights")
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)
 # Ops whose inputs are read regardless of element type: never insert a Cast in front of them.
@@ -43,6 +49,8 @@ _COORD_OPS = _PASS_THROUGH | {
 }
 _ROI_INPUT = "rois"
 _DELTA_OUTPUTS = ("box_deltas",)
+_LINEAR_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+_MAX_FP16_WEIGHT, _MAX_FP16_BIAS = 16.0, 64.0
 
 
 @dataclass
@@ -168,6 +176,30 @@ def _delta_island(gr: _Graph) -> set[int]:
     return island
 
 
+def _large_weight_island(gr: _Graph) -> set[int]:
+    constants = {t.name: t for t in gr.g.initializer}
+
+    def max_abs(name: str) -> float:
+        t = constants.get(name)
+        return float(np.abs(numpy_helper.to_array(t)).max()) if t is not None and t.dims else 0.0
+
+    island: set[int] = set()
+    for i, n in enumerate(gr.nodes):
+        if n.op_type not in _LINEAR_OPS or len(n.input) < 2:
+            continue
+        weight = max_abs(n.input[1])
+        bias = max_abs(n.input[2]) if len(n.input) > 2 and n.op_type != "MatMul" else 0.0
+        if weight <= _MAX_FP16_WEIGHT and bias <= _MAX_FP16_BIAS:
+            continue
+        island.add(i)
+        # Its input at full precision too: a linear producer stays FP32 (a clipping activation in between
+        # bounds the values to where FP16's rounding is small next to what the weights make of it).
+        j = gr.producer.get(n.input[0])
+        if j is not None and gr.nodes[j].op_type in _LINEAR_OPS:
+            island.add(j)
+    return island
+
+
 def find_islands(model: onnx.ModelProto, wanted: tuple[str, ...] = ISLANDS) -> dict[str, set[int]]:
     """Node indices of each requested FP32 island."""
     unknown = set(wanted) - set(ISLANDS)
@@ -176,7 +208,7 @@ def find_islands(model: onnx.ModelProto, wanted: tuple[str, ...] = ISLANDS) -> d
     gr = _Graph(model)
     channel, spatial = _attention_islands(gr)
     found = {"channel_attention": channel, "spatial_attention": spatial, "roi": _roi_island(gr),
-             "box_deltas": _delta_island(gr)}
+             "box_deltas": _delta_island(gr), "large_weights": _large_weight_island(gr)}
     return {k: found[k] for k in wanted}
 
 

@@ -299,7 +299,7 @@ def test_fp16_graphs_keep_io_fp32_and_islands_fp32(portable16):
     softmax_in = [types[n.input[0]] for n in search.graph.node if n.op_type == "Softmax"]
     assert len(softmax_in) == 6 and set(softmax_in) == {TensorProto.FLOAT}
     assert m.data["graphs"]["search"]["fp32_islands"] == {"channel_attention": 6, "spatial_attention": 6, "roi": 0,
-                                                          "box_deltas": 0}
+                                                          "box_deltas": 0, "large_weights": 0}
     assert m.data["graphs"]["refine_box"]["fp32_islands"]["roi"] > 10
 
 
@@ -326,6 +326,40 @@ def test_island_finder_on_the_search_graph(tiny_stages):
         converted, _ = convert_to_fp16(model, keep)
         types = {v.name: v.type.tensor_type.elem_type for v in converted.graph.value_info}
         assert {types[n.input[0]] for n in converted.graph.node if n.op_type == "Softmax"} == {want}
+
+
+def _cancelling_convs() -> onnx.ModelProto:
+    """x -> conv A (two nearly equal channels, ~3 in size) -> conv B (100*c1 - 100*c0 + 2000) - 2000: B's output
+    is A's small channel difference, the cancellation BN folding produces in MobileNetV2's first blocks."""
+    rng = np.random.default_rng(0)
+    k0 = rng.normal(size=(1, 1, 3, 3)).astype(np.float32)
+    k1 = k0 + 0.01 * rng.normal(size=(1, 1, 3, 3)).astype(np.float32)
+    inits = [onnx.numpy_helper.from_array(np.concatenate([k0, k1]), "wa"),
+             onnx.numpy_helper.from_array(np.array([-100.0, 100.0], np.float32).reshape(1, 2, 1, 1), "wb"),
+             onnx.numpy_helper.from_array(np.array([2000.0], np.float32), "bb"),
+             onnx.numpy_helper.from_array(np.array([2000.0], np.float32), "off")]
+    nodes = [onnx.helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1]),
+             onnx.helper.make_node("Conv", ["a", "wb", "bb"], ["b"]),
+             onnx.helper.make_node("Sub", ["b", "off"], ["y"])]
+    graph = onnx.helper.make_graph(nodes, "cancel", [onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                          [1, 1, 16, 16])],
+                                   [onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 16, 16])],
+                                   inits)
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)], ir_version=10)
+
+
+def test_large_weight_island_keeps_cancelling_layers_fp32():
+    model = _cancelling_convs()
+    assert find_islands(model, ("large_weights",))["large_weights"] == {0, 1}  # B and the conv feeding it
+    x = {"x": np.random.default_rng(1).normal(size=(1, 1, 16, 16)).astype(np.float32)}
+    ref = run_onnx(model, x)[0]["y"]
+    errors = {}
+    for keep in ((), ("large_weights",)):
+        converted, report = convert_to_fp16(model, keep)
+        errors[keep] = float(np.abs(run_onnx(converted, x)[0]["y"] - ref).max() / np.abs(ref).max())
+    # FP16 storage of A's output (~3, spacing 2^-9) times 100, and of the 2000 bias (spacing 1), costs ~2% of an
+    # output of ~0.5; with A and B kept FP32 (they read the FP32 graph input) nothing is rounded.
+    assert errors[()] > 0.01 and errors[("large_weights",)] < 1e-6, errors
 
 
 @needs_rtx
