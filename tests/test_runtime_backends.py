@@ -240,3 +240,13 @@ def test_build_engines_on_the_device_needs_no_torch(tiny_export_copy):
     m = Manifest.load(tiny_export_copy)  # sha256 of the new engines recorded and checked
     assert all(m.engine_path(n) is not None and m.engine_path(n).stat().st_size > 0 for n in m.order)
     assert m.data["versions"]["tensorrt"]["flavour"] == "tensorrt-rtx"
+
+
+def test_check_summary_explains_fp16_drift_only_for_fp16_backends():
+    from siamattn.runtime.check import CheckReport, summary_markdown
+
+    for backend, expect in (("tensorrt cuda fp16", True), ("onnxruntime cpu fp32", False)):
+        report = CheckReport(backend=backend, reference="torch fp32", frames=3, iou=[1.0, 0.4], first_divergence=2)
+        assert ("siamattn eval" in summary_markdown(report)) == expect
+    steady = CheckReport(backend="tensorrt cuda fp16", reference="torch fp32", frames=3, iou=[1.0, 0.99])
+    assert "siamattn eval" not in summary_markdown(steady)
