@@ -38,7 +38,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--keep-fp32: unknown island(s) {', '.join(bad)}; choose from {', '.join(ISLANDS)}")
     opts = ExportOptions(
         ops=args.ops or cfg.export.ops, precision=args.precision or cfg.export.precision,
-        xcorr=args.xcorr or DEFAULT_XCORR, deform_conv=args.deform_conv, keep_fp32=keep, engine=args.engine,
+        xcorr=args.xcorr or DEFAULT_XCORR, deform_conv=args.deform_conv, keep_fp32=keep,
+        template_fp16=args.template_fp16, engine=args.engine,
         plugin_library=args.plugin_library, verify=not args.no_verify, seed=args.seed,
     )
 
@@ -98,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="onnx: standard DeformConv-19 (TensorRT-RTX maps it to our DeformConv plugin); gridsample: "
                         "decomposed into GridSample + Conv, builds without any plugin; plugin: "
                         "siamattn::SiamAttnDeformConv, our plugin under full TensorRT too (default: %(default)s)")
+    p.add_argument("--template-fp16", action="store_true",
+                   help="FP16 for the template graph too (default: it stays FP32 in FP16 exports; it runs once per "
+                        "video, so FP16 saves nothing per frame, and its outputs feed every frame)")
     p.add_argument("--keep-fp32", metavar="LIST",
                    help="comma-separated FP32 islands in FP16 graphs (default: all: channel_attention,"
                         "spatial_attention,roi,box_deltas,large_weights; empty string for none)")

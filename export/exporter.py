@@ -39,6 +39,9 @@ class ExportOptions:
     xcorr: str = DEFAULT_XCORR
     deform_conv: str = "onnx"  # onnx (DeformConv-19) | gridsample (standard ops only, no plugin anywhere)
     keep_fp32: tuple[str, ...] = ISLANDS
+    # The template graph runs once per video, so FP16 saves nothing per frame there, while its outputs (features,
+    # the channel affinity's softmax) feed every frame: by default it stays FP32 in FP16 exports.
+    template_fp16: bool = False
     engine: str = "auto"  # auto | tensorrt | tensorrt-rtx | none
     plugin_library: str | None = None
     verify: bool = True
@@ -85,12 +88,16 @@ def load_model(cfg: Config, checkpoint: str | None, seed: int) -> tuple[SiamAttn
                                      "note": RANDOM_INIT_NOTE}
 
 
+def graph_precision(name: str, opts: ExportOptions) -> str:
+    return "fp32" if name == "template" and not opts.template_fp16 else opts.precision
+
+
 def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """One stage through dynamo export, the post-pass, FP16 conversion and the checker."""
     model = export_stage(stage, cfg.export.opset, lowerings(opts.ops, opts.xcorr, opts.deform_conv))
     model = optimize(model)
-    info: dict[str, Any] = {}
-    if opts.precision == "fp16":
+    info: dict[str, Any] = {"precision": graph_precision(stage.name, opts)}
+    if info["precision"] == "fp16":
         model, report = convert_to_fp16(model, opts.keep_fp32)
         info["fp32_islands"] = report.summary()
         info["casts"] = report.casts
@@ -128,6 +135,7 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
         "export": {"ops": opts.ops, "precision": opts.precision, "opset": cfg.export.opset,
                    "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
                    "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],
+                   "template_fp16": opts.precision == "fp16" and opts.template_fp16,
                    "io_dtype": "float32", "exporter": "torch.onnx.export(dynamo=True)"},
         "weights": weights, "versions": _versions(backend), "order": [], "graphs": {},
         "engines": {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}},
@@ -136,7 +144,7 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     all_stages = [s for s in stages(model, opts.seed) if s.name in opts.graphs]
     for stage in all_stages:
         t0 = time.monotonic()
-        log(f"[{stage.name}] exporting ({opts.ops}, {opts.precision}) ...")
+        log(f"[{stage.name}] exporting ({opts.ops}, {graph_precision(stage.name, opts)}) ...")
         graph, info = export_graph(stage, cfg, opts)
         path = out / f"{stage.name}.onnx"
         onnx.save(graph, str(path))

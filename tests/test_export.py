@@ -289,11 +289,14 @@ def test_gridsample_deform_conv_search_graph_builds_without_plugins(tiny_stages,
 
 def test_fp16_graphs_keep_io_fp32_and_islands_fp32(portable16):
     m = Manifest.load(portable16)
-    assert m.precision == "fp16"
+    assert m.precision == "fp16" and m.data["export"]["template_fp16"] is False
     for name in m.order:
         model = onnx.load(str(m.onnx_path(name)))
         assert all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in (*model.graph.input, *model.graph.output))
-        assert any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer), name
+        # The template graph (once per video) stays FP32 by default; the per-frame graphs are FP16.
+        has_fp16 = any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer)
+        assert has_fp16 == (name != "template"), name
+        assert m.data["graphs"][name]["precision"] == ("fp32" if name == "template" else "fp16")
     search = onnx.shape_inference.infer_shapes(onnx.load(str(m.onnx_path("search"))))
     types = {v.name: v.type.tensor_type.elem_type for v in search.graph.value_info}
     softmax_in = [types[n.input[0]] for n in search.graph.node if n.op_type == "Softmax"]
@@ -301,6 +304,15 @@ def test_fp16_graphs_keep_io_fp32_and_islands_fp32(portable16):
     assert m.data["graphs"]["search"]["fp32_islands"] == {"channel_attention": 6, "spatial_attention": 6, "roi": 0,
                                                           "box_deltas": 0, "large_weights": 0}
     assert m.data["graphs"]["refine_box"]["fp32_islands"]["roi"] > 10
+
+
+def test_graph_precision_keeps_the_template_fp32_unless_asked():
+    from siamattn.export.exporter import graph_precision
+
+    fp16 = ExportOptions(precision="fp16")
+    assert [graph_precision(g, fp16) for g in ("template", "search", "refine_box")] == ["fp32", "fp16", "fp16"]
+    assert graph_precision("template", ExportOptions(precision="fp16", template_fp16=True)) == "fp16"
+    assert graph_precision("template", ExportOptions(precision="fp32", template_fp16=True)) == "fp32"
 
 
 def test_fp16_graphs_run_in_onnx_runtime_close_to_pytorch(portable16, tiny_model, tiny_stages):
