@@ -142,6 +142,9 @@ __global__ void splitk_reduce_kernel(GemmArgs<T> args, int groups) {
 }
 
 constexpr int kWmmaBM = 64, kWmmaBN = 64, kWmmaBK = 32, kWmmaThreads = 128;
+// Static shared memory per block is capped at 48 KiB on every target GPU.
+static_assert((kWmmaBM * (kWmmaBK + 8) + kWmmaBK * (kWmmaBN + 8)) * 2 + kWmmaBM * (kWmmaBN + 4) * 4 <= 48 * 1024,
+              "WMMA GEMM tiles exceed 48 KiB of static shared memory");
 
 // 64x64 output tile per block, four warps of 32x32 (2x2 WMMA 16x16x16 fragments). Tiles are staged through
 // shared memory with zero fill, so any M, N, K works; padded rows keep WMMA's 32-byte alignment rules.
@@ -194,6 +197,9 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_f16_wmma_kernel(GemmArgs<__
 }
 
 constexpr int kSimtBM = 64, kSimtBN = 64, kSimtBK = 16, kSimtThreads = 256;
+static_assert(kSimtBK * (kSimtBM + 4 + kSimtBN + 4) * 4 <= 48 * 1024, "SIMT GEMM tiles exceed 48 KiB of shared memory");
+static_assert(kSimtThreads == 16 * 16 && kSimtBM == 16 * 4 && kSimtBN == 16 * 4, "SIMT GEMM: 16x16 threads, 4x4 each");
+static_assert(kWmmaThreads == 4 * 32 && kWmmaBM == 2 * 32 && kWmmaBN == 2 * 32, "WMMA GEMM: 2x2 warps of 32x32");
 
 // FP32: 64x64 tile, 256 threads with a 4x4 register tile each (rows ty+16i, columns tx+16j, so shared-memory
 // reads are broadcasts or conflict-free and global stores are coalesced).
