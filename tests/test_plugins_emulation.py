@@ -153,3 +153,22 @@ def test_emulate_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "emulate", "--sanitizer", "none"]) == 0
     out = capsys.readouterr().out
     assert "sanitizer: none (quick cases)" in out and "all variants passed" in out
+
+
+def test_emulate_cli_skips_a_sanitizer_the_compiler_lacks(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from siamattn.cli import main
+
+    real = emulation.executable
+
+    def without_tsan(lib_dir: Path, program: str, sanitizer: str = "none") -> Path:
+        if sanitizer == "thread":
+            raise PluginBuildError("siamattn_emu_selftest_tsan is missing: no -fsanitize=thread")
+        return real(lib_dir, program, sanitizer)
+
+    monkeypatch.setattr(emulation, "executable", without_tsan)
+    monkeypatch.setattr(emulation, "has_trt_driver", lambda lib_dir: False)
+    assert main(["plugins", "emulate"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: siamattn_emu_selftest_tsan is missing" in out and out.count("ALL OK") == 2
+    assert main(["plugins", "emulate", "--sanitizer", "thread"]) != 0  # asked for explicitly: an error
