@@ -33,7 +33,8 @@ def _conv_cases() -> list[dict[str, Any]]:
     tracker = dict(c=256, m=256, k=3, stride=1, pad=(1, 1, 1, 1), dil=1, groups=1, og=1, mask=False)
     cases = [
         dict(name="tracker search 31x31", n=1, h=31, w=31, **tracker),
-        dict(name="tracker template 7x7", n=1, h=7, w=7, **tracker),
+        dict(name="tracker template 7x7", n=1, h=7, w=7, **tracker),  # split-K path (18 K ranges)
+        dict(name="tracker template 7x7 split-K off", n=1, h=7, w=7, split_k="1", **tracker),
         dict(name="256ch 64x64 batch 8", n=8, h=64, w=64, **tracker),
         dict(name="random g2 og3 mask s2", n=2, c=6, h=13, w=11, m=10, k=3, stride=2, pad=(1, 0, 2, 1), dil=1,
              groups=2, og=3, mask=True),
@@ -67,9 +68,18 @@ def check_conv(lib: Any, case: dict[str, Any], dtype: Any) -> dict[str, Any]:
     b = torch.randn(m, device=dev, generator=g).to(dtype)
     off = (torch.randn(n, og * 2 * k * k, oh, ow, device=dev, generator=g) * 2).to(dtype)
     mask = torch.rand(n, og * k * k, oh, ow, device=dev, generator=g).to(dtype) if case["mask"] else None
-    ours = lib.deform_conv2d_cuda(x, wt, off, b, mask, stride=s, padding=case["pad"], dilation=d,
-                                  groups=case["groups"])
-    torch.cuda.synchronize()
+    saved = os.environ.get("SIAMATTN_DEFORM_SPLIT_K")
+    if "split_k" in case:  # read per call by the library (deform_math.h)
+        os.environ["SIAMATTN_DEFORM_SPLIT_K"] = case["split_k"]
+    try:
+        ours = lib.deform_conv2d_cuda(x, wt, off, b, mask, stride=s, padding=case["pad"], dilation=d,
+                                      groups=case["groups"])
+        torch.cuda.synchronize()
+    finally:
+        if saved is None:
+            os.environ.pop("SIAMATTN_DEFORM_SPLIT_K", None)
+        else:
+            os.environ["SIAMATTN_DEFORM_SPLIT_K"] = saved
     # Reference in float64 on the same (possibly FP16-rounded) values; asymmetric pads via explicit padding.
     x64 = F.pad(x.double(), (wb, we, hb, he))
     ref = deform_conv2d(x64, off.double(), wt.double(), b.double(), stride=s, dilation=d,
