@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -73,7 +72,7 @@ def bench_gpu(runs: int) -> dict[str, Any]:
     from torchvision.ops import deform_conv2d
 
     from siamattn.ops import deform_roi_pool
-    from siamattn.plugins.library import LIB_FILES, BuildOptions, DeformLibrary, build, conv_params
+    from siamattn.plugins.library import LIB_FILES, BuildOptions, DeformLibrary, build, conv_params, split_k_override
 
     torch.backends.cudnn.benchmark = True
     major, minor = torch.cuda.get_device_capability()
@@ -93,13 +92,10 @@ def bench_gpu(runs: int) -> dict[str, Any]:
                              device="cuda")  # allocated once, as TensorRT does
             ours = time_cuda(lambda x=x, wt=wt, b=b, off=off, ws=ws: lib.deform_conv2d_cuda(
                 x, wt, off, b, padding=1, workspace=ws), runs)
-            # The same kernels with split-K off (read per call), to show what it buys on the small maps.
-            os.environ["SIAMATTN_DEFORM_SPLIT_K"] = "1"
-            try:
+            # The same kernels with split-K off, to show what it buys on the small maps.
+            with split_k_override(1):
                 no_split = time_cuda(lambda x=x, wt=wt, b=b, off=off, ws=ws: lib.deform_conv2d_cuda(
                     x, wt, off, b, padding=1, workspace=ws), runs)
-            finally:
-                del os.environ["SIAMATTN_DEFORM_SPLIT_K"]
             tv = time_cuda(lambda x=x, wt=wt, b=b, off=off: deform_conv2d(x, off, wt, b, padding=1), runs)
             dense = time_cuda(lambda x=x, wt=wt, b=b: F.conv2d(x, wt, b, padding=1), runs)
             rows.append({"op": "deform_conv2d", "shape": name, "dtype": dt, "ours_us": ours["median_us"],

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .library import split_k_override
+
 # Normalised error bounds: max|ours - ref| / max(|ref|, 1). FP32: sums of up to 2304 FP32 products. FP16:
 # inputs are FP16 in both; ours rounds each sampled value and the output to half (2^-11 relative each) and
 # sums in FP32, which stays well under 2e-3; FP16 accumulation (as in torchvision's half path) does not.
@@ -34,7 +36,7 @@ def _conv_cases() -> list[dict[str, Any]]:
     cases = [
         dict(name="tracker search 31x31", n=1, h=31, w=31, **tracker),
         dict(name="tracker template 7x7", n=1, h=7, w=7, **tracker),  # split-K path (18 K ranges)
-        dict(name="tracker template 7x7 split-K off", n=1, h=7, w=7, split_k="1", **tracker),
+        dict(name="tracker template 7x7 split-K off", n=1, h=7, w=7, split_k=1, **tracker),
         dict(name="256ch 64x64 batch 8", n=8, h=64, w=64, **tracker),
         dict(name="random g2 og3 mask s2", n=2, c=6, h=13, w=11, m=10, k=3, stride=2, pad=(1, 0, 2, 1), dil=1,
              groups=2, og=3, mask=True),
@@ -68,18 +70,10 @@ def check_conv(lib: Any, case: dict[str, Any], dtype: Any) -> dict[str, Any]:
     b = torch.randn(m, device=dev, generator=g).to(dtype)
     off = (torch.randn(n, og * 2 * k * k, oh, ow, device=dev, generator=g) * 2).to(dtype)
     mask = torch.rand(n, og * k * k, oh, ow, device=dev, generator=g).to(dtype) if case["mask"] else None
-    saved = os.environ.get("SIAMATTN_DEFORM_SPLIT_K")
-    if "split_k" in case:  # read per call by the library (deform_math.h)
-        os.environ["SIAMATTN_DEFORM_SPLIT_K"] = case["split_k"]
-    try:
+    with split_k_override(case.get("split_k")):
         ours = lib.deform_conv2d_cuda(x, wt, off, b, mask, stride=s, padding=case["pad"], dilation=d,
                                       groups=case["groups"])
         torch.cuda.synchronize()
-    finally:
-        if saved is None:
-            os.environ.pop("SIAMATTN_DEFORM_SPLIT_K", None)
-        else:
-            os.environ["SIAMATTN_DEFORM_SPLIT_K"] = saved
     # Reference in float64 on the same (possibly FP16-rounded) values; asymmetric pads via explicit padding.
     x64 = F.pad(x.double(), (wb, we, hb, he))
     ref = deform_conv2d(x64, off.double(), wt.double(), b.double(), stride=s, dilation=d,

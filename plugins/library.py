@@ -13,6 +13,7 @@ directory with prebuilt libraries (e.g. a build made on a Jetson) and wins over 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -21,7 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,24 @@ def find_nvcc() -> str | None:
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return cand
     return None
+
+
+@contextlib.contextmanager
+def split_k_override(splits: int | None) -> Iterator[None]:
+    """Within the block, the CUDA DeformConv uses ``splits`` K ranges (1 = split-K off; None = the heuristic).
+    The library reads SIAMATTN_DEFORM_SPLIT_K on every call; the previous value comes back afterwards."""
+    saved = os.environ.get("SIAMATTN_DEFORM_SPLIT_K")
+    if splits is None:
+        os.environ.pop("SIAMATTN_DEFORM_SPLIT_K", None)
+    else:
+        os.environ["SIAMATTN_DEFORM_SPLIT_K"] = str(int(splits))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SIAMATTN_DEFORM_SPLIT_K", None)
+        else:
+            os.environ["SIAMATTN_DEFORM_SPLIT_K"] = saved
 
 
 def local_cuda_arch() -> str | None:

@@ -4,6 +4,7 @@ the bug classes it is there for (planted in probe kernels, and a race planted in
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -53,10 +54,11 @@ def test_emulated_cuda_kernels_match_cpu_implementation(lib_dir: Path, sanitizer
         assert splits > 1
 
 
-@pytest.mark.parametrize("forced", ["1", "3"])
-def test_split_k_override_keeps_results(lib_dir: Path, monkeypatch: pytest.MonkeyPatch, forced: str) -> None:
-    monkeypatch.setenv("SIAMATTN_DEFORM_SPLIT_K", forced)
-    result = _run(lib_dir, "selftest", ["--quick"])
+@pytest.mark.parametrize("forced", [1, 3])
+def test_split_k_override_keeps_results(lib_dir: Path, forced: int) -> None:
+    with library.split_k_override(forced):  # the library reads it per call, the emulated one here too
+        result = _run(lib_dir, "selftest", ["--quick"])
+    assert "SIAMATTN_DEFORM_SPLIT_K" not in os.environ
     assert result.ok and "ALL OK" in result.output, result.output
     splits = {int(n) for n in re.findall(r"^ok   conv tracker 7x7 256->256 fp\d\d k-splits=(\d+)", result.output, re.M)}
     assert splits == {int(forced)}
