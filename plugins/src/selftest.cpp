@@ -52,6 +52,22 @@ bool compare(const char* what, const std::vector<unsigned char>& cpu, void* dev,
     return a.ok;
 }
 
+// Runs `forward(y_dev)` (a CUDA entry point writing into a fresh output buffer) and compares with the CPU result.
+template <typename Forward>
+bool run_cuda(const char* name, const std::vector<unsigned char>& y_cpu, size_t n_out, int dtype, Forward forward) {
+    void* y_dev = nullptr;
+    cudaMalloc(&y_dev, y_cpu.size());
+    const int32_t st = forward(y_dev);
+    const cudaError_t sync = cudaDeviceSynchronize();
+    bool ok = st == 0 && sync == cudaSuccess;
+    if (!ok)
+        std::printf("FAIL %s (cuda): %s %s\n", name, siamattn_last_error(), cudaGetErrorString(sync));
+    else
+        ok = compare(name, y_cpu, y_dev, n_out, dtype);
+    cudaFree(y_dev);
+    return ok;
+}
+
 bool conv_case(const char* name, siamattn_deform_conv_params p, int dtype) {
     if (siamattn_deform_conv_validate(&p) != SIAMATTN_OK) {
         std::printf("FAIL %s: %s\n", name, siamattn_last_error());
@@ -71,20 +87,13 @@ bool conv_case(const char* name, siamattn_deform_conv_params p, int dtype) {
         std::printf("FAIL %s (cpu): %s\n", name, siamattn_last_error());
         return false;
     }
-    void* y_dev = nullptr;
     void* ws = nullptr;
     const size_t ws_bytes = siamattn_deform_conv_workspace_size(&p, dtype);
-    cudaMalloc(&y_dev, y_cpu.size());
     cudaMalloc(&ws, ws_bytes);
-    const int32_t st = siamattn_deform_conv_forward_cuda(&p, dtype, x.dev, w.dev, b.dev, off.dev, m.dev, y_dev, ws,
-                                                         ws_bytes, nullptr);
-    const cudaError_t sync = cudaDeviceSynchronize();
-    bool ok = st == 0 && sync == cudaSuccess;
-    if (!ok)
-        std::printf("FAIL %s (cuda): %s %s\n", name, siamattn_last_error(), cudaGetErrorString(sync));
-    else
-        ok = compare(name, y_cpu, y_dev, n_out, dtype);
-    cudaFree(y_dev);
+    const bool ok = run_cuda(name, y_cpu, n_out, dtype, [&](void* y_dev) {
+        return siamattn_deform_conv_forward_cuda(&p, dtype, x.dev, w.dev, b.dev, off.dev, m.dev, y_dev, ws, ws_bytes,
+                                                 nullptr);
+    });
     cudaFree(ws);
     return ok;
 }
@@ -106,18 +115,9 @@ bool pool_case(const char* name, siamattn_deform_roi_pool_params p, int dtype, i
         std::printf("FAIL %s (cpu): %s\n", name, siamattn_last_error());
         return false;
     }
-    void* y_dev = nullptr;
-    cudaMalloc(&y_dev, y_cpu.size());
-    const int32_t st = siamattn_deform_roi_pool_forward_cuda(&p, dtype, rois_dtype, feat.dev, r.dev, off.dev, y_dev,
-                                                             nullptr);
-    const cudaError_t sync = cudaDeviceSynchronize();
-    bool ok = st == 0 && sync == cudaSuccess;
-    if (!ok)
-        std::printf("FAIL %s (cuda): %s %s\n", name, siamattn_last_error(), cudaGetErrorString(sync));
-    else
-        ok = compare(name, y_cpu, y_dev, n_out, dtype);
-    cudaFree(y_dev);
-    return ok;
+    return run_cuda(name, y_cpu, n_out, dtype, [&](void* y_dev) {
+        return siamattn_deform_roi_pool_forward_cuda(&p, dtype, rois_dtype, feat.dev, r.dev, off.dev, y_dev, nullptr);
+    });
 }
 
 siamattn_deform_conv_params conv(int n, int c, int h, int w, int m, int k, int stride, int pad_b, int pad_e, int dil,
