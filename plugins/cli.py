@@ -7,6 +7,7 @@ import ctypes
 import os
 from pathlib import Path
 
+from .emulation import BLOCK_ORDERS, SANITIZERS
 from .library import (
     LIB_FILES,
     BuildOptions,
@@ -130,10 +131,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Compile the unchanged CUDA kernels against plugins/emu's CPU stand-ins for the "
                                     "CUDA runtime and run their self-test (vs the CPU implementation) plain, under "
                                     "AddressSanitizer and under ThreadSanitizer. For kernel work without a GPU.")
-    e.add_argument("--sanitizer", choices=["all", "none", "address", "thread"], default="all",
+    e.add_argument("--sanitizer", choices=["all", *SANITIZERS], default="all",
                    help="which variant(s) to run (default: all)")
     e.add_argument("--full", action="store_true", help="also the large shapes (minutes instead of seconds)")
-    e.add_argument("--block-order", choices=["forward", "reverse", "shuffle"], default="forward",
+    e.add_argument("--block-order", choices=BLOCK_ORDERS, default="forward",
                    help="order the blocks of a launch run in (blocks run one at a time: a result that changes "
                         "with the order means blocks race with each other)")
     e.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")

@@ -10,23 +10,8 @@ namespace trt {
 using nvinfer1::DataType;
 using nvinfer1::PluginFieldType;
 
-namespace {
-
-std::string dims_str(const nvinfer1::Dims& d) {
-    std::string s = "[";
-    for (int32_t i = 0; i < d.nbDims; ++i) s += (i ? "," : "") + std::to_string(d.d[i]);
-    return s + "]";
-}
-
-}  // namespace
-
 nvinfer1::IPluginCapability* DeformRoIPoolPlugin::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept {
-    switch (type) {
-        case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
-        case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
-        case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
+    return capability_of(this, type);
 }
 
 nvinfer1::IPluginV3* DeformRoIPoolPlugin::clone() noexcept {

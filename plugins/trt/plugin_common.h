@@ -26,6 +26,24 @@ inline int32_t to_siamattn_dtype(nvinfer1::DataType t) {
     return t == nvinfer1::DataType::kHALF ? SIAMATTN_FLOAT16 : SIAMATTN_FLOAT32;
 }
 
+// "[1,256,7,7]" for error messages.
+inline std::string dims_str(const nvinfer1::Dims& d) {
+    std::string s = "[";
+    for (int32_t i = 0; i < d.nbDims; ++i) s += (i ? "," : "") + std::to_string(d.d[i]);
+    return s + "]";
+}
+
+// getCapabilityInterface for a plugin class that implements all three IPluginV3One capabilities itself.
+template <typename Plugin>
+nvinfer1::IPluginCapability* capability_of(Plugin* plugin, nvinfer1::PluginCapabilityType type) noexcept {
+    switch (type) {
+        case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(plugin);
+        case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(plugin);
+        case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(plugin);
+    }
+    return nullptr;
+}
+
 // Integers of a field as int64 (ONNX parsers pass INT32 or INT64); false if the type is not an integer.
 bool read_ints(const nvinfer1::PluginField& f, std::vector<int64_t>& out);
 // A float field (FLOAT32/FLOAT64, or an integer given where a float is expected).
