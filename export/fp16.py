@@ -18,8 +18,8 @@ Islands (found structurally, so they apply to whatever the exporter emits):
   the linear layer that produces its input. Batch-norm folding of near-constant channels (tiny running
   variance) gives such layers (weights ~100, biases ~2000 in MobileNetV2's first blocks) whose terms cancel to
   outputs of a few units; FP16's spacing is 2 at 2048, so rounding their parameters or their input loses the
-  output. On the demo model it cut the search graph's FP16 error from 1.8e-2 to 3.2e-3 of range for three
-  layers kept FP32 (docs/EXPORT.md).
+  output. On the shipped demo model it cut the FP16 search graph's error on real frames from 1.6e-2 to
+  5.5e-3 of range with three layers kept FP32 (docs/PERFORMANCE.md, "FP16 on a trained model").
 
 ``docs/PERFORMANCE.md`` records which of these measurably matter (python -m siamattn.export.measure fp16).
 """
