@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from siamattn.config import load_config
-from siamattn.geometry import anchor_shapes
+from siamattn.geometry import anchor_shapes, context_size
 from siamattn.runtime import Tracker
 
 STAGES = ("crop", "post", "refine", "mask", "total")
@@ -49,8 +49,7 @@ class PrecomputedBackend:
         anchor = float(anchor_shapes(cfg.anchors.stride, ratios, cfg.anchors.scales)[a, 0])
         # deltas that reproduce the target's own size in the crop, so the state neither grows nor shrinks
         w, h = box_wh
-        ctx = cfg.tracker.context_amount * (w + h)
-        scale = cfg.tracker.exemplar_size / np.sqrt((w + ctx) * (h + ctx))
+        scale = cfg.tracker.exemplar_size / context_size(w, h, cfg.tracker.context_amount)
         dw, dh = np.log(w * scale / anchor), np.log(h * scale / anchor)
         rng = np.random.default_rng(0)
         c = size // 2
@@ -106,7 +105,7 @@ def run_case(width: int, height: int, box_wh: tuple[int, int], frames: int, with
         stats[s] = {"median": float(np.median(a)), "p90": float(np.percentile(a, 90)),
                     "p99": float(np.percentile(a, 99))}
     return {"frame": f"{width}x{height}", "target": f"{bw}x{bh}", "mask": with_mask,
-            "crop_px": round(float(np.sqrt((bw + (bw + bh) / 2) * (bh + (bw + bh) / 2))) * 255 / 127),
+            "crop_px": round(context_size(bw, bh, 0.5) * 255 / 127),
             "frames": frames, "ms": stats}
 
 

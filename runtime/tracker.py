@@ -24,7 +24,6 @@ video); a target leaving the frame is kept at the border by the clipping of step
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import InputError
-from ..geometry import crop_center, mask_to_crop_affine, roi_in_crop
+from ..geometry import context_size, crop_center, mask_to_crop_affine, roi_in_crop
 from .backend import Backend, BackendOutputError, check_backend
 from .postprocess import (
     FrameMask,
@@ -123,7 +122,7 @@ class Tracker:
         x, y, w, h = validate_box(box_xywh, info)
         self.center = (x + (w - 1) / 2.0, y + (h - 1) / 2.0)
         self.size = (w, h)
-        s_z = max(1, round(self._context_size(w, h)))  # pysot rounds at init (half to even)
+        s_z = max(1, round(context_size(w, h, self._context)))  # pysot rounds at init (half to even)
         self._pad = pad_color(img)
         z = get_subwindow(img, self.center, self._exemplar, s_z, self._pad, out=self._z_buf)
         self.backend.init_template(z)
@@ -144,7 +143,7 @@ class Tracker:
         fw, fh = info.width, info.height
         cx0, cy0 = self.center
         w0, h0 = self.size
-        s_z = self._context_size(w0, h0)
+        s_z = context_size(w0, h0, self._context)
         scale_z = self._exemplar / s_z
         crop_sz = max(1, round(s_z * self._instance / self._exemplar))
         x_crop = get_subwindow(img, self.center, self._instance, crop_sz, self._pad, out=self._x_buf)
@@ -186,10 +185,6 @@ class Tracker:
         return TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index, timings)
 
     # ------------------------------------------------------------------------------------------------
-
-    def _context_size(self, w: float, h: float) -> float:
-        extra = self._context * (w + h)
-        return math.sqrt((w + extra) * (h + extra))
 
     def _refine(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         """Box refinement on the RPN box (offsets from crop centre, crop px); returns the same frame."""

@@ -32,6 +32,7 @@ import numpy as np
 __all__ = [
     "anchor_shapes",
     "box_iou",
+    "context_size",
     "crop_center",
     "cxcywh_to_xywh",
     "cxcywh_to_xyxy",
@@ -152,6 +153,13 @@ def box_iou(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]) ->
 
 # ----------------------------------------------------------------------------------------------------
 # crops and refinement RoIs
+
+
+def context_size(w: float, h: float, context_amount: float) -> float:
+    """Side ``s_z`` of the square template window around a ``w x h`` target: the box grown by
+    ``context_amount * (w + h)`` on each axis, then the geometric mean of the two sides (SiamFC/pysot)."""
+    extra = context_amount * (w + h)
+    return math.sqrt((w + extra) * (h + extra))
 
 
 def crop_center(size: int) -> float:

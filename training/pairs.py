@@ -21,7 +21,6 @@ same data.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,12 @@ from torch.utils.data import Dataset, Sampler
 
 from siamattn.config import Config
 from siamattn.errors import InputError
+from siamattn.geometry import context_size
 
 from .datasets import MixedSampler
 from .targets import AnchorTargeter, encode_refine, mask_targets, sample_rois
 
-__all__ = ["PairDataset", "StepSampler", "crop_affine", "crop_size_for"]
-
-
-def crop_size_for(w: float, h: float, context: float) -> float:
-    """Template side ``s_z`` of a ``w x h`` target (frame px), as the tracker computes it."""
-    p = context * (w + h)
-    return math.sqrt((w + p) * (h + p))
+__all__ = ["PairDataset", "StepSampler", "crop_affine"]
 
 
 def crop_affine(center: tuple[float, float], side: tuple[float, float], out: int, flip: bool = False) -> np.ndarray:
@@ -146,12 +140,12 @@ class PairDataset(Dataset):
         flip = self.augment and rng.random() < t.flip_prob
         gray = self.augment and rng.random() < t.gray_prob
 
-        s_z = crop_size_for(zbox[2], zbox[3], self.context)
+        s_z = context_size(zbox[2], zbox[3], self.context)
         shift, scale = self._jitter(rng, t.template_shift, t.template_scale)
         z, _, _ = self._crop(zimg, zbox, self.exemplar, s_z, shift, scale, flip)
         # the search window is sized from the search frame's own box (pysot), as if the tracker had
         # followed the target perfectly; scale jitter then plays the part of tracking error
-        s_x = crop_size_for(xbox[2], xbox[3], self.context) * self.instance / self.exemplar
+        s_x = context_size(xbox[2], xbox[3], self.context) * self.instance / self.exemplar
         shift, scale = self._jitter(rng, t.search_shift, t.search_scale)
         x, gt, crop_mask = self._crop(ximg, xbox, self.instance, s_x, shift, scale, flip, xmask)
 
