@@ -178,7 +178,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP + "; with --model")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
     p.add_argument("--dataset", required=True,
-                   choices=("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018"))
+                   choices=("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018"),
+                   help="benchmark layout of --root (plain vot: the VOT2017/2018 EAO interval)")
     p.add_argument("--root", required=True, type=Path, help="dataset root in the benchmark's own layout")
     p.add_argument("--split", default="val", help="GOT-10k split (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: %(default)s)")

@@ -220,25 +220,56 @@ class VideoWriter:
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def label_layout(label: str, width: int, height: int) -> tuple[float, int, tuple[int, int], tuple[int, int, int, int]]:
-    """Font scale, thickness, text origin and background box (x1, y1, x2, y2) so that ``label`` reads at
-    about 1/30 of the frame height and always fits the frame width (a 176x144 clip included)."""
+_MIN_SCALE = 0.4  # Hershey simplex at 0.4: capitals about 9 px high, the smallest that stays legible
+
+
+@dataclass
+class LabelLayout:
+    """Where :func:`draw` puts the label: font scale and thickness, each line's text and baseline origin,
+    and the darkened band behind them (x1, y1, x2, y2, inclusive)."""
+
+    scale: float
+    thickness: int
+    lines: list[tuple[str, tuple[int, int]]]
+    band: tuple[int, int, int, int]
+
+
+def label_layout(label: str, width: int, height: int) -> LabelLayout:
+    """Lay ``label`` out at about 1/30 of the frame height; when it is wider than the frame, wrap it at its
+    double spaces, and only then shrink it, so it always fits (a 176x144 clip included)."""
     margin = max(2, round(height / 120))
-    scale = max(height / 720.0 * 0.8, 0.25)
+    room = width - 4 * margin
+    scale = max(height / 720.0 * 0.8, _MIN_SCALE)
     thickness = 1 if scale < 0.9 else 2
-    (tw, th), base = cv2.getTextSize(label, _FONT, scale, thickness)
-    if tw > width - 4 * margin:  # too wide: shrink to fit (getTextSize is linear in the scale)
-        scale *= (width - 4 * margin) / tw
+
+    def text_w(text: str) -> int:
+        return cv2.getTextSize(text, _FONT, scale, thickness)[0][0]
+
+    lines = [label]
+    if text_w(label) > room:
+        lines = []
+        for part in (p.strip() for p in label.split("  ") if p.strip()):
+            if lines and text_w(lines[-1] + "  " + part) <= room:
+                lines[-1] += "  " + part
+            else:
+                lines.append(part)
+    widest = max(text_w(t) for t in lines)
+    if widest > room:  # one part alone is too wide: shrink (getTextSize is linear in the scale)
+        scale *= room / widest
         thickness = 1
-        (tw, th), base = cv2.getTextSize(label, _FONT, scale, thickness)
-    x, y = 2 * margin, 2 * margin + th
-    return scale, thickness, (x, y), (margin, margin, min(width - 1, x + tw + margin), y + base + margin)
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
+    step = th + base + margin
+    placed = [(t, (2 * margin, 2 * margin + th + k * step)) for k, t in enumerate(lines)]
+    right = 2 * margin + max(cv2.getTextSize(t, _FONT, scale, thickness)[0][0] for t in lines) + margin
+    bottom = placed[-1][1][1] + base + margin
+    return LabelLayout(scale, thickness, placed, (margin, margin, min(width - 1, right), min(height - 1, bottom)))
 
 
 def draw(frame: np.ndarray, box: tuple[float, float, float, float], polygon: np.ndarray | None,
          mask: FrameMask | None, label: str, color: tuple[int, int, int] = (0, 220, 0)) -> np.ndarray:
     """Box, rotated polygon and mask overlay (red tint, only over the mask's patch) on a copy of the frame,
-    and ``label`` once, white on a darkened band that keeps it readable on any background."""
+    and ``label`` once (wrapped on small frames), white on a darkened band that keeps it readable on any
+    background."""
     out = frame.copy()
     h, w = out.shape[:2]
     line = max(1, round(h / 360))
@@ -251,10 +282,12 @@ def draw(frame: np.ndarray, box: tuple[float, float, float, float], polygon: np.
     cv2.rectangle(out, (round(x), round(y)), (round(x + bw), round(y + bh)), color, line)
     if polygon is not None:
         cv2.polylines(out, [np.round(polygon).astype(np.int32).reshape(-1, 1, 2)], True, (0, 200, 255), line)
-    scale, thickness, origin, (x1, y1, x2, y2) = label_layout(label, w, h)
+    layout = label_layout(label, w, h)
+    x1, y1, x2, y2 = layout.band
     band = out[y1 : y2 + 1, x1 : x2 + 1]
     band[:] = (band * 0.35).astype(np.uint8)
-    cv2.putText(out, label, origin, _FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    for text, origin in layout.lines:
+        cv2.putText(out, text, origin, _FONT, layout.scale, (255, 255, 255), layout.thickness, cv2.LINE_AA)
     return out
 
 
