@@ -25,8 +25,15 @@ STAGE_CLIS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line naming the fix, like every other error (the full usage is in --help)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="siamattn",
         description="SiamAttn tracker: train in PyTorch, export to ONNX/TensorRT, track in real time.",
     )

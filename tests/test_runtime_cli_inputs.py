@@ -283,6 +283,7 @@ def test_cli_rejects_device_banana_naming_the_choices(tmp_path, clip, capsys, co
         argv = [command, "--model", str(tmp_path), "--source", str(clip), "--init", BOX]
     rc, err = run_cli(capsys, [*argv, "--device", "banana"])
     assert rc == 2 and "invalid choice: 'banana'" in err and "'cuda'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err  # one line, not argparse's usage block
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -314,6 +315,7 @@ def test_negative_init_tracks(tiny_export, tmp_path, clip, capsys):
 def test_max_frames_must_be_positive(tmp_path, clip, capsys, value):
     rc, err = run_cli(capsys, [*track_args(tmp_path, clip), "--max-frames", value])
     assert rc == 2 and "--max-frames" in err and "positive whole number" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
     with pytest.raises(InputError, match="positive"):
         open_source(str(clip), 0)
 
