@@ -57,9 +57,10 @@ def _check(args: argparse.Namespace) -> int:
 
     from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, summary_markdown, write_report
     from siamattn.runtime.loader import load_backend, load_reference, print_notes
-    from siamattn.runtime.video import open_source, parse_box
+    from siamattn.runtime.video import check_folder, open_source, parse_box
 
     box = parse_box(args.init)
+    check_folder("--out", args.out, args.out)
     require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     frames = list(open_source(args.source, args.max_frames))
     if len(frames) < 2:

@@ -152,13 +152,18 @@ def check_outputs(source: str | None, outputs: dict[str, Path | None], overwrite
             raise InputError(f"{flag} '{path}' is a folder; give a file path (e.g. '{path / ('out' + _suffix(flag))}')")
         if path.exists() and not overwrite:
             raise InputError(f"{flag} '{path}' already exists; pass --overwrite to replace it")
-        ancestor = path.parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-        if not ancestor.is_dir():
-            raise InputError(f"{flag} '{path}': cannot create its folder, '{ancestor}' is a file")
-        if not os.access(ancestor, os.W_OK | os.X_OK):
-            raise InputError(f"{flag} '{path}': cannot write in '{ancestor}' (permission denied)")
+        check_folder(flag, path, path.parent)
+
+
+def check_folder(flag: str, given: Path, folder: Path) -> None:
+    """Refuse an output whose ``folder`` (``given`` itself for a folder output) cannot be made or written."""
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{flag} '{given}': cannot create its folder, '{ancestor}' is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} '{given}': cannot write in '{ancestor}' (permission denied)")
 
 
 def _suffix(flag: str) -> str:

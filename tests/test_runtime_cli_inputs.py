@@ -374,3 +374,17 @@ def test_fallback_reason_reaches_the_python_api(tiny_export):
     assert t.backend_label.startswith("onnxruntime") and len(notes) == 1 and "TensorRT" in notes[0]
     with pytest.warns(RuntimeWarning, match="TensorRT backend unavailable"):
         Tracker(tiny_export)
+
+
+def test_check_report_folder_that_is_a_file_is_refused_first(tmp_path, clip, capsys):
+    (tmp_path / "afile").write_text("x")
+    rc, err = run_cli(capsys, ["check", "--model", str(tmp_path / "no-model"), "--source", str(clip), "--init", BOX,
+                               "--out", str(tmp_path / "afile")])
+    line = one_line_error(err)
+    assert rc == 2 and "--out" in line and "is a file" in line
+
+
+def test_demo_needs_two_frames(tmp_path, capsys):
+    rc, err = run_cli(capsys, ["demo", "--out", str(tmp_path / "demo"), "--max-frames", "1"])
+    assert rc == 2 and "at least 2 frames" in one_line_error(err)
+    assert not (tmp_path / "demo").exists()  # refused before exporting anything
