@@ -232,7 +232,9 @@ def summary_markdown(report: CheckReport) -> str:
 
 def _md_value(v: Any) -> str:
     if isinstance(v, dict):
-        return ", ".join(f"{k} {_md_value(x)}" for k, x in v.items() if x is not None)
+        return ", ".join(f"{k} {_md_value(x)}" for k, x in v.items())
+    if v is None:
+        return "none"
     if isinstance(v, (list, tuple)):
         return "(" + ", ".join(str(x) for x in v) + ")"
     return str(v)
