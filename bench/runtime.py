@@ -114,14 +114,13 @@ def _open_backend(model_dir: Path, name: str):
     if name != "torch":
         t = Tracker(model_dir, backend=name, device="auto")
         return t, t.backend_label
-    import torch
-
     from siamattn.runtime.loader import load_reference
-    from siamattn.runtime.torch_backend import TorchBackend
+    from siamattn.runtime.torch_backend import TorchBackend, torch_device
 
     ref = load_reference(model_dir)
-    gpu = torch.cuda.is_available()
-    backend = TorchBackend(ref.model, device="cuda" if gpu else "cpu", half=gpu, cuda_graph=gpu)
+    device = torch_device("auto")
+    gpu = device == "cuda"
+    backend = TorchBackend(ref.model, device=device, half=gpu, cuda_graph=gpu)
     t = Tracker(backend, load_config_from(model_dir))
     return t, "torch cuda fp16 + CUDA graph" if gpu else "torch cpu fp32"
 

@@ -3,8 +3,8 @@
 Importing this package does not import torch: an edge device installs the runtime without it.
 """
 
-from .backend import Backend, BackendOutputError
-from .postprocess import FrameMask
-from .tracker import Tracker, TrackResult
+from siamattn.runtime.backend import Backend, BackendOutputError
+from siamattn.runtime.postprocess import FrameMask
+from siamattn.runtime.tracker import Tracker, TrackResult
 
 __all__ = ["Backend", "BackendOutputError", "FrameMask", "TrackResult", "Tracker"]

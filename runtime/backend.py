@@ -10,9 +10,19 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import SiamAttnError
+from siamattn.errors import InputError, SiamAttnError
 
-__all__ = ["Backend", "BackendOutputError", "check_backend"]
+__all__ = ["BACKEND_CHOICES", "DEVICE_CHOICES", "Backend", "BackendOutputError", "check_backend", "check_choice"]
+
+# What ``Tracker(path, backend=..., device=...)`` and the CLI's --backend/--device accept.
+BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise :class:`InputError` naming the valid choices when ``value`` is not one of them."""
+    if value not in choices:
+        raise InputError(f"unknown {what} '{value}': choose one of {', '.join(choices)}")
 
 
 class BackendOutputError(SiamAttnError, RuntimeError):

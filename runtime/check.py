@@ -5,28 +5,34 @@
 (b) both trackers run the whole clip independently: per-frame IoU of their boxes and the first frame
     where they diverge;
 (c) latency per stage of the deployed backend (p50/p90/p99) and end-to-end fps.
-Writes report.md, report.json and report.png (IoU over frames, latency histogram).
+Writes report.md, report.json and report.png (IoU over frames, latency histogram); the report records
+what ran (model, clip, init box, backend, machine, versions: :func:`run_metadata`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import platform
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..geometry import box_iou, xywh_to_xyxy
-from .backend import Backend
-from .tracker import Tracker
+from siamattn.geometry import box_iou, xywh_to_xyxy
+from siamattn.runtime.backend import Backend
+from siamattn.runtime.tracker import Tracker
 
 STAGES = ("crop", "search", "post", "refine", "mask", "total")
 
 
 @dataclass
-class TensorError:
+class OutputDiff:
+    """How far one graph output of the deployed backend is from the reference's on identical inputs."""
+
     graph: str
     output: str
     max_abs: float
@@ -40,7 +46,7 @@ class CheckReport:
     backend: str
     reference: str
     frames: int
-    tensor_errors: list[TensorError] = field(default_factory=list)
+    output_diffs: list[OutputDiff] = field(default_factory=list)
     iou: list[float] = field(default_factory=list)
     first_divergence: int | None = None  # first frame with IoU < the divergence threshold
     divergence_iou: float = 0.9
@@ -48,6 +54,12 @@ class CheckReport:
     fps: float = 0.0
     total_ms: list[float] = field(default_factory=list)  # per-frame end-to-end latency of the backend
     failures: list[str] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)  # what ran where: run_metadata()
+
+    @property
+    def tracked(self) -> int:
+        """Frames tracked after the init frame (``frames`` counts the init frame too)."""
+        return len(self.iou)
 
     @property
     def min_iou(self) -> float:
@@ -59,16 +71,16 @@ class CheckReport:
 
     @property
     def worst_rel_error(self) -> float:
-        return max((e.max_rel for e in self.tensor_errors), default=0.0)
+        return max((e.max_rel for e in self.output_diffs), default=0.0)
 
 
-def tensor_error(graph: str, output: str, got: np.ndarray, ref: np.ndarray) -> TensorError:
+def output_diff(graph: str, output: str, got: np.ndarray, ref: np.ndarray) -> OutputDiff:
     got = np.asarray(got, dtype=np.float64).reshape(ref.shape)
     ref = np.asarray(ref, dtype=np.float64)
     diff = np.abs(got - ref)
     scale = max(float(np.abs(ref).max()), 1e-12)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    return TensorError(graph, output, float(diff.max()), float(diff.mean()), float(diff.max()) / scale,
+    return OutputDiff(graph, output, float(diff.max()), float(diff.mean()), float(diff.max()) / scale,
                        [int(i) for i in worst])
 
 
@@ -100,11 +112,11 @@ class _Recorder:
         return out
 
 
-def compare_graphs(recorded: list[tuple[str, np.ndarray, Any]], backend: Backend) -> list[TensorError]:
+def compare_graphs(recorded: list[tuple[str, np.ndarray, Any]], backend: Backend) -> list[OutputDiff]:
     """Replay the reference's recorded calls on ``backend`` and keep, per output, the worst error."""
-    worst: dict[tuple[str, str], TensorError] = {}
+    worst: dict[tuple[str, str], OutputDiff] = {}
 
-    def keep(e: TensorError) -> None:
+    def keep(e: OutputDiff) -> None:
         key = (e.graph, e.output)
         if key not in worst or e.max_abs > worst[key].max_abs:
             worst[key] = e
@@ -114,12 +126,12 @@ def compare_graphs(recorded: list[tuple[str, np.ndarray, Any]], backend: Backend
             backend.init_template(inp)
         elif call == "search":
             cls, loc = backend.search(inp)
-            keep(tensor_error("search", "cls", cls, ref[0]))
-            keep(tensor_error("search", "loc", loc, ref[1]))
+            keep(output_diff("search", "cls", cls, ref[0]))
+            keep(output_diff("search", "loc", loc, ref[1]))
         elif call == "refine_box":
-            keep(tensor_error("refine_box", "deltas", backend.refine_box(inp), ref))
+            keep(output_diff("refine_box", "deltas", backend.refine_box(inp), ref))
         elif call == "refine_mask":
-            keep(tensor_error("refine_mask", "mask", backend.refine_mask(inp), ref))
+            keep(output_diff("refine_mask", "mask", backend.refine_mask(inp), ref))
     return list(worst.values())
 
 
@@ -143,7 +155,7 @@ def run_check(frames: list[np.ndarray], init_box: tuple[float, float, float, flo
     t_ref.init(frames[0], init_box)
     for f in frames[1 : 1 + graph_frames]:
         t_ref.track(f)
-    report.tensor_errors = compare_graphs(rec.calls, backend)
+    report.output_diffs = compare_graphs(rec.calls, backend)
 
     # (b) + (c): both trackers over the clip.
     ref_tracker, dep_tracker = Tracker(reference, cfg), Tracker(backend, cfg)
@@ -174,7 +186,7 @@ def evaluate_thresholds(report: CheckReport, min_iou: float | None, max_rel_erro
         report.failures.append(f"min IoU {report.min_iou:.4f} < {min_iou} (first divergence at frame "
                                f"{report.first_divergence})")
     if max_rel_error is not None and report.worst_rel_error > max_rel_error:
-        worst = max(report.tensor_errors, key=lambda e: e.max_rel)
+        worst = max(report.output_diffs, key=lambda e: e.max_rel)
         report.failures.append(f"{worst.graph}/{worst.output} relative error {worst.max_rel:.2e} > {max_rel_error}")
     if min_fps is not None and report.fps < min_fps:
         report.failures.append(f"{report.fps:.1f} fps < {min_fps}")
@@ -184,7 +196,8 @@ def write_report(report: CheckReport, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "png": out_dir / "report.png"}
     data = asdict(report)
-    data.update(min_iou=report.min_iou, mean_iou=report.mean_iou, worst_rel_error=report.worst_rel_error)
+    data.update(tracked=report.tracked, min_iou=report.min_iou, mean_iou=report.mean_iou,
+                worst_rel_error=report.worst_rel_error)
     paths["json"].write_text(json.dumps(data, indent=2))
     paths["md"].write_text(summary_markdown(report))
     _plot(report, paths["png"])
@@ -193,11 +206,12 @@ def write_report(report: CheckReport, out_dir: Path) -> dict[str, Path]:
 
 def summary_markdown(report: CheckReport) -> str:
     lines = [f"# siamattn check: {report.backend} vs {report.reference}", "",
-             f"{report.frames} frames. Boxes: mean IoU {report.mean_iou:.4f}, min IoU {report.min_iou:.4f}, "
+             f"{report.frames} frames, {report.tracked} tracked after the init frame. Boxes: mean IoU "
+             f"{report.mean_iou:.4f}, min IoU {report.min_iou:.4f}, "
              f"first frame with IoU < {report.divergence_iou}: {report.first_divergence or 'none'}.", "",
              "## Graph outputs on identical inputs", "",
              "| graph | output | max abs | mean abs | max rel | worst element |", "|---|---|---|---|---|---|"]
-    for e in report.tensor_errors:
+    for e in report.output_diffs:
         lines.append(f"| {e.graph} | {e.output} | {e.max_abs:.3e} | {e.mean_abs:.3e} | {e.max_rel:.3e} | "
                      f"{tuple(e.worst_index)} |")
     lines += ["", f"## Latency of {report.backend} (ms per frame)", "", "| stage | p50 | p90 | p99 |",
@@ -210,8 +224,76 @@ def summary_markdown(report: CheckReport) -> str:
                   "score-map argmax, and the two trajectories then go their own ways; that is not an accuracy loss "
                   "by itself. Judge FP16 by tracking metrics on a dataset (siamattn eval, FP32 vs FP16 export; "
                   "docs/PERFORMANCE.md, 'FP16 on a trained model').", ""]
+    if report.run:
+        lines += ["## Run", ""] + [f"- {k}: {_md_value(v)}" for k, v in report.run.items()] + [""]
     lines.append("Result: " + ("PASS" if not report.failures else "FAIL: " + "; ".join(report.failures)))
     return "\n".join(lines) + "\n"
+
+
+def _md_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_md_value(x)}" for k, x in v.items())
+    if v is None:
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(str(x) for x in v) + ")"
+    return str(v)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name() -> str | None:
+    torch = sys.modules.get("torch")  # the check's reference has imported it; never import it just for this
+    try:
+        return torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else None
+    except Exception:  # a broken driver must not fail the report
+        return None
+
+
+def _package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("siamattn-trt", "numpy", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "torch",
+                 "tensorrt", "tensorrt-rtx-cu13-bindings"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def run_metadata(model_dir: str | Path, source: str, init_box: tuple[float, ...], backend: str, device: str,
+                 checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """What a check ran on: the model (folder, manifest sha256, config), the clip, the init box, the backend
+    and device, the machine (platform, CPU, GPU if any) and the package versions."""
+    from siamattn.export.manifest import Manifest, sha256_file
+
+    model_dir = Path(model_dir)
+    manifest = Manifest.load(model_dir, verify=False)
+    weights = manifest.data.get("weights", {})
+    src = str(source)
+    return {
+        "model": {"folder": str(model_dir.resolve()), "manifest_sha256": sha256_file(model_dir / "manifest.json"),
+                  "config": manifest.config().name, "weights": str(checkpoint or weights.get("path")
+                                                                   or weights.get("source"))},
+        "clip": src if src.isdigit() else str(Path(src).resolve()),
+        "init_box": [float(v) for v in init_box],
+        "backend": backend,
+        "device": device,
+        "machine": {"platform": platform.platform(), "cpu": _cpu_name(), "cores": os.cpu_count(),
+                    "gpu": _gpu_name()},
+        "versions": _package_versions(),
+    }
 
 
 def _plot(report: CheckReport, path: Path) -> None:

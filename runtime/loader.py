@@ -2,29 +2,27 @@
 
 ``auto``: TensorRT engines when every graph has one, a TensorRT module and an NVIDIA GPU are present;
 otherwise ONNX Runtime (CUDA provider when available, else CPU) on the ONNX graphs. The reason for a
-fallback is reported, never hidden. ``torch`` rebuilds the PyTorch model from the export's weights (the
-checkpoint, or the seed of a random-init export) and is the FP32 reference for ``siamattn check``.
+fallback is reported, never hidden: it goes to the caller's ``notes`` list (the CLI prints it once the
+model has loaded, unless --quiet), or is issued as a warning. ``torch`` rebuilds the PyTorch model from
+the export's weights (the checkpoint, or the seed of a random-init export) and is the FP32 reference for
+``siamattn check``.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
-from ..config import Config
-from ..errors import SiamAttnError
-from ..export.manifest import Manifest
-from .backend import Backend
-from .graph_backend import GraphBackend
-from .tracker import Tracker
-
-
-def _note(msg: str) -> None:
-    print(f"note: {msg}", file=sys.stderr)
+from siamattn.config import Config
+from siamattn.errors import SiamAttnError, require
+from siamattn.export.manifest import Manifest
+from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES, Backend, check_choice
+from siamattn.runtime.graph_backend import GraphBackend
 
 
 def _tensorrt(manifest: Manifest, device: str) -> Backend:
-    from .trt_runner import TensorRTRunner
+    from siamattn.runtime.trt_runner import TensorRTRunner
 
     names = manifest.order
     missing = [n for n in names if manifest.engine_path(n) is None]
@@ -42,7 +40,7 @@ def _tensorrt(manifest: Manifest, device: str) -> Backend:
 
 
 def _onnxruntime(manifest: Manifest, device: str) -> Backend:
-    from .ort_runner import OnnxRuntimeRunner
+    from siamattn.runtime.ort_runner import OnnxRuntimeRunner
 
     custom = sorted({op for n in manifest.order for op in manifest.graph(n).custom_ops})
     if custom:
@@ -53,7 +51,8 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
 
 def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> Backend:
     """The PyTorch FP32 backend for an export: its checkpoint (or ``checkpoint``), or its random-init seed."""
-    from .torch_backend import TorchBackend
+    require("torch", "export", "the PyTorch reference (siamattn check, --backend torch)")
+    from siamattn.runtime.torch_backend import TorchBackend, torch_device
 
     manifest = Manifest.load(model_dir, verify=False)
     cfg = manifest.config()
@@ -61,28 +60,23 @@ def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, 
     if checkpoint is None and weights.get("source") == "random-init":
         from siamattn.export.random_model import random_model
 
-        return TorchBackend(random_model(cfg, int(weights.get("seed") or 0)), device=_torch_device(device))
+        return TorchBackend(random_model(cfg, int(weights.get("seed") or 0)), device=torch_device(device))
     from siamattn.training.model import load_checkpoint
 
     path = checkpoint or weights.get("path")
     if not path or not Path(path).is_file():
         raise SiamAttnError(f"the weights of export '{model_dir}' are not at '{path}'; pass --checkpoint PATH")
-    return TorchBackend(load_checkpoint(path, cfg), device=_torch_device(device))
+    return TorchBackend(load_checkpoint(path, cfg), device=torch_device(device))
 
 
-def _torch_device(device: str) -> str:
-    if device != "auto":
-        return device
-    try:
-        import torch
+def load_backend(model_dir: str | Path, backend: str = "auto", device: str = "auto",
+                 notes: list[str] | None = None) -> tuple[Backend, Config, str]:
+    """Returns (backend, config, a short name of what runs, e.g. 'tensorrt-rtx 1.7.1 fp16').
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
-def load_backend(model_dir: str | Path, backend: str = "auto", device: str = "auto") -> tuple[Backend, Config, str]:
-    """Returns (backend, config, a short name of what runs, e.g. 'tensorrt-rtx 1.7.1 fp16')."""
+    Why ``auto`` fell back to ONNX Runtime is appended to ``notes``; without a list it is a warning.
+    """
+    check_choice("backend", backend, BACKEND_CHOICES)
+    check_choice("device", device, DEVICE_CHOICES)
     manifest = Manifest.load(model_dir)
     cfg = manifest.config()
     precision = manifest.precision
@@ -97,12 +91,21 @@ def load_backend(model_dir: str | Path, backend: str = "auto", device: str = "au
         except SiamAttnError as exc:
             if backend == "tensorrt":
                 raise
-            _note(f"TensorRT backend unavailable ({str(exc).splitlines()[0]}); using ONNX Runtime")
+            fallback = f"TensorRT backend unavailable ({str(exc).splitlines()[0]}); using ONNX Runtime"
+    else:
+        fallback = None
     b = _onnxruntime(manifest, device)
+    if fallback is not None:  # only once ONNX Runtime has loaded: a failed load reports its own error
+        if notes is None:
+            warnings.warn(fallback, RuntimeWarning, stacklevel=2)
+        else:
+            notes.append(fallback)
     runner = b.runner  # type: ignore[attr-defined]
     return b, cfg, f"onnxruntime {runner.device} {precision}"
 
 
-def load_tracker(model_dir: str | Path, backend: str = "auto", device: str = "auto") -> tuple[Tracker, str]:
-    tracker = Tracker(model_dir, backend=backend, device=device)
-    return tracker, tracker.backend_label
+def print_notes(notes: list[str], quiet: bool) -> None:
+    """The CLI's side of ``notes``: each once, on stderr, after the model has loaded; nothing when quiet."""
+    if not quiet:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SiamAttnError, require
-from .graph_backend import GraphSpec, TensorSpec
+from siamattn.errors import SiamAttnError, require
+from siamattn.runtime.graph_backend import GraphSpec, TensorSpec
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32"}

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..config import Config
-from ..geometry import generate_anchors
-from .backend import BackendOutputError
+from siamattn.config import Config
+from siamattn.geometry import generate_anchors
+from siamattn.runtime.backend import BackendOutputError
 
 __all__ = [
     "FrameMask",

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from siamattn.errors import InputError
 
 __all__ = [
     "FrameInfo",

@@ -8,7 +8,21 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, require
+from siamattn.errors import InputError, require
+
+
+def torch_device(device: str = "auto") -> str:
+    """The torch device for a --device choice: "auto" is CUDA when torch sees a GPU, else CPU.
+
+    The one place the runtime picks a torch device (the reference of ``siamattn check``, ``--backend torch``,
+    ``siamattn eval --checkpoint``). "cuda:N" passes through for the Python API.
+    """
+    if device == "auto":
+        torch = require("torch", "export", "the torch backend")
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"unknown torch device '{device}': choose one of auto, cpu, cuda (or cuda:N)")
+    return device
 
 
 class TorchBackend:

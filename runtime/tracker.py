@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import Config
-from ..errors import InputError
-from ..geometry import context_size, crop_center, mask_to_crop_affine, roi_in_crop
-from .backend import Backend, BackendOutputError, check_backend
-from .postprocess import (
+from siamattn.config import Config
+from siamattn.errors import InputError
+from siamattn.geometry import context_size, crop_center, mask_to_crop_affine, roi_in_crop
+from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
+from siamattn.runtime.postprocess import (
     FrameMask,
     RPNPostprocessor,
     apply_box_deltas,
@@ -42,7 +42,7 @@ from .postprocess import (
     paste_mask,
     smooth_and_clip,
 )
-from .preprocess import FrameInfo, get_subwindow, pad_color, validate_box, validate_frame
+from siamattn.runtime.preprocess import FrameInfo, get_subwindow, pad_color, validate_box, validate_frame
 
 __all__ = ["TrackResult", "Tracker"]
 
@@ -71,17 +71,20 @@ class TrackResult:
 class Tracker:
     """SiamAttn tracker; ``init`` then ``track``.
 
-    ``Tracker("exported_model_dir", backend="auto"|"tensorrt"|"onnxruntime"|"torch")`` opens an export
-    folder (see :mod:`siamattn.runtime.loader`); ``Tracker(backend_object, cfg)`` runs any :class:`Backend`.
+    ``Tracker("exported_model_dir", backend="auto"|"tensorrt"|"onnxruntime"|"torch", device="auto"|"cpu"|
+    "cuda")`` opens an export folder (see :mod:`siamattn.runtime.loader`; any other backend or device is an
+    :class:`~siamattn.errors.InputError` naming the choices; why ``auto`` did not pick TensorRT is appended
+    to ``notes``, or warned without a list); ``Tracker(backend_object, cfg)`` runs any :class:`Backend`.
     """
 
     def __init__(self, model: Backend | str | os.PathLike[str], cfg: Config | None = None, *,
-                 backend: str = "auto", device: str = "auto") -> None:
+                 backend: str = "auto", device: str = "auto", notes: list[str] | None = None) -> None:
         self.backend_label = type(model).__name__
         if isinstance(model, (str, os.PathLike)):
-            from .loader import load_backend  # lazy: the loader imports this module
+            # lazy: the loader reads manifests (siamattn.export); a Backend object needs none of it
+            from siamattn.runtime.loader import load_backend
 
-            model, loaded_cfg, self.backend_label = load_backend(model, backend, device)
+            model, loaded_cfg, self.backend_label = load_backend(model, backend, device, notes)
             cfg = cfg or loaded_cfg
         if cfg is None:
             raise TypeError("Tracker(backend, cfg): a Backend object needs the model's Config")

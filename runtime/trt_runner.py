@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError, SiamAttnError
-from .graph_backend import GraphSpec, TensorSpec
+from siamattn.errors import MissingDependencyError, SiamAttnError
+from siamattn.runtime.graph_backend import GraphSpec, TensorSpec
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str]:

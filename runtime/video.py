@@ -1,23 +1,42 @@
-"""Frame sources (video file, image folder, camera) and the annotated-video writer used by the CLI."""
+"""Frame sources (video file, image folder, camera), the outputs of a run (annotated video, per-frame JSON)
+and the video loop shared by ``siamattn track`` and ``siamattn demo``.
+
+Outputs are never written in place: each goes to a temporary file beside its final path, created before
+tracking starts (so an unwritable path fails before any work), and renamed over the final path only when
+the run is complete. A run that fails midway leaves no partial file and never touches an existing one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import InputError
-from .postprocess import FrameMask
+from siamattn.errors import InputError
+from siamattn.runtime.postprocess import FrameMask
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+class SourceEndedEarly(InputError):
+    """The source stopped before the frames its container (or folder) announced: corrupt or truncated."""
+
+
 @dataclass
 class Source:
-    """An opened frame source. ``length`` is None for cameras and streams of unknown length."""
+    """An opened frame source. ``length`` is None for cameras and streams of unknown length.
+
+    Iterating raises :class:`SourceEndedEarly` after the last good frame when a video yields fewer frames
+    than its container announces, or when an image of a folder cannot be read.
+    """
 
     name: str
     length: int | None
@@ -28,41 +47,54 @@ class Source:
         return self._frames
 
 
-def _video_frames(cap: cv2.VideoCapture, limit: int | None) -> Iterator[np.ndarray]:
+def _video_frames(cap: cv2.VideoCapture, limit: int | None, name: str, announced: int | None) -> Iterator[np.ndarray]:
+    """Frames of an opened capture; ``announced`` = the container's frame count (None for cameras)."""
     try:
         n = 0
         while limit is None or n < limit:
             ok, frame = cap.read()
             if not ok:
-                return
+                break
             n += 1
             yield frame
     finally:
         cap.release()
+    if announced is not None and limit is not None and n < limit:
+        raise SourceEndedEarly(f"video '{name}' ended early: {n} of its {announced} frames could be read "
+                               "(the file is corrupt or truncated)")
 
 
 def _image_frames(paths: list[Path]) -> Iterator[np.ndarray]:
-    for p in paths:
+    for i, p in enumerate(paths):
         frame = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if frame is None:
-            raise InputError(f"image '{p}' could not be read (corrupt or not an image)")
+            raise SourceEndedEarly(f"image '{p}' could not be read (corrupt or not an image): the folder ended "
+                                   f"early after {i} of {len(paths)} images")
         yield frame
+
+
+def check_max_frames(max_frames: int | None) -> None:
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"max_frames must be a positive number of frames, got {max_frames}")
 
 
 def open_source(source: str | int, max_frames: int | None = None) -> Source:
     """Open a video file, a folder of images (sorted by name) or a camera index ("0")."""
+    check_max_frames(max_frames)
     text = str(source)
     if text.isdigit():
         cap = cv2.VideoCapture(int(text))
         if not cap.isOpened():
             raise InputError(f"camera {text} could not be opened (is it connected and free?)")
-        return Source(f"camera {text}", max_frames, cap.get(cv2.CAP_PROP_FPS) or 30.0, _video_frames(cap, max_frames))
+        return Source(f"camera {text}", max_frames, cap.get(cv2.CAP_PROP_FPS) or 30.0,
+                      _video_frames(cap, max_frames, f"camera {text}", None))
     path = Path(text)
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise InputError(f"folder '{path}' has no images ({', '.join(IMAGE_SUFFIXES)})")
-        paths = paths[:max_frames] if max_frames else paths
+        if max_frames is not None:
+            paths = paths[:max_frames]
         return Source(str(path), len(paths), 30.0, _image_frames(paths))
     if not path.exists():
         raise InputError(f"source '{path}' does not exist (give a video file, an image folder or a camera index)")
@@ -72,8 +104,8 @@ def open_source(source: str | int, max_frames: int | None = None) -> Source:
     if not ok or count <= 0:
         cap.release()
         raise InputError(f"video '{path}' could not be read (unsupported codec or corrupt file)")
-    length = min(count, max_frames) if max_frames else count
-    return Source(str(path), length, cap.get(cv2.CAP_PROP_FPS) or 30.0, _video_frames(cap, length))
+    length = min(count, max_frames) if max_frames is not None else count
+    return Source(str(path), length, cap.get(cv2.CAP_PROP_FPS) or 30.0, _video_frames(cap, length, str(path), count))
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -86,6 +118,83 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     if len(values) != 4:
         raise InputError(f"--init must be x,y,w,h (four numbers), got '{text}'")
     return values  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------------
+# outputs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file, through symlinks, '..' or hard links."""
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(source: str | None, outputs: dict[str, Path | None], overwrite: bool = False) -> None:
+    """Refuse outputs that would destroy the input, each other, a folder or (without ``overwrite``) an
+    existing file, and outputs whose folder cannot be made; ``outputs`` maps an option name to a path.
+    Creates nothing."""
+    given = {flag: Path(p) for flag, p in outputs.items() if p is not None}
+    src = Path(str(source)) if source is not None and not str(source).isdigit() else None
+    seen: dict[str, Path] = {}
+    for flag, path in given.items():
+        if src is not None and (_same_file(path, src) or (src.is_dir() and _same_file(path.parent, src)
+                                                            and path.suffix.lower() in IMAGE_SUFFIXES)):
+            raise InputError(f"{flag} '{path}' is the input source '{source}': writing it would destroy the input; "
+                             "give another output path")
+        for other_flag, other in seen.items():
+            if _same_file(path, other):
+                raise InputError(f"{flag} and {other_flag} are the same file '{path}'; give two paths")
+        seen[flag] = path
+        if path.is_dir():
+            raise InputError(f"{flag} '{path}' is a folder; give a file path (e.g. '{path / ('out' + _suffix(flag))}')")
+        if path.exists() and not overwrite:
+            raise InputError(f"{flag} '{path}' already exists; pass --overwrite to replace it")
+        check_folder(flag, path, path.parent)
+
+
+def check_folder(flag: str, given: Path, folder: Path) -> None:
+    """Refuse an output whose ``folder`` (``given`` itself for a folder output) cannot be made or written."""
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{flag} '{given}': cannot create its folder, '{ancestor}' is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} '{given}': cannot write in '{ancestor}' (permission denied)")
+
+
+def _suffix(flag: str) -> str:
+    return ".json" if "json" in flag else ".mp4"
+
+
+class PendingFile:
+    """A temporary file beside ``path`` (same folder, same suffix: OpenCV picks the container from it),
+    created now, renamed over ``path`` by :meth:`commit`, removed by :meth:`discard`."""
+
+    def __init__(self, path: Path, flag: str = "output") -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".partial"
+                                       f"{self.path.suffix}")
+            os.close(fd)
+        except OSError as exc:
+            raise InputError(f"{flag} '{self.path}' cannot be written: {exc.strerror or exc}") from exc
+        self.tmp = Path(tmp)
+
+    def commit(self) -> None:
+        # mkstemp makes the file private (0600); give it the mode a plainly created file would have
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
 
 
 class VideoWriter:
@@ -110,19 +219,185 @@ class VideoWriter:
             self._writer.release()
 
 
+# ----------------------------------------------------------------------------------------------------
+# drawing
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+_MIN_SCALE = 0.4  # Hershey simplex at 0.4: capitals about 9 px high, the smallest that stays legible
+
+
+@dataclass
+class LabelLayout:
+    """Where :func:`draw` puts the label: font scale and thickness, each line's text and baseline origin,
+    and the darkened band behind them (x1, y1, x2, y2, inclusive)."""
+
+    scale: float
+    thickness: int
+    lines: list[tuple[str, tuple[int, int]]]
+    band: tuple[int, int, int, int]
+
+
+def label_layout(label: str, width: int, height: int) -> LabelLayout:
+    """Lay ``label`` out at about 1/30 of the frame height; when it is wider than the frame, wrap it at its
+    double spaces, and only then shrink it, so it always fits (a 176x144 clip included)."""
+    margin = max(2, round(height / 120))
+    room = width - 4 * margin
+    scale = max(height / 720.0 * 0.8, _MIN_SCALE)
+    thickness = 1 if scale < 0.9 else 2
+
+    def text_w(text: str) -> int:
+        return cv2.getTextSize(text, _FONT, scale, thickness)[0][0]
+
+    lines = [label]
+    if text_w(label) > room:
+        lines = []
+        for part in (p.strip() for p in label.split("  ") if p.strip()):
+            if lines and text_w(lines[-1] + "  " + part) <= room:
+                lines[-1] += "  " + part
+            else:
+                lines.append(part)
+    widest = max(text_w(t) for t in lines)
+    if widest > room:  # one part alone is too wide: shrink (getTextSize is linear in the scale)
+        scale *= room / widest
+        thickness = 1
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
+    step = th + base + margin
+    placed = [(t, (2 * margin, 2 * margin + th + k * step)) for k, t in enumerate(lines)]
+    right = 2 * margin + max(cv2.getTextSize(t, _FONT, scale, thickness)[0][0] for t in lines) + margin
+    bottom = placed[-1][1][1] + base + margin
+    return LabelLayout(scale, thickness, placed, (margin, margin, min(width - 1, right), min(height - 1, bottom)))
+
+
 def draw(frame: np.ndarray, box: tuple[float, float, float, float], polygon: np.ndarray | None,
          mask: FrameMask | None, label: str, color: tuple[int, int, int] = (0, 220, 0)) -> np.ndarray:
-    """Box, rotated polygon and mask overlay (red tint, only over the mask's patch) on a copy of the frame."""
+    """Box, rotated polygon and mask overlay (red tint, only over the mask's patch) on a copy of the frame,
+    and ``label`` once (wrapped on small frames), white on a darkened band that keeps it readable on any
+    background."""
     out = frame.copy()
+    h, w = out.shape[:2]
+    line = max(1, round(h / 360))
     if mask is not None and mask.patch.size:
         ph, pw = mask.patch.shape
         region = out[mask.y : mask.y + ph, mask.x : mask.x + pw]
         sel = mask.patch.astype(bool)
         region[sel] = (0.6 * region[sel] + np.array([0, 0, 102.0])).astype(np.uint8)
-    x, y, w, h = box
-    cv2.rectangle(out, (round(x), round(y)), (round(x + w), round(y + h)), color, 2)
+    x, y, bw, bh = box
+    cv2.rectangle(out, (round(x), round(y)), (round(x + bw), round(y + bh)), color, line)
     if polygon is not None:
-        cv2.polylines(out, [np.round(polygon).astype(np.int32).reshape(-1, 1, 2)], True, (0, 200, 255), 2)
-    cv2.putText(out, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.polylines(out, [np.round(polygon).astype(np.int32).reshape(-1, 1, 2)], True, (0, 200, 255), line)
+    layout = label_layout(label, w, h)
+    x1, y1, x2, y2 = layout.band
+    band = out[y1 : y2 + 1, x1 : x2 + 1]
+    band[:] = (band * 0.35).astype(np.uint8)
+    for text, origin in layout.lines:
+        cv2.putText(out, text, origin, _FONT, layout.scale, (255, 255, 255), layout.thickness, cv2.LINE_AA)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# the video loop
+
+
+def track_video(tracker: Any, name: str, source: Source, box: tuple[float, float, float, float],
+                save: Path | None = None, json_path: Path | None = None, show: bool = False,
+                quiet: bool = False, overwrite: bool = False) -> dict:
+    """Track through an opened source; optionally write the annotated video and per-frame JSON.
+
+    Outputs are checked and their temporary files created before the first frame. When the source ends
+    early (:class:`SourceEndedEarly`), what was tracked is written and the error is raised again, naming
+    the files; any other failure discards the temporary files.
+    """
+    from tqdm import tqdm
+
+    check_outputs(None, {"--save": save, "--json": json_path}, overwrite)
+    pending: dict[str, PendingFile] = {}
+    try:
+        if save is not None:
+            pending["video"] = PendingFile(save, "--save")
+        if json_path is not None:
+            pending["json"] = PendingFile(json_path, "--json")
+    except InputError:
+        for p in pending.values():
+            p.discard()
+        raise
+    writer = VideoWriter(pending["video"].tmp, source.fps) if "video" in pending else None
+    records: list[dict] = []
+    ended_early: SourceEndedEarly | None = None
+    bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=quiet)
+    try:
+        try:
+            for i, frame in enumerate(source):
+                records.append(_track_frame(tracker, i, frame, box, name, writer, show))
+                ms = records[-1]["latency_ms"]
+                if ms:
+                    bar.set_postfix(fps=f"{1000.0 / max(ms['total'], 1e-6):.1f}")
+                bar.update(1)
+                if show and _window_closed():
+                    break
+        except SourceEndedEarly as exc:
+            ended_early = exc
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        if not records:
+            raise ended_early or InputError(f"source '{source.name}' produced no frames")
+    except BaseException as exc:
+        # Ctrl-C keeps what was tracked (the usual way to stop a camera); a failure keeps nothing.
+        if isinstance(exc, KeyboardInterrupt) and records:
+            _finish(records, name, pending, None)
+        else:
+            for p in pending.values():
+                p.discard()
+        raise
+    summary = _finish(records, name, pending, ended_early)
+    if ended_early is not None:
+        kept = " and ".join(f"'{p.path}'" for p in pending.values())
+        raise SourceEndedEarly(f"{ended_early}; the {len(records)} frames read were tracked"
+                               + (f" and written to {kept}" if kept else "")) from ended_early
+    return summary
+
+
+def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: tuple[float, float, float, float], name: str,
+                 writer: VideoWriter | None, show: bool) -> dict:
+    if i == 0:
+        tracker.init(frame, box)
+        res_box, polygon, mask, score, ms = box, None, None, 1.0, {}
+    else:
+        r = tracker.track(frame)
+        res_box, polygon, mask, score, ms = r.box, r.polygon, r.mask, r.score, r.timings_ms
+    if writer is not None or show:
+        label = f"{name}  frame {i}  score {score:.2f}"
+        if ms:
+            label += f"  {1000.0 / max(ms['total'], 1e-6):.0f} fps"
+        out = draw(frame, res_box, polygon, mask, label)
+        if writer is not None:
+            writer.write(out)
+        if show:
+            cv2.imshow("siamattn", out)
+    return {"frame": i, "box": [round(float(v), 2) for v in res_box], "score": round(float(score), 4),
+            "polygon": None if polygon is None else np.round(polygon, 2).tolist(),
+            "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
+
+
+def _window_closed() -> bool:
+    """Esc or q in the display window stops the run."""
+    return cv2.waitKey(1) & 0xFF in (27, ord("q"))
+
+
+def _finish(records: list[dict], name: str, pending: dict[str, PendingFile],
+            ended_early: SourceEndedEarly | None) -> dict:
+    """Summary of the run; writes the JSON and moves both outputs into place."""
+    totals = [r["latency_ms"]["total"] for r in records[1:]]
+    summary: dict[str, Any] = {"backend": name, "frames": len(records), "tracked": len(records) - 1,
+                               "median_ms": float(np.median(totals)) if totals else None,
+                               "fps": 1000.0 / float(np.mean(totals)) if totals else None}
+    if ended_early is not None:
+        summary["ended_early"] = str(ended_early)
+    if "json" in pending:
+        pending["json"].tmp.write_text(json.dumps({"summary": summary, "frames": records}, indent=1))
+    for p in pending.values():
+        p.commit()
+    return summary

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
-from . import __version__
-from .errors import SiamAttnError
+from siamattn import __version__
+from siamattn.cli_args import add_config_args, add_set_arg
+from siamattn.errors import SiamAttnError
+
+__all__ = ["add_config_args", "add_set_arg", "build_parser", "main"]  # the first two: stage CLIs import them here
 
 # Stage modules that contribute subcommands, in the order data flows through the project.
 STAGE_CLIS = (
@@ -21,8 +25,15 @@ STAGE_CLIS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line naming the fix, like every other error (the full usage is in --help)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="siamattn",
         description="SiamAttn tracker: train in PyTorch, export to ONNX/TensorRT, track in real time.",
     )
@@ -39,9 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value may start with '-' (a box partly left of the frame: --init -5,40,40,60). argparse takes
+# such a value for an option unless it is a plain negative number, so it is glued on as --init=-5,40,40,60.
+NEGATIVE_VALUE_OPTIONS = ("--init",)
+_NUMBERS = re.compile(r"^-\d[\d.,\s+-]*$")
+
+
+def _glue_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in NEGATIVE_VALUE_OPTIONS and i + 1 < len(argv) and _NUMBERS.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -53,14 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def add_config_args(p: argparse.ArgumentParser, default: str | None = "siamattn_r50") -> None:
-    """The config arguments every stage command shares."""
-    p.add_argument("--config", default=default,
-                   help="shipped config name (see 'siamattn configs') or a YAML path (default: %(default)s)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.attention.deformable=false (repeatable)")
 
 
 if __name__ == "__main__":
