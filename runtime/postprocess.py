@@ -1,6 +1,6 @@
 """Everything after the networks, shared by every backend (numpy + OpenCV, no torch).
 
-Follows pysot's SiamRPN++/SiamMask tracker (REFERENCE §2): foreground softmax, anchor decoding, scale and
+Follows pysot's SiamRPN++/SiamMask tracker (docs/DESIGN.md §3): foreground softmax, anchor decoding, scale and
 aspect-ratio change penalty, cosine window, argmax, learning-rate smoothing of the size, clipping to the
 frame; then SiamAttn's refinement: box deltas on the RPN's best box, and the mask pasted back into the
 frame and turned into a rotated box.

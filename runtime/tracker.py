@@ -1,6 +1,6 @@
 """The tracking loop, backend-agnostic: crops in, boxes/masks out; the networks run in a :class:`Backend`.
 
-Per frame (the authors' inference order, REFERENCE §1-2):
+Per frame (the authors' inference order, docs/DESIGN.md §3):
 
 1. search crop of ``round(s_x)`` frame pixels around the current centre, resized to 255;
 2. ``backend.search`` -> cls/loc; foreground softmax, anchor decode, change penalty, cosine window, argmax;

@@ -17,7 +17,7 @@ the tracker, not here.
 (offsets -96..96 for 25 x 8). Add :func:`crop_center` to get crop pixel coordinates.
 
 *Refinement RoIs* (see :func:`roi_in_crop`) are ``[batch, x1, y1, x2, y2]`` in search-crop pixels, in the
-frame above (crop centre 127). The RoI poolers (mmcv semantics, REFERENCE §3) map a coordinate ``x`` to
+frame above (crop centre 127). The RoI poolers (mmcv semantics, docs/DESIGN.md §4.2) map a coordinate ``x`` to
 the feature grid as ``x * spatial_scale - 0.5``; training and inference both build RoIs with
 :func:`roi_in_crop`, so whatever that implies is learned once and used consistently.
 """

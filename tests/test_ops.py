@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from siamattn.ops import DeformConv2d, DeformRoIPool, deform_conv2d, deform_roi_pool
 
 # ----------------------------------------------------------------------------------------------------
-# deform_roi_pool: a scalar loop written straight from REFERENCE §3 (mmcv semantics)
+# deform_roi_pool: a scalar loop written straight from docs/DESIGN.md §4.2 (mmcv semantics)
 
 
 def _bilinear(img: torch.Tensor, y: float, x: float) -> float:

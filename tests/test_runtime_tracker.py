@@ -360,7 +360,7 @@ def test_runtime_imports_without_torch():
 
 
 def _reference_rpn_step(cls, loc, center, size, frame_wh, t):
-    """pysot's RPN step written out anchor by anchor, from the REFERENCE §2 description (slow, scalar)."""
+    """pysot's RPN step written out anchor by anchor, from the docs/DESIGN.md §3 description (slow, scalar)."""
     shapes = [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
     hann = [0.5 - 0.5 * math.cos(2 * math.pi * i / (S - 1)) for i in range(S)]
     w0, h0 = size

@@ -1,6 +1,6 @@
 """Deformable convolution (DCNv1, optional DCNv2 modulation) with autograd.
 
-torchvision's ``deform_conv2d`` computes exactly the ONNX DeformConv-19 semantics (REFERENCE §3): offsets
+torchvision's ``deform_conv2d`` computes exactly the ONNX DeformConv-19 semantics (docs/DESIGN.md §4.1): offsets
 are (dy, dx) pairs per kernel tap k = i*kw + j, grouped by offset group; bilinear samples outside
 (-1, H) x (-1, W) are 0. This wrapper validates shapes with clear messages and is what the model calls, so
 the export stage can swap in its own lowering at one place.

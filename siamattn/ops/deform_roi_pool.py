@@ -1,7 +1,7 @@
 """Deformable RoI pooling (mmcv semantics), vectorised PyTorch with autograd.
 
 This is the ground truth for the TensorRT plugin and for the portable ONNX decomposition. Semantics
-(REFERENCE §3): for RoI k = (b, x1, y1, x2, y2) in input-image pixels,
+(docs/DESIGN.md §4.2): for RoI k = (b, x1, y1, x2, y2) in input-image pixels,
 
     sx = x1*s - 0.5, ex = x2*s - 0.5, rw = ex - sx (no clamp), bw = rw / PW   (same for y)
     with offsets: sx += gamma * rw * offset[k, 0, ph, pw]; sy += gamma * rh * offset[k, 1, ph, pw]
