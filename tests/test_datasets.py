@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamattn.training import datasets as D
+from siamattn.errors import InputError
+from siamattn.toolkit import datasets as D
+from siamattn.training.sampling import MixedSampler
 
 
 def _touch_frames(folder: Path, names: list[str]) -> None:
@@ -322,7 +324,7 @@ def test_vot_polygons_and_boxes(tmp_path):
 def test_open_dataset_by_name(tmp_path):
     _got10k(tmp_path, "val")
     assert isinstance(D.open_dataset("GOT-10k", tmp_path, split="val"), D.GOT10k)
-    with pytest.raises(D.InputError, match="unknown dataset"):
+    with pytest.raises(InputError, match="unknown dataset"):
         D.open_dataset("imagenet", tmp_path)
 
 
@@ -340,16 +342,16 @@ class _Fake(D.VideoDataset):
         self.lengths, self.hidden = lengths, hidden or {}
         self.names = [f"{name}{i}" for i in range(len(lengths))]
 
-    def _load(self, i: int) -> D.Sequence:
+    def _load(self, i: int) -> D.VideoSequence:
         n = self.lengths[i]
         vis = np.array([k not in self.hidden.get(i, set()) for k in range(n)])
-        return D.Sequence(self.names[i], [Path(f"{k}.jpg") for k in range(n)], np.ones((n, 4)), vis)
+        return D.VideoSequence(self.names[i], [Path(f"{k}.jpg") for k in range(n)], np.ones((n, 4)), vis)
 
 
-def _sampler(seed: int = 0, neg_rate: float = 0.2) -> D.MixedSampler:
+def _sampler(seed: int = 0, neg_rate: float = 0.2) -> MixedSampler:
     videos = _Fake("vid", [200, 150, 5], hidden={0: set(range(50, 200, 2)), 2: set(range(5))})
     images = _Fake("img", [1] * 30, image=True)
-    return D.MixedSampler([videos, images], weights=[3, 1], frame_ranges=[10, 100], neg_rate=neg_rate, seed=seed)
+    return MixedSampler([videos, images], weights=[3, 1], frame_ranges=[10, 100], neg_rate=neg_rate, seed=seed)
 
 
 def test_sampler_is_deterministic_and_order_independent():
@@ -383,9 +385,9 @@ def test_sampler_respects_visibility_range_weights_and_negative_rate():
 
 
 def test_sampler_rejects_bad_configuration():
-    with pytest.raises(D.InputError, match="weight"):
-        D.MixedSampler([_Fake("v", [3])], weights=[1, 2])
-    with pytest.raises(D.InputError, match="neg_rate"):
-        D.MixedSampler([_Fake("v", [3])], neg_rate=1.5)
-    with pytest.raises(D.InputError, match=r"no sequence with a visible frame.*dataset 'v'"):
-        D.MixedSampler([_Fake("v", [3], hidden={0: {0, 1, 2}})], max_tries=5).sample(0)
+    with pytest.raises(InputError, match="weight"):
+        MixedSampler([_Fake("v", [3])], weights=[1, 2])
+    with pytest.raises(InputError, match="neg_rate"):
+        MixedSampler([_Fake("v", [3])], neg_rate=1.5)
+    with pytest.raises(InputError, match=r"no sequence with a visible frame.*dataset 'v'"):
+        MixedSampler([_Fake("v", [3], hidden={0: {0, 1, 2}})], max_tries=5).sample(0)

@@ -32,9 +32,8 @@ from torch.utils.data import Dataset, Sampler
 from siamattn.config import Config
 from siamattn.errors import InputError
 from siamattn.geometry import context_size
-
-from .datasets import MixedSampler
-from .targets import AnchorTargeter, encode_refine, mask_targets, sample_rois
+from siamattn.training.sampling import MixedSampler
+from siamattn.training.targets import AnchorTargeter, encode_refine, mask_targets, sample_rois
 
 __all__ = ["PairDataset", "StepSampler", "crop_affine"]
 
