@@ -16,13 +16,14 @@ to ``lr_end`` at the last step. The backbone is frozen (no gradients, BatchNorm 
 ``backbone_train_epoch``; from then its stages listed in ``backbone_train_layers`` train with
 ``lr * backbone_lr_mult``.
 
-Determinism: training pair ``k`` depends only on ``(seed, k)`` (see :mod:`.pairs`), weights are initialised
-from ``seed``, and a checkpoint holds every other piece of state, so a run resumed from epoch ``e``
-produces bit-identical weights to an uninterrupted one (on the same device and thread count).
+Determinism: training pair ``k`` depends only on ``(seed, k)`` (see :mod:`siamattn.training.pairs`),
+weights are initialised from ``seed``, and a checkpoint holds every other piece of state, so a run resumed
+from epoch ``e`` produces bit-identical weights to an uninterrupted one (on the same device and thread
+count).
 
 DDP: ``torchrun --nproc_per_node N -m siamattn.cli train ...``. ``train.batch_size`` is the global batch
-(each process takes every N-th pair of it, see :class:`.pairs.StepSampler`), only rank 0 logs and writes
-checkpoints. BatchNorm statistics are per process (SyncBatchNorm is used on CUDA), exactly like
+(each process takes every N-th pair of it, see :class:`siamattn.training.pairs.StepSampler`), only rank 0
+logs and writes checkpoints. BatchNorm statistics are per process (SyncBatchNorm is used on CUDA), exactly like
 ``train.accum_steps = N`` in a single process.
 """
 
@@ -48,13 +49,14 @@ from torch.utils.data import DataLoader
 
 from siamattn.config import Config, TrainConfig, from_dict
 from siamattn.errors import InputError, SiamAttnError
-
-from .datasets import GOT10k, MixedSampler, VideoDataset, open_dataset
-from .losses import rois_for_model, siamattn_loss
-from .model import SiamAttn, build_model, save_checkpoint
-from .model.backbone import AtrousResNet50, DilatedMobileNetV2, load_mobilenetv2, load_torchvision_resnet
-from .model.checkpoint import check_state_dict, read_checkpoint
-from .pairs import PairDataset, StepSampler, collate
+from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
+from siamattn.training.losses import rois_for_model, siamattn_loss
+from siamattn.training.model import SiamAttn, build_model, save_checkpoint
+from siamattn.training.model.checkpoint import check_state_dict, read_checkpoint
+from siamattn.training.model.mobilenet import DilatedMobileNetV2, load_mobilenetv2
+from siamattn.training.model.resnet import AtrousResNet50, load_torchvision_resnet
+from siamattn.training.pairs import PairDataset, StepSampler, collate
+from siamattn.training.sampling import MixedSampler
 
 __all__ = ["TrainOptions", "backbone_stages", "lr_at", "open_training_data", "train"]
 
