@@ -4,6 +4,7 @@ mixing pair sampler."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -319,6 +320,81 @@ def test_vot_polygons_and_boxes(tmp_path):
     (tmp_path / "list.txt").write_text("ball\nmissing\n")
     with pytest.raises(D.DatasetLayoutError, match=r"missing[/\\]groundtruth\.txt"):
         D.VOT(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# malformed annotation files: one line naming the file and line, found before any training starts
+
+
+def _lasot_flags(root: Path) -> Path:
+    _lasot(root)
+    return root
+
+
+def _vot(root: Path) -> Path:
+    _touch_frames(root / "ball" / "color", ["00000001.jpg", "00000002.jpg"])
+    (root / "ball" / "groundtruth.txt").write_text("5,0,10,5,5,10,0,5\n2,3,4,5\n")
+    return root
+
+
+# (reader, layout writer, annotation file under the root, its new content, the line the error must name)
+MALFORMED = [
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/groundtruth.txt", "1,2,3,4\n5,6,7\n1,1,1,1\n1,1,1,1\n", 2),
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/groundtruth.txt", "1,2,3,4\n1,1,1,1\n1,1,x,1\n1,1,1,1\n", 3),
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/cover.label", "8\n0\nseven\n5\n", 3),
+    (D.LaSOT, _lasot_flags, "airplane/airplane-1/full_occlusion.txt", "0,1,?,0", 1),
+    (D.VOT, _vot, "ball/groundtruth.txt", "5,0,10,5,5,10,0,5\n2,3,four,5\n", 2),
+]
+
+
+@pytest.mark.parametrize(("reader", "write", "rel", "content", "line"), MALFORMED,
+                         ids=["got10k-short-row", "got10k-word", "got10k-label", "lasot-flag", "vot"])
+def test_check_annotations_names_the_malformed_file_and_line(tmp_path, reader, write, rel, content, line):
+    write(tmp_path)
+    ds = reader(tmp_path)  # opening checks only the layout, not every file's content
+    (tmp_path / rel).write_text(content)
+    with pytest.raises(InputError) as err:
+        ds.check_annotations()
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / rel}:{line}: ") and "\n" not in msg, msg
+
+
+def test_check_annotations_rejects_binary_files(tmp_path):
+    _got10k(tmp_path)
+    gt = tmp_path / "train" / "GOT-10k_Train_000001" / "groundtruth.txt"
+    gt.write_bytes(b"\xff\xd8\xff\xe0 a JPEG by mistake")
+    with pytest.raises(InputError, match=r"groundtruth\.txt: not a text annotation file") as err:
+        D.GOT10k(tmp_path, "train").check_annotations()
+    assert "\n" not in str(err.value)
+
+
+def test_check_annotations_passes_on_good_folders_and_youtubevos_checks_frames(tmp_path):
+    for reader, write in {r: w for r, w, *_ in MALFORMED}.items():
+        write(tmp_path / reader.name)
+        reader(tmp_path / reader.name).check_annotations()  # no error on the well-formed layouts
+    root = tmp_path / "ytvos"
+    (root / "train" / "Annotations" / "v").mkdir(parents=True)
+    (root / "train" / "meta.json").write_text(json.dumps({"videos": {"v": {"objects": {"1": {"frames": ["0", "5"]}}}}}))
+    _touch_frames(root / "train" / "JPEGImages" / "v", ["0.jpg"])
+    ds = D.YouTubeVOS(root)
+    with pytest.raises(D.DatasetLayoutError, match=r"JPEGImages[/\\]v[/\\]5\.jpg"):
+        ds.check_annotations()
+    (root / "train" / "JPEGImages" / "v" / "5.jpg").write_bytes(b"")
+    ds.check_annotations()
+    (root / "train" / "Annotations" / "v" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match=r"could not read mask '.*0\.png'"):
+        ds.sequence(0)
+
+
+def test_sampler_checks_the_annotations_of_weighted_datasets(tmp_path):
+    _got10k(tmp_path)
+    gt = tmp_path / "train" / "GOT-10k_Train_000001" / "groundtruth.txt"
+    gt.write_text("1,2,3,4\nnot a box\n")
+    broken = D.GOT10k(tmp_path, "train")
+    with pytest.raises(InputError, match=rf"{re.escape(str(gt))}:2: "):
+        MixedSampler([broken])
+    MixedSampler([_Fake("v", [3]), broken], weights=[1, 0])  # never drawn from, so not read
+    MixedSampler([broken], check_annotations=False)  # the caller opted out: fails only when drawn
 
 
 def test_open_dataset_by_name(tmp_path):

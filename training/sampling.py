@@ -42,11 +42,15 @@ class MixedSampler:
     ``neg_rate`` the search frame comes from a different sequence (drawn the same way) and the pair is
     negative. Pair ``k`` depends only on ``(seed, k)``, so any worker can draw any index and an epoch
     reproduces exactly.
+
+    With ``check_annotations`` (the default) every sequence of a dataset with a positive weight is parsed once
+    here, so a malformed annotation file fails now, in one line naming the file and line, instead of inside a
+    DataLoader worker after the run has started.
     """
 
     def __init__(self, datasets: Sequence[VideoDataset], weights: Sequence[float] | None = None,
                  frame_ranges: Sequence[int] | int = 100, neg_rate: float = 0.2, seed: int = 0,
-                 max_tries: int = 100) -> None:
+                 max_tries: int = 100, check_annotations: bool = True) -> None:
         if not datasets:
             raise InputError("MixedSampler needs at least one dataset")
         self.datasets = list(datasets)
@@ -66,6 +70,10 @@ class MixedSampler:
         self.neg_rate = neg_rate
         self.seed = seed
         self.max_tries = max_tries
+        if check_annotations:
+            for d, wd in zip(self.datasets, w, strict=True):
+                if wd > 0:
+                    d.check_annotations()
 
     def _pick_sequence(self, rng: np.random.Generator, exclude: tuple[int, int] | None = None
                        ) -> tuple[int, int, np.ndarray]:

@@ -117,6 +117,14 @@ class VideoDataset:
     def _load(self, i: int) -> VideoSequence:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check_annotations(self) -> None:
+        """Parse every sequence's annotation files now, so that a malformed one fails with one line naming the
+        file and line before any work starts (training would otherwise meet it inside a DataLoader worker,
+        epochs later). Readers whose sequences are costly to load (YouTube-VOS decodes every mask for its
+        boxes) override this with a cheaper check."""
+        for i in range(len(self)):
+            self._load(i)  # not cached: workers get the dataset without its cache anyway
+
     def __getstate__(self) -> dict:
         # DataLoader workers get a copy without the (possibly large) cache.
         state = self.__dict__.copy()

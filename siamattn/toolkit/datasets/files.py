@@ -10,30 +10,43 @@ import numpy as np
 from siamattn.errors import InputError, MissingDependencyError
 
 
+def read_text_lines(path: str | Path) -> list[str]:
+    """The lines of an annotation text file; a file that is not text is an :class:`InputError` naming it."""
+    try:
+        return Path(path).read_text().splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text annotation file ({exc.reason} at byte {exc.start})") from None
+
+
 def read_box_file(path: str | Path, columns: int = 4) -> np.ndarray:
     """Read boxes, one per line, separated by commas, tabs or spaces (OTB mixes them). Empty lines are
     skipped; 'NaN'/'nan' are accepted. Returns ``[N, columns]`` float64."""
     rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = [p for p in re.split(r"[,\s]+", line) if p]
-            try:
-                values = [float(p) for p in parts]
-            except ValueError:
-                raise InputError(f"{path}:{lineno}: expected {columns} numbers, got {line!r}") from None
-            if len(values) != columns:
-                raise InputError(f"{path}:{lineno}: expected {columns} numbers, got {len(values)}")
-            rows.append(values)
+    for lineno, line in enumerate(read_text_lines(path), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = [p for p in re.split(r"[,\s]+", line) if p]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: expected {columns} numbers, got {line!r}") from None
+        if len(values) != columns:
+            raise InputError(f"{path}:{lineno}: expected {columns} numbers, got {len(values)}")
+        rows.append(values)
     return np.array(rows, dtype=np.float64).reshape(-1, columns)
 
 
 def read_flags(path: Path) -> np.ndarray:
     """0/1 (or small integer) labels, one per line or comma-separated on one line (LaSOT)."""
-    text = path.read_text().replace(",", " ").split()
-    return np.array([int(float(t)) for t in text], dtype=np.int64)
+    values = []
+    for lineno, line in enumerate(read_text_lines(path), 1):
+        for token in line.replace(",", " ").split():
+            try:
+                values.append(int(float(token)))
+            except ValueError:
+                raise InputError(f"{path}:{lineno}: expected integer labels, got {token!r}") from None
+    return np.array(values, dtype=np.int64)
 
 
 def sorted_frames(folder: Path, pattern: str = "*.jpg") -> list[Path]:
@@ -62,10 +75,13 @@ def read_label_png(path: str | Path) -> np.ndarray:
         from PIL import Image
     except ImportError as exc:  # pragma: no cover - pillow comes with matplotlib
         raise MissingDependencyError("reading mask PNGs needs Pillow: pip install pillow") from exc
-    with Image.open(path) as im:
-        if im.mode in ("P", "L", "1", "I", "I;16"):
-            return np.array(im)
-        return np.array(im.convert("L"))
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("P", "L", "1", "I", "I;16"):
+                return np.array(im)
+            return np.array(im.convert("L"))
+    except OSError as exc:  # missing, truncated or not an image (PIL's UnidentifiedImageError is an OSError)
+        raise InputError(f"could not read mask '{path}': {exc}") from None
 
 
 def mask_to_box(mask: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from siamattn.errors import InputError
 from siamattn.toolkit.datasets.base import DatasetLayoutError, VideoDataset, VideoSequence, require_path
-from siamattn.toolkit.datasets.files import sorted_frames
+from siamattn.toolkit.datasets.files import read_text_lines, sorted_frames
 from siamattn.toolkit.metrics import valid_boxes
 
 _VOT_LAYOUT = """  ROOT/list.txt                  (sequence names; optional: else each folder with groundtruth.txt)
@@ -47,10 +47,13 @@ class VOT(VideoDataset):
         d = self.root / self.names[i]
         frames = sorted_frames(d / "color") if (d / "color").is_dir() else sorted_frames(d)
         rows = []
-        for lineno, line in enumerate((d / "groundtruth.txt").read_text().splitlines(), 1):
+        for lineno, line in enumerate(read_text_lines(d / "groundtruth.txt"), 1):
             if not line.strip():
                 continue
-            vals = [float(v) for v in line.replace("\t", ",").split(",") if v.strip()]
+            try:
+                vals = [float(v) for v in line.replace("\t", ",").split(",") if v.strip()]
+            except ValueError:
+                raise InputError(f"{d / 'groundtruth.txt'}:{lineno}: expected 4 or 8 numbers, got {line!r}") from None
             if len(vals) == 4:
                 x, y, w, h = vals
                 vals = [x, y, x + w, y, x + w, y + h, x, y + h]

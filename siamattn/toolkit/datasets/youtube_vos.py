@@ -52,6 +52,13 @@ class YouTubeVOS(VideoDataset):
             raise DatasetLayoutError(f"YouTube-VOS: '{meta_file}' lists no objects with frames")
         self.names = [f"{v}/{o}" for v, o, _ in self._items]
 
+    def check_annotations(self) -> None:
+        # meta.json was parsed when the dataset was opened; the boxes come from decoding every mask PNG,
+        # too slow to do up front, so only check that each listed frame exists (masks fail when read).
+        for vid, _, stems in self._items:
+            for s in stems:
+                require_path(self.root / self.split / "JPEGImages" / vid / f"{s}.jpg", "YouTube-VOS", _YTVOS_LAYOUT)
+
     def _load(self, i: int) -> VideoSequence:
         vid, obj_id, stems = self._items[i]
         img_dir = self.root / self.split / "JPEGImages" / vid
