@@ -4,12 +4,15 @@ mixing pair sampler."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from siamattn.training import datasets as D
+from siamattn.errors import InputError
+from siamattn.toolkit import datasets as D
+from siamattn.training.sampling import MixedSampler
 
 
 def _touch_frames(folder: Path, names: list[str]) -> None:
@@ -319,10 +322,85 @@ def test_vot_polygons_and_boxes(tmp_path):
         D.VOT(tmp_path)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# malformed annotation files: one line naming the file and line, found before any training starts
+
+
+def _lasot_flags(root: Path) -> Path:
+    _lasot(root)
+    return root
+
+
+def _vot(root: Path) -> Path:
+    _touch_frames(root / "ball" / "color", ["00000001.jpg", "00000002.jpg"])
+    (root / "ball" / "groundtruth.txt").write_text("5,0,10,5,5,10,0,5\n2,3,4,5\n")
+    return root
+
+
+# (reader, layout writer, annotation file under the root, its new content, the line the error must name)
+MALFORMED = [
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/groundtruth.txt", "1,2,3,4\n5,6,7\n1,1,1,1\n1,1,1,1\n", 2),
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/groundtruth.txt", "1,2,3,4\n1,1,1,1\n1,1,x,1\n1,1,1,1\n", 3),
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/cover.label", "8\n0\nseven\n5\n", 3),
+    (D.LaSOT, _lasot_flags, "airplane/airplane-1/full_occlusion.txt", "0,1,?,0", 1),
+    (D.VOT, _vot, "ball/groundtruth.txt", "5,0,10,5,5,10,0,5\n2,3,four,5\n", 2),
+]
+
+
+@pytest.mark.parametrize(("reader", "write", "rel", "content", "line"), MALFORMED,
+                         ids=["got10k-short-row", "got10k-word", "got10k-label", "lasot-flag", "vot"])
+def test_check_annotations_names_the_malformed_file_and_line(tmp_path, reader, write, rel, content, line):
+    write(tmp_path)
+    ds = reader(tmp_path)  # opening checks only the layout, not every file's content
+    (tmp_path / rel).write_text(content)
+    with pytest.raises(InputError) as err:
+        ds.check_annotations()
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / rel}:{line}: ") and "\n" not in msg, msg
+
+
+def test_check_annotations_rejects_binary_files(tmp_path):
+    _got10k(tmp_path)
+    gt = tmp_path / "train" / "GOT-10k_Train_000001" / "groundtruth.txt"
+    gt.write_bytes(b"\xff\xd8\xff\xe0 a JPEG by mistake")
+    with pytest.raises(InputError, match=r"groundtruth\.txt: not a text annotation file") as err:
+        D.GOT10k(tmp_path, "train").check_annotations()
+    assert "\n" not in str(err.value)
+
+
+def test_check_annotations_passes_on_good_folders_and_youtubevos_checks_frames(tmp_path):
+    for reader, write in {r: w for r, w, *_ in MALFORMED}.items():
+        write(tmp_path / reader.name)
+        reader(tmp_path / reader.name).check_annotations()  # no error on the well-formed layouts
+    root = tmp_path / "ytvos"
+    (root / "train" / "Annotations" / "v").mkdir(parents=True)
+    (root / "train" / "meta.json").write_text(json.dumps({"videos": {"v": {"objects": {"1": {"frames": ["0", "5"]}}}}}))
+    _touch_frames(root / "train" / "JPEGImages" / "v", ["0.jpg"])
+    ds = D.YouTubeVOS(root)
+    with pytest.raises(D.DatasetLayoutError, match=r"JPEGImages[/\\]v[/\\]5\.jpg"):
+        ds.check_annotations()
+    (root / "train" / "JPEGImages" / "v" / "5.jpg").write_bytes(b"")
+    ds.check_annotations()
+    (root / "train" / "Annotations" / "v" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match=r"could not read mask '.*0\.png'"):
+        ds.sequence(0)
+
+
+def test_sampler_checks_the_annotations_of_weighted_datasets(tmp_path):
+    _got10k(tmp_path)
+    gt = tmp_path / "train" / "GOT-10k_Train_000001" / "groundtruth.txt"
+    gt.write_text("1,2,3,4\nnot a box\n")
+    broken = D.GOT10k(tmp_path, "train")
+    with pytest.raises(InputError, match=rf"{re.escape(str(gt))}:2: "):
+        MixedSampler([broken])
+    MixedSampler([_Fake("v", [3]), broken], weights=[1, 0])  # never drawn from, so not read
+    MixedSampler([broken], check_annotations=False)  # the caller opted out: fails only when drawn
+
+
 def test_open_dataset_by_name(tmp_path):
     _got10k(tmp_path, "val")
     assert isinstance(D.open_dataset("GOT-10k", tmp_path, split="val"), D.GOT10k)
-    with pytest.raises(D.InputError, match="unknown dataset"):
+    with pytest.raises(InputError, match="unknown dataset"):
         D.open_dataset("imagenet", tmp_path)
 
 
@@ -340,16 +418,16 @@ class _Fake(D.VideoDataset):
         self.lengths, self.hidden = lengths, hidden or {}
         self.names = [f"{name}{i}" for i in range(len(lengths))]
 
-    def _load(self, i: int) -> D.Sequence:
+    def _load(self, i: int) -> D.VideoSequence:
         n = self.lengths[i]
         vis = np.array([k not in self.hidden.get(i, set()) for k in range(n)])
-        return D.Sequence(self.names[i], [Path(f"{k}.jpg") for k in range(n)], np.ones((n, 4)), vis)
+        return D.VideoSequence(self.names[i], [Path(f"{k}.jpg") for k in range(n)], np.ones((n, 4)), vis)
 
 
-def _sampler(seed: int = 0, neg_rate: float = 0.2) -> D.MixedSampler:
+def _sampler(seed: int = 0, neg_rate: float = 0.2) -> MixedSampler:
     videos = _Fake("vid", [200, 150, 5], hidden={0: set(range(50, 200, 2)), 2: set(range(5))})
     images = _Fake("img", [1] * 30, image=True)
-    return D.MixedSampler([videos, images], weights=[3, 1], frame_ranges=[10, 100], neg_rate=neg_rate, seed=seed)
+    return MixedSampler([videos, images], weights=[3, 1], frame_ranges=[10, 100], neg_rate=neg_rate, seed=seed)
 
 
 def test_sampler_is_deterministic_and_order_independent():
@@ -383,9 +461,9 @@ def test_sampler_respects_visibility_range_weights_and_negative_rate():
 
 
 def test_sampler_rejects_bad_configuration():
-    with pytest.raises(D.InputError, match="weight"):
-        D.MixedSampler([_Fake("v", [3])], weights=[1, 2])
-    with pytest.raises(D.InputError, match="neg_rate"):
-        D.MixedSampler([_Fake("v", [3])], neg_rate=1.5)
-    with pytest.raises(D.InputError, match=r"no sequence with a visible frame.*dataset 'v'"):
-        D.MixedSampler([_Fake("v", [3], hidden={0: {0, 1, 2}})], max_tries=5).sample(0)
+    with pytest.raises(InputError, match="weight"):
+        MixedSampler([_Fake("v", [3])], weights=[1, 2])
+    with pytest.raises(InputError, match="neg_rate"):
+        MixedSampler([_Fake("v", [3])], neg_rate=1.5)
+    with pytest.raises(InputError, match=r"no sequence with a visible frame.*dataset 'v'"):
+        MixedSampler([_Fake("v", [3], hidden={0: {0, 1, 2}})], max_tries=5).sample(0)

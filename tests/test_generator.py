@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from siamattn.errors import MissingDependencyError
-from siamattn.training import datasets as D
+from siamattn.toolkit import datasets as D
 
 G = pytest.importorskip("siamattn.training.generator")
 
@@ -133,7 +133,7 @@ def test_rejects_bad_arguments(tmp_path):
 
 
 def test_evaluate_on_generated_sequences(generated, tmp_path):
-    from siamattn.training.evaluate import evaluate
+    from siamattn.toolkit.evaluate import evaluate
 
     def oracle(frames, init_box):  # reads the answer from the masks: the best a tracker can do
         return [D.mask_to_box(cv2.imread(str(Path(f).parent / "masks" / Path(f).with_suffix(".png").name), 0) > 0)

@@ -4,6 +4,8 @@ cross-check against the got10k toolkit (PyPI got10k 0.1.3) on the same result fi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,8 +13,8 @@ import numpy as np
 import pytest
 
 from siamattn.errors import InputError
-from siamattn.training import evaluate as E
-from siamattn.training import metrics as M
+from siamattn.toolkit import evaluate as E
+from siamattn.toolkit import metrics as M
 
 # ---------------------------------------------------------------------------------------------------------
 # boxes and curves
@@ -21,7 +23,7 @@ from siamattn.training import metrics as M
 def test_iou_and_center_errors_hand_computed():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], float)
     b = np.array([[5, 0, 10, 10], [20, 20, 5, 5], [0, 0, 10, 10]], float)
-    np.testing.assert_allclose(M.box_iou(a, b), [50 / 150, 0.0, 1.0])
+    np.testing.assert_allclose(M.iou_xywh_rows(a, b), [50 / 150, 0.0, 1.0])
     # centre x + (w - 1) / 2: (4.5, 4.5) vs (7.5, 8.5) -> 3-4-5 triangle
     assert M.center_errors(np.array([[0, 0, 10, 10.0]]), np.array([[3, 4, 10, 10.0]]))[0] == pytest.approx(5.0)
     # normalized by the ground-truth size per axis: (5 / 10, 0 / 20)
@@ -272,6 +274,41 @@ def test_evaluate_results_otb_writes_summary_and_plots(otb_case, tmp_path):
     direct = M.ope_average(M.ope_sequence(np.loadtxt(root / "results" / "T" / f"{n}.txt", delimiter=","), g)
                            for n, g in gts.items())
     assert summary["overall"]["success_auc"] == pytest.approx(direct.success_auc, abs=1e-12)
+
+
+_NO_TORCH = """
+import importlib, json, pkgutil, sys
+
+class _BlockTorch:  # as if torch were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+
+sys.meta_path.insert(0, _BlockTorch())
+import siamattn.toolkit.datasets as D
+mods = ["siamattn.toolkit.metrics", "siamattn.toolkit.evaluate",
+        *(f"siamattn.toolkit.datasets.{m.name}" for m in pkgutil.iter_modules(D.__path__))]
+for m in mods:
+    importlib.import_module(m)
+from siamattn.toolkit.evaluate import evaluate_results
+s = evaluate_results("otb", sys.argv[1], sys.argv[2], sys.argv[3], tracker_name="T")
+print(json.dumps({"modules": mods, "auc": s["overall"]["success_auc"], "torch": "torch" in sys.modules}))
+"""
+
+
+def test_toolkit_imports_and_scores_without_torch(otb_case, tmp_path):
+    """The toolkit installs with the torch-free core: every module imports and a benchmark is scored (plots
+    included) with torch unimportable."""
+    root, _ = otb_case
+    run = subprocess.run([sys.executable, "-c", _NO_TORCH, str(root / "data"), str(root / "results" / "T"),
+                          str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert not out["torch"]
+    assert {"siamattn.toolkit.datasets.got10k", "siamattn.toolkit.datasets.coco"} <= set(out["modules"])
+    assert (tmp_path / "success_plot.png").is_file()
+    with_torch = E.evaluate_results("otb", root / "data", root / "results" / "T", None, tracker_name="T", plots=False)
+    assert out["auc"] == pytest.approx(with_torch["overall"]["success_auc"], abs=1e-12)
 
 
 def test_evaluate_results_reports_missing_result_file(otb_case, tmp_path):

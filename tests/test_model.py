@@ -11,7 +11,7 @@ import torch
 from siamattn.config import available_configs, load_config
 from siamattn.errors import SiamAttnError
 from siamattn.training.model import build_model, load_checkpoint, save_checkpoint
-from siamattn.training.model.backbone import load_torchvision_resnet
+from siamattn.training.model.resnet import load_torchvision_resnet
 
 
 def randomise_attention(model: torch.nn.Module, seed: int = 0) -> None:

@@ -4,6 +4,7 @@ schedule and backbone freezing follow the config; the CLI rejects bad runs with 
 from __future__ import annotations
 
 import itertools
+import shutil
 from pathlib import Path
 
 import cv2
@@ -219,3 +220,30 @@ def test_cli_errors_are_one_line(data, tmp_path, capsys):
     assert "no GOT-10k layout" in err and err.count("\n") == 1
     assert main([*base, "--data", str(data), "--out", str(tmp_path / "r4"), "--set", "train.accum_steps=3"]) == 2
     assert "train.accum_steps" in capsys.readouterr().err
+
+
+WORKERS = ["train", "--config", "tiny", "--no-progress", "--set", "train.pairs_per_epoch=8", "--set",
+           "train.batch_size=4", "--set", "train.workers=2"]
+
+
+def test_malformed_groundtruth_fails_in_one_line_before_the_run_folder(data, tmp_path, capsys):
+    root = shutil.copytree(data, tmp_path / "data")
+    gt = root / "train" / "GOT-10k_Train_000002" / "groundtruth.txt"
+    rows = gt.read_text().splitlines()
+    rows[2] = rows[2].replace(",", ";", 1) + ",oops"
+    gt.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main([*WORKERS, "--data", str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {gt}:3: ") and err.count("\n") == 1, err
+    assert not out.exists()  # checked before anything was written
+
+
+def test_a_data_error_inside_a_worker_is_the_same_one_line(data, tmp_path, capsys):
+    root = shutil.copytree(data, tmp_path / "data")
+    for frame in (root / "train").glob("*/*.jpg"):
+        frame.write_bytes(b"not a JPEG")  # annotations stay valid: only a worker reading a frame finds out
+    assert main([*WORKERS, "--data", str(root), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not read frame '") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "worker" not in err

@@ -13,7 +13,7 @@ import torch
 from siamattn.config import load_config
 from siamattn.errors import ConfigError, SiamAttnError
 from siamattn.training.model import build_model
-from siamattn.training.model.backbone import DilatedMobileNetV2, load_mobilenetv2, packaged_mobilenetv2_weights
+from siamattn.training.model.mobilenet import DilatedMobileNetV2, load_mobilenetv2, packaged_mobilenetv2_weights
 from siamattn.training.trainer import backbone_stages, init_backbone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

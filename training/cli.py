@@ -12,8 +12,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from siamattn.config import load_config
-
-    from .trainer import TrainOptions, train
+    from siamattn.training.trainer import TrainOptions, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -16,7 +16,7 @@ Everything in a generated frame is a real photograph or video frame; only the mo
   illumination drift with flash/shadow events; motion blur when the target moves fast, defocus events and
   sensor noise.
 
-The output is what :class:`siamattn.training.datasets.GOT10k` and the got10k toolkit read::
+The output is what :class:`siamattn.toolkit.datasets.GOT10k` and the got10k toolkit read::
 
     ROOT/<split>/list.txt
     ROOT/<split>/<seq>/00000001.jpg ...      frames

@@ -21,22 +21,22 @@ same data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from siamattn.config import Config
-from siamattn.errors import InputError
+from siamattn.errors import InputError, SiamAttnError
 from siamattn.geometry import context_size
+from siamattn.training.sampling import MixedSampler
+from siamattn.training.targets import AnchorTargeter, encode_refine, mask_targets, sample_rois
 
-from .datasets import MixedSampler
-from .targets import AnchorTargeter, encode_refine, mask_targets, sample_rois
-
-__all__ = ["PairDataset", "StepSampler", "crop_affine"]
+__all__ = ["PairDataset", "PairFailure", "StepSampler", "collate", "crop_affine"]
 
 
 def crop_affine(center: tuple[float, float], side: tuple[float, float], out: int, flip: bool = False) -> np.ndarray:
@@ -65,6 +65,26 @@ def _read(path: Path) -> np.ndarray:
     if img is None:
         raise InputError(f"could not read frame '{path}' (missing or not an image); check the dataset folder")
     return img
+
+
+@dataclass(frozen=True)
+class PairFailure:
+    """A user-facing error met while a DataLoader worker made a pair, sent to the training process as data.
+
+    Raised in the worker, PyTorch would re-raise it in the training process with the worker's whole
+    traceback folded into the message; as a batch of its own it is re-raised there as the same one-line
+    error (:meth:`reraise`).
+    """
+
+    error_type: type[SiamAttnError]
+    message: str
+
+    def reraise(self) -> NoReturn:
+        try:
+            error = self.error_type(self.message)
+        except Exception:  # an error class with another constructor still reads as one line
+            error = SiamAttnError(self.message)
+        raise error
 
 
 class PairDataset(Dataset):
@@ -126,7 +146,16 @@ class PairDataset(Dataset):
             out = np.repeat(g[:, :, None], 3, axis=2)
         return np.ascontiguousarray(out.transpose(2, 0, 1))
 
-    def __getitem__(self, k: int) -> dict[str, Any]:
+    def __getitem__(self, k: int) -> dict[str, Any] | PairFailure:
+        try:
+            return self.make_pair(k)
+        except SiamAttnError as exc:
+            if get_worker_info() is None:  # in the training process itself: raise as usual
+                raise
+            return PairFailure(type(exc), str(exc))
+
+    def make_pair(self, k: int) -> dict[str, Any]:
+        """The ``k``-th pair with its targets (what a DataLoader worker computes for index ``k``)."""
         t = self.cfg.train
         pair = self.sampler.sample(int(k))
         rng = np.random.default_rng([t.seed, int(k), 1])  # augmentation stream, separate from the sampler's
@@ -198,10 +227,14 @@ class StepSampler(Sampler[int]):
             yield from range(base + self.rank, base + self.batch, self.world)
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack a list of pair dicts into tensors (a plain function so DataLoader workers can pickle it)."""
+def collate(items: list[dict[str, Any] | PairFailure]) -> dict[str, torch.Tensor] | PairFailure:
+    """Stack a list of pair dicts into tensors (a plain function so DataLoader workers can pickle it); a batch
+    with a :class:`PairFailure` becomes that failure, which the training loop re-raises."""
+    for it in items:
+        if isinstance(it, PairFailure):
+            return it
     out: dict[str, torch.Tensor] = {}
     for key in items[0]:
-        vals = [it[key] for it in items]
+        vals = [it[key] for it in items]  # type: ignore[index]
         out[key] = torch.as_tensor(np.stack(vals)) if isinstance(vals[0], np.ndarray) else torch.tensor(vals)
     return out

@@ -16,13 +16,14 @@ to ``lr_end`` at the last step. The backbone is frozen (no gradients, BatchNorm 
 ``backbone_train_epoch``; from then its stages listed in ``backbone_train_layers`` train with
 ``lr * backbone_lr_mult``.
 
-Determinism: training pair ``k`` depends only on ``(seed, k)`` (see :mod:`.pairs`), weights are initialised
-from ``seed``, and a checkpoint holds every other piece of state, so a run resumed from epoch ``e``
-produces bit-identical weights to an uninterrupted one (on the same device and thread count).
+Determinism: training pair ``k`` depends only on ``(seed, k)`` (see :mod:`siamattn.training.pairs`),
+weights are initialised from ``seed``, and a checkpoint holds every other piece of state, so a run resumed
+from epoch ``e`` produces bit-identical weights to an uninterrupted one (on the same device and thread
+count).
 
 DDP: ``torchrun --nproc_per_node N -m siamattn.cli train ...``. ``train.batch_size`` is the global batch
-(each process takes every N-th pair of it, see :class:`.pairs.StepSampler`), only rank 0 logs and writes
-checkpoints. BatchNorm statistics are per process (SyncBatchNorm is used on CUDA), exactly like
+(each process takes every N-th pair of it, see :class:`siamattn.training.pairs.StepSampler`), only rank 0
+logs and writes checkpoints. BatchNorm statistics are per process (SyncBatchNorm is used on CUDA), exactly like
 ``train.accum_steps = N`` in a single process.
 """
 
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -48,13 +50,14 @@ from torch.utils.data import DataLoader
 
 from siamattn.config import Config, TrainConfig, from_dict
 from siamattn.errors import InputError, SiamAttnError
-
-from .datasets import GOT10k, MixedSampler, VideoDataset, open_dataset
-from .losses import rois_for_model, siamattn_loss
-from .model import SiamAttn, build_model, save_checkpoint
-from .model.backbone import AtrousResNet50, DilatedMobileNetV2, load_mobilenetv2, load_torchvision_resnet
-from .model.checkpoint import check_state_dict, read_checkpoint
-from .pairs import PairDataset, StepSampler, collate
+from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
+from siamattn.training.losses import rois_for_model, siamattn_loss
+from siamattn.training.model import SiamAttn, build_model, save_checkpoint
+from siamattn.training.model.checkpoint import check_state_dict, read_checkpoint
+from siamattn.training.model.mobilenet import DilatedMobileNetV2, load_mobilenetv2
+from siamattn.training.model.resnet import AtrousResNet50, load_torchvision_resnet
+from siamattn.training.pairs import PairDataset, PairFailure, StepSampler, collate
+from siamattn.training.sampling import MixedSampler
 
 __all__ = ["TrainOptions", "backbone_stages", "lr_at", "open_training_data", "train"]
 
@@ -346,6 +349,12 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
         print(f"training {cfg.name}: {t.epochs} epochs x {steps_per_epoch} steps of {t.batch_size} pairs on "
               f"{d.world} x {device.type}; {note or f'resumed at epoch {start_epoch}'}", flush=True)
     log = _Logger(out, d.main)
+    cv2_threads = cv2.getNumThreads()
+    if workers > 0:
+        # Workers are forked from this process. A fork taken while OpenCV's thread pool runs leaves the child a
+        # pool without threads, and the worker's first cv2.setNumThreads (or parallel call) then waits forever.
+        # This process makes no pairs while workers do, so keep OpenCV single-threaded here meanwhile.
+        cv2.setNumThreads(1)
 
     net: nn.Module = model
     flags: tuple[bool, ...] | None = None
@@ -370,6 +379,8 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
             for i, batch in enumerate(bar):
                 if opts.max_steps is not None and i >= opts.max_steps:
                     break
+                if isinstance(batch, PairFailure):  # a data error inside a worker: the same one line here
+                    batch.reraise()
                 lr = float(opt.param_groups[0]["lr"])  # the lr this step uses
                 stats = _step(net, model, batch, t, opt, sched, scaler, device, use_amp, d)
                 step += 1
@@ -401,12 +412,11 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
         return final
     finally:
         log.close()
+        cv2.setNumThreads(cv2_threads)
 
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers only crop and augment; leave the cores to the training process
-    import cv2
-
     cv2.setNumThreads(1)
 
 

@@ -5,7 +5,7 @@
 
 Runs :class:`siamattn.runtime.tracker.Tracker` over the PyTorch backend (the reference every deployed
 backend is checked against) and the static baseline (the first box repeated) through
-:func:`siamattn.training.evaluate.evaluate` on a GOT-10k-layout split; writes both trackers' result files,
+:func:`siamattn.toolkit.evaluate.evaluate` on a GOT-10k-layout split; writes both trackers' result files,
 GOT-10k summaries and plots under OUT, and prints/writes (OUT/comparison.json) GOT-10k AO / SR50 and the
 OTB-style success AUC / precision of both.
 """
@@ -49,8 +49,8 @@ def static_fn(frames: Sequence[str], init_box: np.ndarray) -> Iterator[Sequence[
 def ope_scores(root: str, split: str, results: Path) -> dict[str, float]:
     """OTB-style one-pass scores (success AUC over 21 IoU thresholds, precision at 20 px) of GOT-10k result
     files, every sequence weighing the same; frames without a valid ground-truth box are skipped."""
-    from siamattn.training import metrics as M
-    from siamattn.training.datasets import GOT10k, read_box_file
+    from siamattn.toolkit import metrics as M
+    from siamattn.toolkit.datasets import GOT10k, read_box_file
 
     ds = GOT10k(root, split)
     per_seq = []
@@ -63,7 +63,7 @@ def ope_scores(root: str, split: str, results: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    from siamattn.training.evaluate import evaluate
+    from siamattn.toolkit.evaluate import evaluate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True)

@@ -1,6 +1,6 @@
 """SiamAttn in PyTorch: atrous ResNet-50, deformable Siamese attention, SiamRPN++ heads, region refinement."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .siamattn import SiamAttn, build_model
+from siamattn.training.model.checkpoint import load_checkpoint, save_checkpoint
+from siamattn.training.model.siamattn import SiamAttn, build_model
 
 __all__ = ["SiamAttn", "build_model", "load_checkpoint", "save_checkpoint"]

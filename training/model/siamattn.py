@@ -16,11 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from siamattn.config import Config
-
-from .attention import DSA
-from .backbone import Neck, build_backbone
-from .refine import RegionRefinement
-from .rpn import MultiRPN
+from siamattn.training.model.attention import DSA
+from siamattn.training.model.backbone import build_backbone
+from siamattn.training.model.neck import Neck
+from siamattn.training.model.refine import RegionRefinement
+from siamattn.training.model.rpn import MultiRPN
 
 LEVELS = 3
 

@@ -83,8 +83,9 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
     return b
 
 
-def box_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-row IoU of two ``[N, 4]`` box arrays (continuous coordinates, no +1 on sizes)."""
+def iou_xywh_rows(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Row-by-row IoU of two ``[N, 4]`` ``x, y, w, h`` arrays (row i with row i; continuous coordinates, no +1
+    on sizes). For all-pairs IoU of ``x1, y1, x2, y2`` boxes see :func:`siamattn.geometry.box_iou`."""
     a, b = as_boxes(pred), as_boxes(gt)
     if a.shape != b.shape:
         raise ValueError(f"box arrays differ in shape: {a.shape} vs {b.shape}")
@@ -185,7 +186,7 @@ def ope_sequence(pred: np.ndarray, gt: np.ndarray, replace_first: bool = True) -
     keep = valid_boxes(gt)
     p, g = pred[keep], gt[keep]
     return OPEScores(
-        success_curve=success_curve(box_iou(p, g)),
+        success_curve=success_curve(iou_xywh_rows(p, g)),
         precision_curve=precision_curve(center_errors(p, g)),
         norm_precision_curve=precision_curve(normalized_center_errors(p, g), NORM_PRECISION_THRESHOLDS),
         num_frames=int(keep.sum()),
@@ -222,7 +223,7 @@ def got10k_sequence_ious(
         run = as_boxes(run)
         if run.shape != gt.shape:
             raise ValueError(f"a run has {len(run)} boxes for {len(gt)} ground-truth frames")
-        ious = box_iou(clip_boxes(run[1:], width, height), clip_boxes(gt[1:], width, height))
+        ious = iou_xywh_rows(clip_boxes(run[1:], width, height), clip_boxes(gt[1:], width, height))
         out.append(ious[keep])
     return np.concatenate(out) if out else np.zeros(0)
 

@@ -1,5 +1,5 @@
 """Benchmark evaluation: run a tracker over a dataset, write its results in the standard result-file
-layouts, score them (:mod:`siamattn.training.metrics`) and save a JSON summary and plots.
+layouts, score them (:mod:`siamattn.toolkit.metrics`) and save a JSON summary and plots.
 
 The tracker is a plain callable ``track_fn(frame_paths, init_box_xywh) -> boxes`` (one ``x, y, w, h``
 per frame, the first for the initialisation frame; a generator is fine and lets the VOT protocol stop at a
@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from siamattn.errors import InputError
-
-from . import metrics as M
-from .datasets import OTB, VOT, GOT10k, LaSOT, TrackingNet, VideoDataset, read_box_file
+from siamattn.toolkit import metrics as M
+from siamattn.toolkit.datasets import OTB, VOT, GOT10k, LaSOT, TrackingNet, VideoDataset, read_box_file
 
 BENCHMARKS = ("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018")
 
