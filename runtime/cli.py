@@ -110,7 +110,7 @@ def _eval(args: argparse.Namespace) -> int:
         device = torch_device(args.device)
         tracker = Tracker(TorchBackend(model, device=device), model.cfg)
         tracker.backend_label = f"torch {device} fp32"
-    from siamattn.training.evaluate import evaluate
+    from siamattn.toolkit.evaluate import evaluate
 
     def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
         for i, path in enumerate(frame_paths):
