@@ -1,4 +1,4 @@
-"""SiamAttn losses (paper §3.4 / REFERENCE §1): cls NLL + 0.2 reg smooth-L1 + 0.2 refine-box smooth-L1
+"""SiamAttn losses (paper §3.4 / docs/DESIGN.md §7): cls NLL + 0.2 reg smooth-L1 + 0.2 refine-box smooth-L1
 + 0.1 refine-mask BCE, weights from ``train.*_weight``.
 
 Every term is computed **per pair** and the batch loss is the mean over pairs. That makes the loss of a

@@ -1,6 +1,6 @@
 """Training pairs: template/search crops with the tracker's geometry, augmentation, and all targets.
 
-Crop geometry is the tracker's (:mod:`siamattn.runtime.tracker`, REFERENCE §2): around the target centre
+Crop geometry is the tracker's (:mod:`siamattn.runtime.tracker`, docs/DESIGN.md §2): around the target centre
 ``x + (w-1)/2`` the template covers ``s_z = sqrt((w + p)(h + p))``, ``p = context_amount * (w + h)``, resized
 to 127, and the search crop covers ``s_x = s_z * 255 / 127`` resized to 255, padded with the frame's mean
 colour. Output pixel ``u`` samples frame ``c + (u - (S-1)/2) * s / S``, which is what the runtime's

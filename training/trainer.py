@@ -10,7 +10,7 @@ Run layout (``--out RUN_DIR``)::
     RUN_DIR/log.csv              one row per step: epoch, step, lr, losses, pairs/s
     RUN_DIR/tb/                  TensorBoard events (only when the tensorboard package is installed)
 
-Schedule (paper, REFERENCE §1), continuous in ``t`` = epochs done (updated every step): warm-up from
+Schedule (paper, docs/DESIGN.md §7), continuous in ``t`` = epochs done (updated every step): warm-up from
 ``warmup_lr`` to ``lr_start`` geometrically over ``warmup_epochs``, then exponential decay from ``lr_start``
 to ``lr_end`` at the last step. The backbone is frozen (no gradients, BatchNorm statistics fixed) before
 ``backbone_train_epoch``; from then its stages listed in ``backbone_train_layers`` train with

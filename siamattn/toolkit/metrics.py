@@ -9,7 +9,7 @@ Boxes are ``[x, y, w, h]`` in pixels (top-left corner, width, height), one row p
   divides the centre offset by the ground-truth ``(w, h)`` before taking its length (pysot's LaSOT
   definition, which is TrackingNet's), thresholds ``0, 0.01, ..., 0.5``, reported at 0.20. Curves are
   averaged over sequences (every sequence weighs the same). Only frames whose ground truth is finite with
-  ``w, h > 0`` count (REFERENCE §5); on sequences where every frame is valid this equals got10k's
+  ``w, h > 0`` count (docs/DESIGN.md §8); on sequences where every frame is valid this equals got10k's
   ``ExperimentOTB`` exactly. pysot instead keeps invalid frames in the denominator (as failures for success
   and as hits for precision), so it differs only on sequences with absent targets.
 * **GOT-10k.** IoUs of every frame but the first, both boxes clipped to the image, frames whose
