@@ -24,12 +24,12 @@ def _load_config(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     # Heavy imports here so 'siamattn --help' stays instant and a missing torch only affects this command.
     try:
-        from .exporter import ExportOptions, export_model
+        from siamattn.export.exporter import ExportOptions, export_model
     except ImportError as exc:
         raise SiamAttnError(f"'siamattn export' needs torch, onnx and onnxscript ({exc}); "
                             "install them with: pip install 'siamattn-trt[export]'") from exc
-    from .fp16 import ISLANDS
-    from .lowering import DEFAULT_XCORR
+    from siamattn.export.fp16 import ISLANDS
+    from siamattn.export.lowering import DEFAULT_XCORR
 
     cfg = _load_config(args)
     keep = ISLANDS if args.keep_fp32 is None else tuple(x for x in args.keep_fp32.split(",") if x)
@@ -54,8 +54,8 @@ def _build_engines(args: argparse.Namespace) -> int:
     """Torch-free: engines for an existing export folder, built on the target device."""
     from pathlib import Path
 
-    from .engine import build_engines, resolve_backend
-    from .manifest import Manifest, write_manifest
+    from siamattn.export.engine import build_engines, resolve_backend
+    from siamattn.export.manifest import Manifest, write_manifest
 
     manifest = Manifest.load(args.model)
     backend = resolve_backend(args.engine)

@@ -32,9 +32,8 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from siamattn.errors import MissingDependencyError, SiamAttnError
-
-from .errors import EngineBuildError
-from .manifest import sha256_file
+from siamattn.export.errors import EngineBuildError
+from siamattn.export.manifest import sha256_file
 
 FLAVOURS = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx_bindings"}
 RTX_LIBS_PACKAGE = "tensorrt_rtx_libs"

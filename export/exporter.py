@@ -15,17 +15,16 @@ import torch
 
 from siamattn import __version__
 from siamattn.config import Config
+from siamattn.export import engine as engines
+from siamattn.export.errors import ExportError
+from siamattn.export.fp16 import ISLANDS, convert_to_fp16
+from siamattn.export.graphs import Stage, export_stage, stages
+from siamattn.export.lowering import DEFAULT_XCORR, lowerings
+from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
+from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
+from siamattn.export.random_model import random_model
+from siamattn.export.verify import compare, run_onnx
 from siamattn.training.model import SiamAttn, load_checkpoint
-
-from . import engine as engines
-from .errors import ExportError
-from .fp16 import ISLANDS, convert_to_fp16
-from .graphs import Stage, export_stage, stages
-from .lowering import DEFAULT_XCORR, lowerings
-from .manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
-from .postpass import custom_ops, describe_io, finalize, op_counts, optimize
-from .random_model import random_model
-from .verify import compare, run_onnx
 
 RANDOM_INIT_NOTE = "RANDOM-INIT WEIGHTS: not a trained tracker; for pipeline tests only (pass --checkpoint)"
 
@@ -172,6 +171,5 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     write_manifest(out, manifest)
     log(f"wrote {out / 'manifest.json'} ({time.monotonic() - t_start:.0f}s total)")
     return manifest
-
 
 

@@ -32,7 +32,6 @@ ROI_POOL_OP = "DeformRoIPool"
 ROI_POOL_VERSION = 1
 
 
-
 def _fixed_sampling(sampling_ratio: int) -> int:
     if sampling_ratio <= 0:
         # Adaptive sampling (ceil(roi/bins) per RoI) makes the number of samples data-dependent.

@@ -37,8 +37,7 @@ from typing import Any
 
 from siamattn.config import Config, from_dict
 from siamattn.errors import ConfigError
-
-from .errors import ManifestError
+from siamattn.export.errors import ManifestError
 
 FORMAT = "siamattn-export"
 VERSION = 1

@@ -26,14 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from siamattn.config import load_config
-
-from . import engine as engines
-from .fp16 import ISLANDS, convert_to_fp16
-from .graphs import Stage, export_stage, stages
-from .lowering import XCORR, lowerings
-from .postpass import finalize, optimize
-from .random_model import random_model
-from .verify import compare, run_onnx
+from siamattn.export import engine as engines
+from siamattn.export.fp16 import ISLANDS, convert_to_fp16
+from siamattn.export.graphs import Stage, export_stage, stages
+from siamattn.export.lowering import XCORR, lowerings
+from siamattn.export.postpass import finalize, optimize
+from siamattn.export.random_model import random_model
+from siamattn.export.verify import compare, run_onnx
 
 
 def machine() -> str:

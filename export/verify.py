@@ -20,7 +20,7 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
-from .lowering import DEFORM_CONV_OP, ROI_POOL_DOMAIN, ROI_POOL_OP
+from siamattn.export.lowering import DEFORM_CONV_OP, ROI_POOL_DOMAIN, ROI_POOL_OP
 
 
 class _DeformRoIPoolRef(OpRun):
