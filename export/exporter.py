@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, 
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
 from siamattn.export.random_model import random_model
 from siamattn.export.verify import compare, run_onnx
+from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 from siamattn.training.model import SiamAttn, load_checkpoint
 
 RANDOM_INIT_NOTE = "RANDOM-INIT WEIGHTS: not a trained tracker; for pipeline tests only (pass --checkpoint)"
@@ -33,15 +35,15 @@ Log = Callable[[str], None]
 
 @dataclass
 class ExportOptions:
-    ops: str = "portable"  # portable | plugin
-    precision: str = "fp16"  # fp16 | fp32
+    ops: str = "portable"  # values of these four: siamattn/export_choices.py
+    precision: str = "fp16"
     xcorr: str = DEFAULT_XCORR
-    deform_conv: str = "onnx"  # onnx (DeformConv-19) | gridsample (standard ops only, no plugin anywhere)
+    deform_conv: str = "onnx"
     keep_fp32: tuple[str, ...] = ISLANDS
     # The template graph runs once per video, so FP16 saves nothing per frame there, while its outputs (features,
     # the channel affinity's softmax) feed every frame: by default it stays FP32 in FP16 exports.
     template_fp16: bool = False
-    engine: str = "auto"  # auto | tensorrt | tensorrt-rtx | none
+    engine: str = "auto"  # values: siamattn/export_choices.py ENGINE
     plugin_library: str | None = None
     verify: bool = True
     seed: int = 0
@@ -51,6 +53,8 @@ class ExportOptions:
 def check_output_dir(out: str | os.PathLike[str]) -> Path:
     """Create ``out`` if needed and prove it is writable, before any long work."""
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"output directory '{path}' is a file, not a folder; choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".siamattn-write-test"
@@ -62,7 +66,7 @@ def check_output_dir(out: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _versions(backend: engines.Backend | None) -> dict[str, Any]:
+def _versions(backend: TrtFlavour | None) -> dict[str, Any]:
     import onnxscript
     import torchvision
 
@@ -120,9 +124,50 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     opts = opts or ExportOptions()
     cfg.export.ops, cfg.export.precision = opts.ops, opts.precision
     cfg.export.validate()
-    out = check_output_dir(out_dir)
-    backend = engines.resolve_backend(opts.engine)  # fails now, not after minutes of export, if missing
+    backend = resolve_flavour(opts.engine)  # fails now, not after minutes of export, if missing
+    required = backend is not None and opts.engine != "auto"  # engines asked for by name must all build
+    if required:
+        _check_plugins_available(cfg, opts, backend)
+    path = Path(out_dir)
+    created = not path.exists()
+    before = set(path.iterdir()) if path.is_dir() else set()
+    out = check_output_dir(path)
+    try:
+        return _export(cfg, out, checkpoint, opts, backend, required, log)
+    except BaseException:
+        _remove_created(out, created, before)
+        raise
 
+
+def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavour) -> None:
+    """Before minutes of export: fail when the named engine backend will need our plugin library and there is
+    none (build_engines checks again, per graph, once the graphs exist)."""
+    needs = opts.ops == "plugin" or opts.deform_conv == "plugin"
+    needs = needs or (backend.is_rtx and opts.deform_conv == "onnx" and cfg.model.attention.deformable)
+    if not needs:
+        return
+    lib, why = engines.find_plugin_library(opts.plugin_library)
+    if lib is None:
+        raise ExportError(
+            f"--engine {opts.engine}: engines not built: these graphs need the siamattn TensorRT plugins (run "
+            f"`siamattn plugins build`, or pass --plugin-library; or export with --deform-conv gridsample --ops "
+            f"portable, or --engine none): {why.splitlines()[0] if why else 'plugin library not found'}")
+
+
+def _remove_created(out: Path, created: bool, before: set[Path]) -> None:
+    """After a failed export: remove what this export created; a folder that existed keeps its other content."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for entry in set(out.iterdir()) - before if out.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions, backend: TrtFlavour | None,
+            required: bool, log: Log) -> dict[str, Any]:
     t_start = time.monotonic()
     model, weights = load_model(cfg, checkpoint, opts.seed)
     if weights["source"] == "random-init":
@@ -167,7 +212,7 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
         log(f"engines: skipped ({reason})")
         manifest["engines"]["skipped"] = {name: reason for name in manifest["order"]}
     else:
-        engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log)
+        engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log, required=required)
     write_manifest(out, manifest)
     log(f"wrote {out / 'manifest.json'} ({time.monotonic() - t_start:.0f}s total)")
     return manifest

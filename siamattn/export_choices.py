@@ -53,24 +53,25 @@ PRECISION = ExportChoice(
 
 ENGINE = ExportChoice(
     "--engine", None,
-    {"auto": "whichever TensorRT is installed; a graph whose engine cannot be built is skipped with a note",
-     "tensorrt": "full TensorRT (JetPack, data-centre GPUs); every engine must build",
-     "tensorrt-rtx": "TensorRT-RTX (builds ahead of time, also without a GPU); every engine must build",
+    {"auto": "whichever TensorRT is installed, skipping (with a note) a graph whose engine cannot be built",
+     "tensorrt": "full TensorRT (JetPack, data-centre GPUs), every engine must build",
+     "tensorrt-rtx": "TensorRT-RTX (builds ahead of time, also without a GPU), every engine must build",
      "none": "ONNX only"},
     "auto", "TensorRT engine backend")
 
 BUILD_ENGINE = ExportChoice(
     "--engine", None,
-    {k: v for k, v in ENGINE.values.items() if k != "none"} | {
-        "auto": "whichever TensorRT is installed (full TensorRT first)"},
-    "auto", "TensorRT flavour to build with; every graph's engine must build or the command fails")
+    {"auto": "whichever TensorRT is installed (full TensorRT first)",
+     "tensorrt": "full TensorRT (JetPack, data-centre GPUs)",
+     "tensorrt-rtx": "TensorRT-RTX (builds ahead of time, also without a GPU)"},
+    "auto", "TensorRT flavour to build with (every graph's engine must build, or the command fails)")
 
 XCORR = ExportChoice(
     "--xcorr", None,
     {"conv": "grouped Conv whose weights are the template features",
      "shift_add": "sum of shifted windows times kernel taps (Slice/Mul/Add only)",
      "unfold_matmul": "im2col Gather and a batched MatMul"},
-    "conv", "lowering of the depth-wise cross-correlation (default measured fastest, docs/PERFORMANCE.md)")
+    "conv", "lowering of the depth-wise cross-correlation (the default measured fastest: docs/PERFORMANCE.md)")
 
 DEFORM_CONV = ExportChoice(
     "--deform-conv", None,
