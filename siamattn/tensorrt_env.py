@@ -84,14 +84,17 @@ def resolve_flavour(choice: str) -> TrtFlavour | None:
     found = find_flavour(choice)
     if found is None:
         raise MissingDependencyError(
-            f"'{choice}' was requested but none of its Python modules ({', '.join(FLAVOUR_MODULES[choice])}) is "
-            f"importable: {INSTALL_HINT[choice]}")
+            f"engine backend '{choice}' was requested but its Python module "
+            f"({' or '.join(FLAVOUR_MODULES[choice])}) is not importable: {INSTALL_HINT[choice]}, "
+            "or use --engine auto/none")
     return found
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[ModuleType, str]:
-    """(module, flavour) for "tensorrt", "tensorrt-rtx" or "auto"; a clear error when none is installed."""
-    found = resolve_flavour(flavour)
+    """(module, flavour) for "tensorrt", "tensorrt-rtx" or "auto" to run engines; a clear error when missing."""
+    if flavour != "auto" and flavour not in FLAVOUR_MODULES:
+        raise SiamAttnError(f"unknown TensorRT flavour '{flavour}': use auto or {', '.join(FLAVOUR_MODULES)}")
+    found = resolve_flavour("auto") if flavour == "auto" else find_flavour(flavour)
     if found is None:
         raise MissingDependencyError(
             "no TensorRT Python package found: install TensorRT (JetPack on Jetson, or 'pip install tensorrt') or "
