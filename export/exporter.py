@@ -140,18 +140,19 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
 
 
 def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavour) -> None:
-    """Before minutes of export: fail when the named engine backend will need our plugin library and there is
+    """Before minutes of export: fail when engines asked for by name will need our plugin library and there is
     none (build_engines checks again, per graph, once the graphs exist)."""
-    needs = opts.ops == "plugin" or opts.deform_conv == "plugin"
-    needs = needs or (backend.is_rtx and opts.deform_conv == "onnx" and cfg.model.attention.deformable)
-    if not needs:
+    graphs = []
+    deform_plugin = opts.deform_conv == "plugin" or (backend.is_rtx and opts.deform_conv == "onnx")
+    if deform_plugin and cfg.model.attention.deformable:  # the deformable conv sits in the search graph
+        graphs.append("search")
+    if opts.ops == "plugin" and cfg.model.refine.enabled:
+        graphs += ["refine_box", "refine_mask"] if cfg.model.refine.mask else ["refine_box"]
+    if not graphs:
         return
     lib, why = engines.find_plugin_library(opts.plugin_library)
     if lib is None:
-        raise ExportError(
-            f"--engine {opts.engine}: engines not built: these graphs need the siamattn TensorRT plugins (run "
-            f"`siamattn plugins build`, or pass --plugin-library; or export with --deform-conv gridsample --ops "
-            f"portable, or --engine none): {why.splitlines()[0] if why else 'plugin library not found'}")
+        raise engines.plugins_missing_error(graphs, why)
 
 
 def _remove_created(out: Path, created: bool, before: set[Path]) -> None:

@@ -64,7 +64,7 @@ def repository_root() -> Path:
 
 def shared_tensorrt_includes() -> list[Path]:
     """``<repository root>/../shared/tensorrt-headers/<version>/include`` folders that exist, preferred first."""
-    base = repository_root() / SHARED_HEADERS
+    base = (repository_root() / SHARED_HEADERS).resolve()
     found = [base / v / "include" for v in SHARED_HEADER_VERSIONS]
     return [p for p in found if (p / "NvInferRuntime.h").is_file()]
 

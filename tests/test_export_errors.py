@@ -57,7 +57,8 @@ def test_build_engines_without_plugins_fails_naming_the_graph(capsys, tiny_expor
 def test_export_engine_by_name_without_plugins_fails_before_exporting(capsys, tmp_path, no_plugin_library):
     out = tmp_path / "out"
     err = _cli_error(capsys, ["export", "--config", "tiny", "--out", str(out), "--engine", "tensorrt-rtx"])
-    assert "--engine tensorrt-rtx: engines not built" in err and "siamattn plugins build" in err, err
+    assert "[search] engine not built: needs the siamattn TensorRT plugins" in err, err
+    assert "siamattn plugins build" in err
     assert not out.exists()  # failed before creating anything
 
 
@@ -65,10 +66,10 @@ def test_build_engines_engine_option_has_help(capsys):
     with pytest.raises(SystemExit):
         main(["build-engines", "--help"])
     out = capsys.readouterr().out
-    section = out[out.index("--engine {"):]
+    section = "".join(out[out.rindex("--engine {"):].split())  # the option's help, unwrapped (argparse wraps at -)
     for value in export_choices.BUILD_ENGINE.names:
-        assert f"{value}: " in section
-    assert "must build" in section
+        assert f"{value}:" in section
+    assert "mustbuild" in section
 
 
 # ---------------------------------------------------------------------------------------- damaged manifests
