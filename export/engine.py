@@ -37,6 +37,7 @@ from siamattn.plugins import names as plugin_names
 from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, resolve_flavour, rtx_library_dir
 
 RTX_UNVERSIONED = "libtensorrt_rtx.so"
+PLUGIN_LOG_PREFIX = "[siamattn plugins]"  # how plugins/trt/plugin_entry.cpp's log_error starts each line
 
 
 # ---------------------------------------------------------------------------------------- progress
@@ -216,7 +217,7 @@ def build_engine(
             name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
             failed_ops.add(op)
             where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
-            problems.append(f"{where}: {err.desc()}")
+            problems.append(f"{where}: {' '.join(err.desc().split())}")
         hint = ""
         if any("Plugin not found" in p for p in problems):
             hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
@@ -224,7 +225,9 @@ def build_engine(
         elif "Conv" in failed_ops:
             hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
                     "--xcorr shift_add")
-        logged = "".join(f"; {line}" for line in logger.errors[-3:])  # e.g. a plugin's reason for refusing a node
+        # Our plugins' own reasons (a creator refusing an attribute) come first; they say what to fix.
+        ours = [line for line in logger.errors if PLUGIN_LOG_PREFIX in line]
+        logged = "".join(f"; {' '.join(line.split())}" for line in ours[-3:])
         raise EngineBuildError(
             f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
     config = builder.create_builder_config()
@@ -246,7 +249,7 @@ def build_engine(
             serialized = builder.build_serialized_network(network, config)
     build_s = time.monotonic() - t0
     if serialized is None:
-        detail = "; ".join(logger.errors[-3:]) or "no error message from TensorRT"
+        detail = "; ".join(" ".join(line.split()) for line in logger.errors[-3:]) or "no error message from TensorRT"
         raise EngineBuildError(f"[{label}] TensorRT could not build an engine from {onnx_path.name}: {detail}")
     data = memoryview(serialized)
     engine_path.write_bytes(data)
