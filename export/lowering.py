@@ -112,7 +112,7 @@ def deform_roi_pool_plugin(
     sampling_ratio: int = 0,
     gamma: float = 0.1,
 ) -> Tensor:
-    """One custom-domain node (REFERENCE §4: dynamo needs torch.onnx.ops.symbolic; autograd.Function.symbolic
+    """One custom-domain node (docs/DESIGN.md §6: dynamo needs torch.onnx.ops.symbolic; autograd.Function.symbolic
     is ignored). Attribute names are the plugin creator's field names."""
     ph, pw = _pair(output_size)
     inputs: list[Tensor] = [feat, rois] if offset is None else [feat, rois, offset]
