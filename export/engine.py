@@ -329,7 +329,7 @@ def find_plugin_library(explicit: str | None) -> tuple[str | None, str]:
 def _needs_plugins(entry: dict[str, Any], backend: TrtFlavour) -> bool:
     if entry["custom_ops"]:
         return True
-    # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (REFERENCE §4).
+    # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (docs/DESIGN.md §6).
     return backend.is_rtx and entry["op_counts"].get(plugin_names.DEFORM_CONV.name, 0) > 0
 
 

@@ -372,7 +372,7 @@ def test_portable_graphs_build_tensorrt_rtx_engines(portable32):
     for name in ("template", "refine_box", "refine_mask"):
         e = m.graph(name).engine
         assert e is not None and e.layers > 0 and e.bytes > 0 and (portable32 / e.file).is_file()
-    # The search graph's DeformConv needs the DeformConv plugin under TensorRT-RTX (REFERENCE §4).
+    # The search graph's DeformConv needs the DeformConv plugin under TensorRT-RTX (docs/DESIGN.md §6).
     if m.graph("search").engine is None:
         assert "plugin" in data["engines"]["skipped"]["search"]
 

@@ -15,8 +15,7 @@ import torch
 
 from siamattn.config import Config, from_dict
 from siamattn.errors import SiamAttnError
-
-from .siamattn import SiamAttn, build_model
+from siamattn.training.model.siamattn import SiamAttn, build_model
 
 FORMAT = "siamattn-checkpoint"
 
