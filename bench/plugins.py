@@ -72,7 +72,8 @@ def bench_gpu(runs: int) -> dict[str, Any]:
     from torchvision.ops import deform_conv2d
 
     from siamattn.ops import deform_roi_pool
-    from siamattn.plugins.library import LIB_FILES, BuildOptions, DeformLibrary, build, conv_params, split_k_override
+    from siamattn.plugins.build import LIB_FILES, BuildOptions, build
+    from siamattn.plugins.library import DeformLibrary, conv_params, split_k_override
 
     torch.backends.cudnn.benchmark = True
     major, minor = torch.cuda.get_device_capability()

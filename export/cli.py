@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from siamattn import export_choices as choices
 from siamattn.errors import ConfigError, SiamAttnError
 
 
@@ -24,21 +25,19 @@ def _load_config(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     # Heavy imports here so 'siamattn --help' stays instant and a missing torch only affects this command.
     try:
-        from .exporter import ExportOptions, export_model
+        from siamattn.export.exporter import ExportOptions, export_model
     except ImportError as exc:
         raise SiamAttnError(f"'siamattn export' needs torch, onnx and onnxscript ({exc}); "
                             "install them with: pip install 'siamattn-trt[export]'") from exc
-    from .fp16 import ISLANDS
-    from .lowering import DEFAULT_XCORR
-
+    islands = tuple(choices.FP32_ISLANDS)
     cfg = _load_config(args)
-    keep = ISLANDS if args.keep_fp32 is None else tuple(x for x in args.keep_fp32.split(",") if x)
-    bad = sorted(set(keep) - set(ISLANDS))
+    keep = islands if args.keep_fp32 is None else tuple(x for x in args.keep_fp32.split(",") if x)
+    bad = sorted(set(keep) - set(islands))
     if bad:
-        raise ConfigError(f"--keep-fp32: unknown island(s) {', '.join(bad)}; choose from {', '.join(ISLANDS)}")
+        raise ConfigError(f"--keep-fp32: unknown island(s) {', '.join(bad)}; choose from {', '.join(islands)}")
     opts = ExportOptions(
         ops=args.ops or cfg.export.ops, precision=args.precision or cfg.export.precision,
-        xcorr=args.xcorr or DEFAULT_XCORR, deform_conv=args.deform_conv, keep_fp32=keep,
+        xcorr=args.xcorr or choices.XCORR.default, deform_conv=args.deform_conv, keep_fp32=keep,
         template_fp16=args.template_fp16, engine=args.engine,
         plugin_library=args.plugin_library, verify=not args.no_verify, seed=args.seed,
     )
@@ -54,11 +53,12 @@ def _build_engines(args: argparse.Namespace) -> int:
     """Torch-free: engines for an existing export folder, built on the target device."""
     from pathlib import Path
 
-    from .engine import build_engines, resolve_backend
-    from .manifest import Manifest, write_manifest
+    from siamattn.export.engine import build_engines
+    from siamattn.export.manifest import Manifest, write_manifest
+    from siamattn.tensorrt_env import resolve_flavour
 
     manifest = Manifest.load(args.model)
-    backend = resolve_backend(args.engine)
+    backend = resolve_flavour(args.engine)
     if backend is None:
         raise SiamAttnError("no TensorRT Python module is installed: install TensorRT (JetPack ships it) or "
                             "'pip install siamattn-trt[tensorrt-rtx]'")
@@ -68,10 +68,18 @@ def _build_engines(args: argparse.Namespace) -> int:
         data["graphs"][name]["engine"] = None
     versions = data.setdefault("versions", {})
     versions["tensorrt"] = {"flavour": backend.flavour, "version": backend.version}
-    build_engines(data, Path(args.model), backend, manifest.precision, args.plugin_library, print)
+    # Every engine is asked for here (that is the command's job): one that cannot be built fails the command.
+    build_engines(data, Path(args.model), backend, manifest.precision, args.plugin_library, print, required=True)
     write_manifest(args.model, data)
     print(f"updated {Path(args.model) / 'manifest.json'}")
     return 0
+
+
+def _add_choice(p: argparse.ArgumentParser, choice: choices.ExportChoice, *, default: str | None = "table") -> None:
+    """An option from the table of export choices: its values as argparse choices, its help from the table.
+    ``default``: the table's default unless given (None: the option has no argparse default)."""
+    value = choice.default if default == "table" else default
+    p.add_argument(choice.option, choices=choice.names, default=value, help=choice.help().replace("%", "%%"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,25 +94,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_args(p, default=None)
     p.add_argument("--checkpoint", help="siamattn checkpoint (.pt); its config is used unless --config is given")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
-    p.add_argument("--ops", choices=("portable", "plugin"),
-                   help="portable: standard ONNX only; plugin: DeformRoIPool as our TensorRT plugin node "
-                        "(default: config export.ops)")
-    p.add_argument("--precision", choices=("fp32", "fp16"), help="graph precision (default: config export.precision)")
-    p.add_argument("--engine", choices=("auto", "tensorrt", "tensorrt-rtx", "none"), default="auto",
-                   help="engine backend; auto uses whichever is installed (default: %(default)s)")
+    for choice in (choices.OPS, choices.PRECISION, choices.ENGINE):
+        _add_choice(p, choice)
     p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so to load (default: the plugins stage's build)")
-    p.add_argument("--xcorr", choices=("conv", "shift_add", "unfold_matmul"),
-                   help="lowering of the depth-wise cross-correlation (default: measured fastest)")
-    p.add_argument("--deform-conv", choices=("onnx", "gridsample", "plugin"), default="onnx",
-                   help="onnx: standard DeformConv-19 (TensorRT-RTX maps it to our DeformConv plugin); gridsample: "
-                        "decomposed into GridSample + Conv, builds without any plugin; plugin: "
-                        "siamattn::SiamAttnDeformConv, our plugin under full TensorRT too (default: %(default)s)")
+    for choice in (choices.XCORR, choices.DEFORM_CONV):
+        _add_choice(p, choice, default=choice.default if choice is choices.DEFORM_CONV else None)
     p.add_argument("--template-fp16", action="store_true",
                    help="FP16 for the template graph too (default: it stays FP32 in FP16 exports; it runs once per "
                         "video, so FP16 saves nothing per frame, and its outputs feed every frame)")
     p.add_argument("--keep-fp32", metavar="LIST",
-                   help="comma-separated FP32 islands in FP16 graphs (default: all: channel_attention,"
-                        "spatial_attention,roi,box_deltas,large_weights; empty string for none)")
+                   help="comma-separated FP32 islands in FP16 graphs (default: all: "
+                        f"{','.join(choices.FP32_ISLANDS)}; empty string for none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init model and example inputs")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.set_defaults(func=_run)
@@ -115,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "machine that will run them: export ONNX on a workstation with --engine none, copy the "
                     "folder to the Jetson/RTX device, run this there. Needs only TensorRT and the plugin library.")
     p.add_argument("--model", required=True, help="export folder (manifest.json)")
-    p.add_argument("--engine", choices=("auto", "tensorrt", "tensorrt-rtx"), default="auto")
+    _add_choice(p, choices.BUILD_ENGINE)
     p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so (default: the plugins stage's build)")
     p.set_defaults(func=_build_engines)
 

@@ -1,4 +1,5 @@
-"""TensorRT engine building for full TensorRT (``tensorrt``) or TensorRT-RTX (``tensorrt_rtx_bindings``).
+"""The project's one TensorRT engine builder, for full TensorRT or TensorRT-RTX (siamattn/tensorrt_env.py says
+which is installed): ``siamattn export``, ``siamattn build-engines`` and the plugin tests all build here.
 
 One code path for both (they share the Python API used here); the module is chosen at run time. Every build
 runs in a child process (``python -m siamattn.export.engine``) because:
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,69 +25,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from siamattn.errors import MissingDependencyError, SiamAttnError
+from siamattn.errors import SiamAttnError
+from siamattn.export.errors import EngineBuildError
+from siamattn.export.manifest import sha256_file
+from siamattn.plugins import names as plugin_names
+from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, resolve_flavour, rtx_library_dir
 
-from .errors import EngineBuildError
-from .manifest import sha256_file
-
-FLAVOURS = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx_bindings"}
-RTX_LIBS_PACKAGE = "tensorrt_rtx_libs"
 RTX_UNVERSIONED = "libtensorrt_rtx.so"
-
-
-@dataclass(frozen=True)
-class Backend:
-    flavour: str  # "tensorrt" | "tensorrt-rtx"
-    module: str
-    version: str
-
-    @property
-    def is_rtx(self) -> bool:
-        return self.flavour == "tensorrt-rtx"
-
-
-def _import(module: str) -> ModuleType | None:
-    if importlib.util.find_spec(module) is None:
-        return None
-    try:
-        return importlib.import_module(module)
-    except Exception:  # placeholder wheels and missing CUDA libraries fail here in various ways
-        return None
-
-
-def resolve_backend(choice: str) -> Backend | None:
-    """``auto``: full TensorRT if importable, else TensorRT-RTX, else None. ``none``: None. An explicit
-    flavour that is not installed is an error (the user asked for it)."""
-    if choice == "none":
-        return None
-    if choice == "auto":
-        for flavour in ("tensorrt", "tensorrt-rtx"):
-            mod = _import(FLAVOURS[flavour])
-            if mod is not None:
-                return Backend(flavour, FLAVOURS[flavour], str(getattr(mod, "__version__", "?")))
-        return None
-    if choice not in FLAVOURS:
-        raise EngineBuildError(f"unknown engine backend '{choice}': use auto, tensorrt, tensorrt-rtx or none")
-    mod = _import(FLAVOURS[choice])
-    if mod is None:
-        hint = ("pip install 'siamattn-trt[tensorrt-rtx]'" if choice == "tensorrt-rtx"
-                else "install TensorRT >= 10 (JetPack, or NVIDIA's pip/apt packages)")
-        raise MissingDependencyError(
-            f"engine backend '{choice}' was requested but its Python module '{FLAVOURS[choice]}' is not importable: "
-            f"{hint}, or use --engine auto/none")
-    return Backend(choice, FLAVOURS[choice], str(getattr(mod, "__version__", "?")))
-
-
-def rtx_library_dir() -> Path | None:
-    spec = importlib.util.find_spec(RTX_LIBS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+PLUGIN_LOG_PREFIX = "[siamattn plugins]"  # how plugins/trt/plugin_entry.cpp's log_error starts each line
 
 
 # ---------------------------------------------------------------------------------------- progress
@@ -203,6 +152,7 @@ class EngineResult:
     backend: str
     version: str
     timing_cache: str | None
+    outputs: list[tuple[list[int], str]] = field(default_factory=list)  # (shape, TensorRT dtype) of each output
 
 
 def _onnx_node_names(onnx_path: Path) -> list[tuple[str, str]]:
@@ -230,7 +180,7 @@ def _make_logger(trt: ModuleType) -> Any:
 
 
 def build_engine(
-    backend: Backend,
+    backend: TrtFlavour,
     onnx_path: str | os.PathLike[str],
     engine_path: str | os.PathLike[str],
     *,
@@ -240,7 +190,7 @@ def build_engine(
     stream: TextIO = sys.stderr,
 ) -> EngineResult:
     """Parse ``onnx_path`` and build ``engine_path`` in this process (see build_engine_subprocess)."""
-    trt = importlib.import_module(backend.module)
+    trt = backend.load()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     logger = _make_logger(trt)
     if hasattr(trt, "init_libnvinfer_plugins"):
@@ -267,7 +217,7 @@ def build_engine(
             name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
             failed_ops.add(op)
             where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
-            problems.append(f"{where}: {err.desc()}")
+            problems.append(f"{where}: {' '.join(err.desc().split())}")
         hint = ""
         if any("Plugin not found" in p for p in problems):
             hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
@@ -275,7 +225,11 @@ def build_engine(
         elif "Conv" in failed_ops:
             hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
                     "--xcorr shift_add")
-        raise EngineBuildError(f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{hint}")
+        # Our plugins' own reasons (a creator refusing an attribute) come first; they say what to fix.
+        ours = [line for line in logger.errors if PLUGIN_LOG_PREFIX in line]
+        logged = "".join(f"; {' '.join(line.split())}" for line in ours[-3:])
+        raise EngineBuildError(
+            f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
     config = builder.create_builder_config()
     progress = _Progress(label, stream)
     use_monitor = hasattr(trt, "IProgressMonitor") and hasattr(config, "progress_monitor")
@@ -295,20 +249,22 @@ def build_engine(
             serialized = builder.build_serialized_network(network, config)
     build_s = time.monotonic() - t0
     if serialized is None:
-        detail = "; ".join(logger.errors[-3:]) or "no error message from TensorRT"
+        detail = "; ".join(" ".join(line.split()) for line in logger.errors[-3:]) or "no error message from TensorRT"
         raise EngineBuildError(f"[{label}] TensorRT could not build an engine from {onnx_path.name}: {detail}")
     data = memoryview(serialized)
     engine_path.write_bytes(data)
+    outs = [network.get_output(i) for i in range(network.num_outputs)]
     written_cache = None
     if cache is not None and timing_cache:
         Path(timing_cache).write_bytes(memoryview(cache.serialize()))
         written_cache = Path(timing_cache).name
     return EngineResult(graph=label, file=engine_path.name, bytes=len(data), layers=int(network.num_layers),
                         build_s=round(build_s, 3), sha256=sha256_file(engine_path), backend=backend.flavour,
-                        version=backend.version, timing_cache=written_cache)
+                        version=backend.version, timing_cache=written_cache,
+                        outputs=[(list(o.shape), o.dtype.name) for o in outs])
 
 
-def _child_env(backend: Backend, scratch: Path) -> dict[str, str]:
+def _child_env(backend: TrtFlavour, scratch: Path) -> dict[str, str]:
     env = dict(os.environ)
     if backend.is_rtx:
         libdir = rtx_library_dir()
@@ -322,7 +278,7 @@ def _child_env(backend: Backend, scratch: Path) -> dict[str, str]:
 
 
 def build_engine_subprocess(
-    backend: Backend,
+    backend: TrtFlavour,
     onnx_path: str | os.PathLike[str],
     engine_path: str | os.PathLike[str],
     *,
@@ -344,6 +300,8 @@ def build_engine_subprocess(
         payload: dict[str, Any] = {}
         if result_file.is_file():
             payload = json.loads(result_file.read_text())
+            if "outputs" in payload:
+                payload["outputs"] = [(list(shape), dtype) for shape, dtype in payload["outputs"]]
         if proc.returncode != 0 or "error" in payload or not payload:
             message = payload.get("error") or (
                 f"[{label}] the engine build process died (exit code {proc.returncode}); "
@@ -352,14 +310,14 @@ def build_engine_subprocess(
         return EngineResult(**payload)
 
 
-def _plugin_library(explicit: str | None) -> tuple[str | None, str]:
+def find_plugin_library(explicit: str | None) -> tuple[str | None, str]:
     """Path of libsiamattn_trt_plugins.so, or None and why not."""
     if explicit:
         if not Path(explicit).is_file():
             raise EngineBuildError(f"--plugin-library {explicit} does not exist")
         return explicit, ""
     try:
-        from siamattn.plugins.library import find_library
+        from siamattn.plugins.build import find_library
 
         return str(find_library("trt", build_if_missing=False)), ""
     except ImportError:
@@ -368,27 +326,46 @@ def _plugin_library(explicit: str | None) -> tuple[str | None, str]:
         return None, str(exc)
 
 
-def _needs_plugins(entry: dict[str, Any], backend: Backend) -> bool:
+def _needs_plugins(entry: dict[str, Any], backend: TrtFlavour) -> bool:
     if entry["custom_ops"]:
         return True
-    # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (REFERENCE §4).
-    return backend.is_rtx and entry["op_counts"].get("DeformConv", 0) > 0
+    # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (docs/DESIGN.md §6).
+    return backend.is_rtx and entry["op_counts"].get(plugin_names.DEFORM_CONV.name, 0) > 0
 
 
-def build_engines(manifest: dict[str, Any], out: Path, backend: Backend, precision: str,
-                  plugin_library: str | None, log: Callable[[str], None]) -> None:
+def needs_plugins(manifest: dict[str, Any], backend: TrtFlavour) -> list[str]:
+    """Graphs of an export whose engines need our TensorRT plugin library under ``backend``."""
+    return [n for n in manifest["order"] if _needs_plugins(manifest["graphs"][n], backend)]
+
+
+def plugins_missing_error(graphs: list[str], why: str) -> EngineBuildError:
+    """The one-line failure for engines that were asked for but cannot be built without the plugins."""
+    reason = why.splitlines()[0] if why else "libsiamattn_trt_plugins.so not found"
+    return EngineBuildError(
+        "; ".join(f"[{g}] engine not built" for g in graphs)
+        + f": needs the siamattn TensorRT plugins (run `siamattn plugins build`, or pass --plugin-library): {reason}")
+
+
+def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, precision: str,
+                  plugin_library: str | None, log: Callable[[str], None], *, required: bool = True) -> None:
     """Build one engine per graph of an export folder and record them in ``manifest`` (torch-free, so a
-    Jetson can build its engines from ONNX exported elsewhere)."""
+    Jetson can build its engines from ONNX exported elsewhere).
+
+    ``required``: every engine was asked for, so one that cannot be built is an :class:`EngineBuildError`
+    (raised before any build starts when the plugin library is missing). Otherwise (an export's
+    ``--engine auto``) such graphs are skipped with a note and recorded in ``engines.skipped``."""
     section = manifest["engines"]
     section.update(backend=backend.flavour, version=backend.version)
     cache = None if backend.is_rtx else str(out / "timing.cache")
     plugin_lib: str | None = None
     plugin_why = ""
     if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
-        plugin_lib, plugin_why = _plugin_library(plugin_library)
+        plugin_lib, plugin_why = find_plugin_library(plugin_library)
         section["plugin_library"] = plugin_lib
     log(f"engines: {backend.flavour} {backend.version}, strongly typed ({precision} graph types)"
         + (f", plugins from {plugin_lib}" if plugin_lib else ""))
+    if required and plugin_lib is None and needs_plugins(manifest, backend):
+        raise plugins_missing_error(needs_plugins(manifest, backend), plugin_why)
     rows = []
     for name in manifest["order"]:
         entry = manifest["graphs"][name]
@@ -418,7 +395,7 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: Backend, precisi
 
 def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Build one TensorRT engine (child process of 'siamattn export').")
-    p.add_argument("--flavour", required=True, choices=sorted(FLAVOURS))
+    p.add_argument("--flavour", required=True, choices=sorted(FLAVOUR_MODULES))
     p.add_argument("--onnx", required=True)
     p.add_argument("--engine", required=True)
     p.add_argument("--label", required=True)
@@ -428,7 +405,7 @@ def _main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out: dict[str, Any]
     try:
-        backend = resolve_backend(a.flavour)
+        backend = resolve_flavour(a.flavour)
         assert backend is not None
         res = build_engine(backend, a.onnx, a.engine, label=a.label, plugin_library=a.plugin_library,
                            timing_cache=a.timing_cache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,17 +16,17 @@ import torch
 
 from siamattn import __version__
 from siamattn.config import Config
+from siamattn.export import engine as engines
+from siamattn.export.errors import ExportError
+from siamattn.export.fp16 import ISLANDS, convert_to_fp16
+from siamattn.export.graphs import Stage, export_stage, stages
+from siamattn.export.lowering import DEFAULT_XCORR, lowerings
+from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
+from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
+from siamattn.export.random_model import random_model
+from siamattn.export.verify import compare, run_onnx
+from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 from siamattn.training.model import SiamAttn, load_checkpoint
-
-from . import engine as engines
-from .errors import ExportError
-from .fp16 import ISLANDS, convert_to_fp16
-from .graphs import Stage, export_stage, stages
-from .lowering import DEFAULT_XCORR, lowerings
-from .manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
-from .postpass import custom_ops, describe_io, finalize, op_counts, optimize
-from .random_model import random_model
-from .verify import compare, run_onnx
 
 RANDOM_INIT_NOTE = "RANDOM-INIT WEIGHTS: not a trained tracker; for pipeline tests only (pass --checkpoint)"
 
@@ -34,15 +35,15 @@ Log = Callable[[str], None]
 
 @dataclass
 class ExportOptions:
-    ops: str = "portable"  # portable | plugin
-    precision: str = "fp16"  # fp16 | fp32
+    ops: str = "portable"  # values of these four: siamattn/export_choices.py
+    precision: str = "fp16"
     xcorr: str = DEFAULT_XCORR
-    deform_conv: str = "onnx"  # onnx (DeformConv-19) | gridsample (standard ops only, no plugin anywhere)
+    deform_conv: str = "onnx"
     keep_fp32: tuple[str, ...] = ISLANDS
     # The template graph runs once per video, so FP16 saves nothing per frame there, while its outputs (features,
     # the channel affinity's softmax) feed every frame: by default it stays FP32 in FP16 exports.
     template_fp16: bool = False
-    engine: str = "auto"  # auto | tensorrt | tensorrt-rtx | none
+    engine: str = "auto"  # values: siamattn/export_choices.py ENGINE
     plugin_library: str | None = None
     verify: bool = True
     seed: int = 0
@@ -52,6 +53,8 @@ class ExportOptions:
 def check_output_dir(out: str | os.PathLike[str]) -> Path:
     """Create ``out`` if needed and prove it is writable, before any long work."""
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"output directory '{path}' is a file, not a folder; choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".siamattn-write-test"
@@ -63,7 +66,7 @@ def check_output_dir(out: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _versions(backend: engines.Backend | None) -> dict[str, Any]:
+def _versions(backend: TrtFlavour | None) -> dict[str, Any]:
     import onnxscript
     import torchvision
 
@@ -121,9 +124,51 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     opts = opts or ExportOptions()
     cfg.export.ops, cfg.export.precision = opts.ops, opts.precision
     cfg.export.validate()
-    out = check_output_dir(out_dir)
-    backend = engines.resolve_backend(opts.engine)  # fails now, not after minutes of export, if missing
+    backend = resolve_flavour(opts.engine)  # fails now, not after minutes of export, if missing
+    required = backend is not None and opts.engine != "auto"  # engines asked for by name must all build
+    if required:
+        _check_plugins_available(cfg, opts, backend)
+    path = Path(out_dir)
+    created = not path.exists()
+    before = set(path.iterdir()) if path.is_dir() else set()
+    out = check_output_dir(path)
+    try:
+        return _export(cfg, out, checkpoint, opts, backend, required, log)
+    except BaseException:
+        _remove_created(out, created, before)
+        raise
 
+
+def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavour) -> None:
+    """Before minutes of export: fail when engines asked for by name will need our plugin library and there is
+    none (build_engines checks again, per graph, once the graphs exist)."""
+    graphs = []
+    deform_plugin = opts.deform_conv == "plugin" or (backend.is_rtx and opts.deform_conv == "onnx")
+    if deform_plugin and cfg.model.attention.deformable:  # the deformable conv sits in the search graph
+        graphs.append("search")
+    if opts.ops == "plugin" and cfg.model.refine.enabled:
+        graphs += ["refine_box", "refine_mask"] if cfg.model.refine.mask else ["refine_box"]
+    if not graphs:
+        return
+    lib, why = engines.find_plugin_library(opts.plugin_library)
+    if lib is None:
+        raise engines.plugins_missing_error(graphs, why)
+
+
+def _remove_created(out: Path, created: bool, before: set[Path]) -> None:
+    """After a failed export: remove what this export created; a folder that existed keeps its other content."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for entry in set(out.iterdir()) - before if out.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions, backend: TrtFlavour | None,
+            required: bool, log: Log) -> dict[str, Any]:
     t_start = time.monotonic()
     model, weights = load_model(cfg, checkpoint, opts.seed)
     if weights["source"] == "random-init":
@@ -168,10 +213,9 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
         log(f"engines: skipped ({reason})")
         manifest["engines"]["skipped"] = {name: reason for name in manifest["order"]}
     else:
-        engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log)
+        engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log, required=required)
     write_manifest(out, manifest)
     log(f"wrote {out / 'manifest.json'} ({time.monotonic() - t_start:.0f}s total)")
     return manifest
-
 
 

@@ -33,13 +33,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ISLANDS = ("channel_attention", "spatial_attention", "roi", "box_deltas", "large_weights")
+from siamattn.export_choices import FP32_ISLANDS
+from siamattn.plugins.names import DEFORM_ROI_POOL
+
+ISLANDS = tuple(FP32_ISLANDS)  # names and meanings: siamattn/export_choices.py
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)
 # Ops whose inputs are read regardless of element type: never insert a Cast in front of them.
 _TYPE_AGNOSTIC_INPUTS = {"Shape", "Size", "Cast", "CastLike"}
 # (op, input index) that must stay FP32 whatever the node's precision.
-_PINNED_FP32 = {("Resize", 1), ("Resize", 2), ("DeformRoIPool", 1)}
+_PINNED_FP32 = {("Resize", 1), ("Resize", 2), (DEFORM_ROI_POOL.name, 1)}
 # Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math.
 _PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Mul", "Div", "Flatten"}
 _COORD_OPS = _PASS_THROUGH | {
@@ -130,7 +133,7 @@ def _attention_islands(gr: _Graph) -> tuple[set[int], set[int]]:
 
 
 def _roi_island(gr: _Graph) -> set[int]:
-    island = {i for i, n in enumerate(gr.nodes) if n.op_type == "DeformRoIPool"}
+    island = {i for i, n in enumerate(gr.nodes) if n.op_type == DEFORM_ROI_POOL.name}
     downstream = gr.descendants_of_input(_ROI_INPUT)
     seeds = [i for i in downstream if gr.nodes[i].op_type == "GridSample"]
     # Backwards from each GridSample through coordinate math that depends on the RoIs.

@@ -26,11 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from siamattn.errors import SiamAttnError
+from siamattn.export.errors import ExportError
+from siamattn.export.random_model import random_images, random_rois
 from siamattn.ops import dispatch
 from siamattn.training.model import SiamAttn
-
-from .errors import ExportError
-from .random_model import random_images, random_rois
 
 
 class _Template(nn.Module):

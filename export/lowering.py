@@ -22,15 +22,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from siamattn import export_choices as choices
 from siamattn.errors import ConfigError
 from siamattn.ops.deform_conv import pair as _pair
+from siamattn.plugins import names as plugin_names
 
 # ---------------------------------------------------------------------------------------- RoI pooling
 
-ROI_POOL_DOMAIN = "siamattn"  # custom ONNX domain; TensorRT's parser looks the plugin up by op type
-ROI_POOL_OP = "DeformRoIPool"
-ROI_POOL_VERSION = 1
-
+# Custom ONNX domain and op types of our plugin nodes (plugins/include/siamattn_plugin_names.h); TensorRT's
+# parser looks a plugin up by op type and the node's plugin_version (default "1").
+PLUGIN_DOMAIN = plugin_names.ONNX_DOMAIN
+ROI_POOL_OP = plugin_names.DEFORM_ROI_POOL.name
+ROI_POOL_VERSION = int(plugin_names.DEFORM_ROI_POOL.version)
 
 
 def _fixed_sampling(sampling_ratio: int) -> int:
@@ -109,7 +112,7 @@ def deform_roi_pool_plugin(
     sampling_ratio: int = 0,
     gamma: float = 0.1,
 ) -> Tensor:
-    """One custom-domain node (REFERENCE §4: dynamo needs torch.onnx.ops.symbolic; autograd.Function.symbolic
+    """One custom-domain node (docs/DESIGN.md §6: dynamo needs torch.onnx.ops.symbolic; autograd.Function.symbolic
     is ignored). Attribute names are the plugin creator's field names."""
     ph, pw = _pair(output_size)
     inputs: list[Tensor] = [feat, rois] if offset is None else [feat, rois, offset]
@@ -120,7 +123,7 @@ def deform_roi_pool_plugin(
         "sampling_ratio": int(_fixed_sampling(sampling_ratio)),
         "gamma": float(gamma),
     }
-    return torch.onnx.ops.symbolic(f"{ROI_POOL_DOMAIN}::{ROI_POOL_OP}", inputs, attrs, dtype=feat.dtype,
+    return torch.onnx.ops.symbolic(f"{PLUGIN_DOMAIN}::{ROI_POOL_OP}", inputs, attrs, dtype=feat.dtype,
                                    shape=(rois.shape[0], feat.shape[1], ph, pw), version=ROI_POOL_VERSION)
 
 
@@ -168,7 +171,9 @@ def deform_conv2d_gridsample(
     return F.conv2d(stacked, weight.reshape(m, c * kh * kw, 1, 1), bias)
 
 
-DEFORM_CONV_OP = "SiamAttnDeformConv"  # our DeformConv plugin under a name full TensorRT does not import itself
+# Our DeformConv plugin under a name full TensorRT does not import itself.
+DEFORM_CONV_OP = plugin_names.CUSTOM_DEFORM_CONV.name
+DEFORM_CONV_VERSION = int(plugin_names.CUSTOM_DEFORM_CONV.version)
 
 
 def deform_conv2d_plugin(
@@ -198,8 +203,8 @@ def deform_conv2d_plugin(
     }
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    return torch.onnx.ops.symbolic(f"{ROI_POOL_DOMAIN}::{DEFORM_CONV_OP}", inputs, attrs, dtype=x.dtype,
-                                   shape=(n, m, oh, ow), version=1)
+    return torch.onnx.ops.symbolic(f"{PLUGIN_DOMAIN}::{DEFORM_CONV_OP}", inputs, attrs, dtype=x.dtype,
+                                   shape=(n, m, oh, ow), version=DEFORM_CONV_VERSION)
 
 
 # ---------------------------------------------------------------------------------------------- xcorr
@@ -250,29 +255,27 @@ def xcorr_unfold_matmul(x: Tensor, kernel: Tensor) -> Tensor:
     return out.reshape(b, c, oh, ow)
 
 
-XCORR: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "conv": xcorr_conv,
-    "shift_add": xcorr_shift_add,
-    "unfold_matmul": xcorr_unfold_matmul,
-}
+# The implementations of the values of siamattn/export_choices.py (a test checks both list the same values).
+XCORR: dict[str, Callable[[Tensor, Tensor], Tensor]] = dict(
+    zip(choices.XCORR.names, (xcorr_conv, xcorr_shift_add, xcorr_unfold_matmul), strict=True))
 # Chosen by the measurements in docs/PERFORMANCE.md (python -m siamattn.export.measure xcorr).
-DEFAULT_XCORR = "conv"
+DEFAULT_XCORR = choices.XCORR.default or next(iter(XCORR))
 
-ROI_POOL = {"portable": deform_roi_pool_portable, "plugin": deform_roi_pool_plugin}
-DEFORM_CONV = ("onnx", "gridsample", "plugin")
+ROI_POOL = dict(zip(choices.OPS.names, (deform_roi_pool_portable, deform_roi_pool_plugin), strict=True))
+# None: the reference op (torchvision) is exported as standard ONNX DeformConv.
+DEFORM_CONV: dict[str, Callable[..., Tensor] | None] = dict(
+    zip(choices.DEFORM_CONV.names, (None, deform_conv2d_gridsample, deform_conv2d_plugin), strict=True))
 
 
 def lowerings(ops: str, xcorr: str, deform_conv: str = "onnx") -> dict[str, Callable[..., Any]]:
     """The ``dispatch.use(**...)`` arguments for an export mode."""
-    if ops not in ROI_POOL:
-        raise ConfigError(f"export ops must be one of {sorted(ROI_POOL)}, got {ops!r}")
-    if xcorr not in XCORR:
-        raise ConfigError(f"xcorr lowering must be one of {sorted(XCORR)}, got {xcorr!r}")
-    if deform_conv not in DEFORM_CONV:
-        raise ConfigError(f"deform-conv lowering must be one of {list(DEFORM_CONV)}, got {deform_conv!r}")
+    for what, choice, value in (("export ops", choices.OPS, ops), ("xcorr lowering", choices.XCORR, xcorr),
+                                ("deform-conv lowering", choices.DEFORM_CONV, deform_conv)):
+        problem = choice.check(value)
+        if problem:
+            raise ConfigError(f"{what} {problem}")
     out: dict[str, Callable[..., Any]] = {"deform_roi_pool": ROI_POOL[ops], "xcorr_depthwise": XCORR[xcorr]}
-    if deform_conv == "gridsample":
-        out["deform_conv2d"] = deform_conv2d_gridsample
-    elif deform_conv == "plugin":
-        out["deform_conv2d"] = deform_conv2d_plugin
+    conv = DEFORM_CONV[deform_conv]
+    if conv is not None:
+        out["deform_conv2d"] = conv
     return out

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from siamattn import export_choices
 from siamattn.config import Config, from_dict
 from siamattn.errors import ConfigError
-
-from .errors import ManifestError
+from siamattn.export.errors import ManifestError
 
 FORMAT = "siamattn-export"
 VERSION = 1
@@ -108,6 +108,70 @@ class GraphSpec:
         raise KeyError(f"graph {self.name} has no output {name!r}; outputs: {[t.name for t in self.outputs]}")
 
 
+# What a reader relies on: field -> (JSON types, required). Checked whole on load, so a damaged or hand-edited
+# manifest is one clear error instead of a KeyError deep in the runtime.
+_NULL = type(None)
+_TOP: dict[str, tuple[tuple[type, ...], bool]] = {
+    "config": ((dict,), True), "export": ((dict,), True), "graphs": ((dict,), True), "order": ((list,), True),
+    "weights": ((dict,), False), "versions": ((dict,), False), "engines": ((dict,), False),
+    "verification": ((dict,), False), "created_utc": ((str,), False),
+}
+_EXPORT = {
+    "ops": ((str,), True), "precision": ((str,), True), "opset": ((int,), False), "ir_version": ((int,), False),
+    "xcorr": ((str,), False), "deform_conv": ((str,), False), "fp32_islands": ((list,), False),
+    "template_fp16": ((bool,), False), "io_dtype": ((str,), False),
+}
+_GRAPH = {
+    "file": ((str,), True), "sha256": ((str,), True), "inputs": ((list,), True), "outputs": ((list,), True),
+    "custom_ops": ((list,), False), "op_counts": ((dict,), False), "precision": ((str,), False),
+    "engine": ((dict, _NULL), False), "bytes": ((int,), False),
+}
+_ENGINES = {
+    "backend": ((str, _NULL), False), "version": ((str, _NULL), False), "timing_cache": ((str, _NULL), False),
+    "plugin_library": ((str, _NULL), False), "skipped": ((dict,), False),
+}
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false",
+               _NULL: "null"}
+
+
+def _check_fields(path: Path, data: dict[str, Any], spec: dict[str, tuple[tuple[type, ...], bool]],
+                  prefix: str) -> None:
+    for key, (types, required) in spec.items():
+        field = f"{prefix}{key}"
+        if key not in data:
+            if required:
+                raise ManifestError(f"{path}: field '{field}' is missing; re-run 'siamattn export' (or "
+                                    "'siamattn build-engines') to write a complete manifest")
+            continue
+        value = data[key]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            want = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise ManifestError(f"{path}: field '{field}' must be {want}, not {type(value).__name__}; "
+                                "re-run 'siamattn export' to write a valid manifest")
+
+
+def validate_manifest(path: Path, data: dict[str, Any]) -> None:
+    """Every field a reader uses is present with the right type and allowed value (one error naming the first
+    that is not)."""
+    _check_fields(path, data, _TOP, "")
+    _check_fields(path, data["export"], _EXPORT, "export.")
+    for key in ("ops", "precision"):
+        problem = export_choices.by_config_key(f"export.{key}").check(data["export"][key])
+        if problem:
+            raise ManifestError(f"{path}: field 'export.{key}' {problem}; re-run 'siamattn export'")
+    if not all(isinstance(n, str) for n in data["order"]):
+        raise ManifestError(f"{path}: field 'order' must be a list of graph names; re-run 'siamattn export'")
+    for name in data["order"]:
+        entry = data["graphs"].get(name)
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{path} lists graph '{name}' in 'order' but 'graphs.{name}' is not an entry; "
+                                "re-run 'siamattn export'")
+        _check_fields(path, entry, _GRAPH, f"graphs.{name}.")
+    if "engines" in data:
+        _check_fields(path, data["engines"], _ENGINES, "engines.")
+
+
 def _tensors(items: Any, where: str) -> tuple[TensorSpec, ...]:
     try:
         return tuple(TensorSpec(str(t["name"]), tuple(int(d) for d in t["shape"]), str(t["dtype"])) for t in items)
@@ -130,6 +194,9 @@ class Manifest:
         """Read ``directory/manifest.json``; with ``verify`` also check every listed file's sha256."""
         root = Path(directory)
         path = root / FILE_NAME
+        if root.exists() and not root.is_dir():
+            raise ManifestError(f"'{root}' is not a folder (it is a file): pass the export folder that holds "
+                                f"{FILE_NAME}")
         if not root.is_dir():
             raise ManifestError(f"export directory '{root}' does not exist; create it with "
                                 f"'siamattn export --out {root}'")
@@ -144,14 +211,10 @@ class Manifest:
         if data.get("version") != VERSION:
             raise ManifestError(f"{path} has manifest version {data.get('version')!r}; this code reads version "
                                 f"{VERSION}: re-export with this version of siamattn")
-        missing = [k for k in ("config", "export", "graphs", "order") if k not in data]
-        if missing:
-            raise ManifestError(f"{path} lacks {', '.join(missing)}; re-run 'siamattn export'")
+        validate_manifest(path, data)
         graphs: dict[str, GraphSpec] = {}
         for name in data["order"]:
-            g = data["graphs"].get(name)
-            if not isinstance(g, dict):
-                raise ManifestError(f"{path} lists graph '{name}' in 'order' but has no entry for it")
+            g = data["graphs"][name]
             engine = None
             if g.get("engine"):
                 e = g["engine"]

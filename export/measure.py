@@ -26,14 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from siamattn.config import load_config
-
-from . import engine as engines
-from .fp16 import ISLANDS, convert_to_fp16
-from .graphs import Stage, export_stage, stages
-from .lowering import XCORR, lowerings
-from .postpass import finalize, optimize
-from .random_model import random_model
-from .verify import compare, run_onnx
+from siamattn.export import engine as engines
+from siamattn.export.fp16 import ISLANDS, convert_to_fp16
+from siamattn.export.graphs import Stage, export_stage, stages
+from siamattn.export.lowering import XCORR, lowerings
+from siamattn.export.postpass import finalize, optimize
+from siamattn.export.random_model import random_model
+from siamattn.export.verify import compare, run_onnx
+from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 
 
 def machine() -> str:
@@ -85,7 +85,7 @@ def _latencies_ms(models: dict[str, onnx.ModelProto], feeds: dict[str, np.ndarra
     return {k: (min(v), statistics.median(v)) for k, v in times.items()}
 
 
-def _trt_build(backend: engines.Backend | None, model: onnx.ModelProto, label: str) -> str:
+def _trt_build(backend: TrtFlavour | None, model: onnx.ModelProto, label: str) -> str:
     if backend is None:
         return "n/a (no TensorRT)"
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +101,7 @@ def _trt_build(backend: engines.Backend | None, model: onnx.ModelProto, label: s
 def measure_xcorr(runs: int, threads: int, out: list[str]) -> None:
     shapes = [("RPN head (r50)", (1, 256, 29, 29), (1, 256, 5, 5)),
               ("refinement (r50)", (1, 256, 31, 31), (1, 256, 7, 7))]
-    backend = engines.resolve_backend("auto")
+    backend = resolve_flavour("auto")
     out.append(f"Machine: {machine()}; ONNX Runtime CPU, {threads} thread(s), median of {runs} runs. "
                f"Engine builds: {backend.flavour + ' ' + backend.version if backend else 'no TensorRT installed'} "
                "(ahead-of-time, no GPU).\n")

@@ -10,7 +10,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto
 
-from .errors import ExportError
+from siamattn.export.errors import ExportError
 
 DTYPE_NAMES = {
     TensorProto.FLOAT: "float32",

@@ -20,11 +20,11 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
-from .lowering import DEFORM_CONV_OP, ROI_POOL_DOMAIN, ROI_POOL_OP
+from siamattn.plugins.names import CUSTOM_DEFORM_CONV, DEFORM_ROI_POOL, ONNX_DOMAIN
 
 
 class _DeformRoIPoolRef(OpRun):
-    op_domain = ROI_POOL_DOMAIN
+    op_domain = ONNX_DOMAIN
 
     def _run(self, feat: np.ndarray, rois: np.ndarray, offset: np.ndarray | None = None,  # type: ignore[override]
              output_height: int | None = None, output_width: int | None = None, spatial_scale: float | None = None,
@@ -40,11 +40,11 @@ class _DeformRoIPoolRef(OpRun):
         return (out.numpy().astype(feat.dtype),)
 
 
-_DeformRoIPoolRef.__name__ = ROI_POOL_OP  # ReferenceEvaluator matches custom ops by class name
+_DeformRoIPoolRef.__name__ = DEFORM_ROI_POOL.name  # ReferenceEvaluator matches custom ops by class name
 
 
 class _DeformConvRef(OpRun):
-    op_domain = ROI_POOL_DOMAIN
+    op_domain = ONNX_DOMAIN
 
     def _run(self, x: np.ndarray, w: np.ndarray, offset: np.ndarray, b: np.ndarray | None = None,  # type: ignore[override]
              mask: np.ndarray | None = None, dilations: list[int] | None = None, group: int | None = None,
@@ -65,7 +65,7 @@ class _DeformConvRef(OpRun):
         return (out.numpy().astype(x.dtype),)
 
 
-_DeformConvRef.__name__ = DEFORM_CONV_OP
+_DeformConvRef.__name__ = CUSTOM_DEFORM_CONV.name
 
 
 class _GridSample(OpRun):

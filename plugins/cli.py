@@ -7,8 +7,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from .emulation import BLOCK_ORDERS, SANITIZERS
-from .library import (
+from siamattn.plugins.build import (
     LIB_FILES,
     BuildOptions,
     PluginBuildError,
@@ -17,6 +16,7 @@ from .library import (
     find_nvcc,
     find_tensorrt_include,
 )
+from siamattn.plugins.emulation import BLOCK_ORDERS, SANITIZERS
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from . import emulation
+    from siamattn.plugins import emulation
 
     lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs)
     sanitizers = emulation.SANITIZERS if args.sanitizer == "all" else (args.sanitizer,)

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .library import BuildOptions, PluginBuildError, build
+from siamattn.plugins.build import BuildOptions, PluginBuildError, build
 
 SANITIZERS = ("none", "address", "thread")
 _SUFFIX = {"none": "", "address": "_asan", "thread": "_tsan"}

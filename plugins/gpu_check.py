@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .library import split_k_override
+from siamattn.plugins.library import split_k_override
 
 # Normalised error bounds: max|ours - ref| / max(|ref|, 1). FP32: sums of up to 2304 FP32 products. FP16:
 # inputs are FP16 in both; ours rounds each sampled value and the output to half (2^-11 relative each) and
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check needs a CUDA GPU and a CUDA build of torch; none is available here. The CPU "
               "implementation is covered by 'pytest tests/test_plugins_cpu.py'.")
         return 2
-    from .library import LIB_FILES, BuildOptions, DeformLibrary, build
+    from siamattn.plugins.build import LIB_FILES, BuildOptions, build
+    from siamattn.plugins.library import DeformLibrary
 
     major, minor = torch.cuda.get_device_capability()
     env_dir = os.environ.get("SIAMATTN_PLUGINS_DIR")

@@ -1,89 +1,23 @@
-"""Find, build and call the native deformable-op libraries.
+"""The C API of the native deformable-op libraries through ctypes, with NumPy (CPU) and torch (CUDA) wrappers.
 
-Three shared libraries come out of ``plugins/CMakeLists.txt``:
-
-- ``libsiamattn_deform_cpu.so``: the CPU implementation (host compiler only, always built);
-- ``libsiamattn_deform_cuda.so``: the same C API plus the CUDA kernels (when nvcc is found);
-- ``libsiamattn_trt_plugins.so``: the TensorRT IPluginV3 plugins (when TensorRT headers are found too).
-
-Automatic builds go to ``~/.cache/siamattn/plugins/<sources hash>-<options hash>`` (``SIAMATTN_PLUGINS_CACHE``
-overrides the root), so a source edit never picks up a stale library. ``SIAMATTN_PLUGINS_DIR`` points at a
-directory with prebuilt libraries (e.g. a build made on a Jetson) and wins over the cache.
+Finding and building the libraries: siamattn/plugins/build.py. The C API: plugins/include/siamattn_deform.h.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from siamattn.errors import InputError, SiamAttnError
-
-LIB_FILES = {
-    "cpu": "libsiamattn_deform_cpu.so",
-    "cuda": "libsiamattn_deform_cuda.so",
-    "trt": "libsiamattn_trt_plugins.so",
-}
-SOURCE_DIR = Path(__file__).resolve().parent
-# Extracted public TensorRT headers are often kept here (see plugins/README.md); checked last.
-TENSORRT_INCLUDE_CANDIDATES = (
-    "/usr/include/x86_64-linux-gnu",
-    "/usr/include/aarch64-linux-gnu",
-    "/usr/local/TensorRT/include",
-    "/usr/local/tensorrt/include",
-    "/opt/tensorrt/include",
-    "/usr/include",
-    "~/tensorrt-oss/include",
-)
-# One architecture keeps test builds short; users get the full default list for their CUDA version.
-TEST_CUDA_ARCHS = "75-real"
+from siamattn.errors import InputError
+from siamattn.plugins.build import find_library
 
 F32, F16 = 0, 1  # siamattn_dtype
-
-
-class PluginBuildError(SiamAttnError, RuntimeError):
-    """The native libraries could not be found or built; the message says what is missing."""
-
-
-# ------------------------------------------------------------------------------------------- discovery
-
-
-def find_tensorrt_include(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """Directory holding ``NvInferRuntime.h``: explicit, $TensorRT_INCLUDE_DIR, then standard places."""
-    if explicit is not None:
-        path = Path(explicit).expanduser()
-        if not (path / "NvInferRuntime.h").is_file():
-            raise PluginBuildError(
-                f"--tensorrt-include {path} has no NvInferRuntime.h. Pass the 'include' folder of a TensorRT >= 10 "
-                "install (e.g. /usr/include/aarch64-linux-gnu on JetPack, /usr/include/x86_64-linux-gnu with the "
-                "libnvinfer-headers-dev package) or of the public NVIDIA TensorRT repository."
-            )
-        return path
-    env = [os.environ.get(k) for k in ("TensorRT_INCLUDE_DIR", "TENSORRT_INCLUDE_DIR")]
-    for cand in [*filter(None, env), *TENSORRT_INCLUDE_CANDIDATES]:
-        path = Path(cand).expanduser()
-        if (path / "NvInferRuntime.h").is_file():
-            return path
-    return None
-
-
-def find_nvcc() -> str | None:
-    for cand in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return cand
-    return None
 
 
 @contextlib.contextmanager
@@ -102,213 +36,6 @@ def split_k_override(splits: int | None) -> Iterator[None]:
             os.environ.pop("SIAMATTN_DEFORM_SPLIT_K", None)
         else:
             os.environ["SIAMATTN_DEFORM_SPLIT_K"] = saved
-
-
-def local_cuda_arch() -> str | None:
-    """Compute capability of this machine's first GPU as CMake spells it ("87"); None without GPU or driver.
-
-    cuda-python first (it works on Jetson, which has no nvidia-smi), then ``nvidia-smi``."""
-    try:
-        from cuda.bindings import runtime as cudart
-
-        err, count = cudart.cudaGetDeviceCount()
-        if int(err) == 0 and count > 0:
-            attr = cudart.cudaDeviceAttr
-            e1, major = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, 0)
-            e2, minor = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, 0)
-            if int(e1) == 0 and int(e2) == 0:
-                return f"{major}{minor}"
-    except Exception:  # no cuda-python, no driver: fall through
-        pass
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.match(r"\s*(\d+)\.(\d+)", out)
-    return f"{match.group(1)}{match.group(2)}" if match else None
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """What to build. ``cuda=None`` means: CUDA when nvcc is found; ``tensorrt_include=None``: search for it.
-    ``cuda_archs=None``: this machine's GPU when one is found (a build of a minute instead of many on a Jetson),
-    else the portable list of CMakeLists.txt; ``"all"``: always that list."""
-
-    cuda: bool | None = None
-    cuda_archs: str | None = None
-    tensorrt_include: str | None = None
-    tensorrt: bool | None = None
-    build_type: str = "Release"
-    emulation: bool = False  # also the CUDA-on-CPU emulation executables (emu/, tests without a GPU)
-
-    def resolved(self) -> BuildOptions:
-        nvcc = find_nvcc()
-        if self.cuda and nvcc is None:
-            raise PluginBuildError(
-                "a CUDA build was requested but nvcc was not found: install the CUDA toolkit (or JetPack), put its "
-                "bin/ on PATH or set CUDACXX=/path/to/nvcc; or build the CPU library only with --no-cuda"
-            )
-        cuda = nvcc is not None if self.cuda is None else self.cuda
-        # The emulation's TensorRT driver needs the headers only (no CUDA), even when the plugin library is off.
-        wants_headers = self.tensorrt is not False or self.emulation
-        trt_dir = find_tensorrt_include(self.tensorrt_include) if wants_headers else None
-        if self.tensorrt and trt_dir is None:
-            raise PluginBuildError(
-                "the TensorRT plugin library was requested but no TensorRT headers (NvInferRuntime.h) were found. "
-                "Pass --tensorrt-include DIR or set TensorRT_INCLUDE_DIR: on JetPack/TensorRT installs the headers are "
-                "in /usr/include/<arch>-linux-gnu; otherwise extract include/ of the public NVIDIA TensorRT "
-                "repository somewhere outside this project"
-            )
-        if self.tensorrt and not cuda:
-            raise PluginBuildError("the TensorRT plugin library needs CUDA (nvcc) as well as the TensorRT headers")
-        archs = self.cuda_archs
-        if cuda and archs is None:
-            archs = local_cuda_arch()
-        if archs == "all":
-            archs = None
-        return BuildOptions(
-            cuda=cuda,
-            cuda_archs=archs,
-            tensorrt_include=str(trt_dir) if (trt_dir and (cuda or self.emulation)) else None,
-            tensorrt=bool(trt_dir and cuda and self.tensorrt is not False),
-            build_type=self.build_type,
-            emulation=self.emulation,
-        )
-
-
-def _sources_hash() -> str:
-    digest = hashlib.sha256()
-    files = [SOURCE_DIR / "CMakeLists.txt"]
-    for sub in ("include", "src", "trt", "emu"):
-        files += sorted(p for p in (SOURCE_DIR / sub).glob("*") if p.is_file())
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _options_hash(opts: BuildOptions) -> str:
-    # The source path is part of the key: CMake refuses a build tree configured from another checkout.
-    key = {**asdict(opts), "source_dir": str(SOURCE_DIR.resolve())}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _check_build_tree(out: Path) -> None:
-    """Fail clearly when ``out`` was configured from a different source tree (CMake's own message is cryptic)."""
-    cache = out / "CMakeCache.txt"
-    if not cache.is_file():
-        return
-    match = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", cache.read_text(errors="replace"), re.M)
-    if match and Path(match.group(1)).resolve() != SOURCE_DIR.resolve():
-        raise PluginBuildError(
-            f"the build directory {out} was configured from {match.group(1)}, not from {SOURCE_DIR}: "
-            "pick another --build-dir or delete that one"
-        )
-
-
-def cache_root() -> Path:
-    root = os.environ.get("SIAMATTN_PLUGINS_CACHE")
-    if root:
-        return Path(root).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "siamattn" / "plugins"
-
-
-def build_dir_for(opts: BuildOptions) -> Path:
-    return cache_root() / f"{_sources_hash()}-{_options_hash(opts)}"
-
-
-# ------------------------------------------------------------------------------------------------ build
-
-
-def build(
-    options: BuildOptions | None = None,
-    build_dir: str | os.PathLike[str] | None = None,
-    jobs: int | None = None,
-    verbose: bool = False,
-) -> Path:
-    """Configure and build with CMake; returns the directory holding the libraries (``<build>/lib``).
-
-    Re-running on an up-to-date build directory is a no-op apart from CMake's own checks.
-    """
-    opts = (options or BuildOptions()).resolved()
-    cmake = shutil.which("cmake")
-    if cmake is None:
-        raise PluginBuildError(
-            "cmake (>= 3.18) was not found on PATH: install it with 'apt-get install cmake' or 'pip install cmake'"
-        )
-    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
-        raise PluginBuildError("no C++ compiler found: install one with 'apt-get install g++' (or set CXX)")
-    out = Path(build_dir).expanduser() if build_dir else build_dir_for(opts)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_build_tree(out)
-    args = [cmake, "-S", str(SOURCE_DIR), "-B", str(out), f"-DCMAKE_BUILD_TYPE={opts.build_type}"]
-    args.append(f"-DSIAMATTN_BUILD_CUDA={'ON' if opts.cuda else 'OFF'}")
-    args.append(f"-DSIAMATTN_BUILD_TRT={'ON' if opts.tensorrt else 'OFF'}")
-    args.append(f"-DSIAMATTN_BUILD_EMULATION={'ON' if opts.emulation else 'OFF'}")
-    if opts.cuda:
-        nvcc = find_nvcc()
-        args.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
-        if opts.cuda_archs:
-            args.append(f"-DSIAMATTN_CUDA_ARCHS={opts.cuda_archs}")
-    if opts.tensorrt_include:
-        args.append(f"-DTensorRT_INCLUDE_DIR={opts.tensorrt_include}")
-    jobs = jobs or max(1, os.cpu_count() or 1)
-    log_path = out / "build.log"
-    import fcntl  # POSIX only, like the libraries themselves
-
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test workers share one build
-        with open(log_path, "w") as log:
-            for cmd in (args, [cmake, "--build", str(out), "-j", str(jobs)]):
-                log.write("$ " + " ".join(cmd) + "\n")
-                log.flush()
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                log.write(proc.stdout)
-                if verbose:
-                    sys.stdout.write(proc.stdout)
-                if proc.returncode != 0:
-                    tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
-                    raise PluginBuildError(f"building the plugins failed (full log: {log_path}):\n{tail}")
-        (out / "lib" / "build_options.json").write_text(json.dumps(asdict(opts), indent=2) + "\n")
-    return out / "lib"
-
-
-def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: BuildOptions | None = None) -> Path:
-    """Path of a library (``kind`` in cpu/cuda/trt); builds it into the cache when missing and allowed."""
-    if kind not in LIB_FILES:
-        raise ValueError(f"kind must be one of {sorted(LIB_FILES)}, got {kind!r}")
-    name = LIB_FILES[kind]
-    env_dir = os.environ.get("SIAMATTN_PLUGINS_DIR")
-    if env_dir:
-        path = Path(env_dir).expanduser() / name
-        if path.is_file():
-            return path
-        raise PluginBuildError(f"SIAMATTN_PLUGINS_DIR={env_dir} has no {name}; build it with 'siamattn plugins build'")
-    for lib_dir in cached_builds():
-        if (lib_dir / name).is_file():
-            return lib_dir / name
-    if not build_if_missing:
-        raise PluginBuildError(f"{name} is not built yet: run 'siamattn plugins build'")
-    wanted = options or BuildOptions(cuda=True if kind != "cpu" else None, tensorrt=True if kind == "trt" else None)
-    lib_dir = build(wanted)
-    if not (lib_dir / name).is_file():
-        summary = (lib_dir / "siamattn_build.txt").read_text().strip()
-        raise PluginBuildError(f"the build finished without {name} ({summary})")
-    return lib_dir / name
-
-
-def cached_builds() -> list[Path]:
-    """Library directories in the cache built from the current sources, newest first."""
-    root = cache_root()
-    if not root.is_dir():
-        return []
-    dirs = [d / "lib" for d in root.glob(f"{_sources_hash()}-*") if (d / "lib" / "build_options.json").is_file()]
-    return sorted(dirs, key=lambda d: d.stat().st_mtime, reverse=True)
 
 
 # -------------------------------------------------------------------------------------------- C binding
@@ -617,12 +344,3 @@ def load(kind: str = "cpu", *, build_if_missing: bool = True) -> DeformLibrary:
     if kind not in _LOADED:
         _LOADED[kind] = DeformLibrary(find_library(kind, build_if_missing=build_if_missing))
     return _LOADED[kind]
-
-
-def libraries_for_tests() -> Path:
-    """Library directory the test-suite uses: ``SIAMATTN_PLUGINS_DIR`` when set, else a cached build with CUDA
-    for one architecture (when nvcc is found) and the TensorRT plugins (when headers are found)."""
-    env_dir = os.environ.get("SIAMATTN_PLUGINS_DIR")
-    if env_dir:
-        return Path(env_dir).expanduser()
-    return build(BuildOptions(cuda_archs=TEST_CUDA_ARCHS))

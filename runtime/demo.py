@@ -37,21 +37,9 @@ def demo_clip() -> Path:
 
 def _gpu_engine_backend() -> str:
     """'auto' engines only where they can also run here (a TensorRT module and an NVIDIA GPU)."""
-    try:
-        from cuda.bindings import runtime as cudart
+    from siamattn.tensorrt_env import engine_flavour_for_this_machine
 
-        err, count = cudart.cudaGetDeviceCount()
-        if int(err) != 0 or count == 0:
-            return "none"
-    except ImportError:
-        return "none"
-    try:
-        from .trt_runner import import_tensorrt
-
-        import_tensorrt("auto")
-    except SiamAttnError:
-        return "none"
-    return "auto"
+    return engine_flavour_for_this_machine()
 
 
 def _export(checkpoint: Path, out: Path, engine: str) -> Path:

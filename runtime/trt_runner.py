@@ -17,7 +17,6 @@ wheels for x86_64 and aarch64 (Jetson); pycuda needs a local CUDA build with cur
 from __future__ import annotations
 
 import ctypes
-import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,18 +29,9 @@ from siamattn.runtime.graph_backend import GraphSpec, TensorSpec
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str]:
     """Return (module, flavour) for "tensorrt", "tensorrt-rtx" or "auto" (full TensorRT first)."""
-    candidates = {"tensorrt": ["tensorrt"], "tensorrt-rtx": ["tensorrt_rtx", "tensorrt_rtx_bindings"],
-                  "auto": ["tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"]}[flavour]
-    for name in candidates:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        return module, ("tensorrt" if name == "tensorrt" else "tensorrt-rtx")
-    raise MissingDependencyError(
-        "no TensorRT Python package found: install TensorRT (JetPack on Jetson, or 'pip install tensorrt') or "
-        "TensorRT-RTX ('pip install siamattn-trt[tensorrt-rtx]'), or use --backend onnxruntime"
-    )
+    from siamattn import tensorrt_env
+
+    return tensorrt_env.import_tensorrt(flavour)
 
 
 def _cudart() -> Any:

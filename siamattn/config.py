@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from siamattn import export_choices
+from siamattn.errors import ConfigError
 
 
 @dataclass
@@ -264,11 +265,12 @@ class ExportConfig:
     opset: int = 19  # DeformConv exists from opset 19
     ir_version: int = 10  # ONNX Runtime 1.31 rejects IR 14
     precision: str = "fp16"
-    ops: str = "portable"  # portable (standard ONNX) | plugin (our TensorRT plugins)
+    ops: str = "portable"  # values and meanings: siamattn/export_choices.py
 
     def validate(self) -> None:
-        _check(self.precision in ("fp16", "fp32"), "export.precision", "must be 'fp16' or 'fp32'")
-        _check(self.ops in ("portable", "plugin"), "export.ops", "must be 'portable' or 'plugin'")
+        for key, value in (("export.precision", self.precision), ("export.ops", self.ops)):
+            problem = export_choices.by_config_key(key).check(value)
+            _check(problem is None, key, problem or "")
         _check(self.opset >= 19, "export.opset", "must be >= 19 (DeformConv)")
 
 

@@ -21,7 +21,7 @@ from onnx import TensorProto
 from siamattn.cli import main
 from siamattn.config import load_config
 from siamattn.export import lowering
-from siamattn.export.engine import EngineBuildError, build_engine_subprocess, resolve_backend
+from siamattn.export.engine import EngineBuildError, build_engine_subprocess
 from siamattn.export.errors import ManifestError
 from siamattn.export.exporter import ExportOptions, export_model
 from siamattn.export.fp16 import convert_to_fp16, find_islands
@@ -31,6 +31,7 @@ from siamattn.export.postpass import finalize, optimize
 from siamattn.export.random_model import random_images, random_model, random_rois
 from siamattn.export.verify import compare, run_onnx
 from siamattn.ops import deform_conv2d, deform_roi_pool, xcorr_depthwise
+from siamattn.tensorrt_env import resolve_flavour
 from siamattn.training.model import save_checkpoint
 
 HAS_RTX = importlib.util.find_spec("tensorrt_rtx_bindings") is not None
@@ -41,7 +42,7 @@ FP32_TOL = 1e-4  # max abs error / output range
 
 def _plugin_library() -> str | None:
     try:
-        from siamattn.plugins.library import find_library
+        from siamattn.plugins.build import find_library
 
         return str(find_library("trt", build_if_missing=False))
     except Exception:
@@ -265,7 +266,7 @@ def test_portable_graphs_build_tensorrt_rtx_engines(portable32):
     for name in ("template", "refine_box", "refine_mask"):
         e = m.graph(name).engine
         assert e is not None and e.layers > 0 and e.bytes > 0 and (portable32 / e.file).is_file()
-    # The search graph's DeformConv needs the DeformConv plugin under TensorRT-RTX (REFERENCE §4).
+    # The search graph's DeformConv needs the DeformConv plugin under TensorRT-RTX (docs/DESIGN.md §6).
     if m.graph("search").engine is None:
         assert "plugin" in data["engines"]["skipped"]["search"]
 
@@ -279,7 +280,7 @@ def test_gridsample_deform_conv_search_graph_builds_without_plugins(tiny_stages,
     got, _ = run_onnx(model, {k: v.numpy() for k, v in stage.inputs.items()})
     assert max(v["rel_err"] for v in compare(stage.reference(), got).values()) < 0.05
     onnx.save(model, str(tmp_path / "search.onnx"))
-    res = build_engine_subprocess(resolve_backend("tensorrt-rtx"), tmp_path / "search.onnx",
+    res = build_engine_subprocess(resolve_flavour("tensorrt-rtx"), tmp_path / "search.onnx",
                                   tmp_path / "search.engine", label="search")
     assert res.layers > 0 and (tmp_path / "search.engine").stat().st_size == res.bytes
 
@@ -430,7 +431,7 @@ def test_engine_build_failure_names_the_onnx_node(tmp_path):
                               opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid("siamattn", 1)])
     onnx.save(model, str(tmp_path / "bad.onnx"))
     with pytest.raises(EngineBuildError) as info:
-        build_engine_subprocess(resolve_backend("tensorrt-rtx"), tmp_path / "bad.onnx", tmp_path / "bad.engine",
+        build_engine_subprocess(resolve_flavour("tensorrt-rtx"), tmp_path / "bad.onnx", tmp_path / "bad.engine",
                                 label="bad")
     msg = str(info.value)
     assert "ONNX node 'the_unknown_one' (NoSuchOp, #1)" in msg and "Plugin not found" in msg, msg
@@ -444,7 +445,7 @@ def test_plugin_graphs_build_with_the_plugin_library(plugin_refine, tmp_path):
         pytest.skip("libsiamattn_trt_plugins.so is not built (siamattn plugins build); plugin graphs were checked "
                     "structurally and with the reference evaluator only")
     m = Manifest.load(plugin_refine)
-    backend = resolve_backend("tensorrt-rtx")
+    backend = resolve_flavour("tensorrt-rtx")
     for name in ("search", "refine_box", "refine_mask"):
         res = build_engine_subprocess(backend, m.onnx_path(name), tmp_path / f"{name}.engine", label=name,
                                       plugin_library=lib)
@@ -524,7 +525,7 @@ def test_cli_unwritable_output_dir(capsys, tmp_path):
 
 
 def test_cli_engine_backend_not_installed(capsys, tmp_path):
-    if resolve_backend("auto") is not None and resolve_backend("auto").flavour == "tensorrt":
+    if resolve_flavour("auto") is not None and resolve_flavour("auto").flavour == "tensorrt":
         pytest.skip("full TensorRT is installed here")
     err = _cli_error(capsys, ["export", "--config", "tiny", "--out", str(tmp_path / "o"), "--engine", "tensorrt"])
     assert "'tensorrt'" in err and "not importable" in err

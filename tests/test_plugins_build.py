@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from siamattn import tensorrt_env
 from siamattn.cli import main
-from siamattn.plugins import library
-from siamattn.plugins.library import LIB_FILES, BuildOptions, PluginBuildError, libraries_for_tests
+from siamattn.plugins import build as library
+from siamattn.plugins import names
+from siamattn.plugins.build import LIB_FILES, BuildOptions, PluginBuildError
+from siamattn.plugins.testing import libraries_for_tests
 
 
 def test_cli_builds_cpu_library_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,9 +45,9 @@ def test_local_cuda_arch_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_pa
     smi.write_text("#!/bin/sh\necho 8.9\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    assert library.local_cuda_arch() == "89"
+    assert tensorrt_env.local_cuda_arch() == "89"
     smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed'\nexit 9\n")
-    assert library.local_cuda_arch() is None
+    assert tensorrt_env.local_cuda_arch() is None
 
 
 def test_build_dirs_of_different_checkouts_do_not_collide(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -129,6 +132,68 @@ def test_tensorrt_include_found_from_environment(monkeypatch: pytest.MonkeyPatch
     assert library.find_tensorrt_include() == tmp_path
 
 
+def test_tensorrt_include_falls_back_to_shared_headers_beside_the_clone(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    # A clone at <tmp>/repo with the read-only header copy at <tmp>/shared/tensorrt-headers/<version>/include.
+    clone = tmp_path / "repo"
+    monkeypatch.setattr(library, "SOURCE_DIR", clone / "plugins")
+    monkeypatch.setattr(library, "TENSORRT_INCLUDE_CANDIDATES", ())  # no TensorRT installed on this "machine"
+    for var in ("TensorRT_INCLUDE_DIR", "TENSORRT_INCLUDE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert library.find_tensorrt_include() is None
+    shared = tmp_path / "shared" / "tensorrt-headers"
+    for version in ("10.3", "11.1", "8.6"):
+        (shared / version / "include").mkdir(parents=True)
+        (shared / version / "include" / "NvInferRuntime.h").write_text("")
+    assert library.find_tensorrt_include().resolve() == (shared / "11.1" / "include").resolve()
+    (shared / "11.1" / "include" / "NvInferRuntime.h").unlink()
+    assert library.find_tensorrt_include().resolve() == (shared / "10.3" / "include").resolve()  # never 8.6
+    # A user's choice wins over the shared copy.
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "NvInferRuntime.h").write_text("")
+    monkeypatch.setenv("TensorRT_INCLUDE_DIR", str(own))
+    assert library.find_tensorrt_include() == own
+
+
+def test_no_machine_specific_paths_in_ci_or_header_search() -> None:
+    root = library.repository_root()
+    ci = (root / ".ci" / "run").read_text()
+    for text in (ci, (root / "plugins" / "build.py").read_text()):
+        assert "/work/" not in text and "/root/" not in text and "tensorrt-oss" not in text
+
+
+def test_plugin_sources_take_names_from_the_shared_header() -> None:
+    """No plugin name, version or namespace is spelt out in the C++ sources: they use the macros of
+    siamattn_plugin_names.h, which the Python side (siamattn.plugins.names) parses."""
+    import re
+
+    header = names.read_header()
+    assert header["SIAMATTN_DEFORM_ROI_POOL_NAME"] == names.DEFORM_ROI_POOL.name
+    literals = {f'"{p.name}"' for p in names.ALL}
+    for path in sorted((library.SOURCE_DIR / "trt").glob("*")):
+        text = path.read_text()
+        assert not [lit for lit in literals if lit in text], f"{path.name} spells out a plugin name"
+        assert not re.search(r'getPlugin(Version|Namespace)\(\)[^{]*\{\s*return\s*"', text), path.name
+
+
+def test_plugin_name_header_compiles_to_the_values_python_reads(tmp_path: Path) -> None:
+    """The C++ preprocessor's view of siamattn_plugin_names.h equals the Python parser's."""
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    keys = sorted(names.read_header())
+    src = tmp_path / "print_names.cpp"
+    src.write_text('#include <cstdio>\n#include "siamattn_plugin_names.h"\nint main() {\n'
+                   + "".join(f'    std::printf("%s=%s\\n", "{k}", {k});\n' for k in keys) + "}\n")
+    exe = tmp_path / "print_names"
+    subprocess.run([cxx, "-I", str(names.HEADER.parent), str(src), "-o", str(exe)], check=True)
+    printed = dict(line.split("=", 1) for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                                 check=True).stdout.splitlines())
+    assert printed == names.read_header()
+    assert printed["SIAMATTN_CUSTOM_DEFORM_CONV_NAME"] == names.CUSTOM_DEFORM_CONV.name
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -155,4 +220,6 @@ def test_info_cli_lists_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     out = capsys.readouterr().out
     assert "impl=cpu" in out
     if (lib_dir / LIB_FILES["trt"]).is_file():
-        assert "plugins=DeformConv/1/,SiamAttnDeformConv/1/,DeformRoIPool/1/" in out
+        # the library compiled from siamattn_plugin_names.h reports what the Python side read from it
+        assert names.info_plugins() + " " in out
+        assert names.info_plugins() == "plugins=DeformConv/1/,SiamAttnDeformConv/1/,DeformRoIPool/1/"

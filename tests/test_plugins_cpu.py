@@ -11,7 +11,9 @@ from torchvision.ops import deform_conv2d as tv_deform_conv2d
 
 from siamattn.errors import InputError
 from siamattn.ops import deform_roi_pool as ref_deform_roi_pool
-from siamattn.plugins.library import LIB_FILES, DeformLibrary, libraries_for_tests
+from siamattn.plugins.build import LIB_FILES
+from siamattn.plugins.library import DeformLibrary
+from siamattn.plugins.testing import libraries_for_tests
 
 
 @pytest.fixture(scope="module")

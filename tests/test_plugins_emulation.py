@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from siamattn.plugins import emulation, library
-from siamattn.plugins.library import PluginBuildError
+from siamattn.plugins.build import SOURCE_DIR, PluginBuildError
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,10 @@ def test_tensorrt_plugins_run_time_path_matches_cpu_implementation(lib_dir: Path
     # re-created from its serialised fields and must log (not crash) when enqueued before onShapeChange.
     assert len(cases) == 10 and all(status == "ok  " for status, _ in cases), result.output
     assert "logged through TensorRT's logger: 10 " in result.output
+    # An exception thrown inside a noexcept entry point comes back as its error value with a logged reason.
+    assert re.search(r"^ok   guarded entry point: a throwing getWorkspaceSize returned 0 and logged: "
+                     r"\[siamattn plugins\] DeformConvPlugin::getWorkspaceSize: exception: ", result.output, re.M), \
+        result.output
 
 
 def test_clean_probe_passes_under_every_variant(lib_dir: Path) -> None:
@@ -131,7 +135,7 @@ def test_race_planted_in_the_real_gemm_is_caught(tmp_path: Path) -> None:
     # Drop the __syncthreads that ends each K step of the FP32 GEMM: the next step's tile loads then overwrite
     # shared memory other threads are still reading. The real kernel file, one line removed.
     src = tmp_path / "plugins"
-    shutil.copytree(library.SOURCE_DIR, src, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    shutil.copytree(SOURCE_DIR, src, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     cu = src / "src" / "deform_cuda.cu"
     text = cu.read_text()
     kernel = text.index("gemm_f32_simt_kernel(GemmArgs<float> args)")

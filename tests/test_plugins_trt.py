@@ -16,7 +16,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from siamattn.plugins.library import LIB_FILES, libraries_for_tests  # noqa: E402
+from siamattn.plugins.testing import trt_plugin_library_or_skip  # noqa: E402
 
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 
@@ -27,13 +27,7 @@ def plugin_library() -> Path:
         import tensorrt_rtx_bindings  # noqa: F401
     except ImportError:
         pytest.skip("TensorRT-RTX is not installed (pip install 'siamattn-trt[tensorrt-rtx]')")
-    lib = libraries_for_tests() / LIB_FILES["trt"]
-    if not lib.is_file():
-        pytest.skip(
-            "libsiamattn_trt_plugins.so was not built: it needs nvcc and the TensorRT headers (set "
-            "TensorRT_INCLUDE_DIR to a folder with NvInferRuntime.h; see plugins/README.md)"
-        )
-    return lib
+    return trt_plugin_library_or_skip()
 
 
 def _np(dt: int):
@@ -120,33 +114,40 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def engine_results(plugin_library: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from siamattn.plugins.trt_engine import run_in_subprocess
+    # The project's one engine builder (the one 'siamattn export' uses), one child process per graph.
+    from siamattn.export.engine import EngineBuildError, build_engine_subprocess
+    from siamattn.tensorrt_env import resolve_flavour
 
+    rtx = resolve_flavour("tensorrt-rtx")
     tmp = tmp_path_factory.mktemp("engines")
-    files = []
+    results = {}
     for name, (model, _, _) in CASES.items():
         path = tmp / f"{name}.onnx"
         path.write_bytes(model.SerializeToString())
-        files.append(path)
-    results = run_in_subprocess(plugin_library, files, tmp / "link")
-    return {Path(r.onnx).stem: r for r in results}
+        try:
+            res = build_engine_subprocess(rtx, path, tmp / f"{name}.engine", label=name,
+                                          plugin_library=str(plugin_library))
+            results[name] = (True, res.bytes, res.outputs, "")
+        except EngineBuildError as exc:
+            results[name] = (False, 0, [], str(exc))
+    return results
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_engine_build(engine_results: dict, name: str) -> None:
     _, should_build, expect = CASES[name]
-    res = engine_results[name]
-    log = "\n".join(res.errors)
+    built, engine_bytes, outputs, log = engine_results[name]
     if should_build:
-        assert res.built and res.engine_bytes > 0, log
-        assert [(list(s), t) for s, t in res.outputs] == [(s, t) for s, t in expect], log
+        assert built and engine_bytes > 0, log
+        assert [(list(s), t) for s, t in outputs] == [(s, t) for s, t in expect], log
     else:
-        assert not res.built, f"{name} should have been rejected"
+        assert not built, f"{name} should have been rejected"
         assert expect in log, log
 
 
 def test_creators_expose_every_attribute(plugin_library: Path, tmp_path: Path) -> None:
-    """getFieldNames must list each ONNX attribute, or the parser silently drops it."""
+    """getFieldNames must list each ONNX attribute, or the parser silently drops it; names, versions and the
+    namespace TensorRT's registry sees are those the Python side reads from siamattn_plugin_names.h."""
     import json
     import subprocess
     import sys
@@ -156,13 +157,20 @@ def test_creators_expose_every_attribute(plugin_library: Path, tmp_path: Path) -
         "b = trt.Builder(trt.Logger(trt.Logger.ERROR)); r = b.get_plugin_registry()\n"
         "r.load_library(sys.argv[1])\n"
         "print(json.dumps({c.name: [c.plugin_version, c.plugin_namespace, sorted(f.name for f in c.field_names)]\n"
-        "  for c in r.all_creators if c.name in ('DeformConv', 'SiamAttnDeformConv', 'DeformRoIPool')}))\n"
+        "  for c in r.all_creators if c.name in sys.argv[2:]}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, str(plugin_library)], capture_output=True, text=True,
-                         check=True).stdout
+    from siamattn.plugins import names
+
+    out = subprocess.run([sys.executable, "-c", script, str(plugin_library), *(p.name for p in names.ALL)],
+                         capture_output=True, text=True, check=True).stdout
     creators = json.loads(out.strip().splitlines()[-1])
     conv_fields = sorted(["dilations", "group", "kernel_shape", "offset_group", "pads", "strides"])
-    assert creators["DeformConv"] == ["1", "", conv_fields]
-    assert creators["SiamAttnDeformConv"] == ["1", "", conv_fields]
-    assert creators["DeformRoIPool"] == [
-        "1", "", sorted(["output_height", "output_width", "spatial_scale", "sampling_ratio", "gamma"])]
+    pool_fields = sorted(["output_height", "output_width", "spatial_scale", "sampling_ratio", "gamma"])
+    assert creators == {
+        names.DEFORM_CONV.name: [names.DEFORM_CONV.version, names.NAMESPACE, conv_fields],
+        names.CUSTOM_DEFORM_CONV.name: [names.CUSTOM_DEFORM_CONV.version, names.NAMESPACE, conv_fields],
+        names.DEFORM_ROI_POOL.name: [names.DEFORM_ROI_POOL.version, names.NAMESPACE, pool_fields],
+    }
+    # and the node names the exporter writes are the ones this registry resolves
+    assert {names.DEFORM_CONV.name, names.CUSTOM_DEFORM_CONV.name, names.DEFORM_ROI_POOL.name} == {
+        "DeformConv", "SiamAttnDeformConv", "DeformRoIPool"}

@@ -230,9 +230,14 @@ def test_build_engines_on_the_device_needs_no_torch(tiny_export_copy):
     import sys
 
     pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX (pip extra tensorrt-rtx) builds engines on CPU")
+    from siamattn.plugins.testing import trt_plugin_library_or_skip
+
+    # The tiny model's deformable conv is a DeformConv node, which TensorRT-RTX builds only with our plugins.
+    plugins = trt_plugin_library_or_skip()
     code = ("import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
             "from siamattn.cli import main\n"
-            f"sys.exit(main(['build-engines', '--model', {str(tiny_export_copy)!r}, '--engine', 'tensorrt-rtx']))")
+            f"sys.exit(main(['build-engines', '--model', {str(tiny_export_copy)!r}, '--engine', 'tensorrt-rtx', "
+            f"'--plugin-library', {str(plugins)!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     from siamattn.export.manifest import Manifest

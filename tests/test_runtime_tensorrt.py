@@ -235,3 +235,16 @@ def test_no_gpu_here_is_a_clear_error(tmp_path):
     p.write_bytes(b"x")
     with pytest.raises(SiamAttnError, match="needs an NVIDIA GPU"):
         trt_runner.TensorRTRunner({"template": p})
+
+
+def test_import_tensorrt_comes_from_the_one_tensorrt_env(monkeypatch):
+    """The runtime asks siamattn.tensorrt_env which TensorRT is installed (the same answer export gets)."""
+    from siamattn import tensorrt_env
+
+    monkeypatch.setattr(tensorrt_env, "find_flavour", lambda flavour: None)
+    with pytest.raises(SiamAttnError, match=r"no TensorRT Python package found.*--backend onnxruntime"):
+        trt_runner.import_tensorrt("tensorrt-rtx")
+    fake = tensorrt_env.TrtFlavour("tensorrt-rtx", "json", "1.7")  # any importable module stands in
+    monkeypatch.setattr(tensorrt_env, "find_flavour", lambda flavour: fake if flavour == "tensorrt-rtx" else None)
+    module, flavour = trt_runner.import_tensorrt("auto")
+    assert flavour == "tensorrt-rtx" and module.__name__ == "json"

@@ -16,6 +16,7 @@
 
 #include "host_tensor.h"
 #include "siamattn_deform.h"
+#include "siamattn_plugin_names.h"
 
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
 extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
@@ -120,7 +121,8 @@ nvinfer1::IPluginCreatorV3One* find_creator(const char* name) {
     for (int32_t i = 0; i < n; ++i) {
         if (std::strcmp(creators[i]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") != 0) continue;
         auto* c = static_cast<nvinfer1::IPluginCreatorV3One*>(creators[i]);
-        if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), "1") == 0) return c;
+        if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginNamespace(), SIAMATTN_PLUGIN_NAMESPACE) == 0)
+            return c;
     }
     return nullptr;
 }
@@ -312,9 +314,9 @@ bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type
         return false;
     }
     std::vector<unsigned char> got;
-    const Result res = run_plugin("DeformRoIPool", f, in, type, out_shape, got);
+    const Result res = run_plugin(SIAMATTN_DEFORM_ROI_POOL_NAME, f, in, type, out_shape, got);
     char name[128];
-    std::snprintf(name, sizeof(name), "DeformRoIPool %s %s", label, type == DataType::kHALF ? "fp16" : "fp32");
+    std::snprintf(name, sizeof(name), "%s %s %s", SIAMATTN_DEFORM_ROI_POOL_NAME, label, type == DataType::kHALF ? "fp16" : "fp32");
     if (!res.ok) {
         std::printf("FAIL %s: %s\n", name, res.why.c_str());
         return false;
@@ -322,14 +324,38 @@ bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type
     return compare(name, got, want, type);
 }
 
+// An exception inside an entry point must come back as the entry point's error value with a logged reason (the
+// catch-and-report path of plugin_common.h), never terminate the process: a negative input count makes
+// DeformConv's getWorkspaceSize size a std::vector with it, which throws std::length_error.
+bool exception_case() {
+    nvinfer1::IPluginCreatorV3One* creator = find_creator(SIAMATTN_DEFORM_CONV_NAME);
+    Fields none;
+    nvinfer1::IPluginV3* plugin = creator ? creator->createPlugin("node", none.collection(), nvinfer1::TensorRTPhase::kBUILD)
+                                          : nullptr;
+    auto* build = capability<nvinfer1::IPluginV3OneBuild>(plugin, nvinfer1::PluginCapabilityType::kBUILD);
+    if (build == nullptr) {
+        std::printf("FAIL guarded entry point: no DeformConv plugin\n");
+        return false;
+    }
+    nvinfer1::DynamicPluginTensorDesc d{};
+    const int errors_before = g_finder.logger.errors;
+    const size_t ws = build->getWorkspaceSize(&d, -1, &d, 1);
+    delete plugin;
+    const bool ok = ws == 0 && g_finder.logger.errors == errors_before + 1 &&
+                    g_finder.logger.last.find("getWorkspaceSize: exception: ") != std::string::npos;
+    std::printf("%s guarded entry point: a throwing getWorkspaceSize returned %zu and logged: %s\n", ok ? "ok  " : "FAIL",
+                ws, g_finder.logger.last.c_str());
+    return ok;
+}
+
 }  // namespace
 
 int main() {
     setLoggerFinder(&g_finder);
     const std::vector<ConvCase> convs = {
-        {"g2 og3 s2 asym-pads bias+mask", "DeformConv", 2, 6, 13, 11, 10, 3, 2, 1, 2, 3, {1, 0, 2, 1}, true, true, false},
-        {"dil2 mask-only (mask 4th input)", "DeformConv", 1, 8, 9, 9, 8, 3, 1, 2, 1, 1, {2, 2, 2, 2}, false, true, true},
-        {"tracker 7x7 256->256 bias", "SiamAttnDeformConv", 1, 256, 7, 7, 256, 3, 1, 1, 1, 1, {1, 1, 1, 1}, true, false, true},
+        {"g2 og3 s2 asym-pads bias+mask", SIAMATTN_DEFORM_CONV_NAME, 2, 6, 13, 11, 10, 3, 2, 1, 2, 3, {1, 0, 2, 1}, true, true, false},
+        {"dil2 mask-only (mask 4th input)", SIAMATTN_DEFORM_CONV_NAME, 1, 8, 9, 9, 8, 3, 1, 2, 1, 1, {2, 2, 2, 2}, false, true, true},
+        {"tracker 7x7 256->256 bias", SIAMATTN_CUSTOM_DEFORM_CONV_NAME, 1, 256, 7, 7, 256, 3, 1, 1, 1, 1, {1, 1, 1, 1}, true, false, true},
     };
     bool ok = true;
     for (DataType type : {DataType::kFLOAT, DataType::kHALF}) {
@@ -339,6 +365,7 @@ int main() {
     }
     std::printf("plugin errors logged through TensorRT's logger: %d (one expected per case: enqueue before "
                 "onShapeChange)\n", g_finder.logger.errors);
+    ok = exception_case() && ok;
     std::printf("%s\n", ok ? "ALL OK" : "SOME CASES FAILED");
     return ok ? 0 : 1;
 }

@@ -23,12 +23,9 @@ nvinfer1::IPluginCapability* DeformConvPlugin::getCapabilityInterface(nvinfer1::
 }
 
 nvinfer1::IPluginV3* DeformConvPlugin::clone() noexcept {
-    try {
-        return new DeformConvPlugin(name_, attrs_);
-    } catch (const std::exception& e) {
-        log_error(std::string("DeformConv clone: ") + e.what());
-        return nullptr;
-    }
+    return guarded("DeformConvPlugin::clone", kNoPlugin, [&]() -> nvinfer1::IPluginV3* {
+        return new DeformConvPlugin(name_, version_, attrs_);
+    });
 }
 
 // Inputs 0..2 are X, W, offset. Optional inputs follow ONNX order (B, then mask), but a parser may drop an
@@ -119,116 +116,132 @@ bool DeformConvPlugin::make_params(const nvinfer1::Dims* dims, int32_t nbInputs,
 
 int32_t DeformConvPlugin::configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
                                           const nvinfer1::DynamicPluginTensorDesc*, int32_t nbOutputs) noexcept {
-    if (nbOutputs != 1 || nbInputs < kMinInputs || nbInputs > kMaxInputs) return -1;
-    // Check what is known at build time: the optimisation profile's max dims are concrete.
-    std::vector<nvinfer1::Dims> dims(nbInputs);
-    for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].max;
-    siamattn_deform_conv_params p;
-    int32_t bi, mi;
-    return make_params(dims.data(), nbInputs, p, &bi, &mi) ? 0 : -1;
+    return guarded("DeformConvPlugin::configurePlugin", int32_t{-1}, [&]() -> int32_t {
+        if (nbOutputs != 1 || nbInputs < kMinInputs || nbInputs > kMaxInputs) return -1;
+        // Check what is known at build time: the optimisation profile's max dims are concrete.
+        std::vector<nvinfer1::Dims> dims(nbInputs);
+        for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].max;
+        siamattn_deform_conv_params p;
+        int32_t bi, mi;
+        return make_params(dims.data(), nbInputs, p, &bi, &mi) ? 0 : -1;
+    });
 }
 
 int32_t DeformConvPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, const DataType* inputTypes,
                                              int32_t nbInputs) const noexcept {
-    if (nbOutputs != 1 || nbInputs < 1) return -1;
-    outputTypes[0] = inputTypes[0];
-    return 0;
+    return guarded("DeformConvPlugin::getOutputDataTypes", int32_t{-1}, [&]() -> int32_t {
+        if (nbOutputs != 1 || nbInputs < 1) return -1;
+        outputTypes[0] = inputTypes[0];
+        return 0;
+    });
 }
 
 int32_t DeformConvPlugin::getOutputShapes(const nvinfer1::DimsExprs* inputs, int32_t nbInputs,
                                           const nvinfer1::DimsExprs*, int32_t, nvinfer1::DimsExprs* outputs,
                                           int32_t nbOutputs, nvinfer1::IExprBuilder& eb) noexcept {
-    if (nbOutputs != 1 || nbInputs < kMinInputs || nbInputs > kMaxInputs) {
-        log_error(name_ + ": expects 3 to 5 inputs and 1 output");
-        return -1;
-    }
-    if (inputs[0].nbDims != 4 || inputs[1].nbDims != 4) {
-        log_error(name_ + ": X and W must be 4-D");
-        return -1;
-    }
-    // out = floor((in + pad_begin + pad_end - (dilation*(k-1)+1)) / stride) + 1, per spatial axis.
-    auto axis = [&](const nvinfer1::IDimensionExpr* in, const nvinfer1::IDimensionExpr* k, int32_t pads,
-                    int32_t dilation, int32_t stride) {
-        const auto* one = eb.constant(1);
-        const auto* span = eb.operation(DimensionOperation::kPROD, *eb.constant(dilation),
-                                        *eb.operation(DimensionOperation::kSUB, *k, *one));
-        const auto* padded = eb.operation(DimensionOperation::kSUM, *in, *eb.constant(pads));
-        const auto* rest = eb.operation(DimensionOperation::kSUB, *padded, *eb.operation(DimensionOperation::kSUM, *span, *one));
-        return eb.operation(DimensionOperation::kSUM,
-                            *eb.operation(DimensionOperation::kFLOOR_DIV, *rest, *eb.constant(stride)), *one);
-    };
-    outputs[0].nbDims = 4;
-    outputs[0].d[0] = inputs[0].d[0];
-    outputs[0].d[1] = inputs[1].d[0];
-    outputs[0].d[2] = axis(inputs[0].d[2], inputs[1].d[2], attrs_.pads[0] + attrs_.pads[2], attrs_.dilations[0],
-                           attrs_.strides[0]);
-    outputs[0].d[3] = axis(inputs[0].d[3], inputs[1].d[3], attrs_.pads[1] + attrs_.pads[3], attrs_.dilations[1],
-                           attrs_.strides[1]);
-    return 0;
+    return guarded("DeformConvPlugin::getOutputShapes", int32_t{-1}, [&]() -> int32_t {
+        if (nbOutputs != 1 || nbInputs < kMinInputs || nbInputs > kMaxInputs) {
+            log_error(name_ + ": expects 3 to 5 inputs and 1 output");
+            return -1;
+        }
+        if (inputs[0].nbDims != 4 || inputs[1].nbDims != 4) {
+            log_error(name_ + ": X and W must be 4-D");
+            return -1;
+        }
+        // out = floor((in + pad_begin + pad_end - (dilation*(k-1)+1)) / stride) + 1, per spatial axis.
+        auto axis = [&](const nvinfer1::IDimensionExpr* in, const nvinfer1::IDimensionExpr* k, int32_t pads,
+                        int32_t dilation, int32_t stride) {
+            const auto* one = eb.constant(1);
+            const auto* span = eb.operation(DimensionOperation::kPROD, *eb.constant(dilation),
+                                            *eb.operation(DimensionOperation::kSUB, *k, *one));
+            const auto* padded = eb.operation(DimensionOperation::kSUM, *in, *eb.constant(pads));
+            const auto* rest = eb.operation(DimensionOperation::kSUB, *padded, *eb.operation(DimensionOperation::kSUM, *span, *one));
+            return eb.operation(DimensionOperation::kSUM,
+                                *eb.operation(DimensionOperation::kFLOOR_DIV, *rest, *eb.constant(stride)), *one);
+        };
+        outputs[0].nbDims = 4;
+        outputs[0].d[0] = inputs[0].d[0];
+        outputs[0].d[1] = inputs[1].d[0];
+        outputs[0].d[2] = axis(inputs[0].d[2], inputs[1].d[2], attrs_.pads[0] + attrs_.pads[2], attrs_.dilations[0],
+                               attrs_.strides[0]);
+        outputs[0].d[3] = axis(inputs[0].d[3], inputs[1].d[3], attrs_.pads[1] + attrs_.pads[3], attrs_.dilations[1],
+                               attrs_.strides[1]);
+        return 0;
+    });
 }
 
 // Linear NCHW; FP32 or FP16, the same for every tensor (bias and mask included).
 bool DeformConvPlugin::supportsFormatCombination(int32_t pos, const nvinfer1::DynamicPluginTensorDesc* inOut,
                                                  int32_t nbInputs, int32_t nbOutputs) noexcept {
-    if (pos < 0 || pos >= nbInputs + nbOutputs) return false;
-    const nvinfer1::PluginTensorDesc& d = inOut[pos].desc;
-    if (d.format != nvinfer1::TensorFormat::kLINEAR || !is_float_type(d.type)) return false;
-    return pos == 0 || d.type == inOut[0].desc.type;
+    return guarded("DeformConvPlugin::supportsFormatCombination", false, [&]() -> bool {
+        if (pos < 0 || pos >= nbInputs + nbOutputs) return false;
+        const nvinfer1::PluginTensorDesc& d = inOut[pos].desc;
+        if (d.format != nvinfer1::TensorFormat::kLINEAR || !is_float_type(d.type)) return false;
+        return pos == 0 || d.type == inOut[0].desc.type;
+    });
 }
 
 size_t DeformConvPlugin::getWorkspaceSize(const nvinfer1::DynamicPluginTensorDesc* inputs, int32_t nbInputs,
                                           const nvinfer1::DynamicPluginTensorDesc*, int32_t) const noexcept {
-    std::vector<nvinfer1::Dims> dims(nbInputs);
-    for (int32_t i = 0; i < nbInputs; ++i) dims[i] = inputs[i].max;
-    siamattn_deform_conv_params p;
-    int32_t bi, mi;
-    if (!make_params(dims.data(), nbInputs, p, &bi, &mi)) return 0;
-    // The column buffer holds min(batch, budget / image) images, which is not monotonic in the image size, so
-    // bound it for every shape up to the profile's max: at most batch*image, and at most max(budget, image).
-    const size_t elem = inputs[0].desc.type == DataType::kHALF ? 2 : 4;
-    const size_t image = static_cast<size_t>(p.in_channels) * p.kernel_h * p.kernel_w * p.out_h * p.out_w * elem;
-    const size_t cap = image > SIAMATTN_DEFORM_CONV_COLUMN_BUDGET ? image : SIAMATTN_DEFORM_CONV_COLUMN_BUDGET;
-    const size_t all = image * static_cast<size_t>(p.batch);
-    return (all < cap ? all : cap) + siamattn::conv_partial_bytes_bound(p) + 512;
+    return guarded("DeformConvPlugin::getWorkspaceSize", size_t{0}, [&]() -> size_t {
+        std::vector<nvinfer1::Dims> dims(nbInputs);
+        for (int32_t i = 0; i < nbInputs; ++i) dims[i] = inputs[i].max;
+        siamattn_deform_conv_params p;
+        int32_t bi, mi;
+        if (!make_params(dims.data(), nbInputs, p, &bi, &mi)) return 0;
+        // The column buffer holds min(batch, budget / image) images, which is not monotonic in the image size, so
+        // bound it for every shape up to the profile's max: at most batch*image, and at most max(budget, image).
+        const size_t elem = inputs[0].desc.type == DataType::kHALF ? 2 : 4;
+        const size_t image = static_cast<size_t>(p.in_channels) * p.kernel_h * p.kernel_w * p.out_h * p.out_w * elem;
+        const size_t cap = image > SIAMATTN_DEFORM_CONV_COLUMN_BUDGET ? image : SIAMATTN_DEFORM_CONV_COLUMN_BUDGET;
+        const size_t all = image * static_cast<size_t>(p.batch);
+        return (all < cap ? all : cap) + siamattn::conv_partial_bytes_bound(p) + 512;
+    });
 }
 
 // Runtime: called with concrete shapes before enqueue (which gets no input count), so the validated
 // parameters and the roles of the optional inputs are kept for it.
 int32_t DeformConvPlugin::onShapeChange(const nvinfer1::PluginTensorDesc* in, int32_t nbInputs,
                                         const nvinfer1::PluginTensorDesc*, int32_t nbOutputs) noexcept {
-    shapes_ok_ = false;
-    if (nbOutputs != 1 || nbInputs < kMinInputs || nbInputs > kMaxInputs) return -1;
-    nvinfer1::Dims dims[kMaxInputs];
-    for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].dims;
-    if (!make_params(dims, nbInputs, params_, &bias_index_, &mask_index_)) return -1;
-    shapes_ok_ = true;
-    return 0;
+    return guarded("DeformConvPlugin::onShapeChange", int32_t{-1}, [&]() -> int32_t {
+        shapes_ok_ = false;
+        if (nbOutputs != 1 || nbInputs < kMinInputs || nbInputs > kMaxInputs) return -1;
+        nvinfer1::Dims dims[kMaxInputs];
+        for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].dims;
+        if (!make_params(dims, nbInputs, params_, &bias_index_, &mask_index_)) return -1;
+        shapes_ok_ = true;
+        return 0;
+    });
 }
 
 int32_t DeformConvPlugin::enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc*,
                                   const void* const* inputs, void* const* outputs, void* workspace,
                                   cudaStream_t stream) noexcept {
-    if (!shapes_ok_) {
-        log_error(name_ + " enqueue: called without a successful onShapeChange");
-        return -1;
-    }
-    const int32_t dtype = to_siamattn_dtype(inputDesc[0].type);
-    const size_t ws = siamattn_deform_conv_workspace_size(&params_, dtype);
-    const void* bias = bias_index_ >= 0 ? inputs[bias_index_] : nullptr;
-    const void* mask = mask_index_ >= 0 ? inputs[mask_index_] : nullptr;
-    const int32_t status = siamattn_deform_conv_forward_cuda(&params_, dtype, inputs[0], inputs[1], bias, inputs[2],
-                                                             mask, outputs[0], workspace, ws, stream);
-    if (status != SIAMATTN_OK) {
-        log_error(name_ + " enqueue: " + siamattn_last_error());
-        return -1;
-    }
-    return 0;
+    return guarded("DeformConvPlugin::enqueue", int32_t{-1}, [&]() -> int32_t {
+        if (!shapes_ok_) {
+            log_error(name_ + " enqueue: called without a successful onShapeChange");
+            return -1;
+        }
+        const int32_t dtype = to_siamattn_dtype(inputDesc[0].type);
+        const size_t ws = siamattn_deform_conv_workspace_size(&params_, dtype);
+        const void* bias = bias_index_ >= 0 ? inputs[bias_index_] : nullptr;
+        const void* mask = mask_index_ >= 0 ? inputs[mask_index_] : nullptr;
+        const int32_t status = siamattn_deform_conv_forward_cuda(&params_, dtype, inputs[0], inputs[1], bias, inputs[2],
+                                                                 mask, outputs[0], workspace, ws, stream);
+        if (status != SIAMATTN_OK) {
+            log_error(name_ + " enqueue: " + siamattn_last_error());
+            return -1;
+        }
+        return 0;
+    });
 }
 
-nvinfer1::IPluginV3* DeformConvPlugin::attachToContext(nvinfer1::IPluginResourceContext*) noexcept { return clone(); }
+nvinfer1::IPluginV3* DeformConvPlugin::attachToContext(nvinfer1::IPluginResourceContext*) noexcept {
+    return clone();  // guarded itself
+}
 
 const nvinfer1::PluginFieldCollection* DeformConvPlugin::getFieldsToSerialize() noexcept {
-    try {
+    return guarded("DeformConvPlugin::getFieldsToSerialize", kNoFields, [&]() -> const nvinfer1::PluginFieldCollection* {
         serialized_.clear();
         serialized_.add_ints("dilations", {attrs_.dilations[0], attrs_.dilations[1]});
         serialized_.add_ints("group", {attrs_.group});
@@ -237,13 +250,10 @@ const nvinfer1::PluginFieldCollection* DeformConvPlugin::getFieldsToSerialize() 
         serialized_.add_ints("pads", {attrs_.pads[0], attrs_.pads[1], attrs_.pads[2], attrs_.pads[3]});
         serialized_.add_ints("strides", {attrs_.strides[0], attrs_.strides[1]});
         return serialized_.collection();
-    } catch (const std::exception& e) {
-        log_error(std::string("DeformConv serialize: ") + e.what());
-        return nullptr;
-    }
+    });
 }
 
-DeformConvCreator::DeformConvCreator(const char* name) : name_(name) {
+DeformConvCreator::DeformConvCreator(const char* name, const char* version) : name_(name), version_(version) {
     names_.add("dilations", PluginFieldType::kINT32, 2);
     names_.add("group", PluginFieldType::kINT32, 1);
     names_.add("kernel_shape", PluginFieldType::kINT32, 2);
@@ -254,7 +264,7 @@ DeformConvCreator::DeformConvCreator(const char* name) : name_(name) {
 
 nvinfer1::IPluginV3* DeformConvCreator::createPlugin(const char*, const nvinfer1::PluginFieldCollection* fc,
                                                      nvinfer1::TensorRTPhase) noexcept {
-    try {
+    return guarded("DeformConvCreator::createPlugin", kNoPlugin, [&]() -> nvinfer1::IPluginV3* {
         DeformConvAttrs a;
         std::vector<int64_t> v;
         for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
@@ -287,11 +297,8 @@ nvinfer1::IPluginV3* DeformConvCreator::createPlugin(const char*, const nvinfer1
                 return nullptr;
             }
         }
-        return new DeformConvPlugin(name_, a);
-    } catch (const std::exception& e) {
-        log_error(name_ + " createPlugin: " + e.what());
-        return nullptr;
-    }
+        return new DeformConvPlugin(name_, version_, a);
+    });
 }
 
 }  // namespace trt

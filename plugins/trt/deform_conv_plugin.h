@@ -26,7 +26,8 @@ class DeformConvPlugin : public nvinfer1::IPluginV3,
                          public nvinfer1::IPluginV3OneBuild,
                          public nvinfer1::IPluginV3OneRuntime {
 public:
-    DeformConvPlugin(std::string name, const DeformConvAttrs& attrs) : name_(std::move(name)), attrs_(attrs) {}
+    DeformConvPlugin(std::string name, std::string version, const DeformConvAttrs& attrs)
+        : name_(std::move(name)), version_(std::move(version)), attrs_(attrs) {}
 
     // IPluginV3
     nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
@@ -34,8 +35,8 @@ public:
 
     // IPluginV3OneCore
     const char* getPluginName() const noexcept override { return name_.c_str(); }
-    const char* getPluginVersion() const noexcept override { return "1"; }
-    const char* getPluginNamespace() const noexcept override { return ""; }
+    const char* getPluginVersion() const noexcept override { return version_.c_str(); }
+    const char* getPluginNamespace() const noexcept override { return SIAMATTN_PLUGIN_NAMESPACE; }
 
     // IPluginV3OneBuild
     int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
@@ -66,6 +67,7 @@ public:
 
 private:
     std::string name_;
+    std::string version_;
     DeformConvAttrs attrs_;
     FieldList serialized_;
     // Set by onShapeChange for enqueue.
@@ -76,16 +78,18 @@ private:
 
 class DeformConvCreator : public nvinfer1::IPluginCreatorV3One {
 public:
-    explicit DeformConvCreator(const char* name);
+    // One creator per registered name (siamattn_plugin_names.h): the standard one and our custom one.
+    DeformConvCreator(const char* name, const char* version);
     nvinfer1::IPluginV3* createPlugin(const char* name, const nvinfer1::PluginFieldCollection* fc,
                                       nvinfer1::TensorRTPhase phase) noexcept override;
     const nvinfer1::PluginFieldCollection* getFieldNames() noexcept override { return names_.collection(); }
     const char* getPluginName() const noexcept override { return name_.c_str(); }
-    const char* getPluginVersion() const noexcept override { return "1"; }
-    const char* getPluginNamespace() const noexcept override { return ""; }
+    const char* getPluginVersion() const noexcept override { return version_.c_str(); }
+    const char* getPluginNamespace() const noexcept override { return SIAMATTN_PLUGIN_NAMESPACE; }
 
 private:
     std::string name_;
+    std::string version_;
     FieldNames names_;
 };
 

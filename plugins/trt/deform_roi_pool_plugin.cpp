@@ -15,12 +15,9 @@ nvinfer1::IPluginCapability* DeformRoIPoolPlugin::getCapabilityInterface(nvinfer
 }
 
 nvinfer1::IPluginV3* DeformRoIPoolPlugin::clone() noexcept {
-    try {
+    return guarded("DeformRoIPoolPlugin::clone", kNoPlugin, [&]() -> nvinfer1::IPluginV3* {
         return new DeformRoIPoolPlugin(attrs_);
-    } catch (const std::exception& e) {
-        log_error(std::string("DeformRoIPool clone: ") + e.what());
-        return nullptr;
-    }
+    });
 }
 
 bool DeformRoIPoolPlugin::make_params(const nvinfer1::Dims* dims, int32_t nbInputs,
@@ -65,80 +62,92 @@ bool DeformRoIPoolPlugin::make_params(const nvinfer1::Dims* dims, int32_t nbInpu
 
 int32_t DeformRoIPoolPlugin::configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
                                              const nvinfer1::DynamicPluginTensorDesc*, int32_t nbOutputs) noexcept {
-    if (nbOutputs != 1 || nbInputs < 2 || nbInputs > 3) return -1;
-    nvinfer1::Dims dims[3];
-    for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].max;
-    siamattn_deform_roi_pool_params p;
-    return make_params(dims, nbInputs, p) ? 0 : -1;
+    return guarded("DeformRoIPoolPlugin::configurePlugin", int32_t{-1}, [&]() -> int32_t {
+        if (nbOutputs != 1 || nbInputs < 2 || nbInputs > 3) return -1;
+        nvinfer1::Dims dims[3];
+        for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].max;
+        siamattn_deform_roi_pool_params p;
+        return make_params(dims, nbInputs, p) ? 0 : -1;
+    });
 }
 
 int32_t DeformRoIPoolPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, const DataType* inputTypes,
                                                 int32_t nbInputs) const noexcept {
-    if (nbOutputs != 1 || nbInputs < 1) return -1;
-    outputTypes[0] = inputTypes[0];
-    return 0;
+    return guarded("DeformRoIPoolPlugin::getOutputDataTypes", int32_t{-1}, [&]() -> int32_t {
+        if (nbOutputs != 1 || nbInputs < 1) return -1;
+        outputTypes[0] = inputTypes[0];
+        return 0;
+    });
 }
 
 int32_t DeformRoIPoolPlugin::getOutputShapes(const nvinfer1::DimsExprs* inputs, int32_t nbInputs,
                                              const nvinfer1::DimsExprs*, int32_t, nvinfer1::DimsExprs* outputs,
                                              int32_t nbOutputs, nvinfer1::IExprBuilder& eb) noexcept {
-    if (nbOutputs != 1 || nbInputs < 2 || nbInputs > 3 || inputs[0].nbDims != 4 || inputs[1].nbDims != 2) {
-        log_error("DeformRoIPool: expects feat [N,C,H,W], rois [K,5][, offset [K,2,PH,PW]] and one output");
-        return -1;
-    }
-    outputs[0].nbDims = 4;
-    outputs[0].d[0] = inputs[1].d[0];
-    outputs[0].d[1] = inputs[0].d[1];
-    outputs[0].d[2] = eb.constant(attrs_.output_height);
-    outputs[0].d[3] = eb.constant(attrs_.output_width);
-    return 0;
+    return guarded("DeformRoIPoolPlugin::getOutputShapes", int32_t{-1}, [&]() -> int32_t {
+        if (nbOutputs != 1 || nbInputs < 2 || nbInputs > 3 || inputs[0].nbDims != 4 || inputs[1].nbDims != 2) {
+            log_error("DeformRoIPool: expects feat [N,C,H,W], rois [K,5][, offset [K,2,PH,PW]] and one output");
+            return -1;
+        }
+        outputs[0].nbDims = 4;
+        outputs[0].d[0] = inputs[1].d[0];
+        outputs[0].d[1] = inputs[0].d[1];
+        outputs[0].d[2] = eb.constant(attrs_.output_height);
+        outputs[0].d[3] = eb.constant(attrs_.output_width);
+        return 0;
+    });
 }
 
 // Linear layout. feat, offset and the output share one type (FP32 or FP16); rois may be FP32 with FP16
 // features: RoI corners are pixel coordinates, and FP16 has only 1/8 px steps at 128..255 px.
 bool DeformRoIPoolPlugin::supportsFormatCombination(int32_t pos, const nvinfer1::DynamicPluginTensorDesc* inOut,
                                                     int32_t nbInputs, int32_t nbOutputs) noexcept {
-    if (pos < 0 || pos >= nbInputs + nbOutputs) return false;
-    const nvinfer1::PluginTensorDesc& d = inOut[pos].desc;
-    if (d.format != nvinfer1::TensorFormat::kLINEAR || !is_float_type(d.type)) return false;
-    if (pos == 0 || pos == 1) return true;
-    return d.type == inOut[0].desc.type;
+    return guarded("DeformRoIPoolPlugin::supportsFormatCombination", false, [&]() -> bool {
+        if (pos < 0 || pos >= nbInputs + nbOutputs) return false;
+        const nvinfer1::PluginTensorDesc& d = inOut[pos].desc;
+        if (d.format != nvinfer1::TensorFormat::kLINEAR || !is_float_type(d.type)) return false;
+        if (pos == 0 || pos == 1) return true;
+        return d.type == inOut[0].desc.type;
+    });
 }
 
 int32_t DeformRoIPoolPlugin::onShapeChange(const nvinfer1::PluginTensorDesc* in, int32_t nbInputs,
                                            const nvinfer1::PluginTensorDesc*, int32_t nbOutputs) noexcept {
-    shapes_ok_ = false;
-    if (nbOutputs != 1 || nbInputs < 2 || nbInputs > 3) return -1;
-    nvinfer1::Dims dims[3];
-    for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].dims;
-    if (!make_params(dims, nbInputs, params_)) return -1;
-    shapes_ok_ = true;
-    return 0;
+    return guarded("DeformRoIPoolPlugin::onShapeChange", int32_t{-1}, [&]() -> int32_t {
+        shapes_ok_ = false;
+        if (nbOutputs != 1 || nbInputs < 2 || nbInputs > 3) return -1;
+        nvinfer1::Dims dims[3];
+        for (int32_t i = 0; i < nbInputs; ++i) dims[i] = in[i].dims;
+        if (!make_params(dims, nbInputs, params_)) return -1;
+        shapes_ok_ = true;
+        return 0;
+    });
 }
 
 int32_t DeformRoIPoolPlugin::enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc*,
                                      const void* const* inputs, void* const* outputs, void*,
                                      cudaStream_t stream) noexcept {
-    if (!shapes_ok_) {
-        log_error("DeformRoIPool enqueue: called without a successful onShapeChange");
-        return -1;
-    }
-    const int32_t status = siamattn_deform_roi_pool_forward_cuda(
-        &params_, to_siamattn_dtype(inputDesc[0].type), to_siamattn_dtype(inputDesc[1].type), inputs[0], inputs[1],
-        params_.has_offset ? inputs[2] : nullptr, outputs[0], stream);
-    if (status != SIAMATTN_OK) {
-        log_error(std::string("DeformRoIPool enqueue: ") + siamattn_last_error());
-        return -1;
-    }
-    return 0;
+    return guarded("DeformRoIPoolPlugin::enqueue", int32_t{-1}, [&]() -> int32_t {
+        if (!shapes_ok_) {
+            log_error("DeformRoIPool enqueue: called without a successful onShapeChange");
+            return -1;
+        }
+        const int32_t status = siamattn_deform_roi_pool_forward_cuda(
+            &params_, to_siamattn_dtype(inputDesc[0].type), to_siamattn_dtype(inputDesc[1].type), inputs[0], inputs[1],
+            params_.has_offset ? inputs[2] : nullptr, outputs[0], stream);
+        if (status != SIAMATTN_OK) {
+            log_error(std::string("DeformRoIPool enqueue: ") + siamattn_last_error());
+            return -1;
+        }
+        return 0;
+    });
 }
 
 nvinfer1::IPluginV3* DeformRoIPoolPlugin::attachToContext(nvinfer1::IPluginResourceContext*) noexcept {
-    return clone();
+    return clone();  // guarded itself
 }
 
 const nvinfer1::PluginFieldCollection* DeformRoIPoolPlugin::getFieldsToSerialize() noexcept {
-    try {
+    return guarded("DeformRoIPoolPlugin::getFieldsToSerialize", kNoFields, [&]() -> const nvinfer1::PluginFieldCollection* {
         serialized_.clear();
         serialized_.add_ints("output_height", {attrs_.output_height});
         serialized_.add_ints("output_width", {attrs_.output_width});
@@ -146,10 +155,7 @@ const nvinfer1::PluginFieldCollection* DeformRoIPoolPlugin::getFieldsToSerialize
         serialized_.add_ints("sampling_ratio", {attrs_.sampling_ratio});
         serialized_.add_float("gamma", attrs_.gamma);
         return serialized_.collection();
-    } catch (const std::exception& e) {
-        log_error(std::string("DeformRoIPool serialize: ") + e.what());
-        return nullptr;
-    }
+    });
 }
 
 DeformRoIPoolCreator::DeformRoIPoolCreator() {
@@ -162,7 +168,7 @@ DeformRoIPoolCreator::DeformRoIPoolCreator() {
 
 nvinfer1::IPluginV3* DeformRoIPoolCreator::createPlugin(const char*, const nvinfer1::PluginFieldCollection* fc,
                                                         nvinfer1::TensorRTPhase) noexcept {
-    try {
+    return guarded("DeformRoIPoolCreator::createPlugin", kNoPlugin, [&]() -> nvinfer1::IPluginV3* {
         DeformRoIPoolAttrs a;
         std::vector<int64_t> v;
         for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
@@ -191,10 +197,7 @@ nvinfer1::IPluginV3* DeformRoIPoolCreator::createPlugin(const char*, const nvinf
             }
         }
         return new DeformRoIPoolPlugin(a);
-    } catch (const std::exception& e) {
-        log_error(std::string("DeformRoIPool createPlugin: ") + e.what());
-        return nullptr;
-    }
+    });
 }
 
 }  // namespace trt

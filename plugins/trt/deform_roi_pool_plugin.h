@@ -29,9 +29,9 @@ public:
     nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
     nvinfer1::IPluginV3* clone() noexcept override;
 
-    const char* getPluginName() const noexcept override { return "DeformRoIPool"; }
-    const char* getPluginVersion() const noexcept override { return "1"; }
-    const char* getPluginNamespace() const noexcept override { return ""; }
+    const char* getPluginName() const noexcept override { return SIAMATTN_DEFORM_ROI_POOL_NAME; }
+    const char* getPluginVersion() const noexcept override { return SIAMATTN_DEFORM_ROI_POOL_VERSION; }
+    const char* getPluginNamespace() const noexcept override { return SIAMATTN_PLUGIN_NAMESPACE; }
 
     int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
                             const nvinfer1::DynamicPluginTensorDesc* out, int32_t nbOutputs) noexcept override;
@@ -71,9 +71,9 @@ public:
     nvinfer1::IPluginV3* createPlugin(const char* name, const nvinfer1::PluginFieldCollection* fc,
                                       nvinfer1::TensorRTPhase phase) noexcept override;
     const nvinfer1::PluginFieldCollection* getFieldNames() noexcept override { return names_.collection(); }
-    const char* getPluginName() const noexcept override { return "DeformRoIPool"; }
-    const char* getPluginVersion() const noexcept override { return "1"; }
-    const char* getPluginNamespace() const noexcept override { return ""; }
+    const char* getPluginName() const noexcept override { return SIAMATTN_DEFORM_ROI_POOL_NAME; }
+    const char* getPluginVersion() const noexcept override { return SIAMATTN_DEFORM_ROI_POOL_VERSION; }
+    const char* getPluginNamespace() const noexcept override { return SIAMATTN_PLUGIN_NAMESPACE; }
 
 private:
     FieldNames names_;

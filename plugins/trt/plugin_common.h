@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "siamattn_deform.h"
+#include "siamattn_plugin_names.h"
 
 namespace siamattn {
 namespace trt {
@@ -17,6 +20,26 @@ namespace trt {
 // Logs through TensorRT's logger (set by setLoggerFinder) or stderr when none was provided.
 void log_error(const std::string& msg) noexcept;
 void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept;
+// "<where>: exception: <what>" through log_error; falls back to plain stderr if even that fails (out of memory).
+void log_exception(const char* where, const char* what) noexcept;
+
+// The catch-and-report path of every noexcept entry point TensorRT calls: runs `body`, and if it throws,
+// logs "<where>: <what>" through TensorRT's logger and returns `on_error` (the entry point's error value:
+// -1, nullptr, false or 0), so an exception inside a plugin never terminates the user's process.
+constexpr nvinfer1::IPluginV3* kNoPlugin = nullptr;
+constexpr const nvinfer1::PluginFieldCollection* kNoFields = nullptr;
+
+template <typename R, typename Body>
+R guarded(const char* where, R on_error, Body&& body) noexcept {
+    try {
+        return std::forward<Body>(body)();
+    } catch (const std::exception& e) {
+        log_exception(where, e.what());
+    } catch (...) {
+        log_exception(where, "unknown exception");
+    }
+    return on_error;
+}
 
 inline bool is_float_type(nvinfer1::DataType t) {
     return t == nvinfer1::DataType::kFLOAT || t == nvinfer1::DataType::kHALF;

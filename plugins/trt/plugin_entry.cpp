@@ -18,12 +18,24 @@ namespace trt {
 void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept { g_logger_finder = finder; }
 
 void log_error(const std::string& msg) noexcept {
-    const std::string line = "[siamattn plugins] " + msg;
-    nvinfer1::ILogger* logger = g_logger_finder != nullptr ? g_logger_finder->findLogger() : nullptr;
-    if (logger != nullptr)
-        logger->log(nvinfer1::ILogger::Severity::kERROR, line.c_str());
-    else
-        std::fprintf(stderr, "%s\n", line.c_str());
+    try {
+        const std::string line = "[siamattn plugins] " + msg;
+        nvinfer1::ILogger* logger = g_logger_finder != nullptr ? g_logger_finder->findLogger() : nullptr;
+        if (logger != nullptr)
+            logger->log(nvinfer1::ILogger::Severity::kERROR, line.c_str());
+        else
+            std::fprintf(stderr, "%s\n", line.c_str());
+    } catch (...) {  // no memory for the line: say it without allocating
+        std::fprintf(stderr, "[siamattn plugins] %s\n", msg.c_str());
+    }
+}
+
+void log_exception(const char* where, const char* what) noexcept {
+    try {
+        log_error(std::string(where) + ": exception: " + what);
+    } catch (...) {
+        std::fprintf(stderr, "[siamattn plugins] %s: exception: %s\n", where, what);
+    }
 }
 
 bool read_ints(const nvinfer1::PluginField& f, std::vector<int64_t>& out) {
@@ -62,8 +74,9 @@ namespace {
 // DeformConv: the name TensorRT-RTX's ONNX parser falls back to for a standard ONNX DeformConv node.
 // SiamAttnDeformConv: the same plugin under a name no parser imports natively, for full TensorRT, which
 // otherwise maps standard DeformConv to its own plugin (symmetric pads only, FP16 coordinates).
-siamattn::trt::DeformConvCreator g_deform_conv("DeformConv");
-siamattn::trt::DeformConvCreator g_siamattn_deform_conv("SiamAttnDeformConv");
+siamattn::trt::DeformConvCreator g_deform_conv(SIAMATTN_DEFORM_CONV_NAME, SIAMATTN_DEFORM_CONV_VERSION);
+siamattn::trt::DeformConvCreator g_siamattn_deform_conv(SIAMATTN_CUSTOM_DEFORM_CONV_NAME,
+                                                      SIAMATTN_CUSTOM_DEFORM_CONV_VERSION);
 siamattn::trt::DeformRoIPoolCreator g_deform_roi_pool;
 nvinfer1::IPluginCreatorInterface* g_creators[] = {&g_deform_conv, &g_siamattn_deform_conv, &g_deform_roi_pool};
 }  // namespace

@@ -6,6 +6,8 @@ compares every key and shape and names the differences, instead of letting PyTor
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,7 @@ import torch
 
 from siamattn.config import Config, from_dict
 from siamattn.errors import SiamAttnError
-
-from .siamattn import SiamAttn, build_model
+from siamattn.training.model.siamattn import SiamAttn, build_model
 
 FORMAT = "siamattn-checkpoint"
 
@@ -28,15 +29,27 @@ def save_checkpoint(path: str | Path, model: SiamAttn, **extra: Any) -> None:
     tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
 
 
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why torch.load (weights_only) refused ``path``, in words that never advise loading it unsafely."""
+    if not zipfile.is_zipfile(path):
+        return "is not a PyTorch checkpoint (not a torch.save zip archive: a damaged, truncated or unrelated file)"
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("is a PyTorch file but not a siamattn checkpoint: it holds objects other than tensors and plain "
+                "data, which siamattn does not load")
+    return f"is a damaged PyTorch file ({exc.__class__.__name__}); re-save or re-download it"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise SiamAttnError(f"checkpoint '{path}' is a folder, not a checkpoint file (.pt)")
     if not path.is_file():
         raise SiamAttnError(f"checkpoint '{path}' does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise SiamAttnError(f"checkpoint '{path}' is not a readable torch file ({exc.__class__.__name__}: {exc})") \
-            from exc
+        # Our own line: PyTorch's message suggests weights_only=False, i.e. running code from an untrusted file.
+        raise SiamAttnError(f"checkpoint '{path}' {_unreadable_reason(path, exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SiamAttnError(f"checkpoint '{path}' is not a siamattn checkpoint (no 'format: {FORMAT}' entry)")
     return payload

@@ -1,0 +1,275 @@
+"""Find and build the native deformable-op libraries (toolchain discovery, CMake, the build cache).
+
+Three shared libraries come out of ``plugins/CMakeLists.txt``:
+
+- ``libsiamattn_deform_cpu.so``: the CPU implementation (host compiler only, always built);
+- ``libsiamattn_deform_cuda.so``: the same C API plus the CUDA kernels (when nvcc is found);
+- ``libsiamattn_trt_plugins.so``: the TensorRT IPluginV3 plugins (when TensorRT headers are found too).
+
+Automatic builds go to ``~/.cache/siamattn/plugins/<sources hash>-<options hash>`` (``SIAMATTN_PLUGINS_CACHE``
+overrides the root), so a source edit never picks up a stale library. ``SIAMATTN_PLUGINS_DIR`` points at a
+directory with prebuilt libraries (e.g. a build made on a Jetson) and wins over the cache.
+Calling the libraries: siamattn/plugins/library.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from siamattn.errors import SiamAttnError
+from siamattn.tensorrt_env import local_cuda_arch
+
+LIB_FILES = {
+    "cpu": "libsiamattn_deform_cpu.so",
+    "cuda": "libsiamattn_deform_cuda.so",
+    "trt": "libsiamattn_trt_plugins.so",
+}
+SOURCE_DIR = Path(__file__).resolve().parent
+# Where installed TensorRT packages put NvInferRuntime.h (JetPack and the deb packages, the tarball's usual homes).
+TENSORRT_INCLUDE_CANDIDATES = (
+    "/usr/include/x86_64-linux-gnu",
+    "/usr/include/aarch64-linux-gnu",
+    "/usr/local/TensorRT/include",
+    "/usr/local/tensorrt/include",
+    "/opt/tensorrt/include",
+    "/usr/include",
+)
+# Developers and CI: a read-only copy of the public TensorRT headers beside the clone (never inside it; see
+# ../shared/tensorrt-headers/README.md). 11.1 first: the IPluginV3One interfaces we implement have the same
+# layout and interface versions in 10.3 and 11.1, and 11.1 is the current TensorRT that TensorRT-RTX tracks.
+# 8.6 has no IPluginV3 and is not used here.
+SHARED_HEADERS = Path("..") / "shared" / "tensorrt-headers"
+SHARED_HEADER_VERSIONS = ("11.1", "10.3")
+
+
+class PluginBuildError(SiamAttnError, RuntimeError):
+    """The native libraries could not be found or built; the message says what is missing."""
+
+
+# ------------------------------------------------------------------------------------------- discovery
+
+
+def repository_root() -> Path:
+    """The checkout (or installed package) folder that holds ``plugins/``."""
+    return SOURCE_DIR.parent
+
+
+def shared_tensorrt_includes() -> list[Path]:
+    """``<repository root>/../shared/tensorrt-headers/<version>/include`` folders that exist, preferred first."""
+    base = (repository_root() / SHARED_HEADERS).resolve()
+    found = [base / v / "include" for v in SHARED_HEADER_VERSIONS]
+    return [p for p in found if (p / "NvInferRuntime.h").is_file()]
+
+
+def find_tensorrt_include(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Directory holding ``NvInferRuntime.h``: explicit, then $TensorRT_INCLUDE_DIR (a user's choice), then an
+    installed TensorRT's headers, then the shared copy beside the repository (developers, CI)."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not (path / "NvInferRuntime.h").is_file():
+            raise PluginBuildError(
+                f"--tensorrt-include {path} has no NvInferRuntime.h. Pass the 'include' folder of a TensorRT >= 10 "
+                "install (e.g. /usr/include/aarch64-linux-gnu on JetPack, /usr/include/x86_64-linux-gnu with the "
+                "libnvinfer-headers-dev package) or of the public NVIDIA TensorRT repository."
+            )
+        return path
+    env = [os.environ.get(k) for k in ("TensorRT_INCLUDE_DIR", "TENSORRT_INCLUDE_DIR")]
+    for cand in [*filter(None, env), *TENSORRT_INCLUDE_CANDIDATES, *shared_tensorrt_includes()]:
+        path = Path(cand).expanduser()
+        if (path / "NvInferRuntime.h").is_file():
+            return path
+    return None
+
+
+def find_nvcc() -> str | None:
+    for cand in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What to build. ``cuda=None`` means: CUDA when nvcc is found; ``tensorrt_include=None``: search for it.
+    ``cuda_archs=None``: this machine's GPU when one is found (a build of a minute instead of many on a Jetson),
+    else the portable list of CMakeLists.txt; ``"all"``: always that list."""
+
+    cuda: bool | None = None
+    cuda_archs: str | None = None
+    tensorrt_include: str | None = None
+    tensorrt: bool | None = None
+    build_type: str = "Release"
+    emulation: bool = False  # also the CUDA-on-CPU emulation executables (emu/, tests without a GPU)
+
+    def resolved(self) -> BuildOptions:
+        nvcc = find_nvcc()
+        if self.cuda and nvcc is None:
+            raise PluginBuildError(
+                "a CUDA build was requested but nvcc was not found: install the CUDA toolkit (or JetPack), put its "
+                "bin/ on PATH or set CUDACXX=/path/to/nvcc; or build the CPU library only with --no-cuda"
+            )
+        cuda = nvcc is not None if self.cuda is None else self.cuda
+        # The emulation's TensorRT driver needs the headers only (no CUDA), even when the plugin library is off.
+        wants_headers = self.tensorrt is not False or self.emulation
+        trt_dir = find_tensorrt_include(self.tensorrt_include) if wants_headers else None
+        if self.tensorrt and trt_dir is None:
+            raise PluginBuildError(
+                "the TensorRT plugin library was requested but no TensorRT headers (NvInferRuntime.h) were found. "
+                "Pass --tensorrt-include DIR or set TensorRT_INCLUDE_DIR: on JetPack/TensorRT installs the headers are "
+                "in /usr/include/<arch>-linux-gnu; otherwise extract include/ of the public NVIDIA TensorRT "
+                "repository somewhere outside this project (developers: ../shared/tensorrt-headers beside the clone)"
+            )
+        if self.tensorrt and not cuda:
+            raise PluginBuildError("the TensorRT plugin library needs CUDA (nvcc) as well as the TensorRT headers")
+        archs = self.cuda_archs
+        if cuda and archs is None:
+            archs = local_cuda_arch()
+        if archs == "all":
+            archs = None
+        return BuildOptions(
+            cuda=cuda,
+            cuda_archs=archs,
+            tensorrt_include=str(trt_dir) if (trt_dir and (cuda or self.emulation)) else None,
+            tensorrt=bool(trt_dir and cuda and self.tensorrt is not False),
+            build_type=self.build_type,
+            emulation=self.emulation,
+        )
+
+
+def _sources_hash() -> str:
+    digest = hashlib.sha256()
+    files = [SOURCE_DIR / "CMakeLists.txt"]
+    for sub in ("include", "src", "trt", "emu"):
+        files += sorted(p for p in (SOURCE_DIR / sub).glob("*") if p.is_file())
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _options_hash(opts: BuildOptions) -> str:
+    # The source path is part of the key: CMake refuses a build tree configured from another checkout.
+    key = {**asdict(opts), "source_dir": str(SOURCE_DIR.resolve())}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _check_build_tree(out: Path) -> None:
+    """Fail clearly when ``out`` was configured from a different source tree (CMake's own message is cryptic)."""
+    cache = out / "CMakeCache.txt"
+    if not cache.is_file():
+        return
+    match = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", cache.read_text(errors="replace"), re.M)
+    if match and Path(match.group(1)).resolve() != SOURCE_DIR.resolve():
+        raise PluginBuildError(
+            f"the build directory {out} was configured from {match.group(1)}, not from {SOURCE_DIR}: "
+            "pick another --build-dir or delete that one"
+        )
+
+
+def cache_root() -> Path:
+    root = os.environ.get("SIAMATTN_PLUGINS_CACHE")
+    if root:
+        return Path(root).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "siamattn" / "plugins"
+
+
+def build_dir_for(opts: BuildOptions) -> Path:
+    return cache_root() / f"{_sources_hash()}-{_options_hash(opts)}"
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def build(
+    options: BuildOptions | None = None,
+    build_dir: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Configure and build with CMake; returns the directory holding the libraries (``<build>/lib``).
+
+    Re-running on an up-to-date build directory is a no-op apart from CMake's own checks.
+    """
+    opts = (options or BuildOptions()).resolved()
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise PluginBuildError(
+            "cmake (>= 3.18) was not found on PATH: install it with 'apt-get install cmake' or 'pip install cmake'"
+        )
+    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
+        raise PluginBuildError("no C++ compiler found: install one with 'apt-get install g++' (or set CXX)")
+    out = Path(build_dir).expanduser() if build_dir else build_dir_for(opts)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_build_tree(out)
+    args = [cmake, "-S", str(SOURCE_DIR), "-B", str(out), f"-DCMAKE_BUILD_TYPE={opts.build_type}"]
+    args.append(f"-DSIAMATTN_BUILD_CUDA={'ON' if opts.cuda else 'OFF'}")
+    args.append(f"-DSIAMATTN_BUILD_TRT={'ON' if opts.tensorrt else 'OFF'}")
+    args.append(f"-DSIAMATTN_BUILD_EMULATION={'ON' if opts.emulation else 'OFF'}")
+    if opts.cuda:
+        nvcc = find_nvcc()
+        args.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
+        if opts.cuda_archs:
+            args.append(f"-DSIAMATTN_CUDA_ARCHS={opts.cuda_archs}")
+    if opts.tensorrt_include:
+        args.append(f"-DTensorRT_INCLUDE_DIR={opts.tensorrt_include}")
+    jobs = jobs or max(1, os.cpu_count() or 1)
+    log_path = out / "build.log"
+    import fcntl  # POSIX only, like the libraries themselves
+
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test workers share one build
+        with open(log_path, "w") as log:
+            for cmd in (args, [cmake, "--build", str(out), "-j", str(jobs)]):
+                log.write("$ " + " ".join(cmd) + "\n")
+                log.flush()
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                log.write(proc.stdout)
+                if verbose:
+                    sys.stdout.write(proc.stdout)
+                if proc.returncode != 0:
+                    tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
+                    raise PluginBuildError(f"building the plugins failed (full log: {log_path}):\n{tail}")
+        (out / "lib" / "build_options.json").write_text(json.dumps(asdict(opts), indent=2) + "\n")
+    return out / "lib"
+
+
+def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: BuildOptions | None = None) -> Path:
+    """Path of a library (``kind`` in cpu/cuda/trt); builds it into the cache when missing and allowed."""
+    if kind not in LIB_FILES:
+        raise ValueError(f"kind must be one of {sorted(LIB_FILES)}, got {kind!r}")
+    name = LIB_FILES[kind]
+    env_dir = os.environ.get("SIAMATTN_PLUGINS_DIR")
+    if env_dir:
+        path = Path(env_dir).expanduser() / name
+        if path.is_file():
+            return path
+        raise PluginBuildError(f"SIAMATTN_PLUGINS_DIR={env_dir} has no {name}; build it with 'siamattn plugins build'")
+    for lib_dir in cached_builds():
+        if (lib_dir / name).is_file():
+            return lib_dir / name
+    if not build_if_missing:
+        raise PluginBuildError(f"{name} is not built yet: run 'siamattn plugins build'")
+    wanted = options or BuildOptions(cuda=True if kind != "cpu" else None, tensorrt=True if kind == "trt" else None)
+    lib_dir = build(wanted)
+    if not (lib_dir / name).is_file():
+        summary = (lib_dir / "siamattn_build.txt").read_text().strip()
+        raise PluginBuildError(f"the build finished without {name} ({summary})")
+    return lib_dir / name
+
+
+def cached_builds() -> list[Path]:
+    """Library directories in the cache built from the current sources, newest first."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    dirs = [d / "lib" for d in root.glob(f"{_sources_hash()}-*") if (d / "lib" / "build_options.json").is_file()]
+    return sorted(dirs, key=lambda d: d.stat().st_mtime, reverse=True)
