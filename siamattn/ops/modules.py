@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from siamattn.ops import dispatch
+from siamattn.ops.deform_roi_pool import mode_id
 
 
 class DeformConv2d(nn.Module):
@@ -40,13 +41,17 @@ class DeformConv2d(nn.Module):
 
 class DeformRoIPool(nn.Module):
     """Deformable RoI pooling with mmcv's "pack" offset predictor: plain pool -> FC ReLU FC ReLU FC(zero-init)
-    -> offsets [K,2,PH,PW] -> pool again with offsets. ``deformable=False`` gives the plain pool only."""
+    -> offsets [K,2,PH,PW] -> pool again with offsets. ``deformable=False`` gives the plain pool only.
+    ``mode`` picks the pooling semantics of both passes: "mmcv" (docs/DESIGN.md §4.2) or "mmdet_v1" (§4.3)."""
 
     def __init__(self, channels: int, output_size: int, spatial_scale: float, sampling_ratio: int = 2,
-                 gamma: float = 0.1, hidden: int = 1024, deformable: bool = True) -> None:
+                 gamma: float = 0.1, hidden: int = 1024, deformable: bool = True, mode: str = "mmcv") -> None:
         super().__init__()
+        mode_id(mode)  # reject an unknown mode at construction, not at the first forward
+        if mode == "mmdet_v1" and sampling_ratio < 1:
+            raise ValueError(f"DeformRoIPool: mode='mmdet_v1' needs sampling_ratio >= 1, got {sampling_ratio}")
         self.output_size, self.spatial_scale = output_size, spatial_scale
-        self.sampling_ratio, self.gamma = sampling_ratio, gamma
+        self.sampling_ratio, self.gamma, self.mode = sampling_ratio, gamma, mode
         self.offset_fc: nn.Sequential | None = None
         if deformable:
             last = nn.Linear(hidden, 2 * output_size * output_size)
@@ -57,12 +62,19 @@ class DeformRoIPool(nn.Module):
                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), last,
             )
 
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+                f"sampling_ratio={self.sampling_ratio}, gamma={self.gamma}, mode={self.mode!r}")
+
     def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
         s = self.output_size
-        pooled = dispatch.deform_roi_pool(feat, rois, None, (s, s), self.spatial_scale, self.sampling_ratio,
-                                          self.gamma)
+        # ``mode`` is the dispatch's 8th positional argument. Until every export lowering accepts it, the
+        # default mode is left out so that mmcv models export unchanged.
+        args: tuple = (self.spatial_scale, self.sampling_ratio, self.gamma)
+        if self.mode != "mmcv":
+            args += (self.mode,)
+        pooled = dispatch.deform_roi_pool(feat, rois, None, (s, s), *args)
         if self.offset_fc is None:
             return pooled
         offset = self.offset_fc(pooled.flatten(1)).view(-1, 2, s, s)
-        return dispatch.deform_roi_pool(feat, rois, offset, (s, s), self.spatial_scale, self.sampling_ratio,
-                                        self.gamma)
+        return dispatch.deform_roi_pool(feat, rois, offset, (s, s), *args)
