@@ -283,6 +283,9 @@ def test_siamattn_r50_is_the_authors_layout():
     assert sd["refine.mask_pool.offset_fc.4.weight"] == (512, 1024)
     assert sd["refine.mask_head.9.weight"] == (256, 256, 3, 3) and "refine.mask_head.9.bias" not in sd
     assert sd["refine.mask_head.12.weight"] == (256, 256, 4, 4) and sd["refine.mask_head.14.weight"] == (1, 256, 1, 1)
+    r = model.refine
+    assert (r.box_pool.mode, r.mask_pool.mode, r.box_pool.sampling_ratio, r.mask_pool.sampling_ratio) == \
+        ("mmdet_v1", "mmdet_v1", 4, 4)
     total = sum(p.numel() for p in model.parameters())
     assert 139e6 < total < 141e6, total
     mask_fc = sum(p.numel() for p in model.refine.mask_pool.parameters())
@@ -346,7 +349,7 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
     with pytest.raises(SiamAttnError, match=r"unexpected \d+ keys \(e.g. refine.mask"):
         load_checkpoint(path, no_mask)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(SiamAttnError, match="not a readable torch file"):
+    with pytest.raises(SiamAttnError, match="not a PyTorch checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(SiamAttnError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")

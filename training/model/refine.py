@@ -66,7 +66,7 @@ class RegionRefinement(nn.Module):
         )
         # Both poolings treat their map as covering the whole search crop (authors' convention).
         self.box_pool = DeformRoIPool(channels, cfg.box_pool, corr_size / instance_size, cfg.sampling_ratio,
-                                      cfg.gamma, cfg.offset_fc, deformable=cfg.deformable_pool)
+                                      cfg.gamma, cfg.offset_fc, deformable=cfg.deformable_pool, mode=cfg.pool_mode)
         self.box_head = nn.Sequential(
             nn.Flatten(), nn.Linear(channels * cfg.box_pool**2, cfg.box_fc), nn.ReLU(inplace=True),
             nn.Linear(cfg.box_fc, cfg.box_fc), nn.ReLU(inplace=True), nn.Linear(cfg.box_fc, 4),
@@ -87,7 +87,7 @@ class RegionRefinement(nn.Module):
                 self.mask_stem = conv1x1_relu(stem_channels, m)
             self.mask_pool = DeformRoIPool(m, cfg.mask_pool, cfg.mask_feature_size / instance_size,
                                            cfg.sampling_ratio, cfg.gamma, cfg.offset_fc,
-                                           deformable=cfg.mask_deformable_pool)
+                                           deformable=cfg.mask_deformable_pool, mode=cfg.pool_mode)
             self.mask_head = _mask_head(m, up, cfg.mask_head_bn)
 
     def features(self, z_atts: list[Tensor], x_atts: list[Tensor], stem: Tensor,
