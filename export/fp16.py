@@ -47,8 +47,9 @@ FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)
 _TYPE_AGNOSTIC_INPUTS = {"Shape", "Size", "Cast", "CastLike"}
 # (op, input index) that must stay FP32 whatever the node's precision.
 _PINNED_FP32 = {("Resize", 1), ("Resize", 2), (DEFORM_ROI_POOL.name, 1)}
-# Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math.
-_PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Mul", "Div", "Flatten"}
+# Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math (Neg:
+# the authors' channel attention is softmax_row(-X X^T), model.attention.channel_softmax: negated).
+_PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Mul", "Div", "Flatten", "Neg"}
 _COORD_OPS = _PASS_THROUGH | {
     "Add", "Sub", "Clip", "Min", "Max", "Floor", "Ceil", "Neg", "Less", "LessOrEqual", "Greater",
     "GreaterOrEqual", "Equal", "And", "Or", "Not", "Where", "Expand", "Concat", "Slice", "Gather", "Split",

@@ -376,6 +376,24 @@ def test_large_weight_island_keeps_cancelling_layers_fp32():
     assert errors[()] > 0.01 and errors[("large_weights",)] < 1e-6, errors
 
 
+@pytest.mark.parametrize("negated", [False, True])
+def test_channel_attention_island_with_and_without_the_negation(negated):
+    # softmax_row(X X^T) and the authors' softmax_row(-X X^T): the Neg between MatMul and Softmax is part of it
+    x = onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 49])
+    y = onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8])
+    nodes = [onnx.helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+             onnx.helper.make_node("MatMul", ["x", "xt"], ["e"])]
+    if negated:
+        nodes.append(onnx.helper.make_node("Neg", ["e"], ["ne"]))
+    nodes.append(onnx.helper.make_node("Softmax", [nodes[-1].output[0]], ["y"], axis=-1))
+    graph = onnx.helper.make_graph(nodes, "cam", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)], ir_version=10)
+    found = find_islands(model, ("channel_attention", "spatial_attention"))
+    assert sorted(model.graph.node[i].op_type for i in found["channel_attention"]) == \
+        sorted(["MatMul", "Softmax"] + (["Neg"] if negated else []))
+    assert found["spatial_attention"] == set()
+
+
 def test_wide_dot_product_island_keeps_the_65536_wide_layer_fp32():
     rng = np.random.default_rng(0)
     inits = [onnx.numpy_helper.from_array(rng.normal(size=(8, 65536)).astype(np.float32) / 256, "w_wide"),
