@@ -30,8 +30,11 @@ def test_siamattn_r50_is_the_authors_network_and_the_paper_variant_keeps_the_tex
             r.sampling_ratio) == ("head", "laterals", 256, True, True, "mmdet_v1", 4)
     t = authors.tracker
     assert (t.penalty_k, t.window_influence, t.lr, t.mask_threshold) == (0.10, 0.25, 0.45, 0.2)
+    assert (t.geometry, t.output) == ("authors", "polygon")
     assert otb.model == authors.model
     assert (otb.tracker.penalty_k, otb.tracker.window_influence, otb.tracker.lr) == (0.20, 0.35, 0.50)
+    assert (otb.tracker.geometry, otb.tracker.output) == ("authors", "box")
+    assert text.tracker.geometry == "pysot" and load_config("siamrpnpp_r50").tracker.geometry == "pysot"
     assert text.model.attention.channel_softmax == "plain" and text.model.refine.box_corr == "raw"
     assert text.model.refine.mask_channels == 64 and text.model.refine.sampling_ratio == 2
     # the ablations are ablations of the authors' network
@@ -60,6 +63,8 @@ def test_unknown_key_is_named_with_its_path(tmp_path):
         ("model.refine.box_corr=full", r"'model\.refine\.box_corr' must be 'raw' or 'head'"),
         ("model.refine.mask_features=fpn", r"'model\.refine\.mask_features' must be 'corr' or 'laterals'"),
         ("model.refine.pool_mode=roialign", r"'model\.refine\.pool_mode' must be 'mmcv' or 'mmdet_v1'"),
+        ("tracker.geometry=siamfc", r"'tracker\.geometry' must be one of 'pysot', 'authors', got 'siamfc'"),
+        ("tracker.output=mask", r"'tracker\.output' must be one of 'polygon', 'box', got 'mask'"),
         ("nonsense", r"must look like key\.path=value"),
     ],
 )
@@ -71,6 +76,14 @@ def test_bad_values_are_rejected_with_the_key(override, message):
 def test_unknown_config_name_lists_choices():
     with pytest.raises(ConfigError, match=r"unknown config 'nope'.*siamattn_r50"):
         load_config("nope")
+
+
+def test_tracker_geometry_and_output_defaults_keep_the_pysot_tracker():
+    for name in ("tiny", "demo_mobilenetv2"):  # the shipped demo and test models keep pysot's tracker
+        t = load_config(name).tracker
+        assert (t.geometry, t.output) == ("pysot", "polygon")
+    t = load_config("tiny", ["tracker.geometry=authors", "tracker.output=box"]).tracker
+    assert (t.geometry, t.output) == ("authors", "box")
 
 
 def test_overrides_apply_and_dict_roundtrip():
