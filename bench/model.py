@@ -55,8 +55,9 @@ def component_params(model: SiamAttn) -> dict[str, int]:
     out = {"backbone": n(model.backbone), "neck": n(model.neck), "dsa": n(model.dsa), "rpn": n(model.rpn)}
     if model.refine is not None:
         r = model.refine
-        mask = sum(n(getattr(r, a, None)) for a in ("mask_corr", "mask_layer1", "mask_stem", "mask_pool", "mask_head"))
-        out["refine_fuse"] = n(r.fuse)
+        mask = sum(n(getattr(r, a, None)) for a in ("mask_corr", "mask_layer1", "mask_stem", "mask_lateral",
+                                                      "mask_pool", "mask_head"))
+        out["refine_fuse"] = n(r.fuse) + n(r.box_xcorr)  # box features: fuse convs (+ xcorr blocks, box_corr head)
         out["refine_box"] = n(r.box_pool) + n(r.box_head)
         out["refine_mask"] = mask
     out["total"] = n(model)

@@ -20,6 +20,10 @@ Islands (found structurally, so they apply to whatever the exporter emits):
   outputs of a few units; FP16's spacing is 2 at 2048, so rounding their parameters or their input loses the
   output. On the shipped demo model it cut the FP16 search graph's error on real frames from 1.6e-2 to
   5.5e-3 of range with three layers kept FP32 (docs/PERFORMANCE.md, "FP16 on a trained model").
+* ``wide_dot_products``: a Gemm/MatMul with a constant weight whose dot products have more than 16384 terms:
+  the first layer of the authors' deformable mask pooling offset MLP reads 256 x 16 x 16 = 65536 pooled
+  values; FP16 inputs and weights (11-bit mantissas) over 65536 terms give relative errors far above the
+  0.1 px offsets it predicts, and the layer costs little next to the convolutions.
 
 ``docs/PERFORMANCE.md`` records which of these measurably matter (python -m siamattn.export.measure fp16).
 """
@@ -43,8 +47,9 @@ FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)
 _TYPE_AGNOSTIC_INPUTS = {"Shape", "Size", "Cast", "CastLike"}
 # (op, input index) that must stay FP32 whatever the node's precision.
 _PINNED_FP32 = {("Resize", 1), ("Resize", 2), (DEFORM_ROI_POOL.name, 1)}
-# Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math.
-_PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Mul", "Div", "Flatten"}
+# Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math (Neg:
+# the authors' channel attention is softmax_row(-X X^T), model.attention.channel_softmax: negated).
+_PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Mul", "Div", "Flatten", "Neg"}
 _COORD_OPS = _PASS_THROUGH | {
     "Add", "Sub", "Clip", "Min", "Max", "Floor", "Ceil", "Neg", "Less", "LessOrEqual", "Greater",
     "GreaterOrEqual", "Equal", "And", "Or", "Not", "Where", "Expand", "Concat", "Slice", "Gather", "Split",
@@ -55,6 +60,7 @@ _ROI_INPUT = "rois"
 _DELTA_OUTPUTS = ("box_deltas",)
 _LINEAR_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 _MAX_FP16_WEIGHT, _MAX_FP16_BIAS = 16.0, 64.0
+_MAX_FP16_DOT = 16384  # longest dot product a constant-weight Gemm/MatMul may compute in FP16
 
 
 @dataclass
@@ -218,6 +224,24 @@ def _large_weight_island(gr: _Graph) -> set[int]:
     return island
 
 
+def _wide_dot_island(gr: _Graph) -> set[int]:
+    """Gemm/MatMul nodes with a constant weight whose reduction length exceeds _MAX_FP16_DOT."""
+    dims = {t.name: list(t.dims) for t in gr.g.initializer}
+    island: set[int] = set()
+    for i, n in enumerate(gr.nodes):
+        if n.op_type not in ("Gemm", "MatMul") or len(n.input) < 2 or len(dims.get(n.input[1], [])) < 2:
+            continue
+        w = dims[n.input[1]]
+        if n.op_type == "Gemm":
+            trans_b = next((a.i for a in n.attribute if a.name == "transB"), 0)
+            k = w[1] if trans_b else w[0]
+        else:
+            k = w[-2]
+        if k > _MAX_FP16_DOT:
+            island.add(i)
+    return island
+
+
 def find_islands(model: onnx.ModelProto, wanted: tuple[str, ...] = ISLANDS) -> dict[str, set[int]]:
     """Node indices of each requested FP32 island."""
     unknown = set(wanted) - set(ISLANDS)
@@ -226,7 +250,8 @@ def find_islands(model: onnx.ModelProto, wanted: tuple[str, ...] = ISLANDS) -> d
     gr = _Graph(model)
     channel, spatial = _attention_islands(gr)
     found = {"channel_attention": channel, "spatial_attention": spatial, "roi": _roi_island(gr),
-             "box_deltas": _delta_island(gr), "large_weights": _large_weight_island(gr)}
+             "box_deltas": _delta_island(gr), "large_weights": _large_weight_island(gr),
+             "wide_dot_products": _wide_dot_island(gr)}
     return {k: found[k] for k in wanted}
 
 

@@ -202,10 +202,10 @@ def _max_gram(model: nn.Module) -> float:
     seen: list[float] = []
     original = attention.channel_affinity
 
-    def spy(f: Tensor) -> Tensor:
+    def spy(f: Tensor, negated: bool = False) -> Tensor:
         flat = f.flatten(2).float()
         seen.append(float(torch.bmm(flat, flat.transpose(1, 2)).abs().max()))
-        return original(f)
+        return original(f, negated)
 
     attention.channel_affinity = spy
     try:

@@ -1,6 +1,6 @@
 """A seeded, randomly initialised but well-conditioned SiamAttn for pipeline tests and demos without weights.
 
-A freshly built model is a poor test subject: the attention scalars (alpha, beta, gamma) and the offset
+A freshly built model is a poor test subject: the attention scalars (alpha, beta, gamma or gamma_c) and the offset
 predictors start at zero, so attention and deformable sampling are no-ops, and BatchNorm's default running
 statistics (mean 0, var 1) let activations grow through fifty layers until the heads saturate and every
 output is constant. Parity checks on such a model pass vacuously. :func:`random_model` gives the
@@ -18,7 +18,7 @@ from siamattn.config import Config
 from siamattn.training.model import SiamAttn, build_model
 
 # Parameter names that are zero at init and switch a code path on when non-zero.
-_ATTENTION_SCALARS = ("alpha", "beta", "gamma")
+_ATTENTION_SCALARS = ("alpha", "beta", "gamma", "gamma_c")  # gamma_c: model.attention.shared_channel_scalar
 RESIDUAL_SCALE = 0.2
 
 

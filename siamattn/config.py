@@ -69,10 +69,23 @@ class AttentionConfig:
     cross_attention: bool = True  # channel attention of one branch applied to the other
     deformable: bool = True  # 3x3 deformable conv on the attentional features (plain conv when off)
     reduction: int = 8  # C' = C / reduction for the spatial query/key
+    # Channel affinity: "plain" = softmax_row(X X^T) (paper text); "negated" = softmax_row(-X X^T) (the
+    # authors' code: softmax of rowmax(E) - E, so the most anti-correlated channels weigh most).
+    channel_softmax: str = "plain"
+    # One learned scalar per level (gamma_c) for both the self-channel and the cross-channel term (authors)
+    # instead of separate beta (self) and gamma (cross).
+    shared_channel_scalar: bool = False
+    # Bias of the 3x3 conv after the attention (deformable or plain); the authors' DCN has none.
+    deform_bias: bool = True
 
     @property
     def enabled(self) -> bool:
         return self.self_attention or self.cross_attention or self.deformable
+
+    def validate(self) -> None:
+        _check(self.channel_softmax in ("plain", "negated"), "model.attention.channel_softmax",
+               f"must be 'plain' or 'negated', got {self.channel_softmax!r}")
+        _check(self.reduction >= 1, "model.attention.reduction", "must be >= 1")
 
 
 @dataclass
@@ -98,9 +111,28 @@ class RefineConfig:
     sampling_ratio: int = 2  # bilinear samples per bin side; fixed so graphs have static shapes
     gamma: float = 0.1  # offset scale of deformable RoI pooling
     box_stds: list[float] = field(default_factory=lambda: [0.1, 0.1, 0.2, 0.2])
+    # Box features per level: "raw" = fuse conv on the depth-wise correlation of the attentional features;
+    # "head" = a full depth-wise correlation block (3x3 conv+BN+ReLU per branch, xcorr, 1x1+BN+ReLU, 1x1 with
+    # bias, neck width out) before the fuse conv (authors).
+    box_corr: str = "raw"
+    # Mask features: "corr" = 1x1+ReLU laterals over the fused box map, layer1 and stem (resized with
+    # align_corners=False); "laterals" = five 1x1 no-bias conv+BN+ReLU laterals over stem, layer1 and the three
+    # attentional search levels, each resized (align_corners=True) before its conv, summed (authors).
+    mask_features: str = "corr"
+    mask_head_bn: bool = False  # mask head 3x3 convs without bias, each followed by BN (authors)
+    mask_deformable_pool: bool = False  # deformable pooling (offset MLP) for the mask too (authors)
+    # RoI pooling arithmetic: "mmcv" (RoIAlign-style, aligned) or "mmdet_v1" (the authors' deformable
+    # PS-RoI pooling: rounded corners, fixed sample grid at the bin corner; see docs/DESIGN.md)
+    pool_mode: str = "mmcv"
 
     def validate(self) -> None:
         _check(not self.mask or self.enabled, "model.refine.mask", "needs model.refine.enabled: true")
+        _check(self.box_corr in ("raw", "head"), "model.refine.box_corr",
+               f"must be 'raw' or 'head', got {self.box_corr!r}")
+        _check(self.mask_features in ("corr", "laterals"), "model.refine.mask_features",
+               f"must be 'corr' or 'laterals', got {self.mask_features!r}")
+        _check(self.pool_mode in ("mmcv", "mmdet_v1"), "model.refine.pool_mode",
+               f"must be 'mmcv' or 'mmdet_v1', got {self.pool_mode!r}")
         _check(self.sampling_ratio >= 1, "model.refine.sampling_ratio",
                "must be >= 1 (adaptive sampling makes shapes data-dependent and cannot be exported)")
         _check(len(self.box_stds) == 4, "model.refine.box_stds", "needs 4 values")

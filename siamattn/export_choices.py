@@ -87,6 +87,7 @@ FP32_ISLANDS: dict[str, str] = {
     "roi": "RoI coordinate math, sampling and bin averaging (and the DeformRoIPool plugin node)",
     "box_deltas": "the last layer of the box head",
     "large_weights": "layers with constant weights beyond 16 or biases beyond 64, and their input layer",
+    "wide_dot_products": "fully connected layers summing more than 16384 products (the mask offset MLP's first)",
 }
 
 ALL: tuple[ExportChoice, ...] = (OPS, PRECISION, ENGINE, XCORR, DEFORM_CONV)

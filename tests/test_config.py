@@ -22,6 +22,27 @@ def test_shipped_configs_load_and_differ_where_the_paper_says():
     assert paper.tracker.score_size == 25 and paper.anchors.num == 5
 
 
+def test_siamattn_r50_is_the_authors_network_and_the_paper_variant_keeps_the_text():
+    authors, text, otb = load_config("siamattn_r50"), load_config("siamattn_r50_paper"), load_config("siamattn_r50_otb")
+    a, r = authors.model.attention, authors.model.refine
+    assert (a.channel_softmax, a.shared_channel_scalar, a.deform_bias) == ("negated", True, False)
+    assert (r.box_corr, r.mask_features, r.mask_channels, r.mask_head_bn, r.mask_deformable_pool, r.pool_mode,
+            r.sampling_ratio) == ("head", "laterals", 256, True, True, "mmdet_v1", 4)
+    t = authors.tracker
+    assert (t.penalty_k, t.window_influence, t.lr, t.mask_threshold) == (0.10, 0.25, 0.45, 0.2)
+    assert (t.geometry, t.output) == ("authors", "polygon")
+    assert otb.model == authors.model
+    assert (otb.tracker.penalty_k, otb.tracker.window_influence, otb.tracker.lr) == (0.20, 0.35, 0.50)
+    assert (otb.tracker.geometry, otb.tracker.output) == ("authors", "box")
+    assert text.tracker.geometry == "pysot" and load_config("siamrpnpp_r50").tracker.geometry == "pysot"
+    assert text.model.attention.channel_softmax == "plain" and text.model.refine.box_corr == "raw"
+    assert text.model.refine.mask_channels == 64 and text.model.refine.sampling_ratio == 2
+    # the ablations are ablations of the authors' network
+    for name in ("siamattn_r50_self_only", "siamattn_r50_cross_only", "siamattn_r50_no_deform"):
+        assert load_config(name).model.refine.box_corr == "head", name
+    assert not load_config("siamattn_r50_no_deform").model.refine.mask_deformable_pool
+
+
 def test_unknown_key_is_named_with_its_path(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("base: tiny\nmodel:\n  attention:\n    self_atention: false\n")
@@ -38,6 +59,10 @@ def test_unknown_key_is_named_with_its_path(tmp_path):
         ("model.backbone.blocks=[1,2]", r"four stage depths"),
         ("model.refine.enabled=false", r"'model\.refine\.mask' needs model\.refine\.enabled"),
         ("export.precision=int4", r"'export\.precision' must be 'fp16' or 'fp32'"),
+        ("model.attention.channel_softmax=inverse", r"'model\.attention\.channel_softmax' must be 'plain' or"),
+        ("model.refine.box_corr=full", r"'model\.refine\.box_corr' must be 'raw' or 'head'"),
+        ("model.refine.mask_features=fpn", r"'model\.refine\.mask_features' must be 'corr' or 'laterals'"),
+        ("model.refine.pool_mode=roialign", r"'model\.refine\.pool_mode' must be 'mmcv' or 'mmdet_v1'"),
         ("tracker.geometry=siamfc", r"'tracker\.geometry' must be one of 'pysot', 'authors', got 'siamfc'"),
         ("tracker.output=mask", r"'tracker\.output' must be one of 'polygon', 'box', got 'mask'"),
         ("nonsense", r"must look like key\.path=value"),

@@ -409,7 +409,8 @@ def test_fp16_graphs_keep_io_fp32_and_islands_fp32(portable16):
     softmax_in = [types[n.input[0]] for n in search.graph.node if n.op_type == "Softmax"]
     assert len(softmax_in) == 6 and set(softmax_in) == {TensorProto.FLOAT}
     assert m.data["graphs"]["search"]["fp32_islands"] == {"channel_attention": 6, "spatial_attention": 6, "roi": 0,
-                                                          "box_deltas": 0, "large_weights": 0}
+                                                          "box_deltas": 0, "large_weights": 0,
+                                                          "wide_dot_products": 0}
     assert m.data["graphs"]["refine_box"]["fp32_islands"]["roi"] > 10
 
 
@@ -479,6 +480,41 @@ def test_large_weight_island_keeps_cancelling_layers_fp32():
     # FP16 storage of A's output (~3, spacing 2^-9) times 100, and of the 2000 bias (spacing 1), costs ~2% of an
     # output of ~0.5; with A and B kept FP32 (they read the FP32 graph input) nothing is rounded.
     assert errors[()] > 0.01 and errors[("large_weights",)] < 1e-6, errors
+
+
+@pytest.mark.parametrize("negated", [False, True])
+def test_channel_attention_island_with_and_without_the_negation(negated):
+    # softmax_row(X X^T) and the authors' softmax_row(-X X^T): the Neg between MatMul and Softmax is part of it
+    x = onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 49])
+    y = onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8])
+    nodes = [onnx.helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+             onnx.helper.make_node("MatMul", ["x", "xt"], ["e"])]
+    if negated:
+        nodes.append(onnx.helper.make_node("Neg", ["e"], ["ne"]))
+    nodes.append(onnx.helper.make_node("Softmax", [nodes[-1].output[0]], ["y"], axis=-1))
+    graph = onnx.helper.make_graph(nodes, "cam", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)], ir_version=10)
+    found = find_islands(model, ("channel_attention", "spatial_attention"))
+    assert sorted(model.graph.node[i].op_type for i in found["channel_attention"]) == \
+        sorted(["MatMul", "Softmax"] + (["Neg"] if negated else []))
+    assert found["spatial_attention"] == set()
+
+
+def test_wide_dot_product_island_keeps_the_65536_wide_layer_fp32():
+    rng = np.random.default_rng(0)
+    inits = [onnx.numpy_helper.from_array(rng.normal(size=(8, 65536)).astype(np.float32) / 256, "w_wide"),
+             onnx.numpy_helper.from_array(rng.normal(size=(8, 4)).astype(np.float32), "w_narrow")]
+    nodes = [onnx.helper.make_node("Gemm", ["x", "w_wide"], ["h"], transB=1),
+             onnx.helper.make_node("MatMul", ["h", "w_narrow"], ["y"])]
+    graph = onnx.helper.make_graph(nodes, "wide", [onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                        [2, 65536])],
+                                   [onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)], ir_version=10)
+    assert find_islands(model, ("wide_dot_products",))["wide_dot_products"] == {0}  # the Gemm, not the MatMul
+    converted, _ = convert_to_fp16(model, ("wide_dot_products",))
+    gemm = next(n for n in converted.graph.node if n.op_type == "Gemm")
+    fp16_inits = {t.name for t in converted.graph.initializer if t.data_type == TensorProto.FLOAT16}
+    assert gemm.input[1] not in fp16_inits and "w_narrow__fp16" in fp16_inits
 
 
 @needs_rtx

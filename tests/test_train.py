@@ -101,6 +101,36 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(data):
     assert last["cls"] < first["cls"] and last["loc"] < first["loc"]
 
 
+def test_one_step_of_the_authors_network_reaches_every_parameter(data):
+    # tiny_authors: the switches of siamattn_r50 (box xcorr blocks, mask laterals, BN mask head, deformable
+    # mask pooling, shared gamma_c). The zero-initialised scalars and last offset layers are set non-zero
+    # first, as after a few steps, so every parameter behind them sees a gradient too.
+    torch.manual_seed(0)
+    cfg = load_config("tiny_authors", ["train.backbone_train_layers=[0,1,2,3,4]"])
+    batch = _batch(cfg, data)
+    assert batch["positive"].any() and batch["has_mask"].any()
+    model = build_model(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.rsplit(".", 1)[-1] in ("alpha", "gamma_c"):
+                p.fill_(0.5)
+            elif name.endswith(("out.offset.weight", "offset_fc.4.weight")):
+                p.normal_(0.0, 0.01)
+    flags = backbone_trainable(cfg.train, 0)
+    apply_trainable(model, flags)
+    set_modes(model, flags)
+    opt, sched = build_optimizer(model, cfg.train, 10)
+    _step(model, model, batch, cfg.train, opt, sched, torch.amp.GradScaler("cuda", enabled=False),
+          torch.device("cpu"), False, Dist())
+    # _step clears gradients before its backward, not after: they are this step's
+    zero = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert zero == []
+    names = {n for n, _ in model.named_parameters()}
+    for new in ("dsa.0.gamma_c", "refine.box_xcorr.2.conv_kernel.0.weight", "refine.mask_lateral.0.0.weight",
+                "refine.mask_lateral.4.1.weight", "refine.mask_pool.offset_fc.0.weight", "refine.mask_head.10.weight"):
+        assert new in names
+
+
 def test_loss_is_a_mean_over_pairs_so_splits_do_not_change_it(data):
     cfg = load_config("tiny")
     batch = _batch(cfg, data)

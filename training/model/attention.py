@@ -8,6 +8,11 @@ For search features X and template features Z (C channels, reshaped to C x N):
 * cross-attention         C(X) = gamma * A_z X + X with A_z = softmax_row(Z Z^T) from the other branch
 * attentional features    3x3 deformable conv of S(X) + C(X)        (and symmetrically for Z with A_x)
 
+Switches for the authors' code (model.attention): ``channel_softmax: negated`` uses softmax_row(-X X^T)
+for every channel affinity; ``shared_channel_scalar`` replaces beta and gamma by one ``gamma_c`` per level;
+``deform_bias: false`` drops the bias of the 3x3 output conv. Their spatial attention (row softmax of
+q_i.k_j, output_i = sum_j a_ij v_j) is ours with the query and key convs swapped, so it needs no switch.
+
 Deployment split: everything about Z that does not depend on X (its "fixed part" S(Z) + Z and A_z) is
 computed once per video by :meth:`template_part`; :meth:`search_part` finishes both branches per frame.
 :meth:`forward` computes the same thing directly for training, written independently so tests can check
@@ -23,11 +28,14 @@ from siamattn.config import AttentionConfig
 from siamattn.ops import DeformConv2d
 
 
-def channel_affinity(f: Tensor) -> Tensor:
-    """softmax_row(F F^T) for F [B,C,H,W] -> [B,C,C]. Kept in FP32: the Gram entries sum N products and
-    overflow or saturate in FP16."""
+def channel_affinity(f: Tensor, negated: bool = False) -> Tensor:
+    """softmax_row(F F^T) (or softmax_row(-F F^T) when ``negated``) for F [B,C,H,W] -> [B,C,C]. Kept in
+    FP32: the Gram entries sum N products and overflow or saturate in FP16."""
     flat = f.flatten(2).float()
-    return torch.softmax(torch.bmm(flat, flat.transpose(1, 2)), dim=-1).to(f.dtype)
+    gram = torch.bmm(flat, flat.transpose(1, 2))
+    # Softmax subtracts the row maximum of its argument, so softmax(-E) evaluates exp(rowmin(E) - E): the
+    # stable form of the authors' softmax(rowmax(E) - E) (the same values: softmax is shift-invariant).
+    return torch.softmax(-gram if negated else gram, dim=-1).to(f.dtype)
 
 
 def apply_affinity(a: Tensor, f: Tensor) -> Tensor:
@@ -39,24 +47,42 @@ class DSA(nn.Module):
     def __init__(self, channels: int, cfg: AttentionConfig) -> None:
         super().__init__()
         self.use_self, self.use_cross = cfg.self_attention, cfg.cross_attention
+        self.negated = cfg.channel_softmax == "negated"
+        self.shared = cfg.shared_channel_scalar
         if self.use_self:
             reduced = max(channels // cfg.reduction, 1)
             self.query = nn.Conv2d(channels, reduced, 1)
             self.key = nn.Conv2d(channels, reduced, 1)
             self.value = nn.Conv2d(channels, channels, 1)
             self.alpha = nn.Parameter(torch.zeros(1))
-            self.beta = nn.Parameter(torch.zeros(1))
-        if self.use_cross:
+            if not self.shared:
+                self.beta = nn.Parameter(torch.zeros(1))
+        if self.use_cross and not self.shared:
             self.gamma = nn.Parameter(torch.zeros(1))
+        if self.shared and (self.use_self or self.use_cross):
+            self.gamma_c = nn.Parameter(torch.zeros(1))
         self.out: nn.Module
         if cfg.deformable:
-            self.out = DeformConv2d(channels, channels, 3, padding=1)
+            self.out = DeformConv2d(channels, channels, 3, padding=1, bias=cfg.deform_bias)
         elif cfg.enabled:
-            self.out = nn.Conv2d(channels, channels, 3, padding=1)
+            self.out = nn.Conv2d(channels, channels, 3, padding=1, bias=cfg.deform_bias)
         else:  # SiamRPN++ baseline: no DSA at all
             self.out = nn.Identity()
 
     # -- pieces ------------------------------------------------------------------------------------
+    @property
+    def self_scale(self) -> Tensor:
+        """Scalar of the channel self-attention term (beta, or the shared gamma_c)."""
+        return self.gamma_c if self.shared else self.beta
+
+    @property
+    def cross_scale(self) -> Tensor:
+        """Scalar of the cross-attention term (gamma, or the shared gamma_c)."""
+        return self.gamma_c if self.shared else self.gamma
+
+    def affinity(self, f: Tensor) -> Tensor:
+        return channel_affinity(f, self.negated)
+
     def spatial(self, f: Tensor) -> Tensor:
         q = self.query(f).flatten(2)  # [B,C',N]
         k = self.key(f).flatten(2)
@@ -67,7 +93,7 @@ class DSA(nn.Module):
         return self.alpha * torch.bmm(v, a).view_as(f) + f
 
     def self_attention(self, f: Tensor) -> Tensor:
-        return self.spatial(f) + (self.beta * apply_affinity(channel_affinity(f), f) + f)
+        return self.spatial(f) + (self.self_scale * apply_affinity(self.affinity(f), f) + f)
 
     def fixed_part(self, f: Tensor) -> Tensor:
         """The part of the attentional features that needs only this branch's own features."""
@@ -81,14 +107,14 @@ class DSA(nn.Module):
         affinity. Without it, Z's attentional features do not depend on X and are computed completely."""
         if not self.use_cross:
             return {"att": self.out(self.fixed_part(zf))}
-        return {"feat": zf, "fixed": self.fixed_part(zf), "affinity": channel_affinity(zf)}
+        return {"feat": zf, "fixed": self.fixed_part(zf), "affinity": self.affinity(zf)}
 
     def search_part(self, xf: Tensor, cache: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Per-frame: attentional features (z_att, x_att) from the search features and the template cache."""
         if not self.use_cross:
             return cache["att"], self.out(self.fixed_part(xf))
-        x_att = self.fixed_part(xf) + self.gamma * apply_affinity(cache["affinity"], xf)
-        z_att = cache["fixed"] + self.gamma * apply_affinity(channel_affinity(xf), cache["feat"])
+        x_att = self.fixed_part(xf) + self.cross_scale * apply_affinity(cache["affinity"], xf)
+        z_att = cache["fixed"] + self.cross_scale * apply_affinity(self.affinity(xf), cache["feat"])
         return self.out(z_att), self.out(x_att)
 
     # -- training forward ------------------------------------------------------------------------
@@ -98,7 +124,7 @@ class DSA(nn.Module):
             if self.use_self:
                 terms.append(self.self_attention(f))
             if self.use_cross:
-                terms.append(self.gamma * apply_affinity(channel_affinity(other), f) + f)
+                terms.append(self.cross_scale * apply_affinity(self.affinity(other), f) + f)
             return sum(terms[1:], terms[0]) if terms else f
 
         return self.out(attend(zf, xf)), self.out(attend(xf, zf))
