@@ -52,7 +52,7 @@ def test_r50_portable_graphs_match_pytorch_in_onnx_runtime(r50_export):
     print("siamattn_r50 FP32 max |err|/range:", {k: f"{v:.1e}" for k, v in report.items()})
     shapes = {t.name: t.shape for t in m.graph("search").outputs}
     assert shapes == {"cls": (1, 10, 25, 25), "loc": (1, 20, 25, 25), "box_feat": (1, 256, 25, 25),
-                      "mask_feat": (1, 64, 63, 63)}
+                      "mask_feat": (1, 256, 63, 63)}  # the authors' five summed 256-wide laterals
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx_bindings") is None,
