@@ -20,12 +20,14 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from siamattn.errors import InputError
 from siamattn.geometry import box_iou, xywh_to_xyxy
 from siamattn.runtime.backend import Backend
 from siamattn.runtime.postprocess import RPNPostprocessor, RPNSelection
@@ -262,29 +264,34 @@ class _ErrorStats:
         return out
 
 
-def run_check(frames: list[np.ndarray], init_box: tuple[float, float, float, float], reference: Backend,
+def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float, float], reference: Backend,
               backend: Backend, cfg: Any, backend_name: str, reference_name: str = "torch fp32",
               divergence_iou: float = DIVERGENCE_IOU, precision: str | None = None,
               progress: Any = None) -> CheckReport:
-    """Run the whole check on in-memory frames (the CLI reads the video first, so both see identical pixels).
+    """Run the whole check over ``frames`` (a list, or any iterable: every frame is read once and given to all
+    three trackers, so they see identical pixels; a long clip need not fit in memory).
 
     ``progress(i, free_running_iou, ms)`` is called after every tracked frame. The thresholds are applied
     afterwards by :func:`evaluate_thresholds`.
     """
-    report = CheckReport(backend_name, reference_name, len(frames), divergence_iou=divergence_iou,
+    report = CheckReport(backend_name, reference_name, 0, divergence_iou=divergence_iou,
                          precision=precision or precision_of(backend_name))
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise InputError("the check needs at least 2 frames, got none")
     ref_rec, dep_rec = _Recorder(reference), _Recorder(backend)
     ref_t, lock_t, free_t = Tracker(ref_rec, cfg), Tracker(dep_rec, cfg), Tracker(backend, cfg)
     ref_sel, lock_sel, free_sel = (_SelectionRecorder(t.rpn) for t in (ref_t, lock_t, free_t))
     ref_t.rpn, lock_t.rpn, free_t.rpn = ref_sel, lock_sel, free_sel  # type: ignore[assignment]
     # One deployed backend serves both of its trackers: the same template crop initialises it, and each
     # tracker's step (search, then its refinements) runs whole before the other's.
-    ref_t.init(frames[0], init_box)
-    lock_t.init(frames[0], init_box)
-    free_t.init(frames[0], init_box)
+    ref_t.init(first, init_box)
+    lock_t.init(first, init_box)
+    free_t.init(first, init_box)
     stats = _ErrorStats()
     lat: dict[str, list[float]] = {s: [] for s in STAGES}
-    for i, f in enumerate(frames[1:], 1):
+    for i, f in enumerate(it, 1):
         ref_rec.calls.clear()
         dep_rec.calls.clear()
         lock_t.follow(ref_t)  # the reference's state before this frame
@@ -320,6 +327,9 @@ def run_check(frames: list[np.ndarray], init_box: tuple[float, float, float, flo
             lat[s].append(c.timings_ms.get(s, 0.0))
         if progress is not None:
             progress(i, iou, c.timings_ms.get("total", 0.0))
+    report.frames = len(report.iou) + 1
+    if not report.iou:
+        raise InputError("the check needs at least 2 frames, got 1")
     report.output_diffs = stats.diffs()
     report.output_range = {k: stats.range[k] for k in OUTPUTS if k in stats.range}
     for fr in report.lockstep:
