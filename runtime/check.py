@@ -549,7 +549,8 @@ def _plot(report: CheckReport, path: Path) -> None:
     ax0.set_yscale("log")
     ax0.set(xlabel="frame", ylabel="max |error| / output range",
             title=f"lock step: {len(flips)} flips (orange: near-tie <= {tie:g})")
-    ax0.legend(loc="lower right", fontsize=7)
+    if ax0.get_legend_handles_labels()[0]:
+        ax0.legend(loc="lower right", fontsize=7)
     ax1.plot(range(1, len(report.iou) + 1), report.iou, lw=1.2, label="free running")
     if report.lockstep:
         ax1.plot(frames, [f.iou for f in report.lockstep], lw=0.8, alpha=0.8, label="lock step")
