@@ -38,7 +38,7 @@ OUTPUTS = ("search/cls", "search/loc", "refine_box/deltas", "refine_mask/mask")
 
 # Defaults of the lock-step verdict, from the demo model's FP32 and FP16 exports on real clips
 # (measurements in docs/CHECK.md).
-MAX_REL_ERROR = {"fp32": 1e-3, "fp16": 5e-2}  # max |deployed - reference| / the output's range over the clip
+MAX_REL_ERROR = {"fp32": 1e-3, "fp16": 3e-2}  # max |deployed - reference| / the output's range over the clip
 TIE_MARGIN = 0.01  # an anchor flip whose penalised-score margin is below this is a near-tie
 MIN_IOU = 0.9  # lock-step box IoU required on frames where both sides pick the same anchor
 DIVERGENCE_IOU = 0.9  # free running: the trajectories have parted below this IoU
@@ -94,6 +94,8 @@ class CheckReport:
     iou: list[float] = field(default_factory=list)  # free running: per-frame IoU of the two trackers' boxes
     first_divergence: int | None = None  # free running: first frame with IoU < the divergence threshold
     divergence_iou: float = DIVERGENCE_IOU
+    first_crop_diff: int | None = None  # free running: first frame whose two search crops differ in a pixel
+    crop_diff_centre_px: float | None = None  # ... and how far apart the two trackers' centres were then
     first_flip: int | None = None  # free running: first frame where the two trackers pick different anchors
     first_flip_margin: float | None = None  # ... and its margin (as LockstepFrame.margin, each on its own crop)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -178,6 +180,24 @@ class _Recorder:
             if name == call:
                 return inp, out
         return None
+
+
+class _CropWatch:
+    """The free-running tracker's backend, unchanged, keeping a reference to the last search crop (the
+    tracker's own buffer, read right after ``track`` returns) so the check can tell when the two trackers'
+    inputs first differ; nothing is copied, so the measured latency is the backend's."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.has_refine, self.has_mask = inner.has_refine, inner.has_mask
+        self.x: np.ndarray | None = None
+        self.init_template = inner.init_template
+        self.refine_box = inner.refine_box
+        self.refine_mask = inner.refine_mask
+
+    def search(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.x = x
+        return self.inner.search(x)
 
 
 class _SelectionRecorder:
@@ -281,7 +301,8 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
     if first is None:
         raise InputError("the check needs at least 2 frames, got none")
     ref_rec, dep_rec = _Recorder(reference), _Recorder(backend)
-    ref_t, lock_t, free_t = Tracker(ref_rec, cfg), Tracker(dep_rec, cfg), Tracker(backend, cfg)
+    free_watch = _CropWatch(backend)
+    ref_t, lock_t, free_t = Tracker(ref_rec, cfg), Tracker(dep_rec, cfg), Tracker(free_watch, cfg)
     ref_sel, lock_sel, free_sel = (_SelectionRecorder(t.rpn) for t in (ref_t, lock_t, free_t))
     ref_t.rpn, lock_t.rpn, free_t.rpn = ref_sel, lock_sel, free_sel  # type: ignore[assignment]
     # One deployed backend serves both of its trackers: the same template crop initialises it, and each
@@ -295,6 +316,7 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
         ref_rec.calls.clear()
         dep_rec.calls.clear()
         lock_t.follow(ref_t)  # the reference's state before this frame
+        ref_centre = ref_t.center
         a = ref_t.track(f)
         b = lock_t.track(f)
         (x_ref, (cls_ref, loc_ref)), (x_dep, (cls_dep, loc_dep)) = ref_rec.last("search"), dep_rec.last("search")
@@ -313,7 +335,10 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
         report.lockstep.append(LockstepFrame(i, {}, r, d, float(ps_ref[r] - ps_ref[d]), float(ps_dep[d] - ps_dep[r]),
                                              _iou(a.box, b.box), err))
 
+        centre_gap = float(np.hypot(free_t.center[0] - ref_centre[0], free_t.center[1] - ref_centre[1]))
         c = free_t.track(f)
+        if report.first_crop_diff is None and not np.array_equal(free_watch.x, x_ref):
+            report.first_crop_diff, report.crop_diff_centre_px = i, centre_gap
         iou = _iou(a.box, c.box)
         report.iou.append(iou)
         if report.first_divergence is None and iou < divergence_iou:
@@ -369,18 +394,29 @@ def evaluate_thresholds(report: CheckReport, min_iou: float | None = MIN_IOU, ma
 
 
 def free_running_summary(report: CheckReport, tie_margin: float = TIE_MARGIN) -> str:
-    """One sentence: where the free-running trajectories part and why."""
+    """One sentence: where the free-running trajectories part and why. Before the two trackers' search crops
+    first differ, their inputs are identical and an anchor flip is judged by its margin like the lock step's;
+    once the crops differ (the centres, a fraction of a pixel apart, round to different pixel windows), the
+    outputs are of different inputs and the trajectories may part without any error."""
     if not report.iou:
         return "no frames tracked."
+    crop = (f"their search crops first differ at frame {report.first_crop_diff} (centres "
+            f"{report.crop_diff_centre_px:.4f} px apart round to different pixels)"
+            if report.first_crop_diff is not None else "")
     flip = ""
     if report.first_flip is not None:
-        kind = "near-tie" if (report.first_flip_margin or 0.0) <= tie_margin else "wide"
-        flip = f"a {kind} anchor flip at frame {report.first_flip}, margin {report.first_flip_margin:.4f}"
+        same_crop = report.first_crop_diff is None or report.first_flip < report.first_crop_diff
+        kind = ("near-tie " if (report.first_flip_margin or 0.0) <= tie_margin else "wide ") if same_crop else ""
+        flip = (f"{'a ' + kind if kind else 'an '}anchor flip at frame {report.first_flip}, margin {report.first_flip_margin:.4f}"
+                + ("" if same_crop else " (on different crops)"))
     if report.first_divergence is None:
-        return (f"the trajectories stay together (IoU >= {report.divergence_iou} on every frame)"
-                + (f"; first anchor flip: {flip[2:]}" if flip else "; no anchor flip") + ".")
-    why = f"after {flip}" if flip and report.first_flip <= report.first_divergence else "with no anchor flip before it"
-    return f"the trajectories part at frame {report.first_divergence} (IoU < {report.divergence_iou}) {why}."
+        what = "; ".join(x for x in (crop, flip and "first " + flip) if x) or "identical crops and anchors throughout"
+        return f"the trajectories stay together (IoU >= {report.divergence_iou} on every frame); {what}."
+    events = sorted(((report.first_crop_diff, crop), (report.first_flip, flip)),
+                    key=lambda e: math.inf if e[0] is None else e[0])
+    why = [text for frame, text in events if frame is not None and frame <= report.first_divergence]
+    reason = "after " + ", then ".join(why) if why else "with identical crops and anchors before it"
+    return f"the trajectories part at frame {report.first_divergence} (IoU < {report.divergence_iou}) {reason}."
 
 
 def write_report(report: CheckReport, out_dir: Path) -> dict[str, Path]:

@@ -108,8 +108,13 @@ def test_free_running_summary_names_the_parting_and_the_flip():
     report.iou, report.first_divergence, report.first_flip, report.first_flip_margin = [1.0, 0.95, 0.5], 3, 2, 0.0034
     assert free_running_summary(report) == ("the trajectories part at frame 3 (IoU < 0.9) after a near-tie anchor "
                                             "flip at frame 2, margin 0.0034.")
-    report.first_flip, report.first_flip_margin = None, None
-    assert "with no anchor flip before it" in free_running_summary(report)
+    report.first_crop_diff, report.crop_diff_centre_px = 1, 0.0021  # the crops differed first: no verdict on the flip
+    assert free_running_summary(report) == (
+        "the trajectories part at frame 3 (IoU < 0.9) after their search crops first differ at frame 1 (centres "
+        "0.0021 px apart round to different pixels), then an anchor flip at frame 2, margin 0.0034 (on different "
+        "crops).")
+    report.first_flip, report.first_flip_margin, report.first_crop_diff = None, None, None
+    assert "with identical crops and anchors before it" in free_running_summary(report)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -269,9 +274,11 @@ def test_correct_exports_pass_on_a_long_real_clip_while_free_running_parts(preci
     assert report.frames > 500
     assert report.failures == [], summary_markdown(report)
     # each output within tolerance with a margin, and the no-flip boxes agree
-    assert report.worst_rel_error < MAX_REL_ERROR[precision] / 3, report.output_diffs
+    assert report.worst_rel_error < MAX_REL_ERROR[precision] / 2, report.output_diffs
     assert min(report.lockstep_iou) > 0.95
-    # ... while the free-running trackers part after an anchor flip that the lock step calls a near-tie
+    assert all(f.margin <= TIE_MARGIN for f in report.flips)
+    # ... while the free-running trackers part, once their inputs differ (measured: FP32 at frame 224, where the
+    # centres 0.002 px apart round to different crop pixels; FP16 from frame 2)
     assert report.first_divergence is not None, free_running_summary(report)
-    assert report.first_flip is not None and report.first_flip <= report.first_divergence
-    assert report.first_flip_margin is not None and report.first_flip_margin <= TIE_MARGIN
+    assert report.first_crop_diff is not None and report.first_crop_diff <= report.first_divergence
+    assert f"part at frame {report.first_divergence}" in summary_markdown(report)
