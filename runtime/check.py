@@ -105,8 +105,11 @@ class CheckReport:
     run: dict[str, Any] = field(default_factory=dict)  # what ran where: run_metadata()
     lockstep: list[LockstepFrame] = field(default_factory=list)
     output_range: dict[str, float] = field(default_factory=dict)  # max |reference output| over the clip
-    precision: str = "fp32"
+    precision: str = ""  # of the deployed backend; empty: from its name (precision_of)
     thresholds: dict[str, float | None] = field(default_factory=dict)  # what evaluate_thresholds applied
+
+    def __post_init__(self) -> None:
+        self.precision = self.precision or precision_of(self.backend)
 
     @property
     def tracked(self) -> int:
@@ -407,7 +410,8 @@ def free_running_summary(report: CheckReport, tie_margin: float = TIE_MARGIN) ->
     if report.first_flip is not None:
         same_crop = report.first_crop_diff is None or report.first_flip < report.first_crop_diff
         kind = ("near-tie " if (report.first_flip_margin or 0.0) <= tie_margin else "wide ") if same_crop else ""
-        flip = (f"{'a ' + kind if kind else 'an '}anchor flip at frame {report.first_flip}, margin {report.first_flip_margin:.4f}"
+        article = "a " + kind if kind else "an "
+        flip = (f"{article}anchor flip at frame {report.first_flip}, margin {report.first_flip_margin:.4f}"
                 + ("" if same_crop else " (on different crops)"))
     if report.first_divergence is None:
         what = "; ".join(x for x in (crop, flip and "first " + flip) if x) or "identical crops and anchors throughout"
