@@ -259,6 +259,7 @@ VTEST = Path(os.environ.get("SIAMATTN_VTEST", "/usr/share/doc/opencv-doc/example
 VTEST_INIT = (640.0, 240.0, 45.0, 82.0)  # the pedestrian on the right of frame 0, walking left
 
 
+@pytest.mark.slow  # 795 frames x 3 searches (reference, lock step, free running): ~4 min each on 2 idle cores
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_correct_exports_pass_on_a_long_real_clip_while_free_running_parts(precision, one_torch_thread):
     from siamattn.runtime.video import open_source
