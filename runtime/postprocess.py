@@ -111,15 +111,20 @@ class RPNPostprocessor:
 
     # -- the whole step -----------------------------------------------------------------------------------
 
-    def select(self, cls: np.ndarray, loc: np.ndarray, target_w: float, target_h: float) -> RPNSelection:
-        """Pick the best anchor. ``target_w``/``target_h``: the current target size in crop px (size*scale_z)."""
+    def pscores(self, cls: np.ndarray, loc: np.ndarray, target_w: float, target_h: float) -> np.ndarray:
+        """The penalised, windowed score of every anchor (flat, float32): what :meth:`select` takes the argmax
+        of. ``siamattn check`` reads it to measure how close two anchors' scores are (docs/CHECK.md)."""
         self.check_outputs(cls, loc)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             score = self.foreground(cls)
             w, h = self.decode_sizes(loc)
             pen = self.penalty(w, h, target_w, target_h)
-            pscore = pen * score * (1.0 - self.window_influence) + self._window_term
-            best = int(np.argmax(pscore))
+            return pen * score * (1.0 - self.window_influence) + self._window_term
+
+    def select(self, cls: np.ndarray, loc: np.ndarray, target_w: float, target_h: float) -> RPNSelection:
+        """Pick the best anchor. ``target_w``/``target_h``: the current target size in crop px (size*scale_z)."""
+        pscore = self.pscores(cls, loc, target_w, target_h)
+        best = int(np.argmax(pscore))
         box = self.decode_box(loc, best)
         if not np.isfinite(pscore).all() or not all(math.isfinite(v) for v in box) or min(box[2:]) <= 0:
             raise BackendOutputError(

@@ -132,6 +132,14 @@ class Tracker:
     def initialized(self) -> bool:
         return self._info is not None
 
+    def follow(self, other: Tracker) -> None:
+        """Take ``other``'s state (centre, size, pad colour, frame size): the next ``track`` starts from the
+        same place and crops the same pixels. ``siamattn check`` steps a deployed backend in lock step with
+        the reference this way (docs/CHECK.md); the template stays this tracker's own."""
+        if other._info is None:
+            raise InputError("follow(): the other tracker has not been initialised")
+        self.center, self.size, self._pad, self._info = other.center, other.size, other._pad, other._info
+
     # ------------------------------------------------------------------------------------------------
 
     def init(self, frame: np.ndarray, box_xywh: object) -> None:
