@@ -112,6 +112,10 @@ def _eval(args: argparse.Namespace) -> int:
         tracker.backend_label = f"torch {device} fp32"
     from siamattn.toolkit.evaluate import evaluate
 
+    # VOT records each frame's region (tracker.output: the mask's rotated box or the box); the one-pass
+    # benchmarks record boxes
+    vot = args.dataset.lower().replace("-", "").startswith("vot")
+
     def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
         for i, path in enumerate(frame_paths):
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -121,7 +125,8 @@ def _eval(args: argparse.Namespace) -> int:
                 tracker.init(frame, init_box)
                 yield tuple(float(v) for v in init_box)
             else:
-                yield tracker.track(frame).box
+                res = tracker.track(frame)
+                yield res.region if vot else res.box
 
     summary = evaluate(args.dataset, args.root, track_fn, args.out, tracker_name=args.name, split=args.split,
                        progress=not args.quiet)

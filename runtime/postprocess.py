@@ -14,22 +14,28 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from siamattn.config import Config
-from siamattn.geometry import generate_anchors
+from siamattn.geometry import clip_cxcywh, crop_center, generate_anchors, mask_to_crop_affine, roi_in_crop
 from siamattn.runtime.backend import BackendOutputError
 
 __all__ = [
+    "GEOMETRIES",
+    "AuthorsGeometry",
+    "CropWindow",
     "FrameMask",
     "RPNPostprocessor",
     "RPNSelection",
+    "TrackerGeometry",
     "apply_box_deltas",
     "mask_polygon",
     "paste_mask",
     "smooth_and_clip",
+    "tracker_geometry",
 ]
 
 
@@ -173,9 +179,11 @@ def smooth_and_clip(
     lr: float,
     frame_wh: tuple[int, int],
     min_size: float,
+    margin: float = 0.0,
 ) -> tuple[float, float, float, float]:
     """pysot's state update: the centre moves fully to ``new_box``'s centre; only w, h are smoothed,
-    ``size*(1-lr) + new*lr``; then cx in [0, W], cy in [0, H], w in [min_size, W], h in [min_size, H].
+    ``size*(1-lr) + new*lr``; then cx in [0, W], cy in [0, H], w in [min_size, W], h in [min_size, H]
+    with ``W = width - margin``, ``H = height - margin`` (margin 0: pysot; 1: the SiamAttn authors).
 
     ``new_box`` is (cx, cy, w, h) in frame px. Clipping keeps a target that leaves the frame at the border
     (the reference behaviour) instead of losing it.
@@ -183,12 +191,136 @@ def smooth_and_clip(
     cx, cy, w_new, h_new = new_box
     w = size[0] * (1.0 - lr) + w_new * lr
     h = size[1] * (1.0 - lr) + h_new * lr
-    fw, fh = frame_wh
-    cx = max(0.0, min(float(cx), float(fw)))
-    cy = max(0.0, min(float(cy), float(fh)))
-    w = max(min_size, min(float(w), float(fw)))
-    h = max(min_size, min(float(h), float(fh)))
-    return cx, cy, w, h
+    bound = (frame_wh[0] - margin, frame_wh[1] - margin)
+    return clip_cxcywh((cx, cy, w, h), bound, min_size, bound)
+
+
+class CropWindow(NamedTuple):
+    """Where this frame's search crop lies: cut around (cx, cy), ``size`` = round(s_x) frame px resized to
+    the instance size, ``scale`` = scale_z = exemplar_size / s_z (crop px per frame px, s_z unrounded)."""
+
+    cx: float
+    cy: float
+    scale: float
+    size: int
+
+
+class TrackerGeometry:
+    """pysot's crop <-> frame geometry (tracker.geometry "pysot", docs/DESIGN.md §3).
+
+    Crop pixel ``u`` is frame ``cx + (u - c) / scale_z`` with ``c = (instance_size - 1) / 2`` (127), the
+    centre the RPN offsets are measured from. Box RoI: the RPN box with its centre in the crop ``[0, 254]``
+    and its size in ``[min_size, 255]``, no inset. Mask: centre-aligned tiling of the RoI, mapped with the
+    same crop -> frame map. Frame clip: centre in ``[0, W]``, size in ``[min_size, W]``.
+
+    :class:`AuthorsGeometry` overrides only what the SiamAttn authors' tracker does differently; the
+    tracking step (:class:`~siamattn.runtime.tracker.Tracker`) is shared.
+    """
+
+    name = "pysot"
+    roi_inset = 0.0  # moved inwards on each side of the box RoI (crop px)
+    frame_margin = 0.0  # frame clip bounds are (W - margin, H - margin)
+
+    def __init__(self, instance_size: int, min_size: float) -> None:
+        self.instance_size = instance_size
+        self.min_size = min_size
+        self.rpn_centre = crop_center(instance_size)  # crop px the RPN's offsets are measured from
+        last = float(instance_size - 1)
+        self._roi_centre_max = (last, last)
+        self._roi_size_max = self._roi_size_limit()
+
+    def _roi_size_limit(self) -> tuple[float, float]:
+        return float(self.instance_size), float(self.instance_size)
+
+    def box_roi(self, box: Sequence[float]) -> tuple[tuple[float, float, float, float], np.ndarray]:
+        """The RPN box (offsets from :attr:`rpn_centre`) clipped to the crop, in crop px, and its RoI.
+
+        Keeps the RoI inside the crop as the authors' tracker does (an RoI off the crop pools zeros).
+        """
+        c = self.rpn_centre
+        clipped = clip_cxcywh((box[0] + c, box[1] + c, box[2], box[3]), self._roi_centre_max, self.min_size,
+                              self._roi_size_max)
+        return clipped, roi_in_crop(clipped, inset=self.roi_inset)
+
+    def box_to_frame(self, box: Sequence[float], win: CropWindow) -> tuple[float, float, float, float]:
+        """A box as offsets from :attr:`rpn_centre` (crop px) -> (cx, cy, w, h) in frame px."""
+        s = win.scale
+        return win.cx + box[0] / s, win.cy + box[1] / s, box[2] / s, box[3] / s
+
+    def frame_to_crop(self, box: Sequence[float], win: CropWindow) -> tuple[float, float, float, float]:
+        """(cx, cy, w, h) in frame px -> this frame's crop px (the mask RoI)."""
+        c, s = self.rpn_centre, win.scale
+        return c + (box[0] - win.cx) * s, c + (box[1] - win.cy) * s, box[2] * s, box[3] * s
+
+    def mask_to_frame(self, roi: np.ndarray, box_crop: Sequence[float], mask_size: int, win: CropWindow,
+                      frame_wh: tuple[int, int]) -> np.ndarray:
+        """2x3 affine from mask px to frame px for the mask of ``roi`` (the RoI row the network saw;
+        ``box_crop`` is the same box unrounded, (cx, cy, w, h) crop px)."""
+        c, s = self.rpn_centre, win.scale
+        to_crop = mask_to_crop_affine(roi[0, 1:], mask_size)  # mask px -> crop px, centre-aligned
+        return np.array(
+            [
+                [to_crop[0, 0] / s, 0.0, win.cx + (to_crop[0, 2] - c) / s],
+                [0.0, to_crop[1, 1] / s, win.cy + (to_crop[1, 2] - c) / s],
+            ]
+        )
+
+
+class AuthorsGeometry(TrackerGeometry):
+    """The SiamAttn authors' tracker geometry (tracker.geometry "authors", docs/DESIGN.md §3).
+
+    Differences from pysot's: the RPN offsets are measured from ``instance_size / 2`` (127.5); the crop's
+    top-left frame corner is ``centre - round(s_x) / 2`` and crop px ``u`` is frame
+    ``corner + u / scale_z``; the box RoI size is clipped to ``[min_size, 254]`` and inset by half a pixel;
+    the mask is edge-aligned in its RoI and pasted with ``round(s_x) / instance_size`` frame px per crop
+    px, the whole map shrunk by ``(W-1)/W``, ``(H-1)/H``; the frame clip is ``[0, W-1]`` / ``[min_size,
+    W-1]``.
+    """
+
+    name = "authors"
+    roi_inset = 0.5
+    frame_margin = 1.0
+
+    def __init__(self, instance_size: int, min_size: float) -> None:
+        super().__init__(instance_size, min_size)
+        self.rpn_centre = instance_size / 2.0
+
+    def _roi_size_limit(self) -> tuple[float, float]:
+        return float(self.instance_size - 1), float(self.instance_size - 1)
+
+    def box_to_frame(self, box: Sequence[float], win: CropWindow) -> tuple[float, float, float, float]:
+        c, s, half = self.rpn_centre, win.scale, win.size / 2.0
+        return (box[0] + c) / s + (win.cx - half), (box[1] + c) / s + (win.cy - half), box[2] / s, box[3] / s
+
+    def frame_to_crop(self, box: Sequence[float], win: CropWindow) -> tuple[float, float, float, float]:
+        s, half = win.scale, win.size / 2.0
+        return (box[0] - (win.cx - half)) * s, (box[1] - (win.cy - half)) * s, box[2] * s, box[3] * s
+
+    def mask_to_frame(self, roi: np.ndarray, box_crop: Sequence[float], mask_size: int, win: CropWindow,
+                      frame_wh: tuple[int, int]) -> np.ndarray:
+        # the authors paste from their float64 box (the network saw its float32 RoI)
+        cx, cy, w, h = box_crop
+        to_crop = mask_to_crop_affine((cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0), mask_size,
+                                      align="edge")
+        k = win.size / self.instance_size  # frame px per crop px from the rounded crop size, not 1/scale_z
+        half = win.size / 2.0
+        fx = (frame_wh[0] - 1) / frame_wh[0]
+        fy = (frame_wh[1] - 1) / frame_wh[1]
+        return np.array(
+            [
+                [fx * to_crop[0, 0] * k, 0.0, fx * (win.cx - half + to_crop[0, 2] * k)],
+                [0.0, fy * to_crop[1, 1] * k, fy * (win.cy - half + to_crop[1, 2] * k)],
+            ]
+        )
+
+
+GEOMETRIES: dict[str, type[TrackerGeometry]] = {"pysot": TrackerGeometry, "authors": AuthorsGeometry}
+
+
+def tracker_geometry(cfg: Config) -> TrackerGeometry:
+    """The geometry named by ``cfg.tracker.geometry``."""
+    t = cfg.tracker
+    return GEOMETRIES[t.geometry](t.instance_size, t.min_size)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ Per frame (the authors' inference order, docs/DESIGN.md §3):
 5. when the model has a mask: the smoothed box mapped back into this frame's crop as a RoI ->
    ``backend.refine_mask`` -> pasted into the frame, thresholded, largest contour -> rotated box.
 
-Crop <-> frame mapping (pysot): crop pixel ``u`` (centre 127) is frame ``cx + (u - 127) / scale_z``, where
-``cx`` is the centre the crop was taken around and ``scale_z = exemplar_size / s_z`` (s_z unrounded).
+Crop <-> frame mapping, RoIs, clips and the mask paste-back follow ``tracker.geometry``
+(:class:`~siamattn.runtime.postprocess.TrackerGeometry`): "pysot": crop pixel ``u`` (centre 127) is frame
+``cx + (u - 127) / scale_z``, where ``cx`` is the centre the crop was taken around and ``scale_z =
+exemplar_size / s_z`` (s_z unrounded); "authors": the SiamAttn authors' variant
+(:class:`~siamattn.runtime.postprocess.AuthorsGeometry`: RPN centre 127.5, frame ``cx - round(s_x)/2 +
+u / scale_z``, half-pixel RoI inset, edge-aligned paste-back, clip to W-1/H-1). Everything else is shared.
 
 Box conventions as the reference tracker: the initial box (x, y, w, h) has its centre at
 ``x + (w-1)/2``; reported boxes are ``(cx - w/2, cy - h/2, w, h)``.
@@ -32,15 +36,17 @@ import numpy as np
 
 from siamattn.config import Config
 from siamattn.errors import InputError
-from siamattn.geometry import context_size, crop_center, mask_to_crop_affine, roi_in_crop
+from siamattn.geometry import context_size, roi_in_crop
 from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
 from siamattn.runtime.postprocess import (
+    CropWindow,
     FrameMask,
     RPNPostprocessor,
     apply_box_deltas,
     mask_polygon,
     paste_mask,
     smooth_and_clip,
+    tracker_geometry,
 )
 from siamattn.runtime.preprocess import FrameInfo, get_subwindow, pad_color, validate_box, validate_frame
 
@@ -61,11 +67,20 @@ class TrackResult:
     # wall time per stage: crop (validation + crop), search (network), post (RPN selection + state update),
     # refine (RoI + box network + decode), mask (mask network + paste + rotated box), total
     timings_ms: dict[str, float] = field(default_factory=dict)
+    output: str = "polygon"  # tracker.output: which of polygon/box is the frame's reported region
 
     @property
     def center(self) -> tuple[float, float]:
         x, y, w, h = self.box
         return x + w / 2.0, y + h / 2.0
+
+    @property
+    def region(self) -> tuple[float, ...]:
+        """What a benchmark records for this frame (tracker.output): the rotated box as 8 numbers
+        (x1, y1, ..., x4, y4) when ``output`` is "polygon" and the model has a mask, else the box (x, y, w, h)."""
+        if self.output == "polygon" and self.polygon is not None:
+            return tuple(float(v) for v in self.polygon.reshape(-1))
+        return tuple(float(v) for v in self.box)
 
 
 class Tracker:
@@ -94,7 +109,6 @@ class Tracker:
         t = cfg.tracker
         self._exemplar = t.exemplar_size
         self._instance = t.instance_size
-        self._crop_c = crop_center(t.instance_size)
         self._context = t.context_amount
         self._lr = t.lr
         self._min_size = t.min_size
@@ -104,6 +118,8 @@ class Tracker:
         self.use_refine = bool(self.backend.has_refine and t.refine_box)
         self.use_mask = bool(self.backend.has_mask)
         self.rpn = RPNPostprocessor(cfg)
+        self.geometry = tracker_geometry(cfg)  # crop <-> frame mapping, RoIs, clips, paste-back
+        self._output = t.output
         # input buffers reused every frame (the Backend contract says backends copy before returning)
         self._z_buf = np.empty((1, 3, self._exemplar, self._exemplar), dtype=np.float32)
         self._x_buf = np.empty((1, 3, self._instance, self._instance), dtype=np.float32)
@@ -150,13 +166,14 @@ class Tracker:
         scale_z = self._exemplar / s_z
         crop_sz = max(1, round(s_z * self._instance / self._exemplar))
         x_crop = get_subwindow(img, self.center, self._instance, crop_sz, self._pad, out=self._x_buf)
+        win = CropWindow(cx0, cy0, scale_z, crop_sz)
         t1 = time.perf_counter()
 
         cls, loc = self.backend.search(x_crop)
         t2 = time.perf_counter()
 
         sel = self.rpn.select(np.asarray(cls), np.asarray(loc), w0 * scale_z, h0 * scale_z)
-        box = sel.box  # offset from crop centre, crop px
+        box = sel.box  # offsets from the geometry's RPN centre, crop px
         t3 = time.perf_counter()
 
         t_refine = 0.0
@@ -165,15 +182,16 @@ class Tracker:
             t_refine = time.perf_counter() - t3
         t4 = time.perf_counter()
 
-        new_box = (cx0 + box[0] / scale_z, cy0 + box[1] / scale_z, box[2] / scale_z, box[3] / scale_z)
-        cx, cy, w, h = smooth_and_clip(self.size, new_box, sel.lr * self._lr, (fw, fh), self._min_size)
+        new_box = self.geometry.box_to_frame(box, win)
+        cx, cy, w, h = smooth_and_clip(self.size, new_box, sel.lr * self._lr, (fw, fh), self._min_size,
+                                       self.geometry.frame_margin)
         self.center = (cx, cy)
         self.size = (w, h)
         t5 = time.perf_counter()
 
         mask = polygon = None
         if self.use_mask:
-            mask, polygon = self._mask((cx0, cy0), scale_z, (fw, fh))
+            mask, polygon = self._mask(win, (fw, fh))
         t6 = time.perf_counter()
 
         ms = 1000.0
@@ -185,31 +203,27 @@ class Tracker:
             "mask": (t6 - t5) * ms,
             "total": (t6 - t0) * ms,
         }
-        return TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index, timings)
+        return TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index, timings,
+                           self._output)
 
     # ------------------------------------------------------------------------------------------------
 
     def _refine(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        """Box refinement on the RPN box (offsets from crop centre, crop px); returns the same frame."""
-        c, s, lo = self._crop_c, self._instance, self._min_size
-        # keep the RoI inside the crop as the authors' tracker does (an RoI off the crop pools zeros)
-        cx = min(max(box[0] + c, 0.0), s - 1.0)
-        cy = min(max(box[1] + c, 0.0), s - 1.0)
-        w = min(max(box[2], lo), float(s))
-        h = min(max(box[3], lo), float(s))
-        deltas = self.backend.refine_box(roi_in_crop((cx, cy, w, h)))
-        rx, ry, rw, rh = apply_box_deltas((cx, cy, w, h), deltas, self._box_stds)
+        """Box refinement on the RPN box (offsets from the RPN centre, crop px); returns the same frame.
+        The deltas are decoded on the clipped box the RoI was built from."""
+        clipped, roi = self.geometry.box_roi(box)
+        deltas = self.backend.refine_box(roi)
+        rx, ry, rw, rh = apply_box_deltas(clipped, deltas, self._box_stds)
+        c = self.geometry.rpn_centre
         return rx - c, ry - c, rw, rh
 
-    def _mask(
-        self, crop_centre_frame: tuple[float, float], scale_z: float, frame_wh: tuple[int, int]
-    ) -> tuple[FrameMask, np.ndarray]:
-        """Mask on the smoothed box (mapped into this frame's crop), pasted back; rotated box or axis box."""
-        cx0, cy0 = crop_centre_frame
+    def _mask(self, win: CropWindow, frame_wh: tuple[int, int]) -> tuple[FrameMask, np.ndarray]:
+        """Mask on the smoothed, clipped box (mapped into this frame's crop), pasted back; rotated box or
+        axis box."""
         cx, cy = self.center
         w, h = self.size
-        c = self._crop_c
-        roi = roi_in_crop((c + (cx - cx0) * scale_z, c + (cy - cy0) * scale_z, w * scale_z, h * scale_z))
+        box_crop = self.geometry.frame_to_crop((cx, cy, w, h), win)
+        roi = roi_in_crop(box_crop)
         out = np.asarray(self.backend.refine_mask(roi))
         m = self._mask_size
         if out.shape != (1, 1, m, m) or not np.isfinite(out).all():
@@ -218,14 +232,7 @@ class Tracker:
                 f"{out.dtype}{'' if np.isfinite(out).all() else ' with NaN/inf'} (model.refine.mask_size "
                 "must match the exported model)"
             )
-        # mask px -> crop px (geometry convention) -> frame px (pysot crop mapping), both axis-aligned
-        to_crop = mask_to_crop_affine(roi[0, 1:], m)
-        to_frame = np.array(
-            [
-                [to_crop[0, 0] / scale_z, 0.0, cx0 + (to_crop[0, 2] - c) / scale_z],
-                [0.0, to_crop[1, 1] / scale_z, cy0 + (to_crop[1, 2] - c) / scale_z],
-            ]
-        )
+        to_frame = self.geometry.mask_to_frame(roi, box_crop, m, win, frame_wh)  # axis-aligned 2x3
         mask = paste_mask(out[0, 0], to_frame, frame_wh, self._mask_threshold)
         polygon = mask_polygon(mask, _MIN_CONTOUR_AREA)
         if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left

@@ -368,6 +368,8 @@ def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: tuple[float, floa
     else:
         r = tracker.track(frame)
         res_box, polygon, mask, score, ms = r.box, r.polygon, r.mask, r.score, r.timings_ms
+        if getattr(r, "output", "polygon") == "box":  # tracker.output: box -> no rotated box drawn/written
+            polygon = None
     if writer is not None or show:
         label = f"{name}  frame {i}  score {score:.2f}"
         if ms:

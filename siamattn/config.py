@@ -158,6 +158,10 @@ class AnchorConfig:
         return len(self.ratios) * len(self.scales)
 
 
+TRACKER_GEOMETRIES = ("pysot", "authors")
+TRACKER_OUTPUTS = ("polygon", "box")
+
+
 @dataclass
 class TrackerConfig:
     """Tracker hyperparameters (pysot conventions; defaults are SiamAttn's VOT settings)."""
@@ -172,6 +176,14 @@ class TrackerConfig:
     refine_box: bool = True  # apply the box refinement when the model has it
     mask_threshold: float = 0.2
     min_size: float = 10.0  # width/height clip floor in pixels
+    # Crop/frame geometry of the tracking step (docs/DESIGN.md §3): "pysot" = SiamRPN++/SiamMask's (crop
+    # centre 127, centre-aligned mask paste-back, clip to W/H); "authors" = the SiamAttn authors' tracker
+    # (RPN centre 127.5, crop box from round(s_x), half-pixel RoI inset, edge-aligned paste-back with the
+    # (W-1)/W shrink, clip to W-1/H-1), needed to reproduce their released models box for box.
+    geometry: str = "pysot"
+    # The result a benchmark reports per frame (TrackResult.region): "polygon" = the rotated box from the
+    # mask when the model has one (VOT), "box" = the axis-aligned box (OTB and other one-pass benchmarks).
+    output: str = "polygon"
 
     @property
     def score_size(self) -> int:
@@ -186,6 +198,10 @@ class TrackerConfig:
         _check(0.0 < self.mask_threshold < 1.0, "tracker.mask_threshold", "must be in (0, 1)")
         _check(self.instance_size > self.exemplar_size > 0, "tracker.instance_size",
                "must be larger than tracker.exemplar_size")
+        _check(self.geometry in TRACKER_GEOMETRIES, "tracker.geometry",
+               f"must be one of {', '.join(map(repr, TRACKER_GEOMETRIES))}, got {self.geometry!r}")
+        _check(self.output in TRACKER_OUTPUTS, "tracker.output",
+               f"must be one of {', '.join(map(repr, TRACKER_OUTPUTS))}, got {self.output!r}")
 
 
 @dataclass

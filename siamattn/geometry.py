@@ -32,6 +32,7 @@ import numpy as np
 __all__ = [
     "anchor_shapes",
     "box_iou",
+    "clip_cxcywh",
     "context_size",
     "crop_center",
     "cxcywh_to_xywh",
@@ -167,7 +168,23 @@ def crop_center(size: int) -> float:
     return (size - 1) / 2.0
 
 
-def roi_in_crop(boxes_cxcywh: np.ndarray | Sequence[float], batch_index: int | np.ndarray = 0) -> np.ndarray:
+def clip_cxcywh(
+    box: Sequence[float], centre_max: tuple[float, float], size_min: float, size_max: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """Clip one (cx, cy, w, h): cx in [0, centre_max[0]], cy in [0, centre_max[1]], w in [size_min,
+    size_max[0]], h in [size_min, size_max[1]] (the trackers' crop and frame clips, docs/DESIGN.md §3)."""
+    cx, cy, w, h = box
+    return (
+        max(0.0, min(float(cx), float(centre_max[0]))),
+        max(0.0, min(float(cy), float(centre_max[1]))),
+        max(size_min, min(float(w), float(size_max[0]))),
+        max(size_min, min(float(h), float(size_max[1]))),
+    )
+
+
+def roi_in_crop(
+    boxes_cxcywh: np.ndarray | Sequence[float], batch_index: int | np.ndarray = 0, inset: float = 0.0
+) -> np.ndarray:
     """Refinement RoIs ``[batch, x1, y1, x2, y2]`` (float32, shape (N, 5)) for boxes in search-crop pixels.
 
     ``boxes_cxcywh`` is (cx, cy, w, h) or (N, 4) in the 255-crop pixel frame: pixel centres at integers,
@@ -176,15 +193,27 @@ def roi_in_crop(boxes_cxcywh: np.ndarray | Sequence[float], batch_index: int | n
     ``x2 = cx + w/2`` (no +-0.5 inset), in the same frame. The PyTorch RoI poolers, the exported graphs,
     the training RoIs and the runtime all take RoIs from here; :func:`mask_to_crop_affine` states where
     the refinement mask lies relative to the RoI.
+
+    ``inset`` moves every side inwards (``x1 = cx - w/2 + inset``, ``x2 = cx + w/2 - inset``): the SiamAttn
+    authors' tracker builds its box RoI with ``inset=0.5`` (tracker.geometry "authors").
     """
     b = _as_boxes(boxes_cxcywh).reshape(-1, 4)
     out = np.empty((b.shape[0], 5), dtype=np.float32)
     out[:, 0] = batch_index
-    out[:, 1:] = cxcywh_to_xyxy(b)
+    xyxy = cxcywh_to_xyxy(b)  # a new array, in the input's precision
+    if inset:
+        xyxy[:, :2] += inset
+        xyxy[:, 2:] -= inset
+    out[:, 1:] = xyxy
     return out
 
 
-def mask_to_crop_affine(roi_xyxy: np.ndarray | Sequence[float], mask_size: int) -> np.ndarray:
+MASK_ALIGNMENTS = ("center", "edge")
+
+
+def mask_to_crop_affine(
+    roi_xyxy: np.ndarray | Sequence[float], mask_size: int, align: str = "center"
+) -> np.ndarray:
     """2x3 affine matrix mapping refinement-mask pixel coordinates to search-crop pixel coordinates.
 
     The ``mask_size`` x ``mask_size`` mask tiles the RoI ``[x1, x2] x [y1, y2]`` uniformly: mask pixel
@@ -192,8 +221,14 @@ def mask_to_crop_affine(roi_xyxy: np.ndarray | Sequence[float], mask_size: int) 
     ``x1 + (i + 0.5) * bw``. The runtime pastes masks back with this matrix; training builds mask targets
     by sampling the crop's ground-truth mask with it (``cv2.warpAffine(gt, M, (m, m),
     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)``), so both sides agree by construction.
+
+    ``align="edge"`` is the SiamAttn authors' paste-back instead: mask pixel ``i`` sits at ``x1 + i*bw``
+    (pixel 0 on the RoI's left/top edge, half a mask pixel left of the centred tiling).
     """
+    if align not in MASK_ALIGNMENTS:
+        raise ValueError(f"align must be one of {MASK_ALIGNMENTS}, got {align!r}")
     x1, y1, x2, y2 = (float(v) for v in np.asarray(roi_xyxy, dtype=np.float64).reshape(-1)[-4:])
     bw = (x2 - x1) / mask_size
     bh = (y2 - y1) / mask_size
-    return np.array([[bw, 0.0, x1 + 0.5 * bw], [0.0, bh, y1 + 0.5 * bh]], dtype=np.float64)
+    half = 0.5 if align == "center" else 0.0
+    return np.array([[bw, 0.0, x1 + half * bw], [0.0, bh, y1 + half * bh]], dtype=np.float64)

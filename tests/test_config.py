@@ -60,6 +60,8 @@ def test_unknown_key_is_named_with_its_path(tmp_path):
         ("model.refine.box_corr=full", r"'model\.refine\.box_corr' must be 'raw' or 'head'"),
         ("model.refine.mask_features=fpn", r"'model\.refine\.mask_features' must be 'corr' or 'laterals'"),
         ("model.refine.pool_mode=roialign", r"'model\.refine\.pool_mode' must be 'mmcv' or 'mmdet_v1'"),
+        ("tracker.geometry=siamfc", r"'tracker\.geometry' must be one of 'pysot', 'authors', got 'siamfc'"),
+        ("tracker.output=mask", r"'tracker\.output' must be one of 'polygon', 'box', got 'mask'"),
         ("nonsense", r"must look like key\.path=value"),
     ],
 )
@@ -71,6 +73,14 @@ def test_bad_values_are_rejected_with_the_key(override, message):
 def test_unknown_config_name_lists_choices():
     with pytest.raises(ConfigError, match=r"unknown config 'nope'.*siamattn_r50"):
         load_config("nope")
+
+
+def test_tracker_geometry_and_output_defaults_keep_the_pysot_tracker():
+    for name in ("tiny", "demo_mobilenetv2"):  # the shipped demo and test models keep pysot's tracker
+        t = load_config(name).tracker
+        assert (t.geometry, t.output) == ("pysot", "polygon")
+    t = load_config("tiny", ["tracker.geometry=authors", "tracker.output=box"]).tracker
+    assert (t.geometry, t.output) == ("authors", "box")
 
 
 def test_overrides_apply_and_dict_roundtrip():

@@ -12,6 +12,7 @@ from siamattn.config import load_config
 from siamattn.geometry import (
     anchor_shapes,
     box_iou,
+    clip_cxcywh,
     crop_center,
     cxcywh_to_xywh,
     cxcywh_to_xyxy,
@@ -154,3 +155,30 @@ def test_mask_to_crop_affine_roundtrip_with_warp():
     back = cv2.warpAffine(target, m, (255, 255), flags=cv2.INTER_LINEAR)
     assert math.isclose(float((back > 0.5).sum()), 120 * 80, rel_tol=0.02)
     assert back[100, 140] > 0.99 and back[50, 140] == 0.0
+
+
+def test_roi_in_crop_inset_moves_every_side_half_a_pixel_in():
+    # the SiamAttn authors' box RoI: (127.5, 127.5, 20, 10) -> [117.5, 122.5, 137.5, 132.5] inset by 0.5
+    np.testing.assert_array_equal(roi_in_crop((127.5, 127.5, 20, 10), inset=0.5), [[0, 118, 123, 137, 132]])
+    # (159.5, 127.5, 80, 64): continuous extent [119.5, 199.5] x [95.5, 159.5] -> [120, 199] x [96, 159]
+    np.testing.assert_array_equal(roi_in_crop((159.5, 127.5, 80, 64), inset=0.5), [[0, 120, 96, 199, 159]])
+    np.testing.assert_array_equal(roi_in_crop((159.5, 127.5, 80, 64)), [[0, 119.5, 95.5, 199.5, 159.5]])
+
+
+def test_mask_to_crop_affine_edge_alignment():
+    roi = [0, 100.0, 50.0, 164.0, 82.0]  # 64 x 32 crop px, mask 16 x 16: cells 4 x 2 px
+    edge = mask_to_crop_affine(roi, 16, align="edge")
+    centre = mask_to_crop_affine(roi, 16)
+    # edge: mask pixel i at x1 + i * 4 (pixel 0 on the RoI's left/top edge); centre: half a cell further in
+    np.testing.assert_allclose(edge, [[4.0, 0, 100.0], [0, 2.0, 50.0]])
+    np.testing.assert_allclose(edge @ [15, 15, 1], [160.0, 80.0])
+    np.testing.assert_allclose(centre - edge, [[0, 0, 2.0], [0, 0, 1.0]])
+    with pytest.raises(ValueError, match="align"):
+        mask_to_crop_affine(roi, 16, align="corner")
+
+
+def test_clip_cxcywh_hand_values():
+    # centre in [0, X], size in [lo, S] per axis
+    assert clip_cxcywh((-3, 300, 5, 400), (254, 254), 10.0, (254, 255)) == (0.0, 254.0, 10.0, 255.0)
+    assert clip_cxcywh((12.5, 7.25, 30, 40), (254, 254), 10.0, (254, 254)) == (12.5, 7.25, 30.0, 40.0)
+    assert clip_cxcywh((700, 500, 900, 900), (639, 479), 10.0, (639, 479)) == (639.0, 479.0, 639.0, 479.0)

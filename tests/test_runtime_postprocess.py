@@ -10,14 +10,19 @@ import numpy as np
 import pytest
 
 from siamattn.config import load_config
+from siamattn.geometry import roi_in_crop
 from siamattn.runtime.backend import BackendOutputError
 from siamattn.runtime.postprocess import (
+    AuthorsGeometry,
+    CropWindow,
     FrameMask,
     RPNPostprocessor,
+    TrackerGeometry,
     apply_box_deltas,
     mask_polygon,
     paste_mask,
     smooth_and_clip,
+    tracker_geometry,
 )
 
 K, S = 5, 25
@@ -183,6 +188,90 @@ def test_clipping_keeps_the_target_at_the_border():
     assert smooth_and_clip((900, 900), (320, 240, 900, 900), 1.0, (640, 480), 10) == (320, 240, 640, 480)
     # min_size comes from the config, not a constant
     assert smooth_and_clip((5, 5), (1, 1, 5, 5), 1.0, (640, 480), 3.0)[2:] == (5.0, 5.0)
+
+
+def test_authors_frame_clip_is_one_pixel_inside():
+    # margin 1 (tracker.geometry authors): cx in [0, W-1], cy in [0, H-1], w in [min, W-1], h in [min, H-1]
+    clip = smooth_and_clip((50, 50), (-30, 700, 50, 50), 0.5, (640, 480), 10, margin=1.0)
+    assert clip == (0.0, 479.0, 50.0, 50.0)
+    assert smooth_and_clip((900, 900), (650, 240, 900, 900), 1.0, (640, 480), 10, margin=1.0) == (
+        639.0, 240.0, 639.0, 479.0)
+    assert smooth_and_clip((50, 50), (639.5, 2, 3, 3), 1.0, (640, 480), 10, margin=1.0) == (639.0, 2.0, 10.0, 10.0)
+
+
+# ------------------------------------------------------------------------------------- tracker geometry
+
+WIN = CropWindow(331.5, 231.5, 127 / 128, 257)  # crop of round(128 * 255/127) = 257 px around (331.5, 231.5)
+
+
+def test_geometry_from_config():
+    assert type(tracker_geometry(load_config("tiny"))) is TrackerGeometry  # default: pysot
+    g = tracker_geometry(load_config("tiny", ["tracker.geometry=authors"]))
+    assert isinstance(g, AuthorsGeometry) and g.name == "authors"
+    assert (g.rpn_centre, g.roi_inset, g.frame_margin) == (127.5, 0.5, 1.0)
+    p = tracker_geometry(load_config("siamattn_r50", ["tracker.geometry=pysot"]))
+    assert (p.rpn_centre, p.roi_inset, p.frame_margin) == (127.0, 0.0, 0.0)
+
+
+def test_box_to_frame_pysot_centre_127_vs_authors_round_sx():
+    box = (32.0, 0.0, 80.0, 64.0)  # offsets from the RPN centre, crop px
+    pysot = TrackerGeometry(255, 10.0).box_to_frame(box, WIN)
+    assert pysot == pytest.approx((331.5 + 32 * 128 / 127, 231.5, 80 * 128 / 127, 64 * 128 / 127), rel=1e-12)
+    # authors: crop px u = offset + 127.5; frame = centre - round(s_x)/2 + u/scale_z = 203 + u * 128/127
+    authors = AuthorsGeometry(255, 10.0).box_to_frame(box, WIN)
+    want = (203 + 159.5 * 128 / 127, 103 + 127.5 * 128 / 127, 80 * 128 / 127, 64 * 128 / 127)
+    assert authors == pytest.approx(want, rel=1e-12)
+    # the two differ by 127.5 * 128/127 - 257/2 = 0.0039 px here: (s_x - round(s_x))/2 plus the 0.5 centre
+    assert authors[0] - pysot[0] == pytest.approx(127.5 * 128 / 127 - 128.5, abs=1e-9)
+
+
+def test_frame_to_crop_inverts_box_to_frame():
+    for g in (TrackerGeometry(255, 10.0), AuthorsGeometry(255, 10.0)):
+        box = (-20.0, 13.0, 50.0, 70.0)
+        back = g.frame_to_crop(g.box_to_frame(box, WIN), WIN)
+        assert back == pytest.approx((box[0] + g.rpn_centre, box[1] + g.rpn_centre, 50.0, 70.0), abs=1e-9)
+    # authors: the mask RoI is (state - crop_box) * scale_z with crop_box = centre - 257/2 = (203, 103)
+    got = AuthorsGeometry(255, 10.0).frame_to_crop((300.0, 200.0, 64.0, 32.0), WIN)
+    assert got == pytest.approx((97 * 127 / 128, 97 * 127 / 128, 63.5, 31.75), rel=1e-12)
+
+
+def test_box_roi_clip_and_inset():
+    far = (224.0, 224.0, 473.0, 0.43)  # centre 351.5 (authors) / 351 (pysot): off the crop; huge w, tiny h
+    clipped, roi = AuthorsGeometry(255, 10.0).box_roi(far)
+    assert clipped == (254.0, 254.0, 254.0, 10.0)  # cx, cy <= 254, w, h in [10, 254]
+    np.testing.assert_array_equal(roi, [[0, 127.5, 249.5, 380.5, 258.5]])  # [cx -+ w/2 +- 0.5]
+    clipped, roi = TrackerGeometry(255, 10.0).box_roi(far)
+    assert clipped == (254.0, 254.0, 255.0, 10.0)  # pysot: w up to 255, no inset
+    np.testing.assert_array_equal(roi, [[0, 126.5, 249, 381.5, 259]])
+    # inside the crop: only the centre and the inset differ
+    _, roi = AuthorsGeometry(255, 10.0).box_roi((32.0, 0.0, 80.0, 64.0))
+    np.testing.assert_array_equal(roi, [[0, 120, 96, 199, 159]])  # centre (159.5, 127.5)
+
+
+def _pasted_extent(geometry: TrackerGeometry, frame_wh: tuple[int, int]) -> tuple[int, int, int, int]:
+    win = CropWindow(100.0, 80.0, 0.5, 510)  # 510 frame px resized to 255: 2 frame px per crop px
+    box_crop = (127.5, 127.3, 64.0, 32.0)  # mask RoI [95.5, 159.5] x [111.3, 143.3] crop px, 1 x 0.5 px cells
+    affine = geometry.mask_to_frame(roi_in_crop(box_crop), box_crop, 64, win, frame_wh)
+    pasted = paste_mask(np.ones((64, 64), np.float32), affine, frame_wh, 0.25).to_frame()
+    ys, xs = np.nonzero(pasted)
+    return int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+
+
+def test_mask_paste_back_authors_edge_aligned_and_shrunk():
+    """An all-ones mask pasted with threshold 0.25 covers mask coordinates (-0.75, 63.75) (bilinear ramp to the
+    zero border); where that lands in the frame is each geometry's paste-back, computed by hand."""
+    g = AuthorsGeometry(255, 10.0)
+    win = CropWindow(100.0, 80.0, 0.5, 510)
+    box_crop = (127.5, 127.3, 64.0, 32.0)
+    affine = g.mask_to_frame(roi_in_crop(box_crop), box_crop, 64, win, (200, 150))
+    # crop_box = centre - 510/2 = (-155, -175); s = 510/255 = 2; mask px u at crop 95.5 + u (edge-aligned)
+    # -> frame x = 199/200 * (-155 + 2 * (95.5 + u)) = 0.995 * (36 + 2u); y = 149/150 * (47.6 + v)
+    np.testing.assert_allclose(affine, [[0.995 * 2, 0, 0.995 * 36], [0, 149 / 150, 149 / 150 * 47.6]], rtol=1e-12)
+    # x in 0.995 * (34.5, 163.5) = (34.33, 162.68); y in 149/150 * (46.85, 111.35) = (46.54, 110.61)
+    assert _pasted_extent(g, (200, 150)) == (35, 162, 47, 110)
+    # pysot on the same crop: centre-aligned cells, 1/scale_z = 2: x = 100 + (96 + u - 127) * 2 = 38 + 2u,
+    # y = 80 + (111.55 + 0.5v - 127) * 2 = 49.1 + v: x in (36.5, 165.5), y in (48.35, 112.85), no shrink
+    assert _pasted_extent(TrackerGeometry(255, 10.0), (200, 150)) == (37, 165, 49, 112)
 
 
 # ---------------------------------------------------------------------------------------------- masks

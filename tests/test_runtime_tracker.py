@@ -67,9 +67,15 @@ class FakeBackend:
         return self.mask
 
 
+def pysot_cfg(*overrides: str):
+    """siamattn_r50's tracker settings (penalty_k 0.10, window_influence 0.25, lr 0.45, mask 0.2) with
+    tracker.geometry pinned: the hand computations below are pysot's unless a test names "authors"."""
+    return load_config("siamattn_r50", ["tracker.geometry=pysot", "tracker.output=polygon", *overrides])
+
+
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config("siamattn_r50")  # penalty_k 0.10, window_influence 0.25, lr 0.45, mask 0.2
+    return pysot_cfg()
 
 
 @pytest.fixture
@@ -137,7 +143,7 @@ def test_refinement_roi_and_decode_by_hand(cfg, frame):
 
 
 def test_refine_box_switch_in_config(frame):
-    cfg = load_config("siamattn_r50", ["tracker.refine_box=false"])
+    cfg = pysot_cfg("tracker.refine_box=false")
     be = FakeBackend(refine=True, refine_deltas=(5.0, 5.0, 5.0, 5.0))
     tr = Tracker(be, cfg)
     tr.init(frame, INIT)
@@ -149,7 +155,7 @@ def test_refine_box_switch_in_config(frame):
 
 def test_rpn_box_is_clipped_to_the_crop_before_refinement(frame):
     # no penalty and no window, so the far peak wins whatever its shape
-    cfg = load_config("siamattn_r50", ["tracker.penalty_k=0", "tracker.window_influence=0"])
+    cfg = pysot_cfg("tracker.penalty_k=0", "tracker.window_influence=0")
     # peak at the far corner with a huge size: centre offset 96 + 2*64 = 224 -> crop px 351 > 254
     be = FakeBackend(peak=(SQUARE, 24, 24), fg_logit=20.0, deltas=(2.0, 2.0, 2.0, -5.0), refine=True)
     tr = Tracker(be, cfg)
@@ -293,8 +299,10 @@ def test_backend_outputs_are_not_modified(cfg, frame):
     np.testing.assert_array_equal(be.mask, mask)
 
 
-def test_memory_stays_flat_over_2000_frames(cfg):
+@pytest.mark.parametrize("geometry", ["pysot", "authors"])
+def test_memory_stays_flat_over_2000_frames(geometry):
     """Per-frame work allocates only transient arrays: traced memory after 2,000 frames equals the start."""
+    cfg = pysot_cfg(f"tracker.geometry={geometry}")
     rng = np.random.default_rng(0)
     frame = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (5, 5), 0)
     # a peak that circles around and a real-looking mask, so crops, padding and contours all vary
@@ -426,3 +434,125 @@ def test_rpn_tracking_matches_a_scalar_reference_over_random_outputs(cfg, frame)
         center, size = _reference_rpn_step(be.cls, be.loc, center, size, (640, 480), cfg.tracker)
         assert tr.center == pytest.approx(center, rel=1e-9) and tr.size == pytest.approx(size, rel=1e-9)
         assert res.box == pytest.approx((center[0] - size[0] / 2, center[1] - size[1] / 2, *size), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tracker.geometry "authors" (the SiamAttn authors' tracker, docs/DESIGN.md §3), by hand on the same frames:
+# crop of round(s_x) = 257 px around (331.5, 231.5) -> crop box origin (331.5 - 128.5, 231.5 - 128.5)
+
+
+@pytest.fixture(scope="module")
+def cfg_authors():
+    return load_config("siamattn_r50", ["tracker.geometry=authors"])
+
+
+ORIGIN = (203.0, 103.0)
+
+
+def authors_state(u: float, v: float, w_crop: float, h_crop: float):
+    """Crop px (u, v) measured from the crop's top-left pixel (RPN centre 127.5) -> frame via the crop box."""
+    cx = ORIGIN[0] + u / SCALE_Z
+    cy = ORIGIN[1] + v / SCALE_Z
+    w = 64 * (1 - LR) + (w_crop / SCALE_Z) * LR
+    h = 64 * (1 - LR) + (h_crop / SCALE_Z) * LR
+    return cx, cy, w, h
+
+
+def test_authors_rpn_only_step_by_hand(cfg_authors, frame):
+    be = FakeBackend()
+    tr = Tracker(be, cfg_authors)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    # the same crop as pysot's; the RPN box (32, 0, 80, 64) is at crop px (159.5, 127.5)
+    want_x = cv2.resize(frame[103:360, 203:460], (255, 255)).transpose(2, 0, 1)[None].astype(np.float32)
+    np.testing.assert_array_equal(be.last_x, want_x)
+    cx, cy, w, h = authors_state(159.5, 127.5, 80.0, 64.0)
+    # abs 1e-5 px: the PENALTY constant has 7 digits; the geometry differences tested are >= 0.0039 px
+    assert res.box == pytest.approx((cx - w / 2, cy - h / 2, w, h), abs=1e-5)
+    assert res.score == pytest.approx(0.9)  # score[best]: no penalty, no window
+    # pysot puts the centre 0.0039 px to the left: 331.5 + 32 * 128/127 vs 203 + 159.5 * 128/127
+    assert cx - (331.5 + 32 * 128 / 127) == pytest.approx(0.5 * 128 / 127 - 0.5, abs=1e-9)
+
+
+def test_authors_refinement_roi_inset_and_decode_by_hand(cfg_authors, frame):
+    be = FakeBackend(refine=True, refine_deltas=(1.0, -0.5, math.log(1.1) / 0.2, 0.0))
+    tr = Tracker(be, cfg_authors)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    # RPN box at crop px (159.5, 127.5), 80 x 64 -> [119.5, 95.5, 199.5, 159.5] inset by 0.5
+    np.testing.assert_array_equal(be.rois["box"], [[0, 120, 96, 199, 159]])
+    # decoded on the clipped box: cx = 159.5 + 1*0.1*80 = 167.5, cy = 127.5 - 0.5*0.1*64 = 124.3, w = 88
+    cx, cy, w, h = authors_state(167.5, 124.3, 88.0, 64.0)
+    assert res.box == pytest.approx((cx - w / 2, cy - h / 2, w, h), abs=1e-5)
+
+
+def test_authors_rpn_box_clip_before_refinement(frame):
+    cfg = load_config("siamattn_r50", ["tracker.geometry=authors", "tracker.penalty_k=0",
+                                       "tracker.window_influence=0"])
+    be = FakeBackend(peak=(SQUARE, 24, 24), fg_logit=20.0, deltas=(2.0, 2.0, 2.0, -5.0), refine=True)
+    tr = Tracker(be, cfg)
+    tr.init(frame, INIT)
+    tr.track(frame)
+    # centre 224 + 127.5 -> 254, w = 64 e^2 -> 254 (pysot: 255), h = 64 e^-5 -> 10; inset 0.5
+    np.testing.assert_allclose(be.rois["box"], [[0, 254 - 127 + 0.5, 254 - 5 + 0.5, 254 + 127 - 0.5,
+                                                  254 + 5 - 0.5]], atol=1e-4)
+
+
+def test_authors_mask_roi_and_paste_back(cfg_authors, frame):
+    be = FakeBackend(refine=True, mask=True, refine_deltas=(1.0, -0.5, math.log(1.1) / 0.2, 0.0))
+    tr = Tracker(be, cfg_authors)
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    cx, cy, w, h = authors_state(167.5, 124.3, 88.0, 64.0)
+    # the new state in this frame's crop: (state - crop box origin) * scale_z, no inset
+    mcx, mcy = (cx - ORIGIN[0]) * SCALE_Z, (cy - ORIGIN[1]) * SCALE_Z
+    mw, mh = w * SCALE_Z, h * SCALE_Z
+    np.testing.assert_allclose(be.rois["mask"], [[0, mcx - mw / 2, mcy - mh / 2, mcx + mw / 2, mcy + mh / 2]],
+                               rtol=1e-6)
+    # all-ones mask, edge-aligned cells of mw/64 crop px, 257/255 frame px per crop px, shrunk by 639/640,
+    # 479/480: frame x of mask coordinate u = 639/640 * (203 + (mcx - mw/2 + u * mw/64) * 257/255);
+    # bilinear with a zero border is > 0.2 for u in (-0.8, 63.8)
+    k = 257 / 255
+
+    def fx(u):
+        return 639 / 640 * (ORIGIN[0] + (mcx - mw / 2 + u * mw / 64) * k)
+
+    def fy(v):
+        return 479 / 480 * (ORIGIN[1] + (mcy - mh / 2 + v * mh / 64) * k)
+
+    ys, xs = np.nonzero(res.mask.to_frame())
+    assert (xs.min(), xs.max()) == (math.floor(fx(-0.8)) + 1, math.floor(fx(63.8)))
+    assert (ys.min(), ys.max()) == (math.floor(fy(-0.8)) + 1, math.floor(fy(63.8)))
+
+
+def test_authors_target_leaving_the_frame_stays_one_pixel_inside(frame):
+    cfg = load_config("siamattn_r50", ["tracker.geometry=authors"])
+    be = FakeBackend(peak=(SQUARE, 12, 24), fg_logit=20.0, deltas=(1.0, 0.0, 0.0, 0.0), refine=True, mask=True)
+    tr = Tracker(be, cfg)
+    tr.init(frame, (560, 200, 64, 64))
+    for _ in range(30):
+        res = tr.track(frame)
+    assert tr.center[0] == 639.0  # [0, W-1]
+    assert res.box[0] == pytest.approx(639 - tr.size[0] / 2)
+    be = FakeBackend(deltas=(0.0, 0.0, 3.0, 3.0), fg_logit=20.0)
+    tr = Tracker(be, load_config("siamattn_r50", ["tracker.geometry=authors", "tracker.lr=1",
+                                                  "tracker.penalty_k=0"]))
+    tr.init(frame, (100, 100, 400, 400))
+    tr.track(frame)
+    assert tr.size == (639.0, 479.0)  # w in [10, W-1], h in [10, H-1]
+
+
+def test_output_switch_picks_the_reported_region(frame):
+    tr = Tracker(FakeBackend(refine=True, mask=True), pysot_cfg())
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    assert res.output == "polygon" and len(res.region) == 8
+    np.testing.assert_allclose(res.region, res.polygon.reshape(-1))
+    tr = Tracker(FakeBackend(refine=True, mask=True), pysot_cfg("tracker.output=box"))
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    assert res.polygon is not None and res.region == res.box  # the mask still runs; the box is reported
+    tr = Tracker(FakeBackend(), pysot_cfg())  # no mask: the box whatever the setting
+    tr.init(frame, INIT)
+    res = tr.track(frame)
+    assert res.polygon is None and res.region == res.box
