@@ -556,3 +556,14 @@ def test_output_switch_picks_the_reported_region(frame):
     tr.init(frame, INIT)
     res = tr.track(frame)
     assert res.polygon is None and res.region == res.box
+
+
+@pytest.mark.parametrize("output", ["polygon", "box"])
+def test_track_json_record_honours_output(frame, output):
+    from siamattn.runtime.video import _track_frame
+
+    tr = Tracker(FakeBackend(refine=True, mask=True), pysot_cfg(f"tracker.output={output}"))
+    _track_frame(tr, 0, frame, INIT, "fake", None, False)
+    rec = _track_frame(tr, 1, frame, INIT, "fake", None, False)
+    assert len(rec["box"]) == 4
+    assert (rec["polygon"] is None) == (output == "box")
