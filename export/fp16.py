@@ -53,8 +53,9 @@ _PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Ca
 _COORD_OPS = _PASS_THROUGH | {
     "Add", "Sub", "Clip", "Min", "Max", "Floor", "Ceil", "Neg", "Less", "LessOrEqual", "Greater",
     "GreaterOrEqual", "Equal", "And", "Or", "Not", "Where", "Expand", "Concat", "Slice", "Gather", "Split",
-    "Range", "ConstantOfShape", "Constant", "GridSample", "AveragePool", "ReduceMean",
+    "Range", "ConstantOfShape", "Constant", "GridSample", "AveragePool", "ReduceMean", "ReduceSum",
 }
+_BIN_REDUCTIONS = {"AveragePool", "ReduceMean", "ReduceSum"}  # where the forward walk from a GridSample ends
 _ROI_INPUT = "rois"
 _DELTA_OUTPUTS = ("box_deltas",)
 _LINEAR_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -162,9 +163,23 @@ def _roi_island(gr: _Graph) -> set[int]:
             if i in island or op not in _COORD_OPS:
                 continue
             island.add(i)
-            if op in ("AveragePool", "ReduceMean"):
+            if op in _BIN_REDUCTIONS:
                 continue
             stack.extend(c for o in gr.nodes[i].output for c in gr.consumers.get(o, []))
+    # Backwards again from everything found so far: the validity mask that multiplies the samples is coordinate
+    # math too (an FP16 comparison would move samples across the border; mode mmdet_v1 also counts them).
+    stack = list(island)
+    seen: set[int] = set()
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        island.add(i)
+        for name in gr.nodes[i].input:
+            j = gr.producer.get(name)
+            if j is not None and j in downstream and gr.nodes[j].op_type in _COORD_OPS:
+                stack.append(j)
     return island
 
 

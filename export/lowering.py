@@ -25,6 +25,7 @@ from torch import Tensor
 from siamattn import export_choices as choices
 from siamattn.errors import ConfigError
 from siamattn.ops.deform_conv import pair as _pair
+from siamattn.ops.deform_roi_pool import mode_id
 from siamattn.plugins import names as plugin_names
 
 # ---------------------------------------------------------------------------------------- RoI pooling
@@ -43,6 +44,32 @@ def _fixed_sampling(sampling_ratio: int) -> int:
     return sampling_ratio
 
 
+def _sample_lattice(feat: Tensor, rois: Tensor, xs: Tensor, ys: Tensor, ph: int, pw: int, g: int) -> Tensor:
+    """Bilinear samples at already-clamped coordinates, on the lattice [K, C, PH*g, PW*g] (rows (ph, iy),
+    columns (pw, ix)).
+
+    ``xs`` [K,PH|1,PW,g] and ``ys`` [K,PH,PW|1,g] lie in [0, W-1] / [0, H-1]. GridSample with
+    align_corners=True maps -1 and +1 to the centres of pixels 0 and size-1 (size 1 maps everything to -1),
+    so at clamped coordinates it is plain bilinear interpolation and its padding mode never matters.
+    """
+    n, c, h, w = feat.shape
+    k = rois.shape[0]
+    # Sample lattice [K, PH, g(y), PW, g(x)]: a plain reshape then gives GridSample's [rows, cols] layout.
+    x5 = xs[:, :, None, :, :]
+    y5 = ys.permute(0, 1, 3, 2)[..., None]
+    gx = x5 * (2.0 / max(w - 1, 1)) - 1.0
+    gy = y5 * (2.0 / max(h - 1, 1)) - 1.0
+    gx, gy = torch.broadcast_tensors(gx, gy)
+    grid = torch.stack([gx, gy], dim=-1).reshape(k, ph * g, pw * g, 2)
+    if n == 1:
+        # One image: all RoIs as rows of one grid, no per-RoI copy of the feature map.
+        samples = F.grid_sample(feat, grid.reshape(1, k * ph * g, pw * g, 2), mode="bilinear",
+                                padding_mode="border", align_corners=True)
+        return samples.reshape(c, k, ph * g, pw * g).transpose(0, 1)
+    per_roi = feat.index_select(0, rois[:, 0].to(torch.int64))
+    return F.grid_sample(per_roi, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def deform_roi_pool_portable(
     feat: Tensor,
     rois: Tensor,
@@ -51,18 +78,22 @@ def deform_roi_pool_portable(
     spatial_scale: float = 1.0,
     sampling_ratio: int = 0,
     gamma: float = 0.1,
+    mode: str = "mmcv",
 ) -> Tensor:
-    """mmcv deformable RoI pooling from standard ops: one bilinear GridSample over all sample points, a
-    validity mask, and AveragePool over each bin's g x g samples.
+    """Deformable RoI pooling from standard ops: one bilinear GridSample over all sample points, a validity
+    mask, and a per-bin average over each bin's g x g samples. ``mode`` as in the reference op.
 
-    GridSample alone does not implement the RoIAlign border rule (samples in [-1, 0) read row 0, samples
-    in [H-1, H] read row H-1, only samples beyond that are 0), so coordinates are clamped to [0, H-1]
-    first (then border padding never matters) and a mask zeroes samples outside [-1, H] x [-1, W].
+    mmcv (docs/DESIGN.md §4.2): GridSample alone does not implement the RoIAlign border rule (samples in
+    [-1, 0) read row 0, samples in [H-1, H] read row H-1, only samples beyond that are 0), so coordinates are
+    clamped to [0, H-1] first (then border padding never matters) and a mask zeroes samples outside
+    [-1, H] x [-1, W]; the bin value is the AveragePool of the masked samples.
     """
+    mode_id(mode)
+    if mode == "mmdet_v1":
+        return _portable_mmdet_v1(feat, rois, offset, output_size, spatial_scale, sampling_ratio, gamma)
     ph, pw = _pair(output_size)
     g = _fixed_sampling(sampling_ratio)
     n, c, h, w = feat.shape
-    k = rois.shape[0]
     rois = rois.to(feat.dtype)
     sx = rois[:, 1] * spatial_scale - 0.5
     sy = rois[:, 2] * spatial_scale - 0.5
@@ -81,26 +112,62 @@ def deform_roi_pool_portable(
     sub = torch.arange(g, dtype=feat.dtype) + 0.5
     xs = xo[..., None] + sub * (bw / g)[:, None, None, None]  # [K,PH|1,PW,g]
     ys = yo[..., None] + sub * (bh / g)[:, None, None, None]  # [K,PH,PW|1,g]
-
-    # Sample lattice [K, PH, g(y), PW, g(x)]: a plain reshape then gives GridSample's [rows, cols] layout.
     x5 = xs[:, :, None, :, :]
     y5 = ys.permute(0, 1, 3, 2)[..., None]
     inside = ((x5 >= -1.0) & (x5 <= float(w)) & (y5 >= -1.0) & (y5 <= float(h))).to(feat.dtype)
-    # align_corners=True: -1 and +1 are the centres of pixels 0 and size-1; size 1 maps everything to -1.
-    gx = x5.clamp(0.0, float(w - 1)) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = y5.clamp(0.0, float(h - 1)) * (2.0 / max(h - 1, 1)) - 1.0
-    gx, gy = torch.broadcast_tensors(gx, gy)
-    grid = torch.stack([gx, gy], dim=-1).reshape(k, ph * g, pw * g, 2)
-    mask = inside.expand(k, ph, g, pw, g).reshape(k, 1, ph * g, pw * g)
-    if n == 1:
-        # One image: all RoIs as rows of one grid, no per-RoI copy of the feature map.
-        samples = F.grid_sample(feat, grid.reshape(1, k * ph * g, pw * g, 2), mode="bilinear",
-                                padding_mode="border", align_corners=True)
-        samples = samples.reshape(c, k, ph * g, pw * g).transpose(0, 1)
-    else:
-        per_roi = feat.index_select(0, rois[:, 0].to(torch.int64))
-        samples = F.grid_sample(per_roi, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    samples = _sample_lattice(feat, rois, xs.clamp(0.0, float(w - 1)), ys.clamp(0.0, float(h - 1)), ph, pw, g)
+    mask = inside.expand(rois.shape[0], ph, g, pw, g).reshape(rois.shape[0], 1, ph * g, pw * g)
     return F.avg_pool2d(samples * mask, kernel_size=g, stride=g)
+
+
+def _cround_portable(x: Tensor) -> Tensor:
+    """C round (halves away from zero) from Floor/Ceil/Where only: ONNX Round rounds halves to even, and
+    floor(|x| + 0.5) rounds 0.49999997f up. trunc(x) = Where(x >= 0, Floor, Ceil); x - trunc(x) is exact."""
+    t = torch.where(x >= 0, torch.floor(x), torch.ceil(x))
+    frac = x - t
+    one = torch.ones_like(x)
+    zero = torch.zeros_like(x)
+    return t + torch.where(frac >= 0.5, one, zero) - torch.where(frac <= -0.5, one, zero)
+
+
+def _portable_mmdet_v1(feat: Tensor, rois: Tensor, offset: Tensor | None, output_size: int | tuple[int, int],
+                       spatial_scale: float, sampling_ratio: int, gamma: float) -> Tensor:
+    """mmdet-v1 deformable PS-RoI pooling (docs/DESIGN.md §4.3) from standard ops: C-rounded corners, fixed
+    g x g samples from the bin corner, a validity mask for [-0.5, W-0.5] x [-0.5, H-0.5], per-bin sums and
+    valid counts (ReduceSum) and sum / max(count, 1), which is 0 for a bin without valid samples. Float
+    operations in the reference's order, so border decisions agree bit for bit in FP32."""
+    ph, pw = _pair(output_size)
+    g = _fixed_sampling(sampling_ratio)
+    n, c, h, w = feat.shape
+    k = rois.shape[0]
+    dt = feat.dtype
+    rois = rois.to(dt)
+    s = torch.tensor(spatial_scale, dtype=dt)
+    sx = _cround_portable(rois[:, 1]) * s - 0.5
+    sy = _cround_portable(rois[:, 2]) * s - 0.5
+    ex = (_cround_portable(rois[:, 3]) + 1.0) * s - 0.5
+    ey = (_cround_portable(rois[:, 4]) + 1.0) * s - 0.5
+    rw = (ex - sx).clamp(min=0.1)
+    rh = (ey - sy).clamp(min=0.1)
+    bw, bh = rw / pw, rh / ph
+    xo = (torch.arange(pw, dtype=dt)[None, :] * bw[:, None] + sx[:, None])[:, None, :]  # [K,1,PW]
+    yo = (torch.arange(ph, dtype=dt)[None, :] * bh[:, None] + sy[:, None])[:, :, None]  # [K,PH,1]
+    if offset is not None:
+        off = offset.to(dt)
+        gm = torch.tensor(gamma, dtype=dt)
+        xo = xo + (off[:, 0] * gm) * rw[:, None, None]  # [K,PH,PW]
+        yo = yo + (off[:, 1] * gm) * rh[:, None, None]
+    idx = torch.arange(g, dtype=dt)
+    xs = xo[..., None] + idx * (bw / g)[:, None, None, None]  # [K,PH|1,PW,g]
+    ys = yo[..., None] + idx * (bh / g)[:, None, None, None]  # [K,PH,PW|1,g]
+    x5 = xs[:, :, None, :, :]
+    y5 = ys.permute(0, 1, 3, 2)[..., None]
+    valid = ((x5 >= -0.5) & (x5 <= w - 0.5) & (y5 >= -0.5) & (y5 <= h - 0.5)).to(dt)
+    valid = valid.expand(k, ph, g, pw, g).reshape(k, 1, ph * g, pw * g)
+    samples = _sample_lattice(feat, rois, xs.clamp(0.0, w - 1.0), ys.clamp(0.0, h - 1.0), ph, pw, g)
+    total = (samples * valid).reshape(k, c, ph, g, pw, g).sum(dim=(3, 5))
+    count = valid.reshape(k, 1, ph, g, pw, g).sum(dim=(3, 5))
+    return total / count.clamp(min=1.0)
 
 
 def deform_roi_pool_plugin(
@@ -111,9 +178,10 @@ def deform_roi_pool_plugin(
     spatial_scale: float = 1.0,
     sampling_ratio: int = 0,
     gamma: float = 0.1,
+    mode: str = "mmcv",
 ) -> Tensor:
     """One custom-domain node (docs/DESIGN.md §6: dynamo needs torch.onnx.ops.symbolic; autograd.Function.symbolic
-    is ignored). Attribute names are the plugin creator's field names."""
+    is ignored). Attribute names are the plugin creator's field names; ``mode`` is 0 = mmcv, 1 = mmdet_v1."""
     ph, pw = _pair(output_size)
     inputs: list[Tensor] = [feat, rois] if offset is None else [feat, rois, offset]
     attrs: dict[str, Any] = {
@@ -122,6 +190,7 @@ def deform_roi_pool_plugin(
         "spatial_scale": float(spatial_scale),
         "sampling_ratio": int(_fixed_sampling(sampling_ratio)),
         "gamma": float(gamma),
+        "mode": mode_id(mode),
     }
     return torch.onnx.ops.symbolic(f"{PLUGIN_DOMAIN}::{ROI_POOL_OP}", inputs, attrs, dtype=feat.dtype,
                                    shape=(rois.shape[0], feat.shape[1], ph, pw), version=ROI_POOL_VERSION)

@@ -28,15 +28,17 @@ class _DeformRoIPoolRef(OpRun):
 
     def _run(self, feat: np.ndarray, rois: np.ndarray, offset: np.ndarray | None = None,  # type: ignore[override]
              output_height: int | None = None, output_width: int | None = None, spatial_scale: float | None = None,
-             sampling_ratio: int | None = None, gamma: float | None = None) -> tuple[np.ndarray]:
+             sampling_ratio: int | None = None, gamma: float | None = None,
+             mode: int | None = None) -> tuple[np.ndarray]:
         import torch
 
         from siamattn.ops import deform_roi_pool
+        from siamattn.ops.deform_roi_pool import MODES
 
         off = None if offset is None else torch.from_numpy(np.asarray(offset, np.float32))
         out = deform_roi_pool(torch.from_numpy(np.asarray(feat, np.float32)), torch.from_numpy(np.asarray(rois)),
                               off, (int(output_height), int(output_width)), float(spatial_scale),  # type: ignore[arg-type]
-                              int(sampling_ratio), float(gamma))  # type: ignore[arg-type]
+                              int(sampling_ratio), float(gamma), MODES[int(mode or 0)])  # type: ignore[arg-type]
         return (out.numpy().astype(feat.dtype),)
 
 

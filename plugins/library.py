@@ -18,6 +18,9 @@ from siamattn.errors import InputError
 from siamattn.plugins.build import find_library
 
 F32, F16 = 0, 1  # siamattn_dtype
+# siamattn_roi_pool_mode, by index; the same names as siamattn.ops.deform_roi_pool.MODES (torch-free here).
+ROI_POOL_MODES = ("mmcv", "mmdet_v1")
+API_VERSION = 2  # SIAMATTN_DEFORM_API_VERSION of the header these bindings mirror
 
 
 @contextlib.contextmanager
@@ -65,6 +68,7 @@ class RoiPoolParams(ctypes.Structure):
         ("spatial_scale", ctypes.c_float),
         ("gamma", ctypes.c_float),
         ("has_offset", ctypes.c_int32),
+        ("mode", ctypes.c_int32),
     ]
 
 
@@ -138,6 +142,10 @@ class DeformLibrary:
         lib = self._lib
         vp, i32, sz = ctypes.c_void_p, ctypes.c_int32, ctypes.c_size_t
         lib.siamattn_api_version.restype = i32
+        if lib.siamattn_api_version() != API_VERSION:
+            # Parameter structs differ between versions: calling through them would pass garbage.
+            raise InputError(f"{self.path} implements C API version {lib.siamattn_api_version()}, these bindings "
+                             f"need {API_VERSION}: rebuild it (siamattn plugins build)")
         lib.siamattn_build_info.restype = ctypes.c_char_p
         lib.siamattn_last_error.restype = ctypes.c_char_p
         lib.siamattn_status_string.restype = ctypes.c_char_p
@@ -235,14 +243,16 @@ class DeformLibrary:
         spatial_scale: float = 1.0,
         sampling_ratio: int = 0,
         gamma: float = 0.1,
+        mode: str = "mmcv",
     ) -> np.ndarray:
-        """DeformRoIPool on the CPU (mmcv semantics). ``rois`` may be float32 while ``feat`` is float16."""
+        """DeformRoIPool on the CPU; ``mode`` "mmcv" or "mmdet_v1" as in ``siamattn.ops.deform_roi_pool``.
+        ``rois`` may be float32 while ``feat`` is float16."""
         dtype = _common_dtype("deform_roi_pool", feat, offset)
         if rois.dtype not in (np.float32, np.float16):
             raise InputError(f"deform_roi_pool: rois must be float32 or float16, got {rois.dtype}")
         ph, pw = _pair(output_size, "output_size")
         p = roi_pool_params(feat.shape, rois.shape, None if offset is None else offset.shape, (ph, pw),
-                            spatial_scale, sampling_ratio, gamma)
+                            spatial_scale, sampling_ratio, gamma, mode)
         self.check(self._lib.siamattn_deform_roi_pool_validate(ctypes.byref(p)), "deform_roi_pool")
         out = np.empty((p.num_rois, p.channels, ph, pw), dtype=dtype)
         feat_c, rois_c = np.ascontiguousarray(feat), np.ascontiguousarray(rois)
@@ -284,13 +294,13 @@ class DeformLibrary:
 
     def deform_roi_pool_cuda(self, feat: Any, rois: Any, offset: Any = None, *,
                              output_size: int | Sequence[int] = 7, spatial_scale: float = 1.0,
-                             sampling_ratio: int = 0, gamma: float = 0.1) -> Any:
+                             sampling_ratio: int = 0, gamma: float = 0.1, mode: str = "mmcv") -> Any:
         """DeformRoIPool with the CUDA kernel on torch CUDA tensors (rois may be float32 with float16 feat)."""
         import torch
 
         ph, pw = _pair(output_size, "output_size")
         p = roi_pool_params(feat.shape, rois.shape, None if offset is None else offset.shape, (ph, pw),
-                            spatial_scale, sampling_ratio, gamma)
+                            spatial_scale, sampling_ratio, gamma, mode)
         self.check(self._lib.siamattn_deform_roi_pool_validate(ctypes.byref(p)), "deform_roi_pool_cuda")
         out = torch.empty((p.num_rois, p.channels, ph, pw), dtype=feat.dtype, device=feat.device)
         f, r = feat.contiguous(), rois.contiguous()
@@ -312,7 +322,10 @@ def roi_pool_params(
     spatial_scale: float,
     sampling_ratio: int,
     gamma: float,
+    mode: str = "mmcv",
 ) -> RoiPoolParams:
+    if mode not in ROI_POOL_MODES:
+        raise InputError(f"deform_roi_pool: mode must be one of {list(ROI_POOL_MODES)}, got {mode!r}")
     if len(feat_shape) != 4:
         raise InputError(f"deform_roi_pool: feat must be [N, C, H, W], got {tuple(feat_shape)}")
     if len(rois_shape) != 2 or rois_shape[1] != 5:
@@ -323,7 +336,7 @@ def roi_pool_params(
                          f"got {tuple(offset_shape)}")
     n, c, h, w = feat_shape
     return RoiPoolParams(n, c, h, w, rois_shape[0], ph, pw, sampling_ratio, spatial_scale, gamma,
-                         int(offset_shape is not None))
+                         int(offset_shape is not None), ROI_POOL_MODES.index(mode))
 
 
 def _common_dtype(what: str, *arrays: Any) -> np.dtype:

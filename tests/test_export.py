@@ -112,6 +112,112 @@ def test_portable_roi_pool_with_offsets_matches_reference(batch):
     np.testing.assert_allclose(got, ref.numpy(), atol=1e-5, rtol=0)
 
 
+def _mmdet_v1_border_rois(h: int, w: int) -> torch.Tensor:
+    """RoIs (scale 1, 1x1 output, 1 sample at x = cround(x1) - 0.5, shifted by offsets later) on the mmdet_v1
+    border cases: C-round ties (also negative), samples at exactly -0.5 and W-0.5, and beyond."""
+    xs = [-1.0, -0.5, -0.49999997, 0.0, 0.5, 2.5, w - 1.5, w - 0.5, float(w), w + 0.5]
+    ys = [-0.5, 0.0, 1.5, h - 0.5, float(h), h + 0.5]
+    return torch.tensor([[0.0, x, y, x + 0.4, y + 0.4] for y in ys for x in xs])
+
+
+def test_portable_mmdet_v1_border_rule_matches_reference_in_onnx_runtime():
+    g = torch.Generator().manual_seed(1)
+    feat = torch.randn(1, 3, 6, 7, generator=g) + 2.0  # offset so a wrongly zeroed sample shows
+    rois = _mmdet_v1_border_rois(6, 7)
+    # Offsets 0 and +-1e-3 px (gamma 1, rw = 1): each sample also lands just inside / just outside the border.
+    offset = torch.tensor([0.0, 1e-3, -1e-3]).repeat(len(rois) // 3 + 1)[: len(rois)]
+    offset = torch.stack([offset, offset.flip(0)], 1).view(-1, 2, 1, 1)
+
+    def pool(f, r, o):
+        return lowering.deform_roi_pool_portable(f, r, o, 1, 1.0, 1, 1.0, "mmdet_v1")
+
+    ref = deform_roi_pool(feat, rois, offset, 1, 1.0, 1, 1.0, "mmdet_v1")
+    inputs = {"feat": feat, "rois": rois, "offset": offset}
+    torch.testing.assert_close(pool(feat, rois, offset), ref, atol=1e-6, rtol=0)
+    model = _onnx_of(pool, inputs, ["out"])
+    assert "Round" not in {n.op_type for n in model.graph.node}  # ONNX Round rounds halves to even
+    (got,) = _ort(model, inputs)
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-5, rtol=0)
+    empty = ref.abs().sum(dim=(1, 2, 3)) == 0
+    assert 0 < int(empty.sum()) < len(rois)  # both skipped and clamped samples are covered
+    assert np.all(got[empty.numpy()] == 0)
+
+
+@pytest.mark.parametrize("batch, size, out", [(1, 25, 4), (2, 25, 4), (1, 63, 16)])
+def test_portable_mmdet_v1_matches_reference(batch, size, out):
+    # The authors' two poolings: 25x25 -> 4x4 and 63x63 -> 16x16, 4 x 4 samples per bin, scale size / 255.
+    g = torch.Generator().manual_seed(batch + size)
+    feat = torch.randn(batch, 5, size, size, generator=g)
+    rois = torch.tensor([[0, 10.3, 20.5, 200.5, 230.0], [batch - 1, -30.5, -20.0, 30.0, 40.5],
+                         [0, 200.0, 210.0, 300.0, 290.0], [batch - 1, 50.0, 50.0, 40.0, 40.0],
+                         [0, 400.0, 400.0, 420.0, 420.0]])
+    offset = 0.6 * torch.randn(5, 2, out, out, generator=g)
+    ref = deform_roi_pool(feat, rois, offset, out, size / 255, 4, 0.1, "mmdet_v1")
+    assert torch.all(ref[4] == 0) and not torch.all(ref[1] == 0)
+
+    def pool(f, r, o):
+        return lowering.deform_roi_pool_portable(f, r, o, out, size / 255, 4, 0.1, "mmdet_v1")
+
+    inputs = {"feat": feat, "rois": rois, "offset": offset}
+    model = _onnx_of(pool, inputs, ["out"])
+    assert {n.op_type for n in model.graph.node} >= {"GridSample", "ReduceSum"}
+    (got,) = _ort(model, inputs)
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-5, rtol=0)
+    # FP16 graph: the coordinate math (C round included), the validity mask and the per-bin sums stay FP32.
+    island = find_islands(model, ("roi",))["roi"]
+    assert {"GridSample", "Floor", "Ceil", "GreaterOrEqual", "LessOrEqual", "ReduceSum"} <= {
+        model.graph.node[i].op_type for i in island}
+    compares = [i for i, n in enumerate(model.graph.node) if n.op_type in ("GreaterOrEqual", "LessOrEqual")]
+    assert set(compares) <= island
+    half, _ = convert_to_fp16(model, ("roi",))
+    (got16,) = _ort(half, inputs)
+    np.testing.assert_allclose(got16, ref.numpy(), atol=4e-3 * float(feat.abs().max()), rtol=0)
+
+
+def test_plugin_node_carries_the_mode_and_the_reference_evaluator_honours_it():
+    g = torch.Generator().manual_seed(4)
+    feat = torch.randn(1, 4, 25, 25, generator=g)
+    rois = torch.tensor([[0, 10.5, 20.0, 200.5, 230.0], [0, -30.0, -20.5, 30.0, 40.0]])
+    offset = 0.6 * torch.randn(2, 2, 4, 4, generator=g)
+    inputs = {"feat": feat, "rois": rois, "offset": offset}
+    for mode in ("mmcv", "mmdet_v1"):
+        def pool(f, r, o, mode=mode):
+            return lowering.deform_roi_pool_plugin(f, r, o, 4, 25 / 255, 4, 0.1, mode)
+
+        model = _onnx_of(pool, inputs, ["out"])
+        (node,) = [n for n in model.graph.node if n.op_type == "DeformRoIPool"]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["mode"] == {"mmcv": 0, "mmdet_v1": 1}[mode]
+        outs, runner = run_onnx(model, {k: v.numpy() for k, v in inputs.items()})
+        assert runner == "reference"
+        ref = deform_roi_pool(feat, rois, offset, 4, 25 / 255, 4, 0.1, mode)
+        np.testing.assert_allclose(outs["out"], ref.numpy(), atol=1e-6, rtol=0)
+
+
+def test_mmdet_v1_module_exports_in_both_modes_and_agrees():
+    # DeformRoIPool(mode="mmdet_v1") passes the mode through the dispatch to whichever lowering is active.
+    from siamattn.ops import DeformRoIPool
+    from siamattn.ops import dispatch as ops_dispatch
+
+    g = torch.Generator().manual_seed(6)
+    m = DeformRoIPool(4, 4, 25 / 255, sampling_ratio=4, hidden=16, mode="mmdet_v1").eval()
+    with torch.no_grad():
+        m.offset_fc[-1].weight.normal_(0, 0.05, generator=g)
+    feat = torch.randn(1, 4, 25, 25, generator=g)
+    rois = torch.tensor([[0, 10.5, 20.0, 200.5, 230.0], [0, -30.0, -20.5, 30.0, 40.0]])
+    with torch.no_grad():
+        ref = m(feat, rois)
+    for ops in ("portable", "plugin"):
+        with ops_dispatch.use(deform_roi_pool=lowering.ROI_POOL[ops]):
+            model = _onnx_of(m, {"feat": feat, "rois": rois}, ["out"])
+        nodes = [n for n in model.graph.node if n.op_type == "DeformRoIPool"]
+        if ops == "plugin":
+            modes = [onnx.helper.get_attribute_value(a) for n in nodes for a in n.attribute if a.name == "mode"]
+            assert modes == [1, 1]
+        outs, _ = run_onnx(model, {"feat": feat.numpy(), "rois": rois.numpy()})
+        np.testing.assert_allclose(outs["out"], ref.numpy(), atol=2e-5, rtol=0)
+
+
 def test_gridsample_deform_conv_matches_torchvision():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 6, 13, 11, generator=g)
@@ -437,7 +543,7 @@ def test_plugin_graphs_have_the_agreed_deform_roi_pool_node(plugin_refine):
     assert len(nodes) == 2 and {n.domain for n in nodes} == {"siamattn"}
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[1].attribute}
     assert attrs == {"output_height": 4, "output_width": 4, "spatial_scale": pytest.approx(25 / 255),
-                     "sampling_ratio": 2, "gamma": pytest.approx(0.1)}
+                     "sampling_ratio": 2, "gamma": pytest.approx(0.1), "mode": 0}
     assert [len(n.input) for n in nodes] == [2, 3]  # plain pool, then pool with the predicted offsets
     assert m.graph("refine_box").custom_ops == ("siamattn::DeformRoIPool",)
     assert "GridSample" not in {n.op_type for n in box.graph.node}

@@ -313,6 +313,105 @@ def test_deform_roi_pool_empty_and_errors(lib: DeformLibrary) -> None:
         lib.deform_roi_pool(feat, np.zeros((1, 5), np.float32), np.zeros((1, 2, 3, 3), np.float32))
 
 
+# ------------------------------------------------------------------- DeformRoIPool, mode mmdet_v1
+
+
+def _ref_pool_v1(feat, rois, off, size, scale, ratio, gamma, dtype=torch.float32) -> np.ndarray:
+    """The reference op in mode mmdet_v1; in FP32 by default, the precision the C code computes in, so that
+    the border decisions (float operations in the same order) are the same ones."""
+    t = [None if a is None else torch.from_numpy(np.asarray(a, dtype=np.float32)).to(dtype) for a in (feat, rois, off)]
+    return ref_deform_roi_pool(t[0], t[1], t[2], size, scale, ratio, gamma, "mmdet_v1").double().numpy()
+
+
+def _tie_rois(rng: np.random.Generator, k: int, n: int, img: float) -> np.ndarray:
+    rois = _random_rois(rng, k, n, img)
+    rois[4:8, 1:] = np.round(rois[4:8, 1:] * 2) / 2 + 0.5 * (np.round(rois[4:8, 1:] * 2) % 2 == 0)  # x.5 ties
+    rois[6, 1] = -2.5  # a negative tie
+    rois[8, 1:] = [0.4 * img, 0.4 * img, 0.4 * img + 0.2, 0.3 * img]  # tiny and inverted: min size 0.1
+    return rois
+
+
+@pytest.mark.parametrize(
+    ("size", "scale", "ratio", "with_offset"),
+    [((4, 4), 25 / 255, 4, True), ((4, 4), 25 / 255, 4, False), ((16, 16), 63 / 255, 4, True),
+     ((3, 5), 1.0, 2, True), ((7, 7), 0.5, 1, False)],
+)
+def test_deform_roi_pool_mmdet_v1_fp32_matches_reference(lib: DeformLibrary, size, scale, ratio, with_offset) -> None:
+    rng = np.random.default_rng(int(scale * 1000) + ratio + 7)
+    h = 63 if size == (16, 16) else 25
+    feat = rng.standard_normal((2, 5, h, h - 2)).astype(np.float32)
+    img = h / scale
+    rois = _tie_rois(rng, 12, 2, img)
+    off = (rng.standard_normal((12, 2, *size)) * 1.5).astype(np.float32) if with_offset else None
+    got = lib.deform_roi_pool(feat, rois, off, output_size=size, spatial_scale=scale, sampling_ratio=ratio,
+                              gamma=0.1, mode="mmdet_v1")
+    ref = _ref_pool_v1(feat, rois, off, size, scale, ratio, 0.1)
+    assert got.shape == (12, 5, *size)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    assert np.all(got[2] == 0)  # outside RoI
+    assert not np.all(got[8] == 0)  # the tiny RoI samples its 0.1 px box
+    # The mode is honoured: mmcv semantics give other numbers for the same call.
+    mmcv = lib.deform_roi_pool(feat, rois, off, output_size=size, spatial_scale=scale, sampling_ratio=ratio, gamma=0.1)
+    assert np.abs(mmcv - got).max() > 1e-2
+
+
+def test_deform_roi_pool_mmdet_v1_fp16(lib: DeformLibrary) -> None:
+    """FP16 features/offsets, FP32 rois: coordinates and sums in FP32, only the output rounds to half."""
+    rng = np.random.default_rng(6)
+    feat = rng.standard_normal((1, 8, 25, 25)).astype(np.float16)
+    rois = _tie_rois(rng, 10, 1, 255.0)
+    off = (0.6 * rng.standard_normal((10, 2, 4, 4))).astype(np.float16)
+    got = lib.deform_roi_pool(feat, rois, off, output_size=4, spatial_scale=25 / 255, sampling_ratio=4,
+                              mode="mmdet_v1")
+    assert got.dtype == np.float16
+    ref = _ref_pool_v1(feat, rois, off, (4, 4), 25 / 255, 4, 0.1)
+    err = np.abs(got.astype(np.float64) - ref)
+    assert np.all(err <= 1e-5 + np.abs(ref) * 2**-11 * 1.01), f"max error {err.max()}"
+
+
+@pytest.mark.parametrize(
+    ("x1", "dx", "expected"),
+    [
+        (0.0, 0.0, 15.0),        # sample x = -0.5 exactly: valid, clamps to column 0
+        (0.0, -1e-3, 0.0),       # x = -0.501: skipped, the bin has no valid sample -> 0
+        (-0.5, 0.0, 0.0),        # C round(-0.5) = -1: x = -1.5, skipped (torch.round would give 0 -> valid)
+        (2.5, 0.0, 17.5),        # C round(2.5) = 3: x = 2.5 (ties to even would give 2 -> x = 1.5)
+        (5.0, 0.0, 19.0),        # x = W - 0.5 = 4.5 exactly: valid, clamps to column 4
+        (5.0, 1e-3, 0.0),        # x = 4.501: skipped
+    ],
+)
+def test_deform_roi_pool_mmdet_v1_border_hand_computed(lib: DeformLibrary, x1, dx, expected) -> None:
+    """v(y, x) = 10 y + x on a 4x5 map; a zero-size RoI is 1 px after rounding (far corner + 1), so with one bin,
+    one sample and gamma 1 the sample sits at x = round(x1) - 0.5 + dx, y = round(2.4) - 0.5 = 1.5."""
+    feat = _hand_feat()
+    rois = np.array([[0, x1, 2.4, x1, 2.4]], np.float32)
+    off = np.array([dx, 0.0], np.float32).reshape(1, 2, 1, 1)
+    got = lib.deform_roi_pool(feat, rois, off, output_size=1, spatial_scale=1.0, sampling_ratio=1, gamma=1.0,
+                              mode="mmdet_v1")
+    assert got[0, 0, 0, 0] == pytest.approx(expected, abs=1e-5)
+    if expected == 0.0:
+        assert got[0, 0, 0, 0] == 0.0
+    ref = _ref_pool_v1(feat, rois, off, (1, 1), 1.0, 1, 1.0)
+    assert ref[0, 0, 0, 0] == pytest.approx(float(got[0, 0, 0, 0]), abs=1e-5)
+
+
+def test_deform_roi_pool_mmdet_v1_means_over_valid_samples(lib: DeformLibrary) -> None:
+    # Constant map: a bin with any valid sample pools to the constant (mmcv would average in zeros).
+    feat = np.full((1, 1, 6, 6), 2.0, np.float32)
+    rois = np.array([[0, -4.0, 1.0, 1.0, 2.0]], np.float32)  # x from -4.5: 2 of 4 sample columns valid
+    got = lib.deform_roi_pool(feat, rois, output_size=1, sampling_ratio=4, mode="mmdet_v1")
+    assert got[0, 0, 0, 0] == pytest.approx(2.0)
+    assert lib.deform_roi_pool(feat, rois, output_size=1, sampling_ratio=4)[0, 0, 0, 0] < 2.0 - 1e-3
+
+
+def test_deform_roi_pool_mode_errors(lib: DeformLibrary) -> None:
+    feat = np.ones((1, 3, 6, 6), np.float32)
+    with pytest.raises(InputError, match="mode must be one of"):
+        lib.deform_roi_pool(feat, np.zeros((1, 5), np.float32), mode="psroi")
+    with pytest.raises(InputError, match=r"mode 1 \(mmdet_v1\) needs a fixed sampling_ratio >= 1"):
+        lib.deform_roi_pool(feat, np.zeros((1, 5), np.float32), sampling_ratio=0, mode="mmdet_v1")
+
+
 # ------------------------------------------------------------------------------------ FP16 conversion
 
 

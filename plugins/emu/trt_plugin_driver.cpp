@@ -281,18 +281,26 @@ bool conv_case(const ConvCase& cc, DataType type) {
     return compare(name, got, want, type);
 }
 
-bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type) {
+// `mode` < 0: no mode attribute (the plugin's default, mmcv); else the attribute, written as INT64 for mode 0 and
+// INT32 for mode 1. The expected output comes from the CPU library with p.mode set here, and the plugin that
+// enqueues is the one re-created from its serialised fields, so a mode lost on the way gives mmcv's numbers.
+bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type, int mode = -1) {
     siamattn_deform_roi_pool_params p{};
     p.batch = 2, p.channels = 16, p.in_h = 25, p.in_w = 25, p.num_rois = 8;
     p.pooled_h = p.pooled_w = offset ? 4 : 6;
     p.spatial_scale = 25.0f / 255.0f, p.sampling_ratio = sampling_ratio, p.gamma = 0.1f, p.has_offset = offset;
+    p.mode = mode < 0 ? SIAMATTN_ROI_POOL_MMCV : mode;
     std::vector<HostTensor> in;
     in.push_back(random_tensor({p.batch, p.channels, p.in_h, p.in_w}, 1.0f, 0.0f, type));
     std::uniform_real_distribution<float> u(-20.0f, 260.0f), s(1.0f, 150.0f);
     HostTensor rois{{p.num_rois, 5}, {}};
     for (int k = 0; k < p.num_rois; ++k) {
-        const float x1 = u(rng), y1 = u(rng);
-        for (float v : {(float)(k % p.batch), x1, y1, x1 + s(rng), y1 + s(rng)})
+        float x1 = u(rng), y1 = u(rng), x2 = x1 + s(rng), y2 = y1 + s(rng);
+        if (mode == SIAMATTN_ROI_POOL_MMDET_V1 && k % 2 == 0) {
+            // Half-integer corners: C rounding (halves away from zero) decides them.
+            x1 = std::floor(x1) + 0.5f, y1 = std::floor(y1) - 0.5f, x2 = std::floor(x2) + 0.5f, y2 = std::floor(y2) + 0.5f;
+        }
+        for (float v : {(float)(k % p.batch), x1, y1, x2, y2})
             rois.values.push_back(type == DataType::kHALF ? siamattn_half_to_float(siamattn_float_to_half(v)) : v);
     }
     in.push_back(rois);
@@ -303,6 +311,7 @@ bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type
     f.real("spatial_scale", p.spatial_scale);
     f.ints("sampling_ratio", {p.sampling_ratio}, false);
     f.real("gamma", p.gamma);
+    if (mode >= 0) f.ints("mode", {mode}, mode == SIAMATTN_ROI_POOL_MMDET_V1);
     const int32_t dtype = dtype_of(type);
     const auto feat = encode(in[0].values, type), r = encode(in[1].values, type);
     const auto off = offset ? encode(in[2].values, type) : std::vector<unsigned char>{};
@@ -348,6 +357,41 @@ bool exception_case() {
     return ok;
 }
 
+// An unknown mode is refused by createPlugin with a logged reason, as is mode 1 with adaptive sampling (at
+// configurePlugin, through the C API's validation).
+bool bad_mode_case() {
+    nvinfer1::IPluginCreatorV3One* creator = find_creator(SIAMATTN_DEFORM_ROI_POOL_NAME);
+    if (creator == nullptr) return false;
+    Fields bad;
+    bad.ints("mode", {2}, true);
+    const int errors_before = g_finder.logger.errors;
+    nvinfer1::IPluginV3* plugin = creator->createPlugin("node", bad.collection(), nvinfer1::TensorRTPhase::kBUILD);
+    const bool refused = plugin == nullptr && g_finder.logger.errors == errors_before + 1 &&
+                         g_finder.logger.last.find("'mode' must be 0 (mmcv) or 1 (mmdet_v1)") != std::string::npos;
+    delete plugin;
+    Fields adaptive;
+    adaptive.ints("mode", {1}, false);
+    adaptive.ints("sampling_ratio", {0}, false);
+    nvinfer1::IPluginV3* p2 = creator->createPlugin("node", adaptive.collection(), nvinfer1::TensorRTPhase::kBUILD);
+    auto* build = capability<nvinfer1::IPluginV3OneBuild>(p2, nvinfer1::PluginCapabilityType::kBUILD);
+    bool refused2 = false;
+    if (build != nullptr) {
+        std::vector<nvinfer1::DynamicPluginTensorDesc> d(3);
+        const std::vector<std::vector<int64_t>> shapes{{1, 4, 9, 9}, {2, 5}, {2, 4, 7, 7}};
+        for (int i = 0; i < 3; ++i) {
+            d[i].desc = {dims_of(shapes[i]), DataType::kFLOAT, nvinfer1::TensorFormat::kLINEAR, 1.0f};
+            d[i].min = d[i].max = d[i].opt = d[i].desc.dims;
+        }
+        refused2 = build->configurePlugin(d.data(), 2, &d[2], 1) != 0 &&
+                   g_finder.logger.last.find("needs a fixed sampling_ratio >= 1") != std::string::npos;
+    }
+    delete p2;
+    const bool ok = refused && refused2;
+    std::printf("%s DeformRoIPool mode attribute checks: mode 2 refused (%s), mode 1 + sampling_ratio 0 refused (%s)\n",
+                ok ? "ok  " : "FAIL", refused ? "yes" : "no", refused2 ? "yes" : "no");
+    return ok;
+}
+
 }  // namespace
 
 int main() {
@@ -362,10 +406,14 @@ int main() {
         for (const ConvCase& cc : convs) ok = conv_case(cc, type) && ok;
         ok = pool_case("box 4x4 offset sr0", true, 0, type) && ok;
         ok = pool_case("mask 6x6 no-offset sr2", false, 2, type) && ok;
+        ok = pool_case("box 4x4 offset sr2 mode=0", true, 2, type, SIAMATTN_ROI_POOL_MMCV) && ok;
+        ok = pool_case("box 4x4 offset sr4 mode=1", true, 4, type, SIAMATTN_ROI_POOL_MMDET_V1) && ok;
+        ok = pool_case("mask 6x6 no-offset sr4 mode=1", false, 4, type, SIAMATTN_ROI_POOL_MMDET_V1) && ok;
     }
     std::printf("plugin errors logged through TensorRT's logger: %d (one expected per case: enqueue before "
                 "onShapeChange)\n", g_finder.logger.errors);
     ok = exception_case() && ok;
+    ok = bad_mode_case() && ok;
     std::printf("%s\n", ok ? "ALL OK" : "SOME CASES FAILED");
     return ok ? 0 : 1;
 }

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 #endif
 
-#define SIAMATTN_DEFORM_API_VERSION 1
+#define SIAMATTN_DEFORM_API_VERSION 2 /* 2: siamattn_deform_roi_pool_params.mode */
 
 /* The CUDA DeformConv materialises im2col columns for as many batch images as fit in this many bytes (at
  * least one image), so the workspace stays bounded for large batches. */
@@ -69,15 +69,24 @@ typedef struct siamattn_deform_conv_params {
     int32_t out_h, out_w; /* outputs of siamattn_deform_conv_validate */
 } siamattn_deform_conv_params;
 
-/* DeformRoIPool (mmcv semantics). feat [N, C, H, W]; rois [K, 5] = (batch, x1, y1, x2, y2) in input
+/* DeformRoIPool pooling semantics (docs/DESIGN.md §4.2 / §4.3); the ONNX/TensorRT attribute `mode`. */
+typedef enum siamattn_roi_pool_mode {
+    SIAMATTN_ROI_POOL_MMCV = 0,    /* RoIAlign-style bins, samples at bin centres, 0 outside [-1, size] */
+    SIAMATTN_ROI_POOL_MMDET_V1 = 1 /* C-rounded corners (+1 far), min size 0.1, grid from the bin corner,
+                                      samples outside [-0.5, size-0.5] skipped, mean over valid ones */
+} siamattn_roi_pool_mode;
+
+/* DeformRoIPool. feat [N, C, H, W]; rois [K, 5] = (batch, x1, y1, x2, y2) in input
  * pixels; offset [K, 2, PH, PW] with (dx, dy) order (optional); out [K, C, PH, PW].
- * sampling_ratio 0 = adaptive ceil(roi_size / bins). RoIs whose batch index is outside [0, N) give 0. */
+ * sampling_ratio 0 = adaptive ceil(roi_size / bins) (mode mmcv only; mmdet_v1 needs >= 1).
+ * RoIs whose batch index is outside [0, N) give 0. */
 typedef struct siamattn_deform_roi_pool_params {
     int32_t batch, channels, in_h, in_w;
     int32_t num_rois, pooled_h, pooled_w;
     int32_t sampling_ratio;
     float spatial_scale, gamma;
     int32_t has_offset;
+    int32_t mode; /* siamattn_roi_pool_mode */
 } siamattn_deform_roi_pool_params;
 
 SIAMATTN_API int32_t siamattn_api_version(void);

@@ -126,6 +126,13 @@ int32_t siamattn_deform_roi_pool_validate(const siamattn_deform_roi_pool_params*
                     (double)p->spatial_scale);
     if (!isfinite(p->gamma))
         return fail(SIAMATTN_ERR_INVALID_ARGUMENT, "deform_roi_pool: gamma must be finite");
+    if (p->mode != SIAMATTN_ROI_POOL_MMCV && p->mode != SIAMATTN_ROI_POOL_MMDET_V1)
+        return fail(SIAMATTN_ERR_INVALID_ARGUMENT, "deform_roi_pool: mode must be 0 (mmcv) or 1 (mmdet_v1), got %d",
+                    p->mode);
+    if (p->mode == SIAMATTN_ROI_POOL_MMDET_V1 && p->sampling_ratio < 1)
+        return fail(SIAMATTN_ERR_INVALID_ARGUMENT,
+                    "deform_roi_pool: mode 1 (mmdet_v1) needs a fixed sampling_ratio >= 1, got %d",
+                    p->sampling_ratio);
     return SIAMATTN_OK;
 }
 

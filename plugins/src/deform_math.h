@@ -121,11 +121,83 @@ struct RoiBox {
     float x1, y1, x2, y2;
 };
 
+// FP32 product and sum rounded separately: nvcc would contract a*b + c into one FMA, which rounds once and
+// can move a sample that the reference op puts exactly on a border (-0.5, size-0.5) across it.
+SA_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+SA_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+
+// Bilinear value at a point already clamped to [0, H-1] x [0, W-1] (the high tap stays on the edge there,
+// where its weight is 0).
+template <typename Fetch>
+SA_HD float clamped_bilinear(const Fetch& at, int height, int width, float y, float x) {
+    const int y0 = (int)y, x0 = (int)x;  // y, x >= 0: truncation is floor
+    const int y1 = y0 + 1 < height ? y0 + 1 : y0;
+    const int x1 = x0 + 1 < width ? x0 + 1 : x0;
+    const float ly = y - (float)y0, lx = x - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
+    return hy * hx * at(y0, x0) + hy * lx * at(y0, x1) + ly * hx * at(y1, x0) + ly * lx * at(y1, x1);
+}
+
+// Bin (ph, pw) in mode mmdet_v1 (docs/DESIGN.md §4.3): corners C-rounded (roundf: halves away from zero),
+// far corner + 1, min size 0.1, g x g samples from the bin corner (no half step), samples outside
+// [-0.5, size-0.5] skipped (NaN too), the rest clamped to the map; the mean over the valid samples, 0 if none.
+// Float operations in the reference op's order, each rounded (mul_rn/add_rn), so border decisions agree.
+template <typename Fetch>
+SA_HD float deform_roi_pool_bin_mmdet_v1(const Fetch& plane, const siamattn_deform_roi_pool_params& p, RoiBox box,
+                                         int ph, int pw, float off_x, float off_y) {
+    const float s = p.spatial_scale;
+    const float start_x = add_rn(mul_rn(roundf(box.x1), s), -0.5f);
+    const float start_y = add_rn(mul_rn(roundf(box.y1), s), -0.5f);
+    const float end_x = add_rn(mul_rn(roundf(box.x2) + 1.0f, s), -0.5f);
+    const float end_y = add_rn(mul_rn(roundf(box.y2) + 1.0f, s), -0.5f);
+    const float dw = end_x - start_x, dh = end_y - start_y;
+    const float roi_w = dw > 0.1f ? dw : 0.1f;
+    const float roi_h = dh > 0.1f ? dh : 0.1f;
+    const float bin_w = roi_w / (float)p.pooled_w, bin_h = roi_h / (float)p.pooled_h;
+    const int g = p.sampling_ratio;
+    const float step_w = bin_w / (float)g, step_h = bin_h / (float)g;
+    float x0 = add_rn(mul_rn((float)pw, bin_w), start_x);
+    float y0 = add_rn(mul_rn((float)ph, bin_h), start_y);
+    if (p.has_offset) {
+        x0 = add_rn(x0, mul_rn(mul_rn(off_x, p.gamma), roi_w));
+        y0 = add_rn(y0, mul_rn(mul_rn(off_y, p.gamma), roi_h));
+    }
+    const float max_y = (float)p.in_h - 0.5f, max_x = (float)p.in_w - 0.5f;
+    float acc = 0.0f;
+    int count = 0;
+    for (int iy = 0; iy < g; ++iy) {
+        float y = add_rn(y0, mul_rn((float)iy, step_h));
+        if (!(y >= -0.5f && y <= max_y)) continue;
+        y = y < 0.0f ? 0.0f : (y > (float)(p.in_h - 1) ? (float)(p.in_h - 1) : y);
+        for (int ix = 0; ix < g; ++ix) {
+            float x = add_rn(x0, mul_rn((float)ix, step_w));
+            if (!(x >= -0.5f && x <= max_x)) continue;
+            x = x < 0.0f ? 0.0f : (x > (float)(p.in_w - 1) ? (float)(p.in_w - 1) : x);
+            acc += clamped_bilinear(plane, p.in_h, p.in_w, y, x);
+            ++count;
+        }
+    }
+    return count > 0 ? acc / (float)count : 0.0f;
+}
+
 // Output value of bin (ph, pw) of one RoI and one channel plane: the mean of grid_h x grid_w bilinear
 // samples. `off_x`, `off_y` are the raw (dx, dy) offsets of the bin (ignored unless has_offset).
 template <typename Fetch>
 SA_HD float deform_roi_pool_bin(const Fetch& plane, const siamattn_deform_roi_pool_params& p, RoiBox box,
                                 int ph, int pw, float off_x, float off_y) {
+    if (p.mode == SIAMATTN_ROI_POOL_MMDET_V1) return deform_roi_pool_bin_mmdet_v1(plane, p, box, ph, pw, off_x, off_y);
     float start_x = box.x1 * p.spatial_scale - 0.5f;
     float start_y = box.y1 * p.spatial_scale - 0.5f;
     const float roi_w = box.x2 * p.spatial_scale - 0.5f - start_x;

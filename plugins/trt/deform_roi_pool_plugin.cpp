@@ -43,6 +43,7 @@ bool DeformRoIPoolPlugin::make_params(const nvinfer1::Dims* dims, int32_t nbInpu
     p.sampling_ratio = attrs_.sampling_ratio;
     p.spatial_scale = attrs_.spatial_scale;
     p.gamma = attrs_.gamma;
+    p.mode = attrs_.mode;
     p.has_offset = nbInputs == 3;
     if (p.has_offset) {
         const nvinfer1::Dims& off = dims[2];
@@ -154,6 +155,7 @@ const nvinfer1::PluginFieldCollection* DeformRoIPoolPlugin::getFieldsToSerialize
         serialized_.add_float("spatial_scale", attrs_.spatial_scale);
         serialized_.add_ints("sampling_ratio", {attrs_.sampling_ratio});
         serialized_.add_float("gamma", attrs_.gamma);
+        serialized_.add_ints("mode", {attrs_.mode});
         return serialized_.collection();
     });
 }
@@ -164,6 +166,7 @@ DeformRoIPoolCreator::DeformRoIPoolCreator() {
     names_.add("spatial_scale", PluginFieldType::kFLOAT32, 1);
     names_.add("sampling_ratio", PluginFieldType::kINT32, 1);
     names_.add("gamma", PluginFieldType::kFLOAT32, 1);
+    names_.add("mode", PluginFieldType::kINT32, 1);
 }
 
 nvinfer1::IPluginV3* DeformRoIPoolCreator::createPlugin(const char*, const nvinfer1::PluginFieldCollection* fc,
@@ -189,6 +192,10 @@ nvinfer1::IPluginV3* DeformRoIPoolCreator::createPlugin(const char*, const nvinf
                     return fail_field("one finite float > 0");
             } else if (field == "gamma") {
                 if (!read_float(f, a.gamma) || !std::isfinite(a.gamma)) return fail_field("one finite float");
+            } else if (field == "mode") {
+                if (!read_ints(f, v) || v.size() != 1 || (v[0] != SIAMATTN_ROI_POOL_MMCV && v[0] != SIAMATTN_ROI_POOL_MMDET_V1))
+                    return fail_field("0 (mmcv) or 1 (mmdet_v1)");
+                a.mode = static_cast<int32_t>(v[0]);
             } else if (field == "plugin_version" || field == "plugin_namespace") {
                 // Parser bookkeeping for custom-domain nodes.
             } else {

@@ -1,5 +1,6 @@
-// TensorRT IPluginV3 for DeformRoIPool (mmcv semantics): feat [N,C,H,W], rois [K,5], offset [K,2,PH,PW]
-// (optional) -> [K,C,PH,PW]. Attributes output_height, output_width, spatial_scale, sampling_ratio, gamma.
+// TensorRT IPluginV3 for DeformRoIPool: feat [N,C,H,W], rois [K,5], offset [K,2,PH,PW] (optional) ->
+// [K,C,PH,PW]. Attributes output_height, output_width, spatial_scale, sampling_ratio, gamma and mode
+// (0 = mmcv, docs/DESIGN.md §4.2, the default when absent; 1 = mmdet_v1, §4.3).
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -17,6 +18,7 @@ struct DeformRoIPoolAttrs {
     float spatial_scale = 1.0f;
     int32_t sampling_ratio = 0;
     float gamma = 0.1f;
+    int32_t mode = SIAMATTN_ROI_POOL_MMCV;
 };
 
 class DeformRoIPoolPlugin : public nvinfer1::IPluginV3,

@@ -68,11 +68,8 @@ class DeformRoIPool(nn.Module):
 
     def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
         s = self.output_size
-        # ``mode`` is the dispatch's 8th positional argument. Until every export lowering accepts it, the
-        # default mode is left out so that mmcv models export unchanged.
-        args: tuple = (self.spatial_scale, self.sampling_ratio, self.gamma)
-        if self.mode != "mmcv":
-            args += (self.mode,)
+        # ``mode`` is the dispatch's 8th positional argument; every lowering accepts it.
+        args = (self.spatial_scale, self.sampling_ratio, self.gamma, self.mode)
         pooled = dispatch.deform_roi_pool(feat, rois, None, (s, s), *args)
         if self.offset_fc is None:
             return pooled
