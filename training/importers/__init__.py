@@ -39,9 +39,46 @@ def guess_benchmark(config_file: str | Path | None) -> str:
     return "otb" if config_file is not None and "otb" in Path(config_file).name.lower() else "vot"
 
 
+def import_config(keys: set[str], config_file: str | Path | None = None, their_yaml: dict | None = None,
+                  benchmark: str | None = None, overrides: list[str] | None = None) -> tuple[Config, list[str]]:
+    """The config of an imported checkpoint (its keys ``keys``; their YAML parsed as ``their_yaml``) and notes
+    for the user on what was decided."""
+    from siamattn.training.importers import siamattn_authors as authors
+
+    notes: list[str] = []
+    weighted = authors.weighted_fusion(keys)
+    if benchmark is None:
+        benchmark = guess_benchmark(config_file)
+        if config_file is not None:
+            notes.append(f"benchmark settings: {benchmark} (from the file name; --benchmark to choose)")
+    if benchmark not in BENCHMARKS:
+        raise SiamAttnError(f"--benchmark {benchmark!r}: choose from {', '.join(BENCHMARKS)}")
+    base = BENCHMARKS[benchmark]
+    data = load_config(base).to_dict()
+    if their_yaml is not None:
+        assert config_file is not None
+        for key, value in authors.settings(their_yaml, config_file, weighted).items():
+            _set(data, key, value)
+        notes.append(f"tracker settings from '{config_file}' onto {base}")
+    else:
+        _set(data, "model.rpn.weighted_fusion", weighted)
+        t = data["tracker"]
+        notes.append(f"no --config-file: {base}'s {'VOT2018' if benchmark == 'vot' else 'OTB100'} settings "
+                     f"(penalty_k {t['penalty_k']}, window_influence {t['window_influence']}, lr {t['lr']}, "
+                     f"mask_threshold {t['mask_threshold']}); pass their YAML to use its values")
+    # the imported network is the authors': their tracker geometry reproduces their boxes (docs/MODELS.md)
+    _set(data, "tracker.geometry", "authors")
+    _set(data, "tracker.output", "box" if benchmark == "otb" else "polygon")
+    if not weighted:
+        notes.append("the checkpoint has no rpn_head.cls_weight: the RPN levels are averaged (weighted: False)")
+    return from_dict(apply_overrides(data, overrides or [])), notes
+
+
 def import_checkpoint(source: str, checkpoint: str | Path, out: str | Path, config_file: str | Path | None = None,
                       benchmark: str | None = None, overrides: list[str] | None = None,
                       overwrite: bool = False, log: Callable[[str], None] = print) -> ImportResult:
+    import torch
+
     from siamattn.training.importers import siamattn_authors as authors
     from siamattn.training.importers.keymap import map_state_dict, unwrap_state_dict
     from siamattn.training.model.checkpoint import load_torch_file, save_checkpoint
@@ -58,38 +95,15 @@ def import_checkpoint(source: str, checkpoint: str | Path, out: str | Path, conf
     if out.exists() and not overwrite:
         raise SiamAttnError(f"--out '{out}' already exists; pass --overwrite to replace it")
 
-    notes: list[str] = []
     their_yaml = authors.read_yaml(config_file) if config_file is not None else None  # fail before the big load
     what = f"checkpoint '{checkpoint}'"
     state = unwrap_state_dict(load_torch_file(checkpoint), what)
-    weighted = authors.weighted_fusion(set(state))
+    cfg, notes = import_config(set(state), config_file, their_yaml, benchmark, overrides)
 
-    if benchmark is None:
-        benchmark = guess_benchmark(config_file)
-        if config_file is not None:
-            notes.append(f"benchmark settings: {benchmark} (from the file name; --benchmark to choose)")
-    if benchmark not in BENCHMARKS:
-        raise SiamAttnError(f"--benchmark {benchmark!r}: choose from {', '.join(BENCHMARKS)}")
-    data = load_config(BENCHMARKS[benchmark]).to_dict()
-    if their_yaml is not None:
-        assert config_file is not None
-        for key, value in authors.settings(their_yaml, config_file, weighted).items():
-            _set(data, key, value)
-        notes.append(f"tracker settings from '{config_file}' onto {BENCHMARKS[benchmark]}")
-    else:
-        _set(data, "model.rpn.weighted_fusion", weighted)
-        notes.append(f"no --config-file: {BENCHMARKS[benchmark]}'s settings ("
-                     + ("VOT2018" if benchmark == "vot" else "OTB100")
-                     + " values as the issue states them; their YAMLs are not in their repository)")
-    # the imported network is the authors': their tracker geometry reproduces their boxes (docs/MODELS.md)
-    _set(data, "tracker.geometry", "authors")
-    _set(data, "tracker.output", "box" if benchmark == "otb" else "polygon")
-    if not weighted:
-        notes.append("the checkpoint has no rpn_head.cls_weight: the RPN levels are averaged (weighted: False)")
-    cfg = from_dict(apply_overrides(data, overrides or []))
-
-    model = build_model(cfg)
-    model.load_state_dict(map_state_dict(state, authors.TABLE, model.state_dict(), what))
+    with torch.device("meta"):  # names and shapes only: every value comes from the checkpoint
+        model = build_model(cfg)
+    model.load_state_dict(map_state_dict(state, authors.TABLE, model.state_dict(), what), assign=True)
+    model.eval()
     save_checkpoint(out, model, source={"from": source, "checkpoint": Path(checkpoint).name,
                                         "config_file": Path(config_file).name if config_file else None})
     log(f"imported {len(state)} tensors from {what} ({source}) as {cfg.name} -> {out}")

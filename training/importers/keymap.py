@@ -37,7 +37,8 @@ class Row:
 class KeyTable:
     source: str  # how errors name the source, e.g. "the SiamAttn authors' network"
     rows: tuple[Row, ...]
-    # suffixes of our keys that a source may lack without harm: they keep the model's own value
+    # suffixes of our keys that a source may lack without harm (BN's num_batches_tracked, unused at inference):
+    # zero when absent
     optional_suffixes: tuple[str, ...] = field(default=("num_batches_tracked",))
 
     def prefixes(self) -> list[tuple[str, str, Transform | None]]:
@@ -73,7 +74,8 @@ def group_keys(keys: Iterable[str], max_groups: int = 6) -> str:
 
 def map_state_dict(state: Mapping[str, Tensor], table: KeyTable, target: Mapping[str, Tensor],
                    what: str) -> dict[str, Tensor]:
-    """Map ``state`` (their keys) onto ``target`` (our model's state dict: names, shapes, dtypes).
+    """Map ``state`` (their keys) onto ``target`` (our model's state dict: names, shapes, dtypes; may be on
+    the meta device).
 
     Returns a complete state dict for our model. Raises one :class:`SiamAttnError` listing the keys of
     theirs that no row maps or that map to nothing in our model ("unused"), our keys nothing maps to
@@ -93,17 +95,19 @@ def map_state_dict(state: Mapping[str, Tensor], table: KeyTable, target: Mapping
         if name not in target:
             unused.append(key)
             continue
+        if name in out:  # two keys of theirs onto one of ours: a table bug or a file with both spellings
+            raise SiamAttnError(f"{what}: two of its keys map to {name} ({key} and another); it is not {table.source}")
         tensor = transform(value) if transform is not None else value
         if tuple(tensor.shape) != tuple(target[name].shape):
             shapes.append(f"{key} {tuple(tensor.shape)} -> {name} {tuple(target[name].shape)}")
             continue
-        out[name] = tensor.detach().to(target[name].dtype).clone()
+        out[name] = tensor.detach().to(target[name].dtype)  # the loaded file is ours to consume: no copy
     missing = []
     for name, own in target.items():
         if name in out:
             continue
         if name.rpartition(".")[2] in table.optional_suffixes:
-            out[name] = own.detach().clone()
+            out[name] = torch.zeros(own.shape, dtype=own.dtype)
             continue
         missing.append(_their_name(name, prefixes) or f"(ours) {name}")
     if unused or missing or shapes:
