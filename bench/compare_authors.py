@@ -186,8 +186,10 @@ class PluginCPURunner:
 
             def _run(self, feat, rois, offset=None, output_height=None, output_width=None,  # type: ignore[override]
                      spatial_scale=None, sampling_ratio=None, gamma=None, mode=None):
-                out = lib.deform_roi_pool(np.ascontiguousarray(feat, np.float32), np.ascontiguousarray(rois, np.float32),
-                                          None if offset is None else np.ascontiguousarray(offset, np.float32),
+                def f32(a: Any) -> Any:
+                    return None if a is None else np.ascontiguousarray(a, np.float32)
+
+                out = lib.deform_roi_pool(f32(feat), f32(rois), f32(offset),
                                           output_size=(int(output_height), int(output_width)),
                                           spatial_scale=float(spatial_scale), sampling_ratio=int(sampling_ratio),
                                           gamma=float(gamma), mode=ROI_POOL_MODES[int(mode or 0)])
