@@ -30,8 +30,11 @@ def test_siamattn_r50_is_the_authors_network_and_the_paper_variant_keeps_the_tex
             r.sampling_ratio) == ("head", "laterals", 256, True, True, "mmdet_v1", 4)
     t = authors.tracker
     assert (t.penalty_k, t.window_influence, t.lr, t.mask_threshold) == (0.10, 0.25, 0.45, 0.2)
+    assert (t.geometry, t.output) == ("authors", "polygon")
     assert otb.model == authors.model
     assert (otb.tracker.penalty_k, otb.tracker.window_influence, otb.tracker.lr) == (0.20, 0.35, 0.50)
+    assert (otb.tracker.geometry, otb.tracker.output) == ("authors", "box")
+    assert text.tracker.geometry == "pysot" and load_config("siamrpnpp_r50").tracker.geometry == "pysot"
     assert text.model.attention.channel_softmax == "plain" and text.model.refine.box_corr == "raw"
     assert text.model.refine.mask_channels == 64 and text.model.refine.sampling_ratio == 2
     # the ablations are ablations of the authors' network

@@ -44,8 +44,10 @@ def test_emulated_cuda_kernels_match_cpu_implementation(lib_dir: Path, sanitizer
     assert result.ok, result.output
     assert f"impl=cuda-emulation sanitizer={sanitizer}" in result.output
     cases = re.findall(r"^(ok  |FAIL) (conv|roi_pool) ", result.output, re.M)
-    # 5 conv shapes + 4 RoI-pool variants, in FP32 and FP16 (the GEMM's WMMA path is the FP16 one).
-    assert len(cases) == 18 and all(status == "ok  " for status, _ in cases), result.output
+    # 5 conv shapes + 8 RoI-pool variants (2 shapes x 2 modes x FP32/FP16 rois), in FP32 and FP16 (the GEMM's
+    # WMMA path is the FP16 one).
+    assert len(cases) == 26 and all(status == "ok  " for status, _ in cases), result.output
+    assert len(re.findall(r"^ok   roi_pool \S+ \S+ mmdet_v1 ", result.output, re.M)) == 8, result.output
     assert "ALL OK" in result.output and "WARNING: ThreadSanitizer" not in result.output
     # The tracker's 7x7 map takes the split-K path (partials + reduction kernel) in both dtypes.
     for dtype in ("fp32", "fp16"):
@@ -72,10 +74,15 @@ def test_tensorrt_plugins_run_time_path_matches_cpu_implementation(lib_dir: Path
     result = _run(lib_dir, "trt_driver", [], sanitizer)
     assert result.ok, result.output
     cases = re.findall(r"^(ok  |FAIL) (DeformConv|SiamAttnDeformConv|DeformRoIPool) ", result.output, re.M)
-    # 3 DeformConv attribute sets (both plugin names) + 2 DeformRoIPool ones, FP32 and FP16; every plugin is
-    # re-created from its serialised fields and must log (not crash) when enqueued before onShapeChange.
-    assert len(cases) == 10 and all(status == "ok  " for status, _ in cases), result.output
-    assert "logged through TensorRT's logger: 10 " in result.output
+    # 3 DeformConv attribute sets (both plugin names) + 5 DeformRoIPool ones (no mode attribute, mode=0, mode=1
+    # twice), FP32 and FP16; every plugin is re-created from its serialised fields (so a mode lost on the way
+    # gives mmcv's numbers against the CPU library's mmdet_v1 ones) and must log (not crash) when enqueued
+    # before onShapeChange.
+    assert len(cases) == 16 and all(status == "ok  " for status, _ in cases), result.output
+    assert len(re.findall(r"^ok   DeformRoIPool .* mode=1 fp(16|32) ", result.output, re.M)) == 4, result.output
+    assert "logged through TensorRT's logger: 16 " in result.output
+    assert re.search(r"^ok   DeformRoIPool's mode attribute: mode 2 refused \(yes\), mode 1 \+ sampling_ratio 0 "
+                     r"refused \(yes\)", result.output, re.M), result.output
     # An exception thrown inside a noexcept entry point comes back as its error value with a logged reason.
     assert re.search(r"^ok   guarded entry point: a throwing getWorkspaceSize returned 0 and logged: "
                      r"\[siamattn plugins\] DeformConvPlugin::getWorkspaceSize: exception: ", result.output, re.M), \

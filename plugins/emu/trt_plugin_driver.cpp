@@ -387,7 +387,7 @@ bool bad_mode_case() {
     }
     delete p2;
     const bool ok = refused && refused2;
-    std::printf("%s DeformRoIPool mode attribute checks: mode 2 refused (%s), mode 1 + sampling_ratio 0 refused (%s)\n",
+    std::printf("%s DeformRoIPool's mode attribute: mode 2 refused (%s), mode 1 + sampling_ratio 0 refused (%s)\n",
                 ok ? "ok  " : "FAIL", refused ? "yes" : "no", refused2 ? "yes" : "no");
     return ok;
 }

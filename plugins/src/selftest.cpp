@@ -102,8 +102,12 @@ bool pool_case(const char* name, siamattn_deform_roi_pool_params p, int dtype, i
     std::uniform_real_distribution<float> u(-0.2f * img, 1.1f * img), s(0.0f, 0.7f * img);
     std::vector<float> rois;
     for (int k = 0; k < p.num_rois; ++k) {
-        const float x1 = u(rng), y1 = u(rng);
-        rois.insert(rois.end(), {(float)(k % p.batch), x1, y1, x1 + s(rng), y1 + s(rng)});
+        float x1 = u(rng), y1 = u(rng), x2 = x1 + s(rng), y2 = y1 + s(rng);
+        if (p.mode == SIAMATTN_ROI_POOL_MMDET_V1 && k % 3 == 0) {
+            // Half-integer corners (negative ones too): decided by the C rounding, halves away from zero.
+            x1 = floorf(x1) + 0.5f, y1 = floorf(y1) - 0.5f, x2 = floorf(x2) + 0.5f, y2 = floorf(y2) + 0.5f;
+        }
+        rois.insert(rois.end(), {(float)(k % p.batch), x1, y1, x2, y2});
     }
     Tensor feat(random_vec((size_t)p.batch * p.channels * p.in_h * p.in_w, 1.0f), dtype);
     Tensor r(rois, rois_dtype);
@@ -177,6 +181,15 @@ int main(int argc, char** argv) {
             p.in_h = p.in_w = 63, p.pooled_h = p.pooled_w = 16, p.spatial_scale = 63.0f / 255.0f, p.sampling_ratio = 2;
             p.has_offset = 0;
             std::snprintf(name, sizeof(name), "roi_pool mask 16x16 sr2 %s rois %s", t,
+                          rois_dtype == SIAMATTN_FLOAT16 ? "fp16" : "fp32");
+            ok = pool_case(name, p, dtype, rois_dtype, 255.0f) && ok;
+            // Mode mmdet_v1 (the authors' pooling): both deformable, 4 x 4 samples per bin.
+            p.mode = SIAMATTN_ROI_POOL_MMDET_V1, p.sampling_ratio = 4, p.has_offset = 1;
+            std::snprintf(name, sizeof(name), "roi_pool mask 16x16 mmdet_v1 %s rois %s", t,
+                          rois_dtype == SIAMATTN_FLOAT16 ? "fp16" : "fp32");
+            ok = pool_case(name, p, dtype, rois_dtype, 255.0f) && ok;
+            p.in_h = p.in_w = 25, p.pooled_h = p.pooled_w = 4, p.spatial_scale = 25.0f / 255.0f;
+            std::snprintf(name, sizeof(name), "roi_pool box 4x4 mmdet_v1 %s rois %s", t,
                           rois_dtype == SIAMATTN_FLOAT16 ? "fp16" : "fp32");
             ok = pool_case(name, p, dtype, rois_dtype, 255.0f) && ok;
         }
