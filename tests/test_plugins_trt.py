@@ -108,6 +108,14 @@ CASES = {
                                       True, [([6, 16, 7, 7], "HALF")]),
     "pool_bad_scale": (_roi_pool(F32, F32, spatial_scale=-1.0), False, "'spatial_scale' must be one finite float > 0"),
     "pool_bad_sampling_ratio": (_roi_pool(F32, F32, sampling_ratio=-2), False, "'sampling_ratio' must be"),
+    # mode 1 = mmdet_v1 (the authors' pooling), FP16 features with FP32 rois as the FP16 export writes it.
+    "pool_mmdet_v1_fp16_rois_fp32": (_roi_pool(F16, F32, ph=4, pw=4, spatial_scale=25 / 255, sampling_ratio=4,
+                                               gamma=0.1, mode=1), True, [([6, 16, 4, 4], "HALF")]),
+    "pool_mmdet_v1_fp32_no_offset": (_roi_pool(F32, F32, with_offset=False, ph=16, pw=16, spatial_scale=63 / 255,
+                                               sampling_ratio=4, mode=1), True, [([6, 16, 16, 16], "FLOAT")]),
+    "pool_bad_mode": (_roi_pool(F32, F32, sampling_ratio=2, mode=3), False, "'mode' must be 0 (mmcv) or 1 (mmdet_v1)"),
+    "pool_mmdet_v1_adaptive": (_roi_pool(F32, F32, sampling_ratio=0, mode=1), False,
+                               "needs a fixed sampling_ratio >= 1"),
     "refinement_fp16": (_refinement_graph(), True, [([1, 256, 4, 4], "HALF")]),
 }
 
@@ -165,7 +173,7 @@ def test_creators_expose_every_attribute(plugin_library: Path, tmp_path: Path) -
                          capture_output=True, text=True, check=True).stdout
     creators = json.loads(out.strip().splitlines()[-1])
     conv_fields = sorted(["dilations", "group", "kernel_shape", "offset_group", "pads", "strides"])
-    pool_fields = sorted(["output_height", "output_width", "spatial_scale", "sampling_ratio", "gamma"])
+    pool_fields = sorted(["output_height", "output_width", "spatial_scale", "sampling_ratio", "gamma", "mode"])
     assert creators == {
         names.DEFORM_CONV.name: [names.DEFORM_CONV.version, names.NAMESPACE, conv_fields],
         names.CUSTOM_DEFORM_CONV.name: [names.CUSTOM_DEFORM_CONV.version, names.NAMESPACE, conv_fields],
