@@ -283,7 +283,8 @@ def read_frames(video: Path, n: int) -> list[np.ndarray]:
     return frames
 
 
-def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float]) -> tuple[list[dict], list[dict]]:
+def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
+          theirs: list[dict]) -> tuple[list[dict], list[dict]]:
     from siamattn.runtime import Tracker
 
     rec = Recorder(backend)
@@ -294,7 +295,11 @@ def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float]) -
         r = tracker.track(frame)
         out.append({"frame": i, "bbox": list(r.box), "score": r.score, "best_index": r.best_index,
                     "polygon": None if r.polygon is None else r.polygon.reshape(-1).tolist()})
-        print(f"\r  frame {i}/{len(frames) - 1}", end="", flush=True)
+        iou = box_iou(out[-1]["bbox"], theirs[i]["bbox"])
+        print(f"\r  frame {i}/{len(frames) - 1}: box IoU {iou:.5f}", end="", flush=True)
+        if iou < IOU_MIN:
+            print(f"  (below {IOU_MIN}: ours {np.round(out[-1]['bbox'], 2).tolist()}, theirs "
+                  f"{np.round(theirs[i]['bbox'], 2).tolist()})")
     print()
     return out, rec.calls
 
@@ -411,7 +416,7 @@ def main() -> int:
             theirs = theirs_all["modes"][mode]["per_frame"][:n]
             t0 = time.time()
             print(f"{name} / {mode}: tracking {n - 1} frames", flush=True)
-            ours, calls = track(backend, cfgs[mode], frames, init)
+            ours, calls = track(backend, cfgs[mode], frames, init, theirs)
             res = compare_tracks(ours, theirs, mode)
             res["debug_max_abs_diff_frames_1_3"] = debug_diffs(calls, theirs)
             res["seconds"] = round(time.time() - t0, 1)

@@ -321,9 +321,10 @@ def test_import_round_trip_full_size(tmp_path, capsys):
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in fresh.items()}
     assert torch.equal(ours["dsa.2.query.weight"], state["feature_enhance.pams.2.key_conv.weight"])
     assert torch.equal(ours["refine.mask_pool.offset_fc.0.weight"], state["mask_head.roi_pool_m.offset_fc.0.weight"])
-    with torch.no_grad():  # the imported model runs
+    with torch.no_grad():  # the imported model runs (values meaningless: N(0, 1) weights, negative variances)
         out = model.search(torch.rand(1, 3, 255, 255) * 255, model.template(torch.rand(1, 3, 127, 127) * 255))
-    assert out["cls"].shape == (1, 10, 25, 25) and torch.isfinite(out["mask_feat"]).all()
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "cls": (1, 10, 25, 25), "loc": (1, 20, 25, 25), "box_feat": (1, 256, 25, 25), "mask_feat": (1, 256, 63, 63)}
 
 
 def test_without_yaml_siamattn_r50_vot2018_settings_and_it_says_so():
