@@ -70,6 +70,9 @@ class RPNPostprocessor:
         hann = np.hanning(self.score_size)
         self.window = np.tile(np.outer(hann, hann).ravel(), self.k)  # same cosine window for every anchor
         self._window_term = (self.window * self.window_influence).astype(np.float32)
+        # The SiamAttn authors' tracker decodes the chosen box in float32 (numpy float32 arrays); their boxes
+        # are only reproduced over many frames when ours rounds the same way (docs/MODELS.md).
+        self.float32_box = t.geometry == "authors"
         self.cls_shape = (1, 2 * self.k, self.score_size, self.score_size)
         self.loc_shape = (1, 4 * self.k, self.score_size, self.score_size)
 
@@ -98,6 +101,13 @@ class RPNPostprocessor:
 
     def decode_box(self, loc: np.ndarray, index: int) -> tuple[float, float, float, float]:
         """Decoded (cx, cy, w, h) of one anchor: cx = dx * wa + xa, w = exp(dw) * wa (crop px)."""
+        if self.float32_box:
+            f = np.float32
+            dx, dy, dw, dh = (f(v) for v in loc.reshape(4, -1)[:, index])
+            xa, ya, wa, ha = (f(v) for v in self.anchors[:, index])
+            with np.errstate(over="ignore"):
+                out = (dx * wa + xa, dy * ha + ya, np.exp(dw) * wa, np.exp(dh) * ha)  # each op rounds to float32
+            return float(out[0]), float(out[1]), float(out[2]), float(out[3])
         dx, dy, dw, dh = (float(v) for v in loc.reshape(4, -1)[:, index])
         xa, ya, wa, ha = (float(v) for v in self.anchors[:, index])
         return dx * wa + xa, dy * ha + ya, _exp(dw) * wa, _exp(dh) * ha
@@ -292,6 +302,13 @@ class AuthorsGeometry(TrackerGeometry):
 
     def _roi_size_limit(self) -> tuple[float, float]:
         return float(self.instance_size - 1), float(self.instance_size - 1)
+
+    def box_roi(self, box: Sequence[float]) -> tuple[tuple[float, float, float, float], np.ndarray]:
+        # their tracker adds the crop centre to the float32 box in float32 (see RPNPostprocessor.float32_box)
+        c = np.float32(self.rpn_centre)
+        cx, cy = float(np.float32(box[0]) + c), float(np.float32(box[1]) + c)
+        clipped = clip_cxcywh((cx, cy, box[2], box[3]), self._roi_centre_max, self.min_size, self._roi_size_max)
+        return clipped, roi_in_crop(clipped, inset=self.roi_inset)
 
     def box_to_frame(self, box: Sequence[float], win: CropWindow) -> tuple[float, float, float, float]:
         c, s, half = self.rpn_centre, win.scale, win.size / 2.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from siamattn.cli import add_config_args
+from siamattn.cli import add_config_args, add_set_arg
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -27,7 +27,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from siamattn.errors import require
+
+    require("torch", "train", "'siamattn import'")
+    from siamattn.training.importers import import_checkpoint
+
+    import_checkpoint(args.source, args.checkpoint, args.out, args.config_file, args.benchmark, args.overrides,
+                      args.overwrite)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_import(sub)
     p = sub.add_parser(
         "train", help="train a model on tracking datasets (single process or under torchrun)",
         description="Train SiamAttn on (template, search) pairs drawn from tracking datasets. Writes "
@@ -45,3 +57,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs still go to log.csv)")
     p.set_defaults(func=_train)
+
+
+def _register_import(sub: argparse._SubParsersAction) -> None:
+    from siamattn.training.importers import BENCHMARKS, SOURCES
+
+    p = sub.add_parser(
+        "import", help="convert a checkpoint trained by other code (the SiamAttn authors') into a siamattn one",
+        description="Read a checkpoint of another code base (a training container {'epoch', 'state_dict', "
+                    "'optimizer'} or a plain state dict, with or without 'module.'), map every key to this "
+                    "project's model and write a siamattn checkpoint with its config inside, ready for "
+                    "'siamattn export --checkpoint OUT' (docs/MODELS.md).")
+    p.add_argument("--from", dest="source", required=True, choices=SOURCES,
+                   help="the code that wrote the checkpoint: siamattn-authors = msight-tech/research-siamattn")
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="SRC.pth", help="their checkpoint file")
+    p.add_argument("--config-file", type=Path, metavar="THEIR.yaml",
+                   help="their experiment YAML: tracker settings (TRACK.*, ANCHOR.*, ...) are taken from it and "
+                        "its model part is checked (default: siamattn_r50's VOT2018 settings)")
+    p.add_argument("--benchmark", choices=tuple(BENCHMARKS),
+                   help="vot: polygon output, config siamattn_r50; otb: box output, siamattn_r50_otb (default: otb "
+                        "when the --config-file name contains 'otb', else vot)")
+    p.add_argument("--out", required=True, type=Path, metavar="DST.pt", help="the siamattn checkpoint to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_set_arg(p)
+    p.set_defaults(func=_import)

@@ -39,17 +39,22 @@ def _unreadable_reason(path: Path, exc: Exception) -> str:
     return f"is a damaged PyTorch file ({exc.__class__.__name__}); re-save or re-download it"
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU with our own one-line errors (named ``what 'path'``)."""
     path = Path(path)
     if path.is_dir():
-        raise SiamAttnError(f"checkpoint '{path}' is a folder, not a checkpoint file (.pt)")
+        raise SiamAttnError(f"{what} '{path}' is a folder, not a checkpoint file (.pt)")
     if not path.is_file():
-        raise SiamAttnError(f"checkpoint '{path}' does not exist")
+        raise SiamAttnError(f"{what} '{path}' does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         # Our own line: PyTorch's message suggests weights_only=False, i.e. running code from an untrusted file.
-        raise SiamAttnError(f"checkpoint '{path}' {_unreadable_reason(path, exc)}") from None
+        raise SiamAttnError(f"{what} '{path}' {_unreadable_reason(path, exc)}") from None
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    payload = load_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SiamAttnError(f"checkpoint '{path}' is not a siamattn checkpoint (no 'format: {FORMAT}' entry)")
     return payload
