@@ -53,7 +53,8 @@ def _build(args: argparse.Namespace) -> int:
 def _emulate(args: argparse.Namespace) -> int:
     from siamattn.plugins import emulation
 
-    lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs, tensorrt_include=args.tensorrt_include)
+    lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs,
+                                        tensorrt_include=args.tensorrt_include)
     sanitizers = emulation.SANITIZERS if args.sanitizer == "all" else (args.sanitizer,)
     failed = []
     for san in sanitizers:
