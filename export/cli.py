@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--keep-fp32: unknown island(s) {', '.join(bad)}; choose from {', '.join(islands)}")
     opts = ExportOptions(
         ops=args.ops or cfg.export.ops, precision=args.precision or cfg.export.precision,
-        xcorr=args.xcorr or choices.XCORR.default, deform_conv=args.deform_conv, keep_fp32=keep,
+        xcorr=args.xcorr, deform_conv=args.deform_conv, trt_version=args.trt_version, keep_fp32=keep,
         template_fp16=args.template_fp16, engine=args.engine,
         plugin_library=args.plugin_library, verify=not args.no_verify, seed=args.seed,
     )
@@ -97,8 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     for choice in (choices.OPS, choices.PRECISION, choices.ENGINE):
         _add_choice(p, choice)
     p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so to load (default: the plugins stage's build)")
-    for choice in (choices.XCORR, choices.DEFORM_CONV):
-        _add_choice(p, choice, default=choice.default if choice is choices.DEFORM_CONV else None)
+    # Their defaults come from the TensorRT profile (--trt-version): see export_choices.TRT_PROFILES.
+    for choice in (choices.XCORR, choices.DEFORM_CONV, choices.TRT_VERSION):
+        _add_choice(p, choice, default=None)
     p.add_argument("--template-fp16", action="store_true",
                    help="FP16 for the template graph too (default: it stays FP32 in FP16 exports; it runs once per "
                         "video, so FP16 saves nothing per frame, and its outputs feed every frame)")

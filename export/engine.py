@@ -11,6 +11,9 @@ runs in a child process (``python -m siamattn.export.engine``) because:
 
 Graphs are built as strongly typed networks: the FP16/FP32 split is the graph's (see fp16.py). TensorRT-RTX has
 no FP16 flag and its timing-cache calls are no-ops, so a timing cache file is written for full TensorRT only.
+Exports of the TensorRT 8.5 profile (export_choices.TRT_PROFILES) are FP32 graphs instead: the engine gets the
+FP16 builder flag, and the layers the manifest lists (``fp32_layers``, the FP32 islands' ONNX nodes) are held in
+FP32 with OBEY_PRECISION_CONSTRAINTS.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from siamattn import export_choices as choices
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import EngineBuildError
 from siamattn.export.manifest import sha256_file
@@ -153,6 +157,7 @@ class EngineResult:
     version: str
     timing_cache: str | None
     outputs: list[tuple[list[int], str]] = field(default_factory=list)  # (shape, TensorRT dtype) of each output
+    fp32_constrained: int | None = None  # layers held in FP32 by precision constraints (builder-flag FP16 only)
 
 
 def _onnx_node_names(onnx_path: Path) -> list[tuple[str, str]]:
@@ -188,8 +193,10 @@ def build_engine(
     plugin_library: str | None = None,
     timing_cache: str | None = None,
     stream: TextIO = sys.stderr,
+    fp32_layers: list[str] | None = None,
 ) -> EngineResult:
-    """Parse ``onnx_path`` and build ``engine_path`` in this process (see build_engine_subprocess)."""
+    """Parse ``onnx_path`` and build ``engine_path`` in this process (see build_engine_subprocess).
+    ``fp32_layers`` (not None): a weakly typed FP16 build, the TensorRT 8.5 profile's (module docstring)."""
     trt = backend.load()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     logger = _make_logger(trt)
@@ -198,14 +205,14 @@ def build_engine(
         with contextlib.suppress(Exception):
             trt.init_libnvinfer_plugins(logger, "")
     if plugin_library:
-        try:
-            trt.get_plugin_registry().load_library(str(plugin_library))
-        except Exception as exc:
-            raise EngineBuildError(f"[{label}] could not load the plugin library {plugin_library}: {exc}") from exc
+        load_plugin_library(trt, plugin_library, label)
     builder = trt.Builder(logger)
     flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    creation = trt.NetworkDefinitionCreationFlag
+    if fp32_layers is None and hasattr(creation, "STRONGLY_TYPED"):
+        flags |= 1 << int(creation.STRONGLY_TYPED)
+    elif hasattr(creation, "EXPLICIT_BATCH"):  # required by 8.x's ONNX parser, a no-op flag in 10
+        flags |= 1 << int(creation.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -231,6 +238,9 @@ def build_engine(
         raise EngineBuildError(
             f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
     config = builder.create_builder_config()
+    constrained = None
+    if fp32_layers is not None:
+        constrained = _fp32_constraints(trt, network, config, fp32_layers, label)
     progress = _Progress(label, stream)
     use_monitor = hasattr(trt, "IProgressMonitor") and hasattr(config, "progress_monitor")
     if use_monitor:
@@ -261,7 +271,45 @@ def build_engine(
     return EngineResult(graph=label, file=engine_path.name, bytes=len(data), layers=int(network.num_layers),
                         build_s=round(build_s, 3), sha256=sha256_file(engine_path), backend=backend.flavour,
                         version=backend.version, timing_cache=written_cache,
-                        outputs=[(list(o.shape), o.dtype.name) for o in outs])
+                        outputs=[(list(o.shape), o.dtype.name) for o in outs], fp32_constrained=constrained)
+
+
+def load_plugin_library(trt: ModuleType, path: str, label: str) -> None:
+    """Register our plugins: ``load_library`` (TensorRT >= 8.6), else (8.5) load the library into the process,
+    where its IPluginV2 glue registers itself with the running TensorRT (plugins/trt/plugin_entry_v2.cpp)."""
+    try:
+        registry = trt.get_plugin_registry()
+        if hasattr(registry, "load_library"):
+            registry.load_library(str(path))
+        else:
+            import ctypes
+
+            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    except Exception as exc:
+        raise EngineBuildError(f"[{label}] could not load the plugin library {path}: {exc}") from exc
+
+
+def _fp32_constraints(trt: ModuleType, network: Any, config: Any, fp32_layers: list[str], label: str) -> int:
+    """FP16 builder flag, with the listed ONNX nodes' layers held in FP32. The parser names a layer after its node
+    (helper layers it adds get the node name plus a suffix). Returns how many layers were constrained."""
+    if not hasattr(trt.BuilderFlag, "FP16"):
+        raise EngineBuildError(f"[{label}] this TensorRT has no FP16 builder flag (TensorRT >= 11 builds strongly "
+                               "typed graphs only): re-export with --trt-version 11")
+    config.set_flag(trt.BuilderFlag.FP16)
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    wanted = set(fp32_layers)
+    count = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        name = layer.name
+        if name not in wanted and not any(name.startswith(n + "_") for n in wanted):
+            continue
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            if layer.get_output(j).dtype in (trt.float32, trt.float16):
+                layer.set_output_type(j, trt.float32)
+        count += 1
+    return count
 
 
 def _child_env(backend: TrtFlavour, scratch: Path) -> dict[str, str]:
@@ -285,6 +333,7 @@ def build_engine_subprocess(
     label: str,
     plugin_library: str | None = None,
     timing_cache: str | None = None,
+    fp32_layers: list[str] | None = None,
 ) -> EngineResult:
     """:func:`build_engine` in a child process with the unversioned TensorRT-RTX library on its search path.
     Progress goes to this process's stderr; failures come back as :class:`EngineBuildError`."""
@@ -296,6 +345,10 @@ def build_engine_subprocess(
             cmd += ["--plugin-library", str(plugin_library)]
         if timing_cache:
             cmd += ["--timing-cache", str(timing_cache)]
+        if fp32_layers is not None:
+            layers_file = Path(tmp) / "fp32_layers.json"
+            layers_file.write_text(json.dumps(fp32_layers))
+            cmd += ["--fp32-layers", str(layers_file)]
         proc = subprocess.run(cmd, env=_child_env(backend, Path(tmp)), stdout=subprocess.PIPE, text=True)
         payload: dict[str, Any] = {}
         if result_file.is_file():
@@ -356,13 +409,20 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
     ``--engine auto``) such graphs are skipped with a note and recorded in ``engines.skipped``."""
     section = manifest["engines"]
     section.update(backend=backend.flavour, version=backend.version)
+    profile = manifest.get("export", {}).get("trt_profile") or {}
+    mismatch = choices.profile_mismatch(profile.get("name"), backend.flavour, backend.version)
+    if mismatch:
+        raise EngineBuildError(f"engines not built: {mismatch}")
+    weakly_typed = profile.get("typing", "strongly-typed") != "strongly-typed"
     cache = None if backend.is_rtx else str(out / "timing.cache")
     plugin_lib: str | None = None
     plugin_why = ""
     if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
         plugin_lib, plugin_why = find_plugin_library(plugin_library)
         section["plugin_library"] = plugin_lib
-    log(f"engines: {backend.flavour} {backend.version}, strongly typed ({precision} graph types)"
+    typing = ("FP16 builder flag + FP32 layer constraints" if weakly_typed and precision == "fp16"
+              else f"strongly typed ({precision} graph types)")
+    log(f"engines: {backend.flavour} {backend.version}, {typing}"
         + (f", plugins from {plugin_lib}" if plugin_lib else ""))
     if required and plugin_lib is None and needs_plugins(manifest, backend):
         raise plugins_missing_error(needs_plugins(manifest, backend), plugin_why)
@@ -376,10 +436,14 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
             section["skipped"][name] = reason
             log(f"[{name}] engine skipped: {reason}")
             continue
+        fp32_layers = entry.get("fp32_layers", []) if weakly_typed and entry.get("precision") == "fp16" else None
         res = build_engine_subprocess(backend, out / entry["file"], out / f"{name}.engine", label=name,
-                                              plugin_library=plugin_lib if needs else None, timing_cache=cache)
+                                      plugin_library=plugin_lib if needs else None, timing_cache=cache,
+                                      fp32_layers=fp32_layers)
         entry["engine"] = {"file": res.file, "sha256": res.sha256, "bytes": res.bytes, "backend": res.backend,
                            "version": res.version, "layers": res.layers, "build_s": res.build_s}
+        if res.fp32_constrained is not None:
+            entry["engine"]["fp32_layers_constrained"] = res.fp32_constrained
         if res.timing_cache:
             section["timing_cache"] = res.timing_cache
         rows.append((name, res.layers, res.build_s, res.bytes))
@@ -402,13 +466,15 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--result", required=True)
     p.add_argument("--plugin-library")
     p.add_argument("--timing-cache")
+    p.add_argument("--fp32-layers", help="JSON list of ONNX node names: FP16 builder flag, these layers FP32")
     a = p.parse_args(argv)
     out: dict[str, Any]
     try:
         backend = resolve_flavour(a.flavour)
         assert backend is not None
+        fp32 = json.loads(Path(a.fp32_layers).read_text()) if a.fp32_layers else None
         res = build_engine(backend, a.onnx, a.engine, label=a.label, plugin_library=a.plugin_library,
-                           timing_cache=a.timing_cache)
+                           timing_cache=a.timing_cache, fp32_layers=fp32)
         out = asdict(res)
         code = 0
     except Exception as exc:  # reported to the parent as one line

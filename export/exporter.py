@@ -15,13 +15,15 @@ import onnx
 import torch
 
 from siamattn import __version__
+from siamattn import export_choices as choices
 from siamattn.config import Config
 from siamattn.export import engine as engines
 from siamattn.export.errors import ExportError
-from siamattn.export.fp16 import ISLANDS, convert_to_fp16
+from siamattn.export.fp16 import ISLANDS, convert_to_fp16, find_islands
 from siamattn.export.graphs import Stage, export_stage, stages
 from siamattn.export.lowering import DEFAULT_XCORR, lowerings
 from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
+from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
 from siamattn.export.random_model import random_model
 from siamattn.export.verify import compare, run_onnx
@@ -35,10 +37,12 @@ Log = Callable[[str], None]
 
 @dataclass
 class ExportOptions:
-    ops: str = "portable"  # values of these four: siamattn/export_choices.py
+    ops: str = "portable"  # values of these: siamattn/export_choices.py
     precision: str = "fp16"
-    xcorr: str = DEFAULT_XCORR
-    deform_conv: str = "onnx"
+    # None: the TensorRT profile's default (export_choices.TRT_PROFILES; DEFAULT_XCORR / "onnx" for 10 and 11).
+    xcorr: str | None = None
+    deform_conv: str | None = None
+    trt_version: str | None = None  # profile; None: the installed TensorRT's, else 10
     keep_fp32: tuple[str, ...] = ISLANDS
     # The template graph runs once per video, so FP16 saves nothing per frame there, while its outputs (features,
     # the channel affinity's softmax) feed every frame: by default it stays FP32 in FP16 exports.
@@ -95,15 +99,55 @@ def graph_precision(name: str, opts: ExportOptions) -> str:
     return "fp32" if name == "template" and not opts.template_fp16 else opts.precision
 
 
+def resolve_profile(opts: ExportOptions, backend: TrtFlavour | None) -> ExportOptions:
+    """Fill the TensorRT profile (from the installed TensorRT unless given) and the lowerings it implies; a
+    lowering the profile's TensorRT cannot build is a ConfigError naming the ones it can."""
+    from dataclasses import replace
+
+    from siamattn.errors import ConfigError
+
+    name = opts.trt_version or choices.trt_profile_for(
+        backend.version if backend is not None and not backend.is_rtx else None)
+    problem = choices.TRT_VERSION.check(name)
+    if problem:
+        raise ConfigError(f"--trt-version {problem}")
+    profile = choices.TRT_PROFILES[name]
+    if backend is not None and opts.trt_version:
+        mismatch = choices.profile_mismatch(name, backend.flavour, backend.version)
+        if mismatch:
+            raise ConfigError(f"cannot build engines here: {mismatch} (or pass --engine none)")
+    xcorr = opts.xcorr or (DEFAULT_XCORR if DEFAULT_XCORR in profile.xcorr else profile.xcorr[0])
+    deform_conv = opts.deform_conv or profile.deform_conv[0]
+    for what, value, allowed in (("--xcorr", xcorr, profile.xcorr), ("--deform-conv", deform_conv,
+                                                                      profile.deform_conv)):
+        if value not in allowed:
+            raise ConfigError(f"{what} {value} cannot be built by TensorRT {name}: use {' or '.join(allowed)}")
+    return replace(opts, trt_version=name, xcorr=xcorr, deform_conv=deform_conv)
+
+
 def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """One stage through dynamo export, the post-pass, FP16 conversion and the checker."""
-    model = export_stage(stage, cfg.export.opset, lowerings(opts.ops, opts.xcorr, opts.deform_conv))
+    """One stage through dynamo export, the post-pass, FP16 conversion (or, for the 8.5 profile, the FP32 layers
+    of the builder's precision constraints), the opset the profile's parser reads, and the checker."""
+    assert opts.xcorr is not None and opts.deform_conv is not None, "resolve_profile first"
+    profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
+    # dynamo writes opset 18+ only; older targets are down-converted afterwards (export/opset.py).
+    opset = max(min(cfg.export.opset, profile.opset), 18)
+    model = export_stage(stage, opset, lowerings(opts.ops, opts.xcorr, opts.deform_conv))
     model = optimize(model)
     info: dict[str, Any] = {"precision": graph_precision(stage.name, opts)}
-    if info["precision"] == "fp16":
+    if info["precision"] == "fp16" and profile.strongly_typed:
         model, report = convert_to_fp16(model, opts.keep_fp32)
         info["fp32_islands"] = report.summary()
         info["casts"] = report.casts
+    elif info["precision"] == "fp16":
+        # TensorRT 8.5 builds FP16 through its builder flag: the graph stays FP32 and the islands become layer
+        # precision constraints (ONNX node names; the parser names layers after them), set by the engine builder.
+        islands = find_islands(model, opts.keep_fp32)
+        info["typing"] = "fp16-builder-flag"
+        info["fp32_islands"] = {k: len(v) for k, v in islands.items()}
+        info["fp32_layers"] = sorted({model.graph.node[i].name for v in islands.values() for i in v})
+    if profile.opset < opset:
+        model = downgrade_opset(model, profile.opset, stage.name)
     model = finalize(model, cfg.export.ir_version, stage.name)
     return model, info
 
@@ -125,6 +169,7 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     cfg.export.ops, cfg.export.precision = opts.ops, opts.precision
     cfg.export.validate()
     backend = resolve_flavour(opts.engine)  # fails now, not after minutes of export, if missing
+    opts = resolve_profile(opts, backend)
     required = backend is not None and opts.engine != "auto"  # engines asked for by name must all build
     if required:
         _check_plugins_available(cfg, opts, backend)
@@ -155,6 +200,17 @@ def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavo
         raise engines.plugins_missing_error(graphs, why)
 
 
+def _profile_entry(opts: ExportOptions, backend: TrtFlavour | None) -> dict[str, Any]:
+    """manifest export.trt_profile: the TensorRT the graphs are for, how FP16 is built, which DeformConv runs."""
+    profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
+    assert opts.deform_conv is not None
+    return {"name": profile.name, "opset": profile.opset,
+            "typing": "strongly-typed" if profile.strongly_typed else "fp16-builder-flag+fp32-layer-constraints",
+            "plugin_interface": profile.plugin_interface,
+            "deform_conv_runs": choices.deform_conv_runs(opts.deform_conv, backend.flavour if backend else None,
+                                                         profile.name)}
+
+
 def _remove_created(out: Path, created: bool, before: set[Path]) -> None:
     """After a failed export: remove what this export created; a folder that existed keeps its other content."""
     if created:
@@ -177,7 +233,9 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
         "format": FORMAT, "version": VERSION,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.to_dict(),
-        "export": {"ops": opts.ops, "precision": opts.precision, "opset": cfg.export.opset,
+        "export": {"ops": opts.ops, "precision": opts.precision,
+                   "opset": choices.TRT_PROFILES[opts.trt_version or "10"].opset,
+                   "trt_profile": _profile_entry(opts, backend),
                    "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
                    "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],
                    "template_fp16": opts.precision == "fp16" and opts.template_fp16,

@@ -4,7 +4,8 @@ Three shared libraries come out of ``plugins/CMakeLists.txt``:
 
 - ``libsiamattn_deform_cpu.so``: the CPU implementation (host compiler only, always built);
 - ``libsiamattn_deform_cuda.so``: the same C API plus the CUDA kernels (when nvcc is found);
-- ``libsiamattn_trt_plugins.so``: the TensorRT IPluginV3 plugins (when TensorRT headers are found too).
+- ``libsiamattn_trt_plugins.so``: the TensorRT plugins (when TensorRT headers are found too): IPluginV3 for
+  TensorRT >= 10 headers, IPluginV2DynamicExt for 8.5 .. 9.x (JetPack 5), chosen by CMake from the headers.
 
 Automatic builds go to ``~/.cache/siamattn/plugins/<sources hash>-<options hash>`` (``SIAMATTN_PLUGINS_CACHE``
 overrides the root), so a source edit never picks up a stale library. ``SIAMATTN_PLUGINS_DIR`` points at a
@@ -45,9 +46,10 @@ TENSORRT_INCLUDE_CANDIDATES = (
 # Developers and CI: a read-only copy of the public TensorRT headers beside the clone (never inside it; see
 # ../shared/tensorrt-headers/README.md). 11.1 first: the IPluginV3One interfaces we implement have the same
 # layout and interface versions in 10.3 and 11.1, and 11.1 is the current TensorRT that TensorRT-RTX tracks.
-# 8.6 has no IPluginV3 and is not used here.
+# 8.6 (the IPluginV2 glue, standing in for JetPack 5's 8.5) is never a default: only asked for by version.
 SHARED_HEADERS = Path("..") / "shared" / "tensorrt-headers"
 SHARED_HEADER_VERSIONS = ("11.1", "10.3")
+ALL_SHARED_HEADER_VERSIONS = ("8.6", "10.3", "11.1")
 
 
 class PluginBuildError(SiamAttnError, RuntimeError):
@@ -69,6 +71,26 @@ def shared_tensorrt_includes() -> list[Path]:
     return [p for p in found if (p / "NvInferRuntime.h").is_file()]
 
 
+def shared_tensorrt_include(version: str) -> Path | None:
+    """The shared copy of one TensorRT version's headers (``8.6``, ``10.3``, ``11.1``) beside the clone, if present."""
+    path = (repository_root() / SHARED_HEADERS).resolve() / version / "include"
+    return path if (path / "NvInferRuntime.h").is_file() else None
+
+
+def tensorrt_header_version(include: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(major, minor) of the headers in ``include`` (NvInferVersion.h), as CMakeLists.txt reads them."""
+    path = Path(include) / "NvInferVersion.h"
+    if not path.is_file():
+        return None
+    text = path.read_text(errors="replace")
+    for prefix in ("TRT_{}_ENTERPRISE", "NV_TENSORRT_{}"):
+        major = re.search(rf"#define {prefix.format('MAJOR')} +(\d+)", text)
+        minor = re.search(rf"#define {prefix.format('MINOR')} +(\d+)", text)
+        if major and minor:
+            return int(major.group(1)), int(minor.group(1))
+    return None
+
+
 def find_tensorrt_include(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """Directory holding ``NvInferRuntime.h``: explicit, then $TensorRT_INCLUDE_DIR (a user's choice), then an
     installed TensorRT's headers, then the shared copy beside the repository (developers, CI)."""
@@ -76,7 +98,7 @@ def find_tensorrt_include(explicit: str | os.PathLike[str] | None = None) -> Pat
         path = Path(explicit).expanduser()
         if not (path / "NvInferRuntime.h").is_file():
             raise PluginBuildError(
-                f"--tensorrt-include {path} has no NvInferRuntime.h. Pass the 'include' folder of a TensorRT >= 10 "
+                f"--tensorrt-include {path} has no NvInferRuntime.h. Pass the 'include' folder of a TensorRT >= 8.5 "
                 "install (e.g. /usr/include/aarch64-linux-gnu on JetPack, /usr/include/x86_64-linux-gnu with the "
                 "libnvinfer-headers-dev package) or of the public NVIDIA TensorRT repository."
             )

@@ -36,7 +36,13 @@ def _build(args: argparse.Namespace) -> int:
     if args.build_dir:
         print(f"use it from Python/CLI with: export SIAMATTN_PLUGINS_DIR={lib_dir}")
     trt = lib_dir / LIB_FILES["trt"]
-    if trt.is_file():
+    summary = (lib_dir / "siamattn_build.txt").read_text()
+    if trt.is_file() and "trt_interface=IPluginV2DynamicExt" in summary:
+        # TensorRT 8.5 has no loadLibrary: the library registers itself when loaded into a process with TensorRT.
+        print("load it in TensorRT 8.5 with: trtexec --plugins=" + str(trt) + " (8.6: --staticPlugins=...),")
+        print("or in Python: import tensorrt, then ctypes.CDLL('" + str(trt) + "') (8.6 also: "
+              "registry.load_library)")
+    elif trt.is_file():
         print("load it in TensorRT with: trtexec --dynamicPlugins=" + str(trt) + " (or --staticPlugins=...),")
         print("or in Python: builder.get_plugin_registry().load_library('" + str(trt) + "')")
     elif not args.no_tensorrt:
@@ -47,7 +53,8 @@ def _build(args: argparse.Namespace) -> int:
 def _emulate(args: argparse.Namespace) -> int:
     from siamattn.plugins import emulation
 
-    lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs)
+    lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs,
+                                        tensorrt_include=args.tensorrt_include)
     sanitizers = emulation.SANITIZERS if args.sanitizer == "all" else (args.sanitizer,)
     failed = []
     for san in sanitizers:
@@ -137,6 +144,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--block-order", choices=BLOCK_ORDERS, default="forward",
                    help="order the blocks of a launch run in (blocks run one at a time: a result that changes "
                         "with the order means blocks race with each other)")
+    e.add_argument("--tensorrt-include", help="TensorRT headers the plugin driver is compiled against: 10+ drives the "
+                                              "IPluginV3 glue, 8.6 the IPluginV2DynamicExt one (default: as for build)")
     e.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
     e.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
     e.set_defaults(func=_emulate)

@@ -7,13 +7,17 @@ Three variants: plain, under AddressSanitizer (out-of-bounds global and shared m
 memcheck) and under ThreadSanitizer (shared-memory races from a missing ``__syncthreads``, like racecheck).
 With TensorRT headers present it also builds ``emu/trt_plugin_driver.cpp``, which drives the TensorRT plugins'
 run-time path (creators, serialised fields, onShapeChange, enqueue with the build phase's workspace) the way
-TensorRT does, plain and under AddressSanitizer.
+TensorRT does, plain and under AddressSanitizer: the IPluginV3 glue with TensorRT >= 10 headers, the
+IPluginV2DynamicExt glue (TensorRT 8.5 / 8.6: shape expressions, format negotiation, configurePlugin, serialize /
+deserializePlugin, clone, enqueue, the load-time self-registration) with the 8.6 headers
+(``build_emulation(tensorrt_include=...)``).
 What it cannot show: tensor-core fragment layouts, nvcc code generation, real-GPU timing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +41,19 @@ class EmulationRun:
 
 
 def build_emulation(build_dir: str | os.PathLike[str] | None = None, jobs: int | None = None,
-                    verbose: bool = False) -> Path:
-    """CPU library + emulation executables (no CUDA, no TensorRT needed); returns the ``lib`` directory."""
-    return build(BuildOptions(cuda=False, tensorrt=False, emulation=True), build_dir=build_dir, jobs=jobs,
-                 verbose=verbose)
+                    verbose: bool = False, tensorrt_include: str | os.PathLike[str] | None = None) -> Path:
+    """CPU library + emulation executables (no CUDA, no TensorRT needed); returns the ``lib`` directory.
+    ``tensorrt_include``: the headers the plugin driver is compiled against (default: the usual search)."""
+    opts = BuildOptions(cuda=False, tensorrt=False, emulation=True,
+                        tensorrt_include=str(tensorrt_include) if tensorrt_include else None)
+    return build(opts, build_dir=build_dir, jobs=jobs, verbose=verbose)
+
+
+def trt_driver_interface(lib_dir: Path) -> str | None:
+    """``"8.6/IPluginV2DynamicExt"``-style description of the plugin driver a build holds, or None."""
+    summary = (lib_dir / "siamattn_build.txt").read_text() if (lib_dir / "siamattn_build.txt").is_file() else ""
+    match = re.search(r"emulation_trt=(\S+)", summary)
+    return match.group(1) if match else None
 
 
 def executable(lib_dir: Path, program: str, sanitizer: str = "none") -> Path:
@@ -80,7 +93,7 @@ def trt_driver(lib_dir: Path, sanitizer: str = "none") -> EmulationRun:
     if not has_trt_driver(lib_dir):
         raise PluginBuildError(
             "the emulation was built without TensorRT headers, so there is no plugin driver: set "
-            "TensorRT_INCLUDE_DIR to a folder with NvInferRuntime.h (TensorRT >= 10) and build again"
+            "TensorRT_INCLUDE_DIR to a folder with NvInferRuntime.h (TensorRT 8.6 or >= 10) and build again"
         )
     return run(lib_dir, "trt_driver", [], sanitizer)
 
@@ -92,4 +105,4 @@ def selftest(lib_dir: Path, sanitizer: str = "none", full: bool = False, block_o
 
 
 __all__ = ["BLOCK_ORDERS", "SANITIZERS", "EmulationRun", "build_emulation", "executable", "has_trt_driver", "run",
-           "selftest", "trt_driver"]
+           "selftest", "trt_driver", "trt_driver_interface"]

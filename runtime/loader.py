@@ -35,7 +35,8 @@ def _tensorrt(manifest: Manifest, device: str) -> Backend:
     plugin = eng.get("plugin_library")
     runner = TensorRTRunner({n: manifest.engine_path(n) for n in names},  # type: ignore[misc]
                             plugin_library=Path(plugin) if plugin else None,
-                            flavour=eng.get("backend") or "auto", expected_version=eng.get("version"))
+                            flavour=eng.get("backend") or "auto", expected_version=eng.get("version"),
+                            profile=(manifest.data.get("export", {}).get("trt_profile") or {}).get("name"))
     return GraphBackend(runner)
 
 

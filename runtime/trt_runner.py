@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from siamattn import export_choices
 from siamattn.errors import MissingDependencyError, SiamAttnError
 from siamattn.runtime.graph_backend import GraphSpec, TensorSpec
 
@@ -75,15 +76,20 @@ class TensorRTRunner:
     """Loads engines (name -> path), optionally a plugin library, and runs them on one CUDA stream."""
 
     def __init__(self, paths: dict[str, Path], plugin_library: Path | None = None, flavour: str = "auto",
-                 expected_version: str | None = None, cuda_graph: bool = True) -> None:
+                 expected_version: str | None = None, cuda_graph: bool = True, profile: str | None = None) -> None:
         trt, self.flavour = import_tensorrt(flavour)
         self.version = trt.__version__
         model_dir = Path(next(iter(paths.values()))).parent if paths else Path("MODEL_DIR")
+        # The export's TensorRT profile (manifest export.trt_profile: opset, plugin glue, typing) must be this
+        # TensorRT's, or no rebuild of the engines can help: say so first.
+        mismatch = export_choices.profile_mismatch(profile, self.flavour, self.version)
+        if mismatch:
+            raise SiamAttnError(f"'{model_dir}': {mismatch}")
         rebuild = f"rebuild them on this device with 'siamattn build-engines --model {model_dir}' (no torch needed)"
         if expected_version and expected_version.split(".")[:2] != self.version.split(".")[:2]:
             raise SiamAttnError(
-                f"engines were built with {self.flavour} {expected_version} but {self.version} is installed: "
-                f"engines are tied to the TensorRT version; {rebuild}"
+                f"engines were built with {self.flavour} {expected_version} but {self.version} is installed "
+                f"(export profile {profile or '10'}): engines are tied to the TensorRT version; {rebuild}"
             )
         self.cudart = cudart = _cudart()
         count = cudart.cudaGetDeviceCount()
@@ -95,7 +101,11 @@ class TensorRTRunner:
             if not Path(plugin_library).is_file():
                 raise SiamAttnError(f"plugin library '{plugin_library}' not found; build it with "
                                     "'siamattn plugins build' (needs the TensorRT headers)")
-            trt.get_plugin_registry().load_library(str(plugin_library))
+            registry = trt.get_plugin_registry()
+            if hasattr(registry, "load_library"):
+                registry.load_library(str(plugin_library))
+            else:  # TensorRT 8.5: the IPluginV2 library registers itself when loaded (plugins/trt/plugin_entry_v2.cpp)
+                ctypes.CDLL(str(plugin_library), mode=ctypes.RTLD_GLOBAL)
         runtime = trt.Runtime(self._logger)
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._engines: dict[str, Any] = {}

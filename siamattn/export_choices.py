@@ -80,6 +80,83 @@ DEFORM_CONV = ExportChoice(
      "plugin": "siamattn::SiamAttnDeformConv, our plugin under full TensorRT too"},
     "onnx", "lowering of the deformable convolution")
 
+TRT_VERSION = ExportChoice(
+    "--trt-version", None,
+    {"8.5": "TensorRT 8.5 (JetPack 5.1 on Xavier): opset 17, our DeformConv plugin node, an xcorr without "
+            "dynamic-weight Conv, FP16 by the builder flag with the FP32 islands as layer precision constraints",
+     "10": "TensorRT 10.x (JetPack 6.1/6.2, desktop) and TensorRT-RTX: opset 19, strongly typed FP16 graphs",
+     "11": "TensorRT 11.x (JetPack 7, desktop): opset 19, strongly typed FP16 graphs (11 has no FP16 flag)"},
+    None, "TensorRT the graphs and engines are for (default: the installed TensorRT's major version, else 10)")
+
+
+@dataclass(frozen=True)
+class TrtProfile:
+    """What one TensorRT generation takes: the export follows it, the manifest records it, the runtime checks it."""
+
+    name: str
+    opset: int  # newest default-domain opset its ONNX parser reads
+    strongly_typed: bool  # FP16 from the graph's types; else FP32 graphs + the FP16 builder flag + FP32 layers
+    deform_conv: tuple[str, ...]  # --deform-conv values it can build, the default first
+    xcorr: tuple[str, ...]  # --xcorr values it can build, the default first
+    plugin_interface: str  # the plugin glue of libsiamattn_trt_plugins.so built against its headers
+    versions: tuple[int, int]  # TensorRT majors [first, last] an engine of this profile can come from
+
+
+TRT_PROFILES: dict[str, TrtProfile] = {
+    # 8.5's parser stops at opset 17 (no DeformConv-19) and builds no Conv whose weights are a tensor (8.6 added it).
+    "8.5": TrtProfile("8.5", 17, False, ("plugin", "gridsample"), ("shift_add", "unfold_matmul"),
+                      "IPluginV2DynamicExt", (8, 9)),
+    "10": TrtProfile("10", 19, True, ("onnx", "gridsample", "plugin"), ("conv", "shift_add", "unfold_matmul"),
+                     "IPluginV3", (10, 10)),
+    "11": TrtProfile("11", 19, True, ("onnx", "gridsample", "plugin"), ("conv", "shift_add", "unfold_matmul"),
+                     "IPluginV3", (11, 99)),
+}
+DEFAULT_TRT_PROFILE = "10"
+
+
+def trt_profile_for(version: str | None) -> str:
+    """The profile of an installed TensorRT version ("8.5.2.2" -> "8.5", "10.3.0" -> "10"); None -> the default.
+    TensorRT-RTX (1.x) builds what the 10 profile describes."""
+    if not version:
+        return DEFAULT_TRT_PROFILE
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return DEFAULT_TRT_PROFILE
+    if major < 8:
+        return DEFAULT_TRT_PROFILE  # TensorRT-RTX 1.x
+    for name, profile in TRT_PROFILES.items():
+        if profile.versions[0] <= major <= profile.versions[1]:
+            return name
+    return DEFAULT_TRT_PROFILE
+
+
+def profile_mismatch(profile: str | None, flavour: str, version: str) -> str | None:
+    """Why engines/graphs of ``profile`` do not fit the running ``flavour`` ``version``; None when they do."""
+    if not profile or profile not in TRT_PROFILES:
+        return None
+    want = TRT_PROFILES[profile]
+    here = trt_profile_for(version) if flavour != "tensorrt-rtx" else DEFAULT_TRT_PROFILE
+    if here == want.name:
+        return None
+    return (f"the export is for TensorRT profile {want.name} ({want.plugin_interface} plugins, opset {want.opset}, "
+            f"{'strongly typed' if want.strongly_typed else 'FP16 builder flag'}) but this machine runs {flavour} "
+            f"{version} (profile {here}): re-export with --trt-version {here}")
+
+
+def deform_conv_runs(deform_conv: str, flavour: str | None, profile: str) -> str:
+    """Which DeformConv implementation an engine of this export ends up running."""
+    if deform_conv == "gridsample":
+        return "none: decomposed into GridSample + Conv (no plugin)"
+    interface = TRT_PROFILES[profile].plugin_interface
+    if deform_conv == "plugin":
+        return f"ours: siamattn SiamAttnDeformConv plugin ({interface} glue, FP32 sampling coordinates)"
+    if flavour == "tensorrt-rtx":
+        return "ours: siamattn DeformConv plugin (TensorRT-RTX's parser falls back to it for DeformConv-19)"
+    return ("NVIDIA's: full TensorRT >= 10.1 imports DeformConv-19 with its own plugin (FP16 sampling coordinates, "
+            "symmetric pads only); --deform-conv plugin runs ours")
+
+
 # FP32 islands kept in FP16 graphs (export/fp16.py finds each by its pattern).
 FP32_ISLANDS: dict[str, str] = {
     "channel_attention": "the channel attention's Gram product and softmax",
@@ -90,7 +167,7 @@ FP32_ISLANDS: dict[str, str] = {
     "wide_dot_products": "fully connected layers summing more than 16384 products (the mask offset MLP's first)",
 }
 
-ALL: tuple[ExportChoice, ...] = (OPS, PRECISION, ENGINE, XCORR, DEFORM_CONV)
+ALL: tuple[ExportChoice, ...] = (OPS, PRECISION, ENGINE, XCORR, DEFORM_CONV, TRT_VERSION)
 
 
 def by_config_key(key: str) -> ExportChoice:

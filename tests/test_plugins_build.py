@@ -223,3 +223,62 @@ def test_info_cli_lists_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
         # the library compiled from siamattn_plugin_names.h reports what the Python side read from it
         assert names.info_plugins() + " " in out
         assert names.info_plugins() == "plugins=DeformConv/1/,SiamAttnDeformConv/1/,DeformRoIPool/1/"
+
+
+# ------------------------------------------------------------------------------- every TensorRT our users run
+
+# The interface and entry points each header set must give (plugins/CMakeLists.txt picks the glue).
+GLUE = {
+    "8.6": ("IPluginV2DynamicExt", {"getPluginCreators", "setLoggerFinder", "siamattn_trt_plugins_info"}),
+    "10.3": ("IPluginV3", {"getCreators", "setLoggerFinder", "siamattn_trt_plugins_info"}),
+    "11.1": ("IPluginV3", {"getCreators", "setLoggerFinder", "siamattn_trt_plugins_info"}),
+}
+
+
+@pytest.mark.parametrize("version", sorted(GLUE))
+def test_plugin_library_builds_against_each_tensorrt_header_set(version: str) -> None:
+    """JetPack 5.1 (TensorRT 8.5, stood in for by the 8.6 headers), JetPack 6.1/6.2 (10.3), TensorRT 11.1: the
+    library compiles and links (no undefined symbol, no TensorRT library) with the glue the version needs."""
+    include = library.shared_tensorrt_include(version)
+    if include is None:
+        pytest.skip(f"no TensorRT {version} headers beside the clone (../shared/tensorrt-headers/{version}/include)")
+    if library.find_nvcc() is None:
+        pytest.skip("nvcc not found: the plugin library needs CUDA")
+    assert library.tensorrt_header_version(include) == tuple(int(x) for x in version.split("."))
+    lib_dir = library.build(BuildOptions(cuda=True, cuda_archs="75-real", tensorrt=True, tensorrt_include=str(include)),
+                            jobs=2)
+    interface, entry_points = GLUE[version]
+    summary = (lib_dir / "siamattn_build.txt").read_text()
+    assert f"tensorrt={version} trt_interface={interface}" in summary
+    lib = lib_dir / LIB_FILES["trt"]
+    syms = subprocess.run([_tool("nm"), "-D", "--defined-only", str(lib)], capture_output=True, text=True,
+                          check=True).stdout.split()
+    assert {s for s in syms if not all(c in "0123456789abcdef" for c in s) and len(s) > 1} == entry_points
+    needed = subprocess.run([_tool("readelf"), "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+    assert "nvinfer" not in needed and "tensorrt" not in needed
+    # Loading it into a process without TensorRT is harmless (the 8.x glue's self-registration finds no registry).
+    from siamattn.plugins.cli import describe_library
+
+    info = describe_library(lib)
+    assert info.startswith(names.info_plugins() + f" interface={interface} ")
+    assert f"tensorrt_headers={version}" in info
+
+
+def test_tensorrt_header_version_and_too_old_headers(tmp_path: Path) -> None:
+    for version in library.ALL_SHARED_HEADER_VERSIONS:
+        include = library.shared_tensorrt_include(version)
+        if include is not None:
+            assert library.tensorrt_header_version(include) == tuple(int(x) for x in version.split("."))
+    old = tmp_path / "trt84"
+    old.mkdir()
+    (old / "NvInferRuntime.h").write_text("")
+    (old / "NvInferVersion.h").write_text("#define NV_TENSORRT_MAJOR 8\n#define NV_TENSORRT_MINOR 4\n")
+    assert library.tensorrt_header_version(old) == (8, 4)
+    nvcc = library.find_nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found: CMake only picks a TensorRT glue when it can build CUDA")
+    proc = subprocess.run(["cmake", "-S", str(library.SOURCE_DIR), "-B", str(tmp_path / "b"),
+                           f"-DCMAKE_CUDA_COMPILER={nvcc}", f"-DTensorRT_INCLUDE_DIR={old}"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "TensorRT 8.4 headers" in proc.stderr and "need TensorRT >= 8.5" in " ".join(proc.stderr.split())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from siamattn.plugins import build as library_build
 from siamattn.plugins import emulation, library
 from siamattn.plugins.build import SOURCE_DIR, PluginBuildError
 
@@ -87,6 +88,40 @@ def test_tensorrt_plugins_run_time_path_matches_cpu_implementation(lib_dir: Path
     assert re.search(r"^ok   guarded entry point: a throwing getWorkspaceSize returned 0 and logged: "
                      r"\[siamattn plugins\] DeformConvPlugin::getWorkspaceSize: exception: ", result.output, re.M), \
         result.output
+
+
+@pytest.fixture(scope="module")
+def v2_lib_dir() -> Path:
+    """An emulation build whose TensorRT driver is compiled against the 8.6 headers: the IPluginV2DynamicExt glue
+    (what TensorRT 8.5 on JetPack 5 runs; 8.6 stands in for 8.5, see ../shared/tensorrt-headers/README.md)."""
+    include = library_build.shared_tensorrt_include("8.6")
+    if include is None:
+        pytest.skip("no TensorRT 8.6 headers beside the clone (../shared/tensorrt-headers/8.6/include): the "
+                    "IPluginV2DynamicExt glue cannot be compiled here")
+    return emulation.build_emulation(tensorrt_include=include, jobs=2)
+
+
+@pytest.mark.parametrize("sanitizer", ["none", "address"])
+def test_tensorrt8_plugin_glue_run_time_path_matches_cpu_implementation(v2_lib_dir: Path, sanitizer: str) -> None:
+    assert emulation.trt_driver_interface(v2_lib_dir) == "8.6/IPluginV2DynamicExt"
+    result = _run(v2_lib_dir, "trt_driver", [], sanitizer)
+    assert result.ok, result.output
+    assert "interface=IPluginV2DynamicExt" in result.output
+    # Every case went through createPlugin, getOutputDataType, getOutputDimensions (compared with the expected
+    # shape), supportsFormatCombination (and a refused mixed-type output), configurePlugin, getWorkspaceSize,
+    # serialize -> deserializePlugin -> clone -> initialize, enqueue: the same 16 cases as the IPluginV3 glue.
+    cases = re.findall(r"^(ok  |FAIL) (DeformConv|SiamAttnDeformConv|DeformRoIPool) ", result.output, re.M)
+    assert len(cases) == 16 and all(status == "ok  " for status, _ in cases), result.output
+    assert "logged through TensorRT's logger: 16 (one expected per case: enqueue before configurePlugin)" in \
+        result.output
+    for line in (r"entry points: load-time self-registration put 3 creators in the running registry; "
+                 r"getPluginCreators returned 3 and took them back \(registry now holds 0\)",
+                 r"guarded entry point: a throwing getWorkspaceSize returned 0 and logged: \[siamattn plugins\] "
+                 r"DeformConvPluginV2::getWorkspaceSize: exception: ",
+                 r"serialised data: a DeformConv blob given to DeformRoIPool and a truncated one are refused",
+                 r"DeformRoIPool's mode attribute: mode 2 refused \(yes\), mode 1 \+ sampling_ratio 0 refused \(yes\)"):
+        assert re.search("^ok   " + line, result.output, re.M), result.output
+    assert "ALL OK" in result.output
 
 
 def test_clean_probe_passes_under_every_variant(lib_dir: Path) -> None:

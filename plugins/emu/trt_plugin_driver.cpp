@@ -6,10 +6,12 @@
 // hand from the same attributes. This is the plugin glue between TensorRT and the kernels, which TensorRT-RTX's
 // CPU-only engine builds never execute. Exit status 0 = every case agrees.
 #include <NvInferRuntime.h>
+#include <NvInferVersion.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,8 +20,16 @@
 #include "siamattn_deform.h"
 #include "siamattn_plugin_names.h"
 
+// Which glue the headers selected (plugins/trt/plugin_common.h): IPluginV3 for TensorRT >= 10, else
+// IPluginV2DynamicExt (8.6 / 9.x headers; 8.5 has no ILoggerFinder to count the plugins' logged errors with).
+#define DRIVER_V3 (NV_TENSORRT_MAJOR >= 10)
+#if DRIVER_V3
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
+#else
+extern "C" nvinfer1::IPluginCreator* const* getPluginCreators(int32_t& nbCreators);
+#endif
 extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
+extern "C" const char* siamattn_trt_plugins_info(void);
 
 namespace {
 
@@ -83,12 +93,14 @@ nvinfer1::Dims dims_of(const std::vector<int64_t>& shape) {
 class Fields {
 public:
     void ints(const char* name, std::vector<int64_t> v, bool as_int32) {
-        if (as_int32) {
+        if (as_int32 || !DRIVER_V3) {  // TensorRT 8.x has no INT64 fields
             i32_.emplace_back(v.begin(), v.end());
             fields_.emplace_back(name, nullptr, PluginFieldType::kINT32, static_cast<int32_t>(v.size()));
         } else {
             i64_.push_back(std::move(v));
+#if DRIVER_V3
             fields_.emplace_back(name, nullptr, PluginFieldType::kINT64, static_cast<int32_t>(i64_.back().size()));
+#endif
         }
     }
     void real(const char* name, float v) {
@@ -99,7 +111,7 @@ public:
         size_t a = 0, b = 0, c = 0;
         for (PluginField& f : fields_) {
             if (f.type == PluginFieldType::kINT32) f.data = i32_[a++].data();
-            else if (f.type == PluginFieldType::kINT64) f.data = i64_[b++].data();
+            else if (f.type != PluginFieldType::kFLOAT32) f.data = i64_[b++].data();  // INT64 (TensorRT >= 10)
             else f.data = &f32_[c++];
         }
         pfc_.nbFields = static_cast<int32_t>(fields_.size());
@@ -115,6 +127,12 @@ private:
     nvinfer1::PluginFieldCollection pfc_{};
 };
 
+struct Result {
+    bool ok;
+    std::string why;
+};
+
+#if DRIVER_V3
 nvinfer1::IPluginCreatorV3One* find_creator(const char* name) {
     int32_t n = 0;
     nvinfer1::IPluginCreatorInterface* const* creators = getCreators(n);
@@ -131,11 +149,6 @@ template <typename Cap>
 Cap* capability(nvinfer1::IPluginV3* plugin, nvinfer1::PluginCapabilityType type) {
     return plugin ? static_cast<Cap*>(plugin->getCapabilityInterface(type)) : nullptr;
 }
-
-struct Result {
-    bool ok;
-    std::string why;
-};
 
 // Everything TensorRT would do with one plugin node, then enqueue; `out` receives the output's bytes.
 Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vector<HostTensor>& inputs, DataType type,
@@ -210,6 +223,10 @@ Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vecto
     delete ctx;
     return result;
 }
+
+#else
+#include "trt_plugin_driver_v2.inc"
+#endif
 
 bool compare(const char* name, const std::vector<unsigned char>& got, const std::vector<unsigned char>& want,
              DataType type) {
@@ -333,6 +350,7 @@ bool pool_case(const char* label, bool offset, int sampling_ratio, DataType type
     return compare(name, got, want, type);
 }
 
+#if DRIVER_V3
 // An exception inside an entry point must come back as the entry point's error value with a logged reason (the
 // catch-and-report path of plugin_common.h), never terminate the process: a negative input count makes
 // DeformConv's getWorkspaceSize size a std::vector with it, which throws std::length_error.
@@ -392,6 +410,8 @@ bool bad_mode_case() {
     return ok;
 }
 
+#endif
+
 }  // namespace
 
 int main() {
@@ -402,6 +422,9 @@ int main() {
         {"tracker 7x7 256->256 bias", SIAMATTN_CUSTOM_DEFORM_CONV_NAME, 1, 256, 7, 7, 256, 3, 1, 1, 1, 1, {1, 1, 1, 1}, true, false, true},
     };
     bool ok = true;
+#if !DRIVER_V3
+    ok = entry_points_case() && ok;  // first: the cases below call getPluginCreators, which takes the creators back
+#endif
     for (DataType type : {DataType::kFLOAT, DataType::kHALF}) {
         for (const ConvCase& cc : convs) ok = conv_case(cc, type) && ok;
         ok = pool_case("box 4x4 offset sr0", true, 0, type) && ok;
@@ -411,9 +434,17 @@ int main() {
         ok = pool_case("mask 6x6 no-offset sr4 mode=1", false, 4, type, SIAMATTN_ROI_POOL_MMDET_V1) && ok;
     }
     std::printf("plugin errors logged through TensorRT's logger: %d (one expected per case: enqueue before "
-                "onShapeChange)\n", g_finder.logger.errors);
+                "%s)\n", g_finder.logger.errors, DRIVER_V3 ? "onShapeChange" : "configurePlugin");
     ok = exception_case() && ok;
     ok = bad_mode_case() && ok;
+    std::printf("glue: %s\n", siamattn_trt_plugins_info());
     std::printf("%s\n", ok ? "ALL OK" : "SOME CASES FAILED");
     return ok ? 0 : 1;
 }
+
+#if !DRIVER_V3
+// libnvinfer's registry accessor, played by this executable (exported: ENABLE_EXPORTS in CMakeLists.txt).
+extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginRegistry* getPluginRegistry() noexcept {
+    return &fake_registry();
+}
+#endif

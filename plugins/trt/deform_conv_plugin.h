@@ -1,25 +1,15 @@
-// TensorRT IPluginV3 for DeformConv2d with ONNX DeformConv attributes and input order:
+// TensorRT IPluginV3 (TensorRT >= 10) for DeformConv2d with ONNX DeformConv attributes and input order:
 // X [N,C,H,W], W [M,C/group,kh,kw], offset [N,offset_group*2*kh*kw,oH,oW], B [M] (optional), mask (optional).
 #pragma once
 
 #include <NvInferRuntime.h>
 
-#include <array>
 #include <string>
 
-#include "plugin_common.h"
+#include "deform_conv_core.h"
 
 namespace siamattn {
 namespace trt {
-
-struct DeformConvAttrs {
-    std::array<int32_t, 2> dilations{1, 1};
-    int32_t group = 1;
-    std::array<int32_t, 2> kernel_shape{0, 0};  // 0 = not given (taken from W)
-    int32_t offset_group = 1;
-    std::array<int32_t, 4> pads{0, 0, 0, 0};  // h_begin, w_begin, h_end, w_end
-    std::array<int32_t, 2> strides{1, 1};
-};
 
 class DeformConvPlugin : public nvinfer1::IPluginV3,
                          public nvinfer1::IPluginV3OneCore,
@@ -60,10 +50,6 @@ public:
                     cudaStream_t stream) noexcept override;
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     const nvinfer1::PluginFieldCollection* getFieldsToSerialize() noexcept override;
-
-    // Parameters of the C API for concrete dims; false (with a logged reason) if they are inconsistent.
-    bool make_params(const nvinfer1::Dims* dims, int32_t nbInputs, siamattn_deform_conv_params& p,
-                     int32_t* bias_index, int32_t* mask_index) const;
 
 private:
     std::string name_;

@@ -7,19 +7,10 @@
 
 #include <string>
 
-#include "plugin_common.h"
+#include "deform_roi_pool_core.h"
 
 namespace siamattn {
 namespace trt {
-
-struct DeformRoIPoolAttrs {
-    int32_t output_height = 7;
-    int32_t output_width = 7;
-    float spatial_scale = 1.0f;
-    int32_t sampling_ratio = 0;
-    float gamma = 0.1f;
-    int32_t mode = SIAMATTN_ROI_POOL_MMCV;
-};
 
 class DeformRoIPoolPlugin : public nvinfer1::IPluginV3,
                             public nvinfer1::IPluginV3OneCore,
@@ -58,7 +49,6 @@ public:
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     const nvinfer1::PluginFieldCollection* getFieldsToSerialize() noexcept override;
 
-    bool make_params(const nvinfer1::Dims* dims, int32_t nbInputs, siamattn_deform_roi_pool_params& p) const;
 
 private:
     DeformRoIPoolAttrs attrs_;

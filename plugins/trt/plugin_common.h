@@ -1,8 +1,17 @@
 // Helpers shared by the TensorRT plugins: logging through the logger TensorRT hands us, attribute parsing
-// that accepts the integer/float widths different ONNX parsers use, and a base class for the IPluginV3 glue.
+// that accepts the integer/float widths different ONNX parsers use, the field lists of both glues, and the
+// byte format of the IPluginV2 glue's serialisation.
 #pragma once
 
 #include <NvInferRuntime.h>
+#include <NvInferVersion.h>
+
+// Which TensorRT plugin interface this build implements, from the headers' version: IPluginV3 for TensorRT >= 10
+// (deform_conv_plugin.*, deform_roi_pool_plugin.*, plugin_entry.cpp), IPluginV2DynamicExt + IPluginCreator for
+// 8.5 / 8.6 / 9.x (the *_v2.* files, plugin_entry_v2.cpp). Both drive the same *_core.* logic and kernels.
+#define SIAMATTN_TRT_V3 (NV_TENSORRT_MAJOR >= 10)
+// ILoggerFinder / setLoggerFinder came with TensorRT 8.6 (8.5 headers have neither).
+#define SIAMATTN_TRT_HAS_LOGGER_FINDER (NV_TENSORRT_MAJOR * 100 + NV_TENSORRT_MINOR >= 806)
 
 #include <cstdint>
 #include <cstring>
@@ -19,14 +28,18 @@ namespace trt {
 
 // Logs through TensorRT's logger (set by setLoggerFinder) or stderr when none was provided.
 void log_error(const std::string& msg) noexcept;
+#if SIAMATTN_TRT_HAS_LOGGER_FINDER
 void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept;
+#endif
 // "<where>: exception: <what>" through log_error; falls back to plain stderr if even that fails (out of memory).
 void log_exception(const char* where, const char* what) noexcept;
 
 // The catch-and-report path of every noexcept entry point TensorRT calls: runs `body`, and if it throws,
 // logs "<where>: <what>" through TensorRT's logger and returns `on_error` (the entry point's error value:
 // -1, nullptr, false or 0), so an exception inside a plugin never terminates the user's process.
+#if SIAMATTN_TRT_V3
 constexpr nvinfer1::IPluginV3* kNoPlugin = nullptr;
+#endif
 constexpr const nvinfer1::PluginFieldCollection* kNoFields = nullptr;
 
 template <typename R, typename Body>
@@ -56,6 +69,7 @@ inline std::string dims_str(const nvinfer1::Dims& d) {
     return s + "]";
 }
 
+#if SIAMATTN_TRT_V3
 // getCapabilityInterface for a plugin class that implements all three IPluginV3One capabilities itself.
 template <typename Plugin>
 nvinfer1::IPluginCapability* capability_of(Plugin* plugin, nvinfer1::PluginCapabilityType type) noexcept {
@@ -66,6 +80,7 @@ nvinfer1::IPluginCapability* capability_of(Plugin* plugin, nvinfer1::PluginCapab
     }
     return nullptr;
 }
+#endif
 
 // Integers of a field as int64 (ONNX parsers pass INT32 or INT64); false if the type is not an integer.
 bool read_ints(const nvinfer1::PluginField& f, std::vector<int64_t>& out);
@@ -122,6 +137,40 @@ public:
 private:
     std::vector<nvinfer1::PluginField> fields_;
     nvinfer1::PluginFieldCollection pfc_{};
+};
+
+// The IPluginV2 glue serialises its attributes itself: a 4-byte tag naming the plugin, a format version, then the
+// values in a fixed order (native byte order: an engine is tied to its device anyway). Reading checks the tag, the
+// version and the length, so a blob of another plugin or a truncated one is refused with a reason.
+class ByteWriter {
+public:
+    explicit ByteWriter(void* buffer) : p_(static_cast<char*>(buffer)) {}
+    template <typename T>
+    void put(T v) {
+        std::memcpy(p_, &v, sizeof(T));
+        p_ += sizeof(T);
+    }
+
+private:
+    char* p_;
+};
+
+class ByteReader {
+public:
+    ByteReader(const void* data, size_t length) : p_(static_cast<const char*>(data)), left_(data ? length : 0) {}
+    template <typename T>
+    bool get(T& v) {
+        if (left_ < sizeof(T)) return false;
+        std::memcpy(&v, p_, sizeof(T));
+        p_ += sizeof(T);
+        left_ -= sizeof(T);
+        return true;
+    }
+    size_t left() const { return left_; }
+
+private:
+    const char* p_;
+    size_t left_;
 };
 
 }  // namespace trt
