@@ -8,10 +8,13 @@ crop position, size and mask change like in a real video.
 
     python bench/runtime.py [--frames 300] [--out bench/results/runtime_host.json]
     python bench/runtime.py --model out/demo/model --backends onnxruntime,torch,tensorrt [--clip-frames 132]
+                            [--threads N] [--rounds R]
 
 The second form measures end-to-end tracking per backend on the real demo clip (networks included): the
 torch backend in FP32 on CPU, or FP16 weights + a CUDA-graph search stage on a GPU; ONNX Runtime (CUDA
 provider when installed); TensorRT engines. Backends that cannot run on the machine are reported as such.
+The backends run interleaved frame by frame with the same CPU thread count, and the ONNX Runtime / torch
+speed-up is also given per frame (paired), so that other load on the machine does not favour either.
 
 Prints a table (median / p90 / p99 in ms per stage and in total) and writes the same numbers as JSON.
 Target (issue 5): median total <= 1 ms at 1280x720 on the 2-core CPU machine.
@@ -109,50 +112,88 @@ def run_case(width: int, height: int, box_wh: tuple[int, int], frames: int, with
             "frames": frames, "ms": stats}
 
 
-def _open_backend(model_dir: Path, name: str):
-    """(tracker, label) for one backend name; torch runs FP16 + CUDA graphs when a GPU is present."""
+def _open_backend(model_dir: Path, name: str, threads: int):
+    """(tracker, label) for one backend name; torch runs FP16 + CUDA graphs when a GPU is present. CPU
+    backends get the same thread count (``threads``)."""
+    if name == "onnxruntime":
+        from siamattn.runtime.graph_backend import GraphBackend
+        from siamattn.runtime.ort_runner import OnnxRuntimeRunner
+
+        manifest = _manifest(model_dir)
+        runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, "auto", threads)
+        return Tracker(GraphBackend(runner), manifest.config()), f"onnxruntime {runner.device} {manifest.precision}"
     if name != "torch":
         t = Tracker(model_dir, backend=name, device="auto")
         return t, t.backend_label
+    import torch
+
     from siamattn.runtime.loader import load_reference
     from siamattn.runtime.torch_backend import TorchBackend, torch_device
 
+    torch.set_num_threads(threads)
     ref = load_reference(model_dir)
     device = torch_device("auto")
     gpu = device == "cuda"
     backend = TorchBackend(ref.model, device=device, half=gpu, cuda_graph=gpu)
-    t = Tracker(backend, load_config_from(model_dir))
+    t = Tracker(backend, _manifest(model_dir).config())
     return t, "torch cuda fp16 + CUDA graph" if gpu else "torch cpu fp32"
 
 
-def load_config_from(model_dir: Path):
+def _manifest(model_dir: Path):
     from siamattn.export.manifest import Manifest
 
-    return Manifest.load(model_dir, verify=False).config()
+    return Manifest.load(model_dir, verify=False)
 
 
-def end_to_end(model_dir: Path, backends: list[str], clip_frames: int) -> list[dict]:
+def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: int, rounds: int) -> dict:
+    """Every backend tracks the clip ``rounds`` times, interleaved frame by frame (the backend order
+    alternates per frame), so that load from other jobs on the machine falls on all backends alike."""
     from siamattn.errors import SiamAttnError
     from siamattn.runtime.demo import DEMO_INIT, demo_clip
     from siamattn.runtime.video import open_source
 
     frames = list(open_source(str(demo_clip()), clip_frames))
-    rows = []
+    trackers, rows = [], []
     for name in backends:
         try:
-            tracker, label = _open_backend(model_dir, name)
+            tracker, label = _open_backend(model_dir, name, threads)
         except (SiamAttnError, ImportError) as exc:
             rows.append({"backend": name, "error": str(exc).splitlines()[0]})
             continue
         tracker.init(frames[0], DEMO_INIT)
         for f in frames[1:4]:  # warm-up: lazy initialisation, CUDA-graph capture, TensorRT-RTX JIT
             tracker.track(f)
-        tracker.init(frames[0], DEMO_INIT)
-        totals = [tracker.track(f).timings_ms["total"] for f in frames[1:]]
-        a = np.asarray(totals)
-        rows.append({"backend": label, "frames": len(totals), "median_ms": float(np.median(a)),
-                     "p90_ms": float(np.percentile(a, 90)), "fps": float(1000.0 / a.mean())})
-    return rows
+        trackers.append((name, label, tracker))
+    totals: dict[str, list[list[float]]] = {name: [] for name, _, _ in trackers}
+    stages: dict[str, dict[str, list[float]]] = {name: {} for name, _, _ in trackers}
+    for _ in range(rounds):
+        for name, _, tracker in trackers:
+            tracker.init(frames[0], DEMO_INIT)
+            totals[name].append([])
+        for i, f in enumerate(frames[1:]):
+            order = trackers if i % 2 == 0 else trackers[::-1]
+            for name, _, tracker in order:
+                ms = tracker.track(f).timings_ms
+                totals[name][-1].append(ms["total"])
+                for k, v in ms.items():
+                    stages[name].setdefault(k, []).append(v)
+    for name, label, _ in trackers:
+        a = np.concatenate([np.asarray(r) for r in totals[name]])
+        rows.append({"backend": label, "name": name, "frames": int(a.size), "rounds": rounds,
+                     "median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
+                     "round_medians_ms": [float(np.median(r)) for r in totals[name]],
+                     "stage_median_ms": {k: float(np.median(v)) for k, v in stages[name].items()},
+                     "fps": float(1000.0 / a.mean())})
+    result = {"rows": rows}
+    names = [n for n, _, _ in trackers]
+    if "onnxruntime" in names and "torch" in names:
+        # paired per frame: each frame's two runs were back to back, so their ratio cancels slow load drifts
+        ratio = np.concatenate([np.asarray(t) / np.asarray(o)
+                                for t, o in zip(totals["torch"], totals["onnxruntime"], strict=True)])
+        result["torch_over_onnxruntime"] = {"median": float(np.median(ratio)),
+                                            "p10": float(np.percentile(ratio, 10)),
+                                            "p90": float(np.percentile(ratio, 90))}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,23 +204,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="export folder: measure end-to-end fps per backend instead")
     parser.add_argument("--backends", default="onnxruntime,torch,tensorrt")
     parser.add_argument("--clip-frames", type=int, default=132)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads of every CPU backend (0: the physical cores)")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the clip (backends interleaved)")
     args = parser.parse_args(argv)
     results_dir = Path(__file__).parent / "results"
     if args.model:
-        rows = end_to_end(args.model, args.backends.split(","), args.clip_frames)
-        print(f"{'backend':<34} {'frames':>6} {'median ms':>10} {'p90 ms':>8} {'fps':>7}")
+        from siamattn.runtime.ort_runner import physical_cores
+
+        threads = args.threads or physical_cores()
+        load_before = os.getloadavg()
+        result = end_to_end(args.model, args.backends.split(","), args.clip_frames, threads, args.rounds)
+        rows = result["rows"]
+        print(f"{'backend':<34} {'frames':>6} {'median ms':>10} {'p90 ms':>8} {'fps':>7}  round medians ms")
         for r in rows:
             if "error" in r:
                 print(f"{r['backend']:<34} not available: {r['error']}")
             else:
+                rounds = " ".join(f"{m:.1f}" for m in r["round_medians_ms"])
                 print(f"{r['backend']:<34} {r['frames']:>6} {r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} "
-                      f"{r['fps']:>7.1f}")
+                      f"{r['fps']:>7.1f}  {rounds}")
+        if "torch_over_onnxruntime" in result:
+            q = result["torch_over_onnxruntime"]
+            print(f"per-frame speed-up of ONNX Runtime over torch (same frame, back to back): median "
+                  f"{q['median']:.2f}x (p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
         out = args.out or results_dir / "runtime_e2e.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
-        out.write_text(json.dumps({"what": "end-to-end ms per frame on bigbuckbunny.mp4", "model": str(args.model),
-                                   "machine": machine, "date": time.strftime("%Y-%m-%d"), "results": rows},
-                                  indent=2))
+        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
+                   "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
+        print(f"threads {threads}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+        cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        out.write_text(json.dumps({"what": "end-to-end ms per frame on bigbuckbunny.mp4, backends interleaved",
+                                   "command": cmd, "model": str(args.model), "machine": machine,
+                                   "date": time.strftime("%Y-%m-%d"), **result}, indent=2))
         print(f"wrote {out}")
         return 0
     args.out = args.out or results_dir / "runtime_host.json"

@@ -4,6 +4,7 @@ refinement features stay in GPU memory between graphs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,40 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(int32)": "int32"}
 
 
+def physical_cores() -> int:
+    """Physical cores this process may run on (SMT siblings counted once): the thread count at which CPU
+    inference is fastest; more threads than cores only contend (docs/PERFORMANCE.md, "ONNX Runtime on a CPU")."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores: set[tuple[str, str]] = set()
+    try:
+        base = Path("/sys/devices/system/cpu")
+        for cpu in allowed:
+            topo = base / f"cpu{cpu}" / "topology"
+            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+    except OSError:
+        return len(allowed)
+    return max(1, len(cores))
+
+
+def session_options(ort: Any, threads: int = 0, spinning: bool = False, optimized_path: Path | None = None) -> Any:
+    """ONNX Runtime session options for batch-1 tracking: all graph optimisations (constant folding, Conv/BN/
+    activation fusion, NCHWc layouts, attention and MatMul fusions), one graph run at a time on ``threads``
+    intra-op threads (default: the physical cores), and no spin-waiting between ops unless asked (spinning
+    burns the cores other work on the machine needs and measured no faster; docs/PERFORMANCE.md)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or physical_cores()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if optimized_path is not None:
+        opts.optimized_model_filepath = str(optimized_path)
+    return opts
+
+
 def _spec(name: str, session: Any) -> GraphSpec:
     def t(args: Any) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec(a.name, tuple(d if isinstance(d, int) else -1 for d in a.shape),
@@ -26,7 +61,7 @@ def _spec(name: str, session: Any) -> GraphSpec:
 
 class OnnxRuntimeRunner:
     """Runs ONNX graphs (by name -> path). ``device``: "auto" (CUDA if the installed onnxruntime has it),
-    "cpu" or "cuda"."""
+    "cpu" or "cuda"; ``threads``: intra-op threads (0: the physical cores, see :func:`session_options`)."""
 
     def __init__(self, paths: dict[str, Path], device: str = "auto", threads: int = 0) -> None:
         ort = require("onnxruntime", "runtime", "the ONNX Runtime backend")
@@ -36,10 +71,7 @@ class OnnxRuntimeRunner:
         use_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available)
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
         self.device = "cuda" if use_cuda else "cpu"
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
+        opts = session_options(ort, threads)
         self._ort = ort
         self.sessions: dict[str, Any] = {}
         for name, path in paths.items():

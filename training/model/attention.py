@@ -3,6 +3,7 @@
 For search features X and template features Z (C channels, reshaped to C x N):
 
 * spatial self-attention  S_s(X) = alpha * V A + X,  A = softmax over columns of Q^T K  (N x N)
+  (evaluated as (A^T V^T)^T with A^T = softmax_row(K^T Q): the softmax on the last axis)
 * channel self-attention  S_c(X) = beta * softmax_row(X X^T) X + X                  (C x C)
 * self-attention          S(X) = S_s(X) + S_c(X)
 * cross-attention         C(X) = gamma * A_z X + X with A_z = softmax_row(Z Z^T) from the other branch
@@ -87,10 +88,13 @@ class DSA(nn.Module):
         q = self.query(f).flatten(2)  # [B,C',N]
         k = self.key(f).flatten(2)
         v = self.value(f).flatten(2)  # [B,C,N]
-        # Column-wise softmax of Q^T K: output position j mixes values of all positions i with weights
-        # summing to one over i.
-        a = torch.softmax(torch.bmm(q.transpose(1, 2).float(), k.float()), dim=1).to(f.dtype)  # [B,N,N]
-        return self.alpha * torch.bmm(v, a).view_as(f) + f
+        # Column-wise softmax of A = Q^T K: output position j mixes values of all positions i with weights
+        # summing to one over i, out = V A. Computed transposed, the same numbers: A^T = softmax_row(K^T Q)
+        # and out^T = A^T V^T. So the softmax runs along the last axis and the whole term has the
+        # MatMul -> Softmax(last axis) -> MatMul form that inference engines fuse; only the small C x N maps
+        # are transposed, never the N x N one (docs/PERFORMANCE.md, "Graphs shaped for inference engines").
+        at = torch.softmax(torch.bmm(k.transpose(1, 2).float(), q.float()), dim=-1).to(f.dtype)  # [B,N,N]
+        return self.alpha * torch.bmm(at, v.transpose(1, 2)).transpose(1, 2).reshape(f.shape) + f
 
     def self_attention(self, f: Tensor) -> Tensor:
         return self.spatial(f) + (self.self_scale * apply_affinity(self.affinity(f), f) + f)
