@@ -70,7 +70,7 @@ def test_trt85_graphs_match_pytorch(exports: dict, deform_conv: str) -> None:
         for output, check in manifest["verification"][name].items():
             # FP32 graphs: the tolerance of the FP32 exports (docs/EXPORT.md).
             assert check["rel_err"] < 1e-4, (name, output, check)
-            custom = name == "search" and deform_conv == "plugin" or manifest["graphs"][name]["custom_ops"]
+            custom = (name == "search" and deform_conv == "plugin") or manifest["graphs"][name]["custom_ops"]
             assert check["runner"] == ("reference" if custom else "onnxruntime"), (name, check)
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from siamattn.config import load_config
-from siamattn.geometry import context_size
 from siamattn.errors import InputError
+from siamattn.geometry import context_size
 from siamattn.runtime import Backend, BackendOutputError, FrameMask, Tracker, TrackResult
 
 K, S = 5, 25
