@@ -275,8 +275,11 @@ def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: B
         if path.is_file():
             return path
         raise PluginBuildError(f"SIAMATTN_PLUGINS_DIR={env_dir} has no {name}; build it with 'siamattn plugins build'")
+    # A cached TensorRT library must have been built against the headers a build would use now: the tests also
+    # build against other TensorRT versions' headers (8.6: the IPluginV2 glue, which TensorRT 10+ cannot load).
+    headers = find_tensorrt_include(options.tensorrt_include if options else None) if kind == "trt" else None
     for lib_dir in cached_builds():
-        if (lib_dir / name).is_file():
+        if (lib_dir / name).is_file() and (headers is None or _built_against(lib_dir) == str(headers)):
             return lib_dir / name
     if not build_if_missing:
         raise PluginBuildError(f"{name} is not built yet: run 'siamattn plugins build'")
@@ -286,6 +289,13 @@ def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: B
         summary = (lib_dir / "siamattn_build.txt").read_text().strip()
         raise PluginBuildError(f"the build finished without {name} ({summary})")
     return lib_dir / name
+
+
+def _built_against(lib_dir: Path) -> str | None:
+    try:
+        return json.loads((lib_dir / "build_options.json").read_text()).get("tensorrt_include")
+    except (OSError, ValueError):
+        return None
 
 
 def cached_builds() -> list[Path]:

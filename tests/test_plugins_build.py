@@ -3,6 +3,7 @@ missing, the CLI, and what the built libraries export and depend on."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -282,3 +283,31 @@ def test_tensorrt_header_version_and_too_old_headers(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "TensorRT 8.4 headers" in proc.stderr and "need TensorRT >= 8.5" in " ".join(proc.stderr.split())
+
+
+def test_cached_trt_library_must_match_the_headers_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newer cached build against other TensorRT headers (8.6: the IPluginV2 glue, which TensorRT 10+ does
+    not load) is not picked for the TensorRT library; the one built against the headers in use is."""
+    monkeypatch.setenv("SIAMATTN_PLUGINS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SIAMATTN_PLUGINS_DIR", raising=False)
+    used, other = tmp_path / "inc-used", tmp_path / "inc-86"
+    for inc in (used, other):
+        inc.mkdir()
+        (inc / "NvInferRuntime.h").write_text("// stand-in\n")
+    monkeypatch.setenv("TensorRT_INCLUDE_DIR", str(used))
+    want = library.find_tensorrt_include()
+    assert want is not None
+    lib_dirs = {}
+    for tag, inc in (("a", want), ("b", other)):
+        lib = tmp_path / f"{library._sources_hash()}-{tag}" / "lib"
+        lib.mkdir(parents=True)
+        (lib / LIB_FILES["trt"]).write_bytes(b"")
+        (lib / LIB_FILES["cpu"]).write_bytes(b"")
+        (lib / "build_options.json").write_text(json.dumps({"tensorrt_include": str(inc), "tensorrt": True}))
+        lib_dirs[tag] = lib
+    os.utime(lib_dirs["b"], (2e9, 2e9))  # the 8.6 build is the newest
+    assert library.find_library("trt", build_if_missing=False) == lib_dirs["a"] / LIB_FILES["trt"]
+    assert library.find_library("cpu", build_if_missing=False) == lib_dirs["b"] / LIB_FILES["cpu"]
+    shutil.rmtree(lib_dirs["a"].parent)
+    with pytest.raises(PluginBuildError, match="not built yet"):
+        library.find_library("trt", build_if_missing=False)
