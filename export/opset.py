@@ -15,6 +15,25 @@ from siamattn.export.errors import ExportError
 # Opset 18 moved `axes` of these from an attribute to an optional input.
 _REDUCE_AXES_INPUT_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                          "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+# Opset 18 gave Resize these attributes; newer torch exporters write them even at their defaults, which mean
+# exactly what Resize-13 does. A non-default value has no opset-17 form.
+_RESIZE_ATTRS_18 = {"antialias": 0, "keep_aspect_ratio_policy": b"stretch"}
+
+
+def _drop_resize_18_attrs(node: onnx.NodeProto, target: int, label: str) -> None:
+    kept = []
+    for attr in node.attribute:
+        if attr.name == "axes":
+            raise ExportError(f"[{label}] Resize '{node.name}': 'axes' has no opset {target} form")
+        if attr.name in _RESIZE_ATTRS_18:
+            value = helper.get_attribute_value(attr)
+            if value != _RESIZE_ATTRS_18[attr.name]:
+                shown = value.decode() if isinstance(value, bytes) else value
+                raise ExportError(f"[{label}] Resize '{node.name}': {attr.name}={shown} has no opset {target} form")
+            continue
+        kept.append(attr)
+    del node.attribute[:]
+    node.attribute.extend(kept)
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -66,6 +85,8 @@ def downgrade_opset(model: onnx.ModelProto, target: int, label: str) -> onnx.Mod
             node.attribute.extend(kept)
             del node.input[1:]
             node.input.append(name)
+        if node.op_type == "Resize" and target < 18:
+            _drop_resize_18_attrs(node, target, label)
         if node.op_type in _REDUCE_AXES_INPUT_18:
             noop = next((a.i for a in node.attribute if a.name == "noop_with_empty_axes"), 0)
             if noop:

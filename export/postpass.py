@@ -48,12 +48,56 @@ def remove_dead_nodes(model: onnx.ModelProto) -> int:
     return removed
 
 
+# Ops that only relabel a tensor's layout or type: folding them never grows the file.
+_LAYOUT_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Identity"}
+
+
+def fold_weight_layouts(model: onnx.ModelProto) -> int:
+    """Replace layout ops whose inputs are all constants with their result (e.g. a weight ``view`` feeding a Conv).
+
+    onnxscript's folder skips inputs above a size limit (8192 elements in 0.7), so a reshaped weight stays a
+    computed Conv weight, which TensorRT 8.5 cannot build. These ops preserve size, so any size is folded here.
+    Returns how many nodes were folded.
+    """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    g = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for node in g.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    outputs = {o.name for o in g.output}
+    kept, folded = [], 0
+    for node in g.node:
+        inputs = [i for i in node.input if i]
+        if (node.domain in ("", "ai.onnx") and node.op_type in _LAYOUT_OPS and inputs
+                and all(i in consts for i in inputs) and not set(node.output) & outputs):
+            single = onnx.helper.make_model(
+                onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(node.output[0])],
+                                       initializer=[numpy_helper.from_array(consts[i], i) for i in set(inputs)]),
+                opset_imports=[o for o in model.opset_import if o.domain in ("", "ai.onnx")])
+            value = ReferenceEvaluator(single).run(None, {})[0]
+            consts[node.output[0]] = value
+            g.initializer.append(numpy_helper.from_array(value, node.output[0]))
+            folded += 1
+            continue
+        kept.append(node)
+    if folded:
+        del g.node[:]
+        g.node.extend(kept)
+        remove_dead_nodes(model)
+    return folded
+
+
 def optimize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding and common-subexpression/dead-code passes of onnxscript, then our own dead-node sweep
-    (so the guarantee does not depend on the optimizer's defaults)."""
+    """Constant folding and common-subexpression/dead-code passes of onnxscript, then folding of layout ops on
+    weights of any size and our own dead-node sweep (so the guarantees do not depend on the optimizer's
+    defaults)."""
     import onnxscript.optimizer
 
     model = onnxscript.optimizer.optimize(model)
+    fold_weight_layouts(model)
     remove_dead_nodes(model)
     return model
 

@@ -85,3 +85,63 @@ def test_profile_refuses_what_trt85_cannot_build() -> None:
     why = export_choices.profile_mismatch("8.5", "tensorrt", "10.3.0")
     assert why is not None and "re-export with --trt-version 10" in why
     assert export_choices.profile_mismatch("10", "tensorrt-rtx", "1.7.1") is None
+
+
+def _resize_model(**attrs: Any) -> onnx.ModelProto:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 8])
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 2.0, 2.0])
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="linear", **attrs)
+    graph = helper.make_graph([node], "g", [x], [y], initializer=[scales])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_resize_18_attributes_at_their_defaults_are_dropped_for_opset_17() -> None:
+    """Newer torch writes Resize-18's antialias/keep_aspect_ratio_policy even at their defaults; opset 17 has
+    neither, and the default values mean exactly Resize-13, so the down-converted graph computes the same."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from siamattn.export.errors import ExportError
+    from siamattn.export.opset import downgrade_opset
+
+    model = _resize_model(antialias=0, keep_aspect_ratio_policy="stretch")
+    low = downgrade_opset(model, 17, "t")
+    assert low.opset_import[0].version == 17
+    assert {a.name for a in low.graph.node[0].attribute} == {"mode"}
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype(np.float32)
+    run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+           for m in (model, low)]
+    np.testing.assert_array_equal(run[0], run[1])
+    with pytest.raises(ExportError, match="antialias=1 has no opset 17 form"):
+        downgrade_opset(_resize_model(antialias=1), 17, "t")
+    with pytest.raises(ExportError, match="keep_aspect_ratio_policy=not_larger has no opset 17 form"):
+        downgrade_opset(_resize_model(keep_aspect_ratio_policy="not_larger"), 17, "t")
+
+
+def test_reshaped_weights_of_any_size_are_folded_into_constants() -> None:
+    """A weight `view` feeding a Conv must reach the graph as a constant (TensorRT 8.5 builds no computed Conv
+    weights), above onnxscript's folding size limit too; the folded graph computes the same."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from siamattn.export.postpass import optimize
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((64, 64 * 9)).astype(np.float32)  # 36864 elements: over onnxscript's 8192
+    nodes = [helper.make_node("Reshape", ["w", "shape"], ["w4"]), helper.make_node("Conv", ["x", "w4"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 7, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 5, 5])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([64, 64, 3, 3]), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    folded = optimize(model)
+    assert [n.op_type for n in folded.graph.node] == ["Conv"]
+    assert folded.graph.node[0].input[1] in _initializers(folded.graph)
+    x = rng.standard_normal((1, 64, 7, 7)).astype(np.float32)
+    run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+           for m in (model, folded)]
+    np.testing.assert_allclose(run[0], run[1], rtol=1e-6, atol=1e-6)

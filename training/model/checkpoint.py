@@ -6,8 +6,6 @@ compares every key and shape and names the differences, instead of letting PyTor
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 from siamattn.config import Config, from_dict
 from siamattn.errors import SiamAttnError
 from siamattn.training.model.siamattn import SiamAttn, build_model
+from siamattn.training.model.weights import load_torch_file
 
 FORMAT = "siamattn-checkpoint"
 
@@ -27,30 +26,6 @@ def save_checkpoint(path: str | Path, model: SiamAttn, **extra: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
-
-
-def _unreadable_reason(path: Path, exc: Exception) -> str:
-    """Why torch.load (weights_only) refused ``path``, in words that never advise loading it unsafely."""
-    if not zipfile.is_zipfile(path):
-        return "is not a PyTorch checkpoint (not a torch.save zip archive: a damaged, truncated or unrelated file)"
-    if isinstance(exc, pickle.UnpicklingError):
-        return ("is a PyTorch file but not a siamattn checkpoint: it holds objects other than tensors and plain "
-                "data, which siamattn does not load")
-    return f"is a damaged PyTorch file ({exc.__class__.__name__}); re-save or re-download it"
-
-
-def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU with our own one-line errors (named ``what 'path'``)."""
-    path = Path(path)
-    if path.is_dir():
-        raise SiamAttnError(f"{what} '{path}' is a folder, not a checkpoint file (.pt)")
-    if not path.is_file():
-        raise SiamAttnError(f"{what} '{path}' does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        # Our own line: PyTorch's message suggests weights_only=False, i.e. running code from an untrusted file.
-        raise SiamAttnError(f"{what} '{path}' {_unreadable_reason(path, exc)}") from None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
