@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from siamattn.cli_args import positive_int
 from siamattn.errors import InputError, require
@@ -63,6 +64,9 @@ def _check(args: argparse.Namespace) -> int:
     box = parse_box(args.init)
     check_folder("--out", args.out, args.out)
     require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
+    if args.polygraphy is not None:
+        check_folder("--polygraphy", args.polygraphy, args.polygraphy)
+        require("polygraphy", "export", "'siamattn check --polygraphy' (its files are polygraphy's JSON formats)")
     frames = list(open_source(args.source, args.max_frames))
     if len(frames) < 2:
         raise InputError(f"source '{args.source}' needs at least 2 frames for a check")
@@ -87,7 +91,22 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary_markdown(report))
         print(f"report: {paths['md']}  {paths['json']}  {paths['png']}")
+    if args.polygraphy is not None:
+        _write_polygraphy(args, frames, box, reference, cfg)
     return 1 if report.failures else 0
+
+
+def _write_polygraphy(args: argparse.Namespace, frames: list, box: tuple[float, float, float, float],
+                      reference: Any, cfg: Any) -> None:
+    from siamattn.export.manifest import Manifest
+    from siamattn.runtime.polygraphy_data import record_graph_io, write_polygraphy_data
+
+    calls = record_graph_io(frames, box, reference, cfg, args.polygraphy_frames)
+    written = write_polygraphy_data(calls, args.polygraphy, Manifest.load(args.model, verify=False).graphs)
+    if not args.quiet:
+        n = min(args.polygraphy_frames, len(frames))
+        print(f"polygraphy inputs and PyTorch outputs of {n} frames for {', '.join(written)}: {args.polygraphy} "
+              "(docs/CHECK.md: comparing an engine with them)")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -189,6 +208,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--divergence-iou", type=float, default=DIVERGENCE_IOU,
                    help="free running: IoU below which the two trajectories count as parted; reported, not part "
                         "of the verdict (default: %(default)s)")
+    p.add_argument("--polygraphy", type=Path, metavar="DIR",
+                   help="also write, per graph, real-frame inputs and the PyTorch reference outputs in "
+                        "polygraphy's JSON formats (<graph>_inputs.json for --load-inputs, <graph>_outputs.json "
+                        "for --load-outputs) to compare an engine on the device with 'polygraphy run'")
+    p.add_argument("--polygraphy-frames", type=positive_int, default=3, metavar="N",
+                   help="frames of the clip recorded for --polygraphy, the first one initialising "
+                        "(default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar, notes or printed summary; the report files are still written")
     p.set_defaults(func=_check)

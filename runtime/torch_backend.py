@@ -67,6 +67,14 @@ class TorchBackend:
     def _host(self, t: Any) -> np.ndarray:
         return t.float().cpu().numpy()
 
+    def cache_arrays(self) -> dict[str, np.ndarray]:
+        """The template cache of the last ``init_template``, as the template graph's outputs (FP32, by name)."""
+        return {k: self._host(v) for k, v in (self._cache or {}).items()}
+
+    def search_arrays(self) -> dict[str, np.ndarray]:
+        """All outputs of the last ``search`` (cls, loc and the refinement features), by graph output name."""
+        return {k: self._host(v) for k, v in self._out.items()}
+
     def init_template(self, z_crop: np.ndarray) -> None:
         with self._torch.inference_mode():
             self._cache = self.model.template(self._tensor(z_crop))
