@@ -90,6 +90,32 @@ class _GridSample(OpRun):
 _GridSample.__name__ = "GridSample"
 
 
+class _Conv(OpRun):
+    """Conv computed by torch in FP32 and rounded to the input type: the evaluator's own Conv is a Python loop
+    that took minutes per search graph (plugin graphs run here, not in ONNX Runtime)."""
+
+    op_domain = ""
+
+    def _run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,  # type: ignore[override]
+             auto_pad: str = "NOTSET", dilations: list[int] | None = None, group: int = 1,
+             kernel_shape: list[int] | None = None, pads: list[int] | None = None,
+             strides: list[int] | None = None) -> tuple[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        if auto_pad not in ("NOTSET", "VALID") or x.ndim != 4:
+            raise NotImplementedError(f"reference Conv: auto_pad={auto_pad}, {x.ndim}-D input")
+        top, left, bottom, right = list(pads or [0, 0, 0, 0]) if auto_pad == "NOTSET" else [0, 0, 0, 0]
+        xt = F.pad(torch.from_numpy(np.asarray(x, np.float32)), (left, right, top, bottom))
+        bt = None if b is None else torch.from_numpy(np.array(b, np.float32))
+        out = F.conv2d(xt, torch.from_numpy(np.asarray(w, np.float32)), bt, tuple(strides or [1, 1]), 0,
+                       tuple(dilations or [1, 1]), int(group or 1))
+        return (out.numpy().astype(x.dtype),)
+
+
+_Conv.__name__ = "Conv"
+
+
 def has_custom_ops(model: onnx.ModelProto) -> bool:
     return any(n.domain not in ("", "ai.onnx") for n in model.graph.node)
 
@@ -108,7 +134,8 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         outs = sess.run(names, feeds)
     else:
-        outs = ReferenceEvaluator(model, new_ops=[_DeformRoIPoolRef, _DeformConvRef, _GridSample]).run(names, feeds)
+        ops = [_DeformRoIPoolRef, _DeformConvRef, _GridSample, _Conv]
+        outs = ReferenceEvaluator(model, new_ops=ops).run(names, feeds)
     return dict(zip(names, (np.asarray(o) for o in outs), strict=True)), runner
 
 

@@ -676,3 +676,28 @@ def test_cli_engine_backend_not_installed(capsys, tmp_path):
 def test_cli_unknown_fp32_island(capsys, tmp_path):
     err = _cli_error(capsys, ["export", "--config", "tiny", "--out", str(tmp_path / "o"), "--keep-fp32", "softmax"])
     assert "unknown island" in err
+
+
+@pytest.mark.parametrize("pads, strides, dilations, group", [
+    ([1, 1, 1, 1], [1, 1], [1, 1], 1), ([0, 1, 2, 0], [2, 1], [1, 2], 1), ([1, 1, 1, 1], [1, 1], [1, 1], 8)])
+def test_verifier_conv_matches_the_onnx_reference_evaluator(pads, strides, dilations, group):
+    """The verifier runs plugin graphs in onnx's evaluator with Conv computed by torch (speed): it must give the
+    evaluator's own Conv results, asymmetric pads, strides, dilations and groups included."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    from siamattn.export.verify import _Conv
+
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 8, 9, 11)).astype(np.float32),
+             "w": rng.standard_normal((8, 8 // group, 3, 3)).astype(np.float32),
+             "b": rng.standard_normal(8).astype(np.float32)}
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=pads, strides=strides, dilations=dilations,
+                            group=group)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(k, TensorProto.FLOAT, None) for k in feeds],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    theirs = ReferenceEvaluator(model).run(None, feeds)[0]
+    ours = ReferenceEvaluator(model, new_ops=[_Conv]).run(None, feeds)[0]
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
