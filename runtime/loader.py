@@ -49,8 +49,11 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
     if custom:
         raise SiamAttnError(f"export '{manifest.root}' uses TensorRT plugin ops ({', '.join(custom)}) that ONNX "
                             "Runtime cannot run; export with '--ops portable' for ONNX Runtime")
-    return GraphBackend(OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device),
-                        max_batch=manifest.max_targets)
+    runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device)
+    # On a CPU a batch costs at least its targets' batch-1 runs (convolutions are compute-bound; measured in
+    # docs/PERFORMANCE.md "Many targets"), and the batch graphs' xcorr lowering is slower than the batch-1
+    # graphs' grouped Conv: there several targets run one after another on the batch-1 graphs.
+    return GraphBackend(runner, max_batch=manifest.max_targets if runner.device == "cuda" else 1)
 
 
 def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> Backend:

