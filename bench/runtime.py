@@ -10,6 +10,12 @@ crop position, size and mask change like in a real video.
     python bench/runtime.py --model out/demo/model --backends onnxruntime,torch,tensorrt [--clip-frames 132]
                             [--threads N] [--rounds R]
 
+    python bench/runtime.py --model out/demo/model --multi 1,2,4,8,16 [--clip-frames 24] [--threads N]
+
+The third form measures many targets (ONNX Runtime): per frame, one MultiTracker holding N targets (one search
+call per chunk of the export's max_targets) against N single Trackers (N search calls), both on the same
+frames in the same run, interleaved frame by frame; the ratio is taken per frame (paired).
+
 The second form measures end-to-end tracking per backend on the real demo clip (networks included): the
 torch backend in FP32 on CPU, or FP16 weights + a CUDA-graph search stage on a GPU; ONNX Runtime (CUDA
 provider when installed); TensorRT engines. Backends that cannot run on the machine are reported as such.
@@ -196,6 +202,67 @@ def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: 
     return result
 
 
+def _target_boxes(n: int, width: int, height: int) -> list[tuple[float, float, float, float]]:
+    """N boxes spread over the frame: the demo box first, then a deterministic grid of 120x100 regions."""
+    from siamattn.runtime.demo import DEMO_INIT
+
+    boxes = [tuple(float(v) for v in DEMO_INIT)]
+    cols, rows = 6, 3
+    for k in range(n - 1):
+        c, r = k % cols, (k // cols) % rows
+        boxes.append((40.0 + c * (width - 200) / (cols - 1) + 7 * (k // (cols * rows)), 60.0 + r * (height - 220) / 2,
+                      120.0, 100.0))
+    return boxes[:n]  # type: ignore[return-value]
+
+
+def many_targets(model_dir: Path, counts: list[int], clip_frames: int, threads: int) -> dict:
+    """Per-frame ms of one MultiTracker with N targets vs N single Trackers (ONNX Runtime, CPU or CUDA),
+    interleaved per frame; the single trackers share one set of sessions (N GraphBackends on one runner)."""
+    from siamattn.runtime.demo import demo_clip
+    from siamattn.runtime.graph_backend import GraphBackend
+    from siamattn.runtime.ort_runner import OnnxRuntimeRunner
+    from siamattn.runtime.tracker import MultiTracker
+    from siamattn.runtime.video import open_source
+
+    manifest = _manifest(model_dir)
+    cfg = manifest.config()
+    runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, "auto", threads)
+    frames = list(open_source(str(demo_clip()), clip_frames))
+    h, w = frames[0].shape[:2]
+    rows = []
+    for n in counts:
+        boxes = _target_boxes(n, w, h)
+        multi = MultiTracker(GraphBackend(runner, max_batch=manifest.max_targets), cfg)
+        singles = [Tracker(GraphBackend(runner, max_batch=1), cfg) for _ in boxes]
+        for b in boxes:
+            multi.add(frames[0], b)
+        for t, b in zip(singles, boxes, strict=True):
+            t.init(frames[0], b)
+        multi_ms, single_ms = [], []
+        for i, f in enumerate(frames[1:]):
+            for which in (("multi", "singles") if i % 2 == 0 else ("singles", "multi")):
+                t0 = time.perf_counter()
+                if which == "multi":
+                    multi.track(f)
+                else:
+                    for t in singles:
+                        t.track(f)
+                (multi_ms if which == "multi" else single_ms).append((time.perf_counter() - t0) * 1000.0)
+        skip = 2  # warm-up frames (first runs of each batch size)
+        m, s = np.asarray(multi_ms[skip:]), np.asarray(single_ms[skip:])
+        ratio = m / s
+        rows.append({"targets": n, "frames": int(m.size), "search_calls_per_frame": -(-n // multi.max_batch),
+                     "multi_median_ms": float(np.median(m)), "singles_median_ms": float(np.median(s)),
+                     "multi_per_target_ms": float(np.median(m)) / n, "ratio_median": float(np.median(ratio)),
+                     "ratio_p10": float(np.percentile(ratio, 10)), "ratio_p90": float(np.percentile(ratio, 90))})
+        r = rows[-1]
+        print(f"{n:>7} {r['search_calls_per_frame']:>6} {r['multi_median_ms']:>10.1f} "
+              f"{r['singles_median_ms']:>11.1f} {r['multi_per_target_ms']:>10.1f} {r['ratio_median']:>7.2f} "
+              f"({r['ratio_p10']:.2f}-{r['ratio_p90']:.2f})", flush=True)
+    return {"backend": f"onnxruntime {runner.device} {manifest.precision}", "max_targets": manifest.max_targets,
+            "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -207,8 +274,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads of every CPU backend (0: the physical cores)")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the clip (backends interleaved)")
+    parser.add_argument("--multi", help="with --model: target counts, e.g. 1,2,4,8,16: one MultiTracker vs N "
+                                        "single Trackers per frame (ONNX Runtime)")
     args = parser.parse_args(argv)
     results_dir = Path(__file__).parent / "results"
+    if args.model and args.multi:
+        from siamattn.runtime.ort_runner import physical_cores
+
+        threads = args.threads or physical_cores()
+        load_before = os.getloadavg()
+        print(f"{'targets':>7} {'calls':>6} {'multi ms':>10} {'singles ms':>11} {'ms/target':>10} {'ratio':>7} "
+              "(p10-p90)")
+        result = many_targets(args.model, [int(v) for v in args.multi.split(",")], args.clip_frames, threads)
+        out = args.out or results_dir / "runtime_multi.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
+                   "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
+        print(f"{result['backend']}, max_targets {result['max_targets']}, threads {threads}; load average before "
+              f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+        cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        out.write_text(json.dumps({"what": "ms per frame: one MultiTracker with N targets vs N single Trackers, "
+                                           "bigbuckbunny.mp4, interleaved per frame", "command": cmd,
+                                   "model": str(args.model), "machine": machine, "date": time.strftime("%Y-%m-%d"),
+                                   **result}, indent=2))
+        print(f"wrote {out}")
+        return 0
     if args.model:
         from siamattn.runtime.ort_runner import physical_cores
 

@@ -194,9 +194,12 @@ def build_engine(
     timing_cache: str | None = None,
     stream: TextIO = sys.stderr,
     fp32_layers: list[str] | None = None,
+    max_batch: int = 1,
 ) -> EngineResult:
     """Parse ``onnx_path`` and build ``engine_path`` in this process (see build_engine_subprocess).
-    ``fp32_layers`` (not None): a weakly typed FP16 build, the TensorRT 8.5 profile's (module docstring)."""
+    ``fp32_layers`` (not None): a weakly typed FP16 build, the TensorRT 8.5 profile's (module docstring).
+    ``max_batch``: a graph with symbolic axes (the batch graphs' target axis) gets one optimisation profile
+    with those axes from 1 to ``max_batch``, tuned for ``max_batch``."""
     trt = backend.load()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     logger = _make_logger(trt)
@@ -238,6 +241,7 @@ def build_engine(
         raise EngineBuildError(
             f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
     config = builder.create_builder_config()
+    _batch_profile(builder, network, config, max_batch)
     constrained = None
     if fp32_layers is not None:
         constrained = _fp32_constraints(trt, network, config, fp32_layers, label)
@@ -272,6 +276,20 @@ def build_engine(
                         build_s=round(build_s, 3), sha256=sha256_file(engine_path), backend=backend.flavour,
                         version=backend.version, timing_cache=written_cache,
                         outputs=[(list(o.shape), o.dtype.name) for o in outs], fp32_constrained=constrained)
+
+
+def _batch_profile(builder: Any, network: Any, config: Any, max_batch: int) -> None:
+    """Optimisation profile 1..max_batch (opt max_batch) for every input axis the graph leaves symbolic."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    if not any(-1 in tuple(t.shape) for t in inputs):
+        return
+    profile = builder.create_optimization_profile()
+    for t in inputs:
+        shape = tuple(t.shape)
+        low = tuple(1 if d == -1 else d for d in shape)
+        high = tuple(max(1, max_batch) if d == -1 else d for d in shape)
+        profile.set_shape(t.name, low, high, high)
+    config.add_optimization_profile(profile)
 
 
 def load_plugin_library(trt: ModuleType, path: str, label: str) -> None:
@@ -334,6 +352,7 @@ def build_engine_subprocess(
     plugin_library: str | None = None,
     timing_cache: str | None = None,
     fp32_layers: list[str] | None = None,
+    max_batch: int = 1,
 ) -> EngineResult:
     """:func:`build_engine` in a child process with the unversioned TensorRT-RTX library on its search path.
     Progress goes to this process's stderr; failures come back as :class:`EngineBuildError`."""
@@ -349,6 +368,8 @@ def build_engine_subprocess(
             layers_file = Path(tmp) / "fp32_layers.json"
             layers_file.write_text(json.dumps(fp32_layers))
             cmd += ["--fp32-layers", str(layers_file)]
+        if max_batch > 1:
+            cmd += ["--max-batch", str(max_batch)]
         proc = subprocess.run(cmd, env=_child_env(backend, Path(tmp)), stdout=subprocess.PIPE, text=True)
         payload: dict[str, Any] = {}
         if result_file.is_file():
@@ -439,7 +460,7 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
         fp32_layers = entry.get("fp32_layers", []) if weakly_typed and entry.get("precision") == "fp16" else None
         res = build_engine_subprocess(backend, out / entry["file"], out / f"{name}.engine", label=name,
                                       plugin_library=plugin_lib if needs else None, timing_cache=cache,
-                                      fp32_layers=fp32_layers)
+                                      fp32_layers=fp32_layers, max_batch=int(entry.get("max_batch", 1)))
         entry["engine"] = {"file": res.file, "sha256": res.sha256, "bytes": res.bytes, "backend": res.backend,
                            "version": res.version, "layers": res.layers, "build_s": res.build_s}
         if res.fp32_constrained is not None:
@@ -467,6 +488,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--plugin-library")
     p.add_argument("--timing-cache")
     p.add_argument("--fp32-layers", help="JSON list of ONNX node names: FP16 builder flag, these layers FP32")
+    p.add_argument("--max-batch", type=int, default=1, help="symbolic input axes get an optimisation profile 1..N")
     a = p.parse_args(argv)
     out: dict[str, Any]
     try:
@@ -474,7 +496,7 @@ def _main(argv: list[str] | None = None) -> int:
         assert backend is not None
         fp32 = json.loads(Path(a.fp32_layers).read_text()) if a.fp32_layers else None
         res = build_engine(backend, a.onnx, a.engine, label=a.label, plugin_library=a.plugin_library,
-                           timing_cache=a.timing_cache, fp32_layers=fp32)
+                           timing_cache=a.timing_cache, fp32_layers=fp32, max_batch=a.max_batch)
         out = asdict(res)
         code = 0
     except Exception as exc:  # reported to the parent as one line

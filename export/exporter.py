@@ -20,7 +20,7 @@ from siamattn.config import Config
 from siamattn.export import engine as engines
 from siamattn.export.errors import ExportError
 from siamattn.export.fp16 import ISLANDS, convert_to_fp16, find_islands
-from siamattn.export.graphs import Stage, export_stage, stages
+from siamattn.export.graphs import MULTI_SUFFIX, Stage, export_stage, stages
 from siamattn.export.lowering import DEFAULT_XCORR, lowerings
 from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
 from siamattn.export.opset import downgrade_opset
@@ -132,9 +132,13 @@ def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.M
     profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
     # dynamo writes opset 18+ only; older targets are down-converted afterwards (export/opset.py).
     opset = max(min(cfg.export.opset, profile.opset), 18)
-    model = export_stage(stage, opset, lowerings(opts.ops, opts.xcorr, opts.deform_conv))
+    xcorr = batch_xcorr(opts.xcorr) if stage.dynamic_axes else opts.xcorr
+    model = export_stage(stage, opset, lowerings(opts.ops, xcorr, opts.deform_conv))
     model = optimize(model)
     info: dict[str, Any] = {"precision": graph_precision(stage.name, opts)}
+    if stage.dynamic_axes:
+        info["max_batch"] = stage.max_batch
+        info["xcorr"] = xcorr
     if info["precision"] == "fp16" and profile.strongly_typed:
         model, report = convert_to_fp16(model, opts.keep_fp32)
         info["fp32_islands"] = report.summary()
@@ -150,6 +154,12 @@ def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.M
         model = downgrade_opset(model, profile.opset, stage.name)
     model = finalize(model, cfg.export.ir_version, stage.name)
     return model, info
+
+
+def batch_xcorr(xcorr: str) -> str:
+    """The xcorr lowering of the batch graphs: the ``conv`` lowering's group count would be the symbolic target
+    count (ONNX Conv needs a fixed ``group``), so those graphs use ``shift_add``, elementwise ops only."""
+    return "shift_add" if xcorr == "conv" else xcorr
 
 
 def verify_graph(stage: Stage, model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
@@ -239,12 +249,14 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
                    "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
                    "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],
                    "template_fp16": opts.precision == "fp16" and opts.template_fp16,
+                   "max_targets": cfg.export.max_targets,
                    "io_dtype": "float32", "exporter": "torch.onnx.export(dynamo=True)"},
         "weights": weights, "versions": _versions(backend), "order": [], "graphs": {},
         "engines": {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}},
         "verification": {},
     }
-    all_stages = [s for s in stages(model, opts.seed) if s.name in opts.graphs]
+    all_stages = [s for s in stages(model, opts.seed, cfg.export.max_targets)
+                  if s.name.removesuffix(MULTI_SUFFIX) in opts.graphs]
     for stage in all_stages:
         t0 = time.monotonic()
         log(f"[{stage.name}] exporting ({opts.ops}, {graph_precision(stage.name, opts)}) ...")

@@ -8,6 +8,11 @@ Names are the contract with the runtime (they also appear in manifest.json):
 * ``refine_box``:  ``box_feat``, ``rois`` [1,5] -> ``box_deltas`` [1,4] (normalised by model.refine.box_stds)
 * ``refine_mask``: ``mask_feat``, ``rois`` [1,5] -> ``mask`` [1,1,64,64] probabilities
 
+With ``export.max_targets`` > 1 the per-frame graphs are exported a second time with a batch dimension
+(``search_multi``, ``refine_box_multi``, ``refine_mask_multi``; docs/DESIGN.md "Many targets"): the same names,
+every tensor's first axis is the target (1..max_targets), the cache tensors are the targets' template caches
+stacked on that axis, and ``rois`` row i is ``[i, x1, y1, x2, y2]`` on target i's features.
+
 Graph inputs and outputs are FP32 in every precision mode: FP16 lives inside the graphs (see fp16.py), so
 the host side never converts and the cache passes from the template graph to the search graph unchanged.
 """
@@ -79,6 +84,9 @@ class Stage:
     module: nn.Module
     inputs: dict[str, Tensor]
     output_names: list[str]
+    # per input, {axis: name} of the axes that stay symbolic in the graph (the batch graphs); None: static
+    dynamic_axes: dict[str, dict[int, str]] | None = None
+    max_batch: int = 1  # largest value of the dynamic axes (the export's max_targets)
 
     def reference(self) -> dict[str, Tensor]:
         """The PyTorch stage's outputs on the example inputs (reference ops, not the export lowerings)."""
@@ -88,8 +96,12 @@ class Stage:
         return dict(zip(self.output_names, out, strict=True))
 
 
-def stages(model: SiamAttn, seed: int = 0) -> list[Stage]:
-    """The model's deployment stages with example inputs computed from seeded random images, in run order."""
+MULTI_SUFFIX = "_multi"
+
+
+def stages(model: SiamAttn, seed: int = 0, max_targets: int = 1) -> list[Stage]:
+    """The model's deployment stages with example inputs computed from seeded random images, in run order;
+    with ``max_targets`` > 1 followed by the batch versions of the per-frame stages (module docstring)."""
     model.eval()
     cfg = model.cfg
     z, x = random_images(cfg, seed=seed)
@@ -109,7 +121,33 @@ def stages(model: SiamAttn, seed: int = 0) -> list[Stage]:
     if model.has_mask:
         result.append(Stage("refine_mask", _RefineMask(model).eval(),
                             {"mask_feat": searched["mask_feat"], "rois": rois}, ["mask"]))
+    if max_targets > 1:
+        result += _batch_stages(model, result, cache, seed, max_targets)
     return result
+
+
+def _batch_stages(model: SiamAttn, single: list[Stage], cache: dict[str, Tensor], seed: int,
+                  max_targets: int) -> list[Stage]:
+    """The per-frame stages again, traced on two targets (two templates, two search images) with the target
+    axis symbolic. The RoIs are one per target, each on its own target's features."""
+    z2, x2 = random_images(model.cfg, seed=seed + 1)
+    with torch.no_grad():
+        cache2 = {k: torch.cat([v, w]) for (k, v), w in zip(cache.items(), model.template(z2).values(), strict=True)}
+        x = torch.cat([single[1].inputs["x"], x2])
+        searched = model.search(x, cache2)
+    rois = random_rois(model.cfg, count=2, seed=seed)
+    rois[:, 0] = torch.arange(2, dtype=rois.dtype)
+    batch = {0: "targets"}
+    out = []
+    for stage in single[1:]:
+        if stage.name == "search":
+            inputs = {"x": x, **cache2}
+        else:
+            feat = "box_feat" if stage.name == "refine_box" else "mask_feat"
+            inputs = {feat: searched[feat], "rois": rois}
+        out.append(Stage(stage.name + MULTI_SUFFIX, stage.module, inputs, stage.output_names,
+                         {k: batch for k in inputs}, max_targets))
+    return out
 
 
 @contextlib.contextmanager
@@ -124,12 +162,19 @@ def export_stage(stage: Stage, opset: int, ops: dict[str, Callable[..., Any]]) -
     """Trace ``stage`` with ``torch.onnx.export(dynamo=True)`` under the given op lowerings. Unoptimised: the
     post-pass (postpass.optimize) folds constants first, which shrinks the graph before onnxscript's pattern
     rewriter runs (run on the raw trace it took ~150 s of a 1200-node search graph)."""
+    dynamic_shapes = None
+    if stage.dynamic_axes:
+        dims = {name: torch.export.Dim(name, min=1, max=stage.max_batch)
+                for axes in stage.dynamic_axes.values() for name in axes.values()}
+        per_input = [{a: dims[n] for a, n in stage.dynamic_axes.get(k, {}).items()} or None for k in stage.inputs]
+        # the search module takes (x, *cache): its dynamic shapes have the same nesting
+        dynamic_shapes = (per_input[0], tuple(per_input[1:])) if stage.name.startswith("search") else tuple(per_input)
     try:
         with dispatch.use(**ops), _quiet(), torch.no_grad():
             program = torch.onnx.export(
                 stage.module, tuple(stage.inputs.values()), dynamo=True, opset_version=opset,
                 input_names=list(stage.inputs), output_names=stage.output_names, optimize=False,
-                verbose=False, report=False,
+                verbose=False, report=False, dynamic_shapes=dynamic_shapes,
             )
     except SiamAttnError:
         raise

@@ -119,7 +119,7 @@ _TOP: dict[str, tuple[tuple[type, ...], bool]] = {
 _EXPORT = {
     "ops": ((str,), True), "precision": ((str,), True), "opset": ((int,), False), "ir_version": ((int,), False),
     "xcorr": ((str,), False), "deform_conv": ((str,), False), "fp32_islands": ((list,), False),
-    "template_fp16": ((bool,), False), "io_dtype": ((str,), False),
+    "template_fp16": ((bool,), False), "io_dtype": ((str,), False), "max_targets": ((int,), False),
 }
 _GRAPH = {
     "file": ((str,), True), "sha256": ((str,), True), "inputs": ((list,), True), "outputs": ((list,), True),
@@ -174,7 +174,9 @@ def validate_manifest(path: Path, data: dict[str, Any]) -> None:
 
 def _tensors(items: Any, where: str) -> tuple[TensorSpec, ...]:
     try:
-        return tuple(TensorSpec(str(t["name"]), tuple(int(d) for d in t["shape"]), str(t["dtype"])) for t in items)
+        # a named axis (the batch graphs' target axis) is -1, as the runners report it
+        return tuple(TensorSpec(str(t["name"]), tuple(-1 if isinstance(d, str) else int(d) for d in t["shape"]),
+                                str(t["dtype"])) for t in items)
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError(f"{where} has a malformed tensor list ({exc}); re-run 'siamattn export'") from exc
 
@@ -272,6 +274,13 @@ class Manifest:
     @property
     def order(self) -> list[str]:
         return [n for n in self.data["order"] if n in self.graphs]
+
+    @property
+    def max_targets(self) -> int:
+        """Most targets one search call takes (export.max_targets; 1 for exports without batch graphs)."""
+        has_batch = all(n + "_multi" in self.graphs for n in ("search", "refine_box", "refine_mask")
+                        if n in self.graphs)
+        return int(self.data["export"].get("max_targets", 1)) if has_batch else 1
 
     @property
     def precision(self) -> str:

@@ -3,8 +3,8 @@
 Importing this package does not import torch: an edge device installs the runtime without it.
 """
 
-from siamattn.runtime.backend import Backend, BackendOutputError
+from siamattn.runtime.backend import Backend, BackendOutputError, BatchBackend
 from siamattn.runtime.postprocess import FrameMask
-from siamattn.runtime.tracker import Tracker, TrackResult
+from siamattn.runtime.tracker import MultiTracker, Tracker, TrackResult
 
-__all__ = ["Backend", "BackendOutputError", "FrameMask", "TrackResult", "Tracker"]
+__all__ = ["Backend", "BackendOutputError", "BatchBackend", "FrameMask", "MultiTracker", "TrackResult", "Tracker"]

@@ -26,32 +26,70 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
 
 
-def _add_source_args(p: argparse.ArgumentParser) -> None:
+def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
     p.add_argument("--source", required=True, help="video file, folder of images, or camera index (e.g. 0)")
-    p.add_argument("--init", required=True, metavar="X,Y,W,H",
-                   help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60)")
+    if several:
+        p.add_argument("--init", action="append", metavar="X,Y,W,H",
+                       help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60); "
+                            "repeat it for several targets, tracked together (one batched search per frame)")
+        p.add_argument("--init-file", type=Path, metavar="FILE",
+                       help="target boxes in the first frame, one x,y,w,h per line (# comments and blank lines "
+                            "ignored); adds to --init")
+    else:
+        p.add_argument("--init", required=True, metavar="X,Y,W,H",
+                       help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60)")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames, the init frame included (default: all)")
 
 
 def _track(args: argparse.Namespace) -> int:
     from siamattn.runtime.loader import print_notes
-    from siamattn.runtime.tracker import Tracker
+    from siamattn.runtime.tracker import MultiTracker, Tracker
     from siamattn.runtime.video import check_outputs, open_source, parse_box, track_video
 
-    box = parse_box(args.init)
+    boxes = [parse_box(b) for b in args.init or []] + read_init_file(args.init_file)
+    if not boxes:
+        raise InputError("give the target box(es): --init x,y,w,h (repeatable) or --init-file FILE")
     check_outputs(args.source, {"--save": args.save, "--json": args.json}, args.overwrite)
     source = open_source(args.source, args.max_frames)
     notes: list[str] = []
-    tracker = Tracker(args.model, backend=args.backend, device=args.device, notes=notes)
+    kind = Tracker if len(boxes) == 1 else MultiTracker
+    tracker = kind(args.model, backend=args.backend, device=args.device, notes=notes)
     name = tracker.backend_label
     print_notes(notes, args.quiet)
-    summary = track_video(tracker, name, source, box, args.save, args.json, args.show, args.quiet, args.overwrite)
+    summary = track_video(tracker, name, source, boxes[0] if len(boxes) == 1 else boxes, args.save, args.json,
+                          args.show, args.quiet, args.overwrite)
     if not args.quiet:
-        print(f"{summary['frames']} frames, {summary['tracked']} tracked after the init frame with {name}: median "
+        several = f" of {len(boxes)} targets ({tracker.max_batch} per search call)" if len(boxes) > 1 else ""
+        print(f"{summary['frames']} frames{several}, {summary['tracked']} tracked after the init frame with {name}: "
+              f"median "
               f"{summary['median_ms'] or 0:.1f} ms/frame ({summary['fps'] or 0:.1f} fps)"
               + (f"; video: {args.save}" if args.save else "") + (f"; json: {args.json}" if args.json else ""))
     return 0
+
+
+def read_init_file(path: Path | None) -> list[tuple[float, float, float, float]]:
+    """--init-file: one x,y,w,h per line (commas or spaces); blank lines and # comments are skipped."""
+    from siamattn.runtime.video import parse_box
+
+    if path is None:
+        return []
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--init-file '{path}' cannot be read: {getattr(exc, 'strerror', None) or exc}") from exc
+    boxes = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            boxes.append(parse_box(",".join(line.replace(",", " ").split())))
+        except InputError as exc:
+            raise InputError(f"--init-file '{path}' line {n}: {exc}") from exc
+    if not boxes:
+        raise InputError(f"--init-file '{path}' holds no box (one x,y,w,h per line)")
+    return boxes
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -165,11 +203,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="track a target through a video, image folder or camera",
-                       description="Track one target with an exported model; writes an annotated video and "
-                                   "per-frame JSON (box, polygon, score, latency). Outputs are checked before "
-                                   "the run and appear only when it is complete.")
+                       description="Track one target, or several (--init repeated or --init-file), with an "
+                                   "exported model; writes an annotated video and per-frame JSON (box, polygon, "
+                                   "score, latency; with several targets one track per target). Outputs are "
+                                   "checked before the run and appear only when it is complete.")
     _add_model_args(p)
-    _add_source_args(p)
+    _add_source_args(p, several=True)
     p.add_argument("--save", type=Path, help="annotated output video (.mp4)")
     p.add_argument("--json", type=Path, help="per-frame results (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --save/--json files")

@@ -10,6 +10,7 @@ CUDA provider), so the template cache and the refinement features never leave th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,10 +50,22 @@ class GraphRunner(Protocol):
         """Handle -> host array (float32 or float16)."""
 
 
-class GraphBackend:
-    """Backend over a :class:`GraphRunner` (see module docstring)."""
+# Graphs with a batch dimension (export.max_targets > 1): the per-frame graphs of several targets at once.
+MULTI_SUFFIX = "_multi"
 
-    def __init__(self, runner: GraphRunner) -> None:
+
+class GraphBackend:
+    """Backend over a :class:`GraphRunner` (see module docstring); a
+    :class:`~siamattn.runtime.backend.BatchBackend` too.
+
+    Templates are kept per slot as the template graph's output handles. A batch of one runs the batch-1
+    graphs (``search``, ``refine_*``) on the slot's handles directly; a batch of n > 1 runs the ``*_multi``
+    graphs (batch dimension 1..``max_batch``) on the slots' caches concatenated along the batch axis. That
+    stacked cache is built once per set of slots (a host round trip, only when targets are added or removed)
+    and reused every frame. Without ``*_multi`` graphs (an export with max_targets 1) ``max_batch`` is 1.
+    """
+
+    def __init__(self, runner: GraphRunner, max_batch: int = 8) -> None:
         specs = runner.specs
         for required in ("template", "search"):
             if required not in specs:
@@ -60,6 +73,8 @@ class GraphBackend:
         self.runner = runner
         self.has_refine = "refine_box" in specs
         self.has_mask = "refine_mask" in specs
+        multi = [g + MULTI_SUFFIX for g in ("search", "refine_box", "refine_mask") if g in specs]
+        self.max_batch = max(1, int(max_batch)) if all(g in specs for g in multi) else 1
         produced = {o.name for s in specs.values() for o in s.outputs}
         self._host_input: dict[str, str] = {}
         for name, spec in specs.items():
@@ -70,8 +85,10 @@ class GraphBackend:
                     "the model folder mixes graphs from different exports; re-export it"
                 )
             self._host_input[name] = fresh[0]
-        self._template_out: dict[str, Any] = {}
+        self._templates: dict[int, dict[str, Any]] = {}  # slot -> template graph outputs
+        self._stacked: dict[tuple[int, ...], dict[str, Any]] = {}  # slots -> concatenated cache handles
         self._search_out: dict[str, Any] = {}
+        self._suffix = ""  # which graph family ran the last search ("" or MULTI_SUFFIX)
         self._cls_name, self._loc_name = self._find_output("search", "cls"), self._find_output("search", "loc")
 
     def _find_output(self, graph: str, name: str) -> str:
@@ -80,7 +97,7 @@ class GraphBackend:
             raise SiamAttnError(f"graph '{graph}' has no output '{name}' (outputs: {names}); re-export the model")
         return name
 
-    def _run(self, graph: str, host: np.ndarray) -> dict[str, Any]:
+    def _run(self, graph: str, host: np.ndarray, cache: dict[str, Any] | None = None) -> dict[str, Any]:
         spec = self.runner.specs[graph]
         feeds: dict[str, Any] = {}
         for inp in spec.inputs:
@@ -88,32 +105,79 @@ class GraphBackend:
                 feeds[inp.name] = self.runner.upload(graph, inp.name, host)
             elif inp.name in self._search_out:
                 feeds[inp.name] = self._search_out[inp.name]
-            elif inp.name in self._template_out:
-                feeds[inp.name] = self._template_out[inp.name]
+            elif cache is not None and inp.name in cache:
+                feeds[inp.name] = cache[inp.name]
             else:
                 raise SiamAttnError(f"graph '{graph}' needs '{inp.name}' before it was computed (call order)")
         return self.runner.run(graph, feeds)
 
-    def init_template(self, z_crop: np.ndarray) -> None:
+    # -- BatchBackend ------------------------------------------------------------------------------
+    def set_template(self, slot: int, z_crop: np.ndarray) -> None:
+        self.drop_template(slot)
         self._search_out = {}
-        self._template_out = self._run("template", z_crop)
+        self._templates[slot] = self._run("template", z_crop)
 
-    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not self._template_out:
-            raise SiamAttnError("search() called before init_template()")
-        self._search_out = self._run("search", x_crop)
+    def drop_template(self, slot: int) -> None:
+        self._templates.pop(slot, None)
+        for key in [k for k in self._stacked if slot in k]:
+            del self._stacked[key]
+
+    def _stacked_cache(self, graph: str, slots: tuple[int, ...]) -> dict[str, Any]:
+        cache = self._stacked.get(slots)
+        if cache is None:
+            if len(self._stacked) >= 8:  # chunks of a frame reuse theirs; older target sets are dropped
+                self._stacked.clear()
+            names = [i.name for i in self.runner.specs[graph].inputs if i.name != self._host_input[graph]]
+            host = {n: np.concatenate([np.asarray(self.runner.download(self._templates[s][n])) for s in slots])
+                    for n in names}
+            # the host arrays stay referenced beside their handles (ONNX Runtime CPU values share their memory)
+            cache = {n: self.runner.upload(graph, n, a) for n, a in host.items()}
+            cache["__host__"] = host
+            self._stacked[slots] = cache
+        return cache
+
+    def search_batch(self, x_crops: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(int(s) for s in slots)
+        missing = [s for s in key if s not in self._templates]
+        if missing or not key:
+            raise SiamAttnError(f"search() called before init_template() (slots {missing or '[]'})")
+        if len(key) > self.max_batch or len(set(key)) != len(key) or (
+                len(key) > 1 and x_crops.shape[0] != len(key)):
+            raise SiamAttnError(f"search_batch: {x_crops.shape[0]} crops for slots {list(key)}, at most "
+                                f"{self.max_batch} distinct slots, one per crop")
+        self._search_out = {}
+        if len(key) == 1:
+            self._suffix = ""
+            self._search_out = self._run("search", x_crops, self._templates[key[0]])
+        else:
+            self._suffix = MULTI_SUFFIX
+            graph = "search" + MULTI_SUFFIX
+            self._search_out = self._run(graph, x_crops, self._stacked_cache(graph, key))
         return (self.runner.download(self._search_out[self._cls_name]),
                 self.runner.download(self._search_out[self._loc_name]))
 
     def _refine(self, graph: str, roi: np.ndarray) -> np.ndarray:
         if not self._search_out:
             raise SiamAttnError(f"{graph}() called before search()")
-        out = self._run(graph, np.ascontiguousarray(roi, dtype=np.float32))
+        out = self._run(graph + self._suffix, np.ascontiguousarray(roi, dtype=np.float32))
         (only,) = out.values()
         return self.runner.download(only)
 
+    def refine_box_batch(self, rois: np.ndarray) -> np.ndarray:
+        return self._refine("refine_box", rois)
+
+    def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
+        return self._refine("refine_mask", rois)
+
+    # -- Backend: slot 0 ---------------------------------------------------------------------------
+    def init_template(self, z_crop: np.ndarray) -> None:
+        self.set_template(0, z_crop)
+
+    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_batch(x_crop, (0,))
+
     def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        return self._refine("refine_box", roi)
+        return self.refine_box_batch(roi)
 
     def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        return self._refine("refine_mask", roi)
+        return self.refine_mask_batch(roi)

@@ -18,13 +18,15 @@ from siamattn.config import Config
 from siamattn.errors import SiamAttnError, require
 from siamattn.export.manifest import Manifest
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES, Backend, check_choice
-from siamattn.runtime.graph_backend import GraphBackend
+from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphBackend
 
 
 def _tensorrt(manifest: Manifest, device: str) -> Backend:
     from siamattn.runtime.trt_runner import TensorRTRunner
 
-    names = manifest.order
+    # The runner binds one static buffer per tensor: the batch graphs' engines (optimisation profile over the
+    # target axis) are not run by it yet, so several targets run one after another on the batch-1 engines.
+    names = [n for n in manifest.order if not n.endswith(MULTI_SUFFIX)]
     missing = [n for n in names if manifest.engine_path(n) is None]
     if missing:
         skipped = manifest.data.get("engines", {}).get("skipped", {})
@@ -37,7 +39,7 @@ def _tensorrt(manifest: Manifest, device: str) -> Backend:
                             plugin_library=Path(plugin) if plugin else None,
                             flavour=eng.get("backend") or "auto", expected_version=eng.get("version"),
                             profile=(manifest.data.get("export", {}).get("trt_profile") or {}).get("name"))
-    return GraphBackend(runner)
+    return GraphBackend(runner, max_batch=1)
 
 
 def _onnxruntime(manifest: Manifest, device: str) -> Backend:
@@ -47,7 +49,11 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
     if custom:
         raise SiamAttnError(f"export '{manifest.root}' uses TensorRT plugin ops ({', '.join(custom)}) that ONNX "
                             "Runtime cannot run; export with '--ops portable' for ONNX Runtime")
-    return GraphBackend(OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device))
+    runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device)
+    # On a CPU a batch costs at least its targets' batch-1 runs (convolutions are compute-bound; measured in
+    # docs/PERFORMANCE.md "Many targets"), and the batch graphs' xcorr lowering is slower than the batch-1
+    # graphs' grouped Conv: there several targets run one after another on the batch-1 graphs.
+    return GraphBackend(runner, max_batch=manifest.max_targets if runner.device == "cuda" else 1)
 
 
 def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> Backend:

@@ -4,6 +4,7 @@ per-frame search stage replayed from a CUDA graph)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,10 +46,14 @@ class TorchBackend:
         self.model = model.eval().to(self.device, self.dtype)
         self.has_refine = bool(model.has_refine)
         self.has_mask = bool(model.has_mask)
-        self._cache: dict[str, Any] | None = None
+        # any number of targets per call; chunks of the export's max_targets, like the deployed backends
+        self.max_batch = max(1, int(getattr(getattr(model.cfg, "export", None), "max_targets", 8)))
+        self._templates: dict[int, dict[str, Any]] = {}  # slot -> template cache
+        self._stacked: dict[tuple[int, ...], dict[str, Any]] = {}  # slots -> caches concatenated on the batch axis
         self._out: dict[str, Any] = {}
         self._use_graph = cuda_graph
         self._graph: Any = None
+        self._graph_key: tuple[int, ...] | None = None
         self._static_x: Any = None
 
     @classmethod
@@ -67,51 +72,90 @@ class TorchBackend:
     def _host(self, t: Any) -> np.ndarray:
         return t.float().cpu().numpy()
 
-    def cache_arrays(self) -> dict[str, np.ndarray]:
-        """The template cache of the last ``init_template``, as the template graph's outputs (FP32, by name)."""
-        return {k: self._host(v) for k, v in (self._cache or {}).items()}
+    def cache_arrays(self, slot: int = 0) -> dict[str, np.ndarray]:
+        """The template cache of ``slot``, as the template graph's outputs (FP32, by name)."""
+        return {k: self._host(v) for k, v in self._templates.get(slot, {}).items()}
 
     def search_arrays(self) -> dict[str, np.ndarray]:
-        """All outputs of the last ``search`` (cls, loc and the refinement features), by graph output name."""
+        """All outputs of the last search (cls, loc and the refinement features), by graph output name."""
         return {k: self._host(v) for k, v in self._out.items()}
 
-    def init_template(self, z_crop: np.ndarray) -> None:
+    # -- BatchBackend (module docstring of siamattn.runtime.backend) --------------------------------
+    def set_template(self, slot: int, z_crop: np.ndarray) -> None:
+        self.drop_template(slot)
         with self._torch.inference_mode():
-            self._cache = self.model.template(self._tensor(z_crop))
-        self._graph = None  # the captured graph holds the previous template's tensors
+            self._templates[slot] = self.model.template(self._tensor(z_crop))
 
-    def _capture(self, x: Any) -> None:
+    def drop_template(self, slot: int) -> None:
+        self._templates.pop(slot, None)
+        self._stacked = {k: v for k, v in self._stacked.items() if slot not in k}
+        if self._graph_key is not None and slot in self._graph_key:
+            self._graph = self._graph_key = None  # the captured graph holds that template's tensors
+
+    def _cache(self, slots: tuple[int, ...]) -> dict[str, Any]:
+        if len(slots) == 1:
+            return self._templates[slots[0]]
+        cache = self._stacked.get(slots)
+        if cache is None:
+            if len(self._stacked) >= 8:
+                self._stacked.clear()
+            first = self._templates[slots[0]]
+            cache = {k: self._torch.cat([self._templates[s][k] for s in slots]) for k in first}
+            self._stacked[slots] = cache
+        return cache
+
+    def _capture(self, x: Any, cache: dict[str, Any]) -> None:
         torch = self._torch
         self._static_x = x.clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.inference_mode():
             for _ in range(2):  # warm-up outside the graph (cuDNN autotuning, lazy allocations)
-                self.model.search(self._static_x, self._cache)
+                self.model.search(self._static_x, cache)
         torch.cuda.current_stream().wait_stream(stream)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph), torch.inference_mode():
-            self._static_out = self.model.search(self._static_x, self._cache)
+            self._static_out = self.model.search(self._static_x, cache)
 
-    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._cache is None:
+    def search_batch(self, x_crops: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(int(s) for s in slots)
+        if not key or any(s not in self._templates for s in key):
             raise InputError("torch backend: search() called before init_template()")
-        x = self._tensor(x_crop)
-        if self._use_graph:
-            if self._graph is None:
-                self._capture(x)
+        if len(key) > self.max_batch or len(set(key)) != len(key) or (
+                len(key) > 1 and x_crops.shape[0] != len(key)):
+            raise InputError(f"torch backend: {x_crops.shape[0]} crops for slots {list(key)}, at most "
+                             f"{self.max_batch} distinct slots, one per crop")
+        x = self._tensor(x_crops)
+        cache = self._cache(key)
+        if self._use_graph:  # one captured graph, for the last set of slots searched
+            if self._graph is None or self._graph_key != key:
+                self._capture(x, cache)
+                self._graph_key = key
             self._static_x.copy_(x)
             self._graph.replay()
             self._out = self._static_out
         else:
             with self._torch.inference_mode():
-                self._out = self.model.search(x, self._cache)
+                self._out = self.model.search(x, cache)
         return self._host(self._out["cls"]), self._host(self._out["loc"])
 
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
+    def refine_box_batch(self, rois: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
-            return self._host(self.model.refine_box(self._out["box_feat"], self._roi(roi)))
+            return self._host(self.model.refine_box(self._out["box_feat"], self._roi(rois)))
+
+    def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self._host(self.model.refine_mask(self._out["mask_feat"], self._roi(rois)))
+
+    # -- Backend: slot 0 ---------------------------------------------------------------------------
+    def init_template(self, z_crop: np.ndarray) -> None:
+        self.set_template(0, z_crop)
+
+    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_batch(x_crop, (0,))
+
+    def refine_box(self, roi: np.ndarray) -> np.ndarray:
+        return self.refine_box_batch(roi)
 
     def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            return self._host(self.model.refine_mask(self._out["mask_feat"], self._roi(roi)))
+        return self.refine_mask_batch(roi)

@@ -21,6 +21,12 @@ u / scale_z``, half-pixel RoI inset, edge-aligned paste-back, clip to W-1/H-1). 
 Box conventions as the reference tracker: the initial box (x, y, w, h) has its centre at
 ``x + (w-1)/2``; reported boxes are ``(cx - w/2, cy - h/2, w, h)``.
 
+Many targets (:class:`MultiTracker`, docs/DESIGN.md "Many targets"): every target keeps its own state and
+template slot in the backend; per frame the targets' search crops are stacked and run through one
+``search_batch`` call per chunk of ``backend.max_batch`` targets, then one ``refine_box_batch`` and one
+``refine_mask_batch`` call per chunk; the steps above run per target on its row of the outputs.
+:class:`Tracker` is a :class:`MultiTracker` holding one target: the same code, batch size 1.
+
 Defined behaviour for awkward input: ``track`` before ``init`` and a frame whose size or channel count
 differs from the ``init`` frame raise :class:`~siamattn.errors.InputError` (call ``init`` again for a new
 video); a target leaving the frame is kept at the border by the clipping of step 4.
@@ -37,7 +43,7 @@ import numpy as np
 from siamattn.config import Config
 from siamattn.errors import InputError
 from siamattn.geometry import context_size, roi_in_crop
-from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
+from siamattn.runtime.backend import Backend, BackendOutputError, BatchBackend, as_batch_backend, check_backend
 from siamattn.runtime.postprocess import (
     CropWindow,
     FrameMask,
@@ -50,7 +56,7 @@ from siamattn.runtime.postprocess import (
 )
 from siamattn.runtime.preprocess import FrameInfo, get_subwindow, pad_color, validate_box, validate_frame
 
-__all__ = ["TrackResult", "Tracker"]
+__all__ = ["MultiTracker", "TrackResult", "Tracker"]
 
 _MIN_CONTOUR_AREA = 100.0  # pysot: a mask contour must cover more than 100 px to give the rotated box
 
@@ -83,13 +89,24 @@ class TrackResult:
         return tuple(float(v) for v in self.box)
 
 
-class Tracker:
-    """SiamAttn tracker; ``init`` then ``track``.
+@dataclass
+class _Target:
+    """One tracked object: its state between frames and its template slot in the backend."""
 
-    ``Tracker("exported_model_dir", backend="auto"|"tensorrt"|"onnxruntime"|"torch", device="auto"|"cpu"|
-    "cuda")`` opens an export folder (see :mod:`siamattn.runtime.loader`; any other backend or device is an
-    :class:`~siamattn.errors.InputError` naming the choices; why ``auto`` did not pick TensorRT is appended
-    to ``notes``, or warned without a list); ``Tracker(backend_object, cfg)`` runs any :class:`Backend`.
+    id: int
+    center: tuple[float, float]  # frame px
+    size: tuple[float, float]  # w, h frame px
+    pad: tuple[float, ...]  # crop padding colour (mean of the frame it was added on)
+
+
+class MultiTracker:
+    """SiamAttn tracker for any number of targets in one stream: ``add`` / ``remove`` / ``track``.
+
+    ``MultiTracker("exported_model_dir", backend="auto"|"tensorrt"|"onnxruntime"|"torch", device=...)`` or
+    ``MultiTracker(backend_object, cfg)`` as :class:`Tracker`. ``track(frame)`` returns ``{id: TrackResult}``
+    for every target added before this frame; each target's boxes are those a lone :class:`Tracker` would
+    give (its own state, crop and template; only the network calls are shared). Targets may be added and
+    removed between any two frames; all frames must have the size of the first one added on.
     """
 
     def __init__(self, model: Backend | str | os.PathLike[str], cfg: Config | None = None, *,
@@ -102,9 +119,11 @@ class Tracker:
             model, loaded_cfg, self.backend_label = load_backend(model, backend, device, notes)
             cfg = cfg or loaded_cfg
         if cfg is None:
-            raise TypeError("Tracker(backend, cfg): a Backend object needs the model's Config")
+            raise TypeError(f"{type(self).__name__}(backend, cfg): a Backend object needs the model's Config")
         check_backend(model)
         self.backend: Backend = model  # type: ignore[assignment]
+        self._batch: BatchBackend = as_batch_backend(model)  # type: ignore[arg-type]
+        self.max_batch = max(1, int(self._batch.max_batch))
         self.cfg = cfg
         t = cfg.tracker
         self._exemplar = t.exemplar_size
@@ -122,128 +141,240 @@ class Tracker:
         self._output = t.output
         # input buffers reused every frame (the Backend contract says backends copy before returning)
         self._z_buf = np.empty((1, 3, self._exemplar, self._exemplar), dtype=np.float32)
-        self._x_buf = np.empty((1, 3, self._instance, self._instance), dtype=np.float32)
-        self._info: FrameInfo | None = None
-        self._pad: tuple[float, ...] = ()
-        self.center = (0.0, 0.0)  # target centre, frame px
-        self.size = (0.0, 0.0)  # target w, h, frame px
+        self._x_buf = np.empty((self.max_batch, 3, self._instance, self._instance), dtype=np.float32)
+        self._info: FrameInfo | None = None  # frame size of the stream, set by the first add
+        self._targets: dict[int, _Target] = {}
+        self._next_id = 0
+
+    @property
+    def ids(self) -> list[int]:
+        """The live targets' ids, in the order they were added."""
+        return list(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def add(self, frame: np.ndarray, box_xywh: object) -> int:
+        """Start tracking a target: ``box_xywh`` = (x, y, w, h) in ``frame`` (pixels). Returns its id (ids
+        are never reused). ``track`` follows it from the next frame on."""
+        img, info = validate_frame(frame)
+        if self._info is not None and self._targets and info != self._info:
+            raise InputError(self._size_changed(info))
+        x, y, w, h = validate_box(box_xywh, info)
+        target = _Target(self._next_id, (x + (w - 1) / 2.0, y + (h - 1) / 2.0), (w, h), pad_color(img))
+        s_z = max(1, round(context_size(w, h, self._context)))  # pysot rounds at init (half to even)
+        z = get_subwindow(img, target.center, self._exemplar, s_z, target.pad, out=self._z_buf)
+        self._batch.set_template(target.id, z)
+        self._next_id += 1
+        self._targets[target.id] = target
+        self._info = info
+        return target.id
+
+    def remove(self, target_id: int) -> None:
+        """Stop tracking ``target_id`` and free its template."""
+        if target_id not in self._targets:
+            raise InputError(f"remove(): no target with id {target_id} (live: {self.ids})")
+        del self._targets[target_id]
+        self._batch.drop_template(target_id)
+
+    def clear(self) -> None:
+        """Remove every target (a new video may then have another frame size)."""
+        for tid in list(self._targets):
+            self.remove(tid)
+        self._info = None
+
+    def state(self, target_id: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(centre, size) of a target in frame px: where its next search crop is cut."""
+        t = self._targets[target_id]
+        return t.center, t.size
+
+    def _size_changed(self, info: FrameInfo) -> str:
+        assert self._info is not None
+        return (f"frame changed from {self._info.width}x{self._info.height}x{self._info.channels} to "
+                f"{info.width}x{info.height}x{info.channels} mid-video; call init() with the first frame "
+                "and box of the new video" + ("" if isinstance(self, Tracker) else " (or clear() the targets)"))
+
+    def track(self, frame: np.ndarray) -> dict[int, TrackResult]:
+        """Track every target into ``frame``: ``{id: TrackResult}`` in the order the targets were added."""
+        if not self._targets:
+            raise InputError("track() called before init(): call init(first_frame, (x, y, w, h)) first"
+                             if isinstance(self, Tracker) else "track() called with no targets: add() one first")
+        t0 = time.perf_counter()
+        img, info = validate_frame(frame)
+        if info != self._info:
+            raise InputError(self._size_changed(info))
+        t_valid = time.perf_counter() - t0
+        results: dict[int, TrackResult] = {}
+        targets = list(self._targets.values())
+        for start in range(0, len(targets), self.max_batch):
+            results.update(self._track_chunk(img, info, targets[start : start + self.max_batch], t_valid))
+            t_valid = 0.0
+        return results
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _track_chunk(self, img: np.ndarray, info: FrameInfo, chunk: list[_Target],
+                     t_valid: float) -> dict[int, TrackResult]:
+        """One batch: n crops -> one search call -> per-target RPN selection -> one refine_box call ->
+        per-target state update -> one refine_mask call -> per-target paste-back. Timings are the batch's
+        (the same dict for its targets); ``crop`` includes the frame validation of the first batch."""
+        t0 = time.perf_counter()
+        fw, fh = info.width, info.height
+        n = len(chunk)
+        x_crops = self._x_buf[:n]
+        wins: list[CropWindow] = []
+        for i, t in enumerate(chunk):
+            w0, h0 = t.size
+            s_z = context_size(w0, h0, self._context)
+            scale_z = self._exemplar / s_z
+            crop_sz = max(1, round(s_z * self._instance / self._exemplar))
+            get_subwindow(img, t.center, self._instance, crop_sz, t.pad, out=x_crops[i : i + 1])
+            wins.append(CropWindow(t.center[0], t.center[1], scale_z, crop_sz))
+        t1 = time.perf_counter()
+
+        cls, loc = self._batch.search_batch(x_crops, [t.id for t in chunk])
+        cls, loc = np.asarray(cls), np.asarray(loc)
+        t2 = time.perf_counter()
+
+        sels = [self.rpn.select(cls[i : i + 1], loc[i : i + 1], t.size[0] * win.scale, t.size[1] * win.scale)
+                for i, (t, win) in enumerate(zip(chunk, wins, strict=True))]
+        boxes = [s.box for s in sels]  # offsets from the geometry's RPN centre, crop px
+        t3 = time.perf_counter()
+
+        if self.use_refine:
+            boxes = self._refine(boxes)
+        t4 = time.perf_counter()
+
+        for t, sel, box, win in zip(chunk, sels, boxes, wins, strict=True):
+            new_box = self.geometry.box_to_frame(box, win)
+            cx, cy, w, h = smooth_and_clip(t.size, new_box, sel.lr * self._lr, (fw, fh), self._min_size,
+                                           self.geometry.frame_margin)
+            t.center, t.size = (cx, cy), (w, h)
+        t5 = time.perf_counter()
+
+        masks: list[tuple[FrameMask | None, np.ndarray | None]] = [(None, None)] * n
+        if self.use_mask:
+            masks = self._masks(chunk, wins, (fw, fh))
+        t6 = time.perf_counter()
+
+        ms = 1000.0
+        timings = {
+            "crop": (t1 - t0 + t_valid) * ms,
+            "search": (t2 - t1) * ms,
+            "post": ((t3 - t2) + (t5 - t4)) * ms,
+            "refine": (t4 - t3) * ms,
+            "mask": (t6 - t5) * ms,
+            "total": (t6 - t0 + t_valid) * ms,
+        }
+        if n > 1:
+            timings["batch"] = float(n)
+        out: dict[int, TrackResult] = {}
+        for t, sel, (mask, polygon) in zip(chunk, sels, masks, strict=True):
+            (cx, cy), (w, h) = t.center, t.size
+            out[t.id] = TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index,
+                                    timings if n == 1 else dict(timings), self._output)
+        return out
+
+    def _refine(self, boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+        """Box refinement on the RPN boxes (offsets from the RPN centre, crop px), one call for the batch;
+        returns the same frame. The deltas are decoded on the clipped box each RoI was built from."""
+        clipped, rois = [], np.empty((len(boxes), 5), dtype=np.float32)
+        for i, box in enumerate(boxes):
+            c_box, roi = self.geometry.box_roi(box)
+            clipped.append(c_box)
+            rois[i] = roi[0]
+            rois[i, 0] = i  # batch item i of the last search
+        deltas = np.asarray(self._batch.refine_box_batch(rois))
+        if deltas.size != 4 * len(boxes):
+            raise BackendOutputError(f"backend refine_box() must return 4 finite deltas per target (shape "
+                                     f"({len(boxes)}, 4)), got {deltas.shape}")
+        deltas = deltas.reshape(len(boxes), 4)
+        c = self.geometry.rpn_centre
+        out = []
+        for c_box, d in zip(clipped, deltas, strict=True):
+            rx, ry, rw, rh = apply_box_deltas(c_box, d, self._box_stds)
+            out.append((rx - c, ry - c, rw, rh))
+        return out
+
+    def _masks(self, chunk: list[_Target], wins: list[CropWindow],
+               frame_wh: tuple[int, int]) -> list[tuple[FrameMask | None, np.ndarray | None]]:
+        """Masks on the smoothed, clipped boxes (mapped into this frame's crops), one call for the batch,
+        each pasted back; rotated box or axis box."""
+        n = len(chunk)
+        crop_boxes, rois = [], np.empty((n, 5), dtype=np.float32)
+        for i, (t, win) in enumerate(zip(chunk, wins, strict=True)):
+            box_crop = self.geometry.frame_to_crop((*t.center, *t.size), win)
+            crop_boxes.append(box_crop)
+            rois[i] = roi_in_crop(box_crop)[0]
+            rois[i, 0] = i
+        out = np.asarray(self._batch.refine_mask_batch(rois))
+        m = self._mask_size
+        if out.shape != (n, 1, m, m) or not np.isfinite(out).all():
+            raise BackendOutputError(
+                f"backend refine_mask() must return finite ({n}, 1, {m}, {m}) probabilities, got {out.shape} "
+                f"{out.dtype}{'' if np.isfinite(out).all() else ' with NaN/inf'} (model.refine.mask_size "
+                "must match the exported model)"
+            )
+        result: list[tuple[FrameMask | None, np.ndarray | None]] = []
+        for i, (t, win, box_crop) in enumerate(zip(chunk, wins, crop_boxes, strict=True)):
+            to_frame = self.geometry.mask_to_frame(rois[i : i + 1], box_crop, m, win, frame_wh)  # axis-aligned 2x3
+            mask = paste_mask(out[i, 0], to_frame, frame_wh, self._mask_threshold)
+            polygon = mask_polygon(mask, _MIN_CONTOUR_AREA)
+            if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left
+                (cx, cy), (w, h) = t.center, t.size
+                x1, y1 = cx - w / 2.0, cy - h / 2.0
+                polygon = np.array([[x1, y1], [x1 + w, y1], [x1 + w, y1 + h], [x1, y1 + h]], dtype=np.float32)
+            result.append((mask, polygon))
+        return result
+
+
+class Tracker(MultiTracker):
+    """SiamAttn tracker for one target; ``init`` then ``track``: a :class:`MultiTracker` holding one target.
+
+    ``Tracker("exported_model_dir", backend="auto"|"tensorrt"|"onnxruntime"|"torch", device="auto"|"cpu"|
+    "cuda")`` opens an export folder (see :mod:`siamattn.runtime.loader`; any other backend or device is an
+    :class:`~siamattn.errors.InputError` naming the choices; why ``auto`` did not pick TensorRT is appended
+    to ``notes``, or warned without a list); ``Tracker(backend_object, cfg)`` runs any :class:`Backend`.
+    """
 
     @property
     def initialized(self) -> bool:
-        return self._info is not None
+        return bool(self._targets)
+
+    @property
+    def _target(self) -> _Target:
+        if not self._targets:
+            raise InputError("the tracker has not been initialised: call init(first_frame, (x, y, w, h)) first")
+        return next(iter(self._targets.values()))
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Target centre, frame px ((0, 0) before ``init``)."""
+        return self._target.center if self._targets else (0.0, 0.0)
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Target w, h, frame px ((0, 0) before ``init``)."""
+        return self._target.size if self._targets else (0.0, 0.0)
 
     def follow(self, other: Tracker) -> None:
         """Take ``other``'s state (centre, size, pad colour, frame size): the next ``track`` starts from the
         same place and crops the same pixels. ``siamattn check`` steps a deployed backend in lock step with
         the reference this way (docs/CHECK.md); the template stays this tracker's own."""
-        if other._info is None:
+        if not other._targets:
             raise InputError("follow(): the other tracker has not been initialised")
-        self.center, self.size, self._pad, self._info = other.center, other.size, other._pad, other._info
-
-    # ------------------------------------------------------------------------------------------------
+        if not self._targets:
+            raise InputError("follow(): init() this tracker first (its template stays its own)")
+        mine, theirs = self._target, other._target
+        mine.center, mine.size, mine.pad = theirs.center, theirs.size, theirs.pad
+        self._info = other._info
 
     def init(self, frame: np.ndarray, box_xywh: object) -> None:
         """Start a video: ``box_xywh`` = (x, y, w, h) of the target in ``frame`` (pixels)."""
-        self._info = None  # a failed init leaves the tracker uninitialised, never tracking the old target
-        img, info = validate_frame(frame)
-        x, y, w, h = validate_box(box_xywh, info)
-        self.center = (x + (w - 1) / 2.0, y + (h - 1) / 2.0)
-        self.size = (w, h)
-        s_z = max(1, round(context_size(w, h, self._context)))  # pysot rounds at init (half to even)
-        self._pad = pad_color(img)
-        z = get_subwindow(img, self.center, self._exemplar, s_z, self._pad, out=self._z_buf)
-        self.backend.init_template(z)
-        self._info = info
+        self.clear()  # a failed init leaves the tracker uninitialised, never tracking the old target
+        self.add(frame, box_xywh)
 
-    def track(self, frame: np.ndarray) -> TrackResult:
+    def track(self, frame: np.ndarray) -> TrackResult:  # type: ignore[override]
         """Track the target into ``frame``; returns the new box (and mask/polygon when the model has one)."""
-        if self._info is None:
-            raise InputError("track() called before init(): call init(first_frame, (x, y, w, h)) first")
-        t0 = time.perf_counter()
-        img, info = validate_frame(frame)
-        if info != self._info:
-            raise InputError(
-                f"frame changed from {self._info.width}x{self._info.height}x{self._info.channels} to "
-                f"{info.width}x{info.height}x{info.channels} mid-video; call init() with the first frame "
-                "and box of the new video"
-            )
-        fw, fh = info.width, info.height
-        cx0, cy0 = self.center
-        w0, h0 = self.size
-        s_z = context_size(w0, h0, self._context)
-        scale_z = self._exemplar / s_z
-        crop_sz = max(1, round(s_z * self._instance / self._exemplar))
-        x_crop = get_subwindow(img, self.center, self._instance, crop_sz, self._pad, out=self._x_buf)
-        win = CropWindow(cx0, cy0, scale_z, crop_sz)
-        t1 = time.perf_counter()
-
-        cls, loc = self.backend.search(x_crop)
-        t2 = time.perf_counter()
-
-        sel = self.rpn.select(np.asarray(cls), np.asarray(loc), w0 * scale_z, h0 * scale_z)
-        box = sel.box  # offsets from the geometry's RPN centre, crop px
-        t3 = time.perf_counter()
-
-        t_refine = 0.0
-        if self.use_refine:
-            box = self._refine(box)
-            t_refine = time.perf_counter() - t3
-        t4 = time.perf_counter()
-
-        new_box = self.geometry.box_to_frame(box, win)
-        cx, cy, w, h = smooth_and_clip(self.size, new_box, sel.lr * self._lr, (fw, fh), self._min_size,
-                                       self.geometry.frame_margin)
-        self.center = (cx, cy)
-        self.size = (w, h)
-        t5 = time.perf_counter()
-
-        mask = polygon = None
-        if self.use_mask:
-            mask, polygon = self._mask(win, (fw, fh))
-        t6 = time.perf_counter()
-
-        ms = 1000.0
-        timings = {
-            "crop": (t1 - t0) * ms,
-            "search": (t2 - t1) * ms,
-            "post": ((t3 - t2) + (t5 - t4)) * ms,
-            "refine": t_refine * ms,
-            "mask": (t6 - t5) * ms,
-            "total": (t6 - t0) * ms,
-        }
-        return TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index, timings,
-                           self._output)
-
-    # ------------------------------------------------------------------------------------------------
-
-    def _refine(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        """Box refinement on the RPN box (offsets from the RPN centre, crop px); returns the same frame.
-        The deltas are decoded on the clipped box the RoI was built from."""
-        clipped, roi = self.geometry.box_roi(box)
-        deltas = self.backend.refine_box(roi)
-        rx, ry, rw, rh = apply_box_deltas(clipped, deltas, self._box_stds)
-        c = self.geometry.rpn_centre
-        return rx - c, ry - c, rw, rh
-
-    def _mask(self, win: CropWindow, frame_wh: tuple[int, int]) -> tuple[FrameMask, np.ndarray]:
-        """Mask on the smoothed, clipped box (mapped into this frame's crop), pasted back; rotated box or
-        axis box."""
-        cx, cy = self.center
-        w, h = self.size
-        box_crop = self.geometry.frame_to_crop((cx, cy, w, h), win)
-        roi = roi_in_crop(box_crop)
-        out = np.asarray(self.backend.refine_mask(roi))
-        m = self._mask_size
-        if out.shape != (1, 1, m, m) or not np.isfinite(out).all():
-            raise BackendOutputError(
-                f"backend refine_mask() must return finite (1, 1, {m}, {m}) probabilities, got {out.shape} "
-                f"{out.dtype}{'' if np.isfinite(out).all() else ' with NaN/inf'} (model.refine.mask_size "
-                "must match the exported model)"
-            )
-        to_frame = self.geometry.mask_to_frame(roi, box_crop, m, win, frame_wh)  # axis-aligned 2x3
-        mask = paste_mask(out[0, 0], to_frame, frame_wh, self._mask_threshold)
-        polygon = mask_polygon(mask, _MIN_CONTOUR_AREA)
-        if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left
-            x1, y1 = cx - w / 2.0, cy - h / 2.0
-            polygon = np.array([[x1, y1], [x1 + w, y1], [x1 + w, y1 + h], [x1, y1 + h]], dtype=np.float32)
-        return mask, polygon
+        (result,) = super().track(frame).values()
+        return result

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,34 +277,79 @@ def draw(frame: np.ndarray, box: tuple[float, float, float, float], polygon: np.
     and ``label`` once (wrapped on small frames), white on a darkened band that keeps it readable on any
     background."""
     out = frame.copy()
-    h, w = out.shape[:2]
-    line = max(1, round(h / 360))
+    _draw_target(out, box, polygon, mask, color, (0, 200, 255), (0, 0, 102.0))
+    _draw_label(out, label)
+    return out
+
+
+def target_color(target_id: int) -> tuple[int, int, int]:
+    """A distinct, saturated BGR colour per target id (golden-ratio hue steps: neighbours differ most)."""
+    hue = int((target_id * 0.618033988749895 % 1.0) * 180)
+    bgr = cv2.cvtColor(np.array([[[hue, 230, 255]]], dtype=np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def draw_targets(frame: np.ndarray, targets: list[tuple[int, tuple[float, float, float, float], np.ndarray | None,
+                                                        FrameMask | None]], label: str) -> np.ndarray:
+    """Several targets ``(id, box, polygon, mask)`` on a copy of the frame, each in its own colour
+    (:func:`target_color`) with its id at the box's top-left corner, and ``label`` once."""
+    out = frame.copy()
+    h = out.shape[0]
+    scale = max(h / 720.0 * 0.7, _MIN_SCALE)
+    for tid, box, polygon, mask in targets:
+        color = target_color(tid)
+        _draw_target(out, box, polygon, mask, color, color, tuple(0.4 * c for c in color))
+        x, y = max(0, round(box[0])), max(0, round(box[1]))
+        text = f"#{tid}"
+        (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
+        y_text = max(th + 2, y - 4)
+        cv2.rectangle(out, (x, y_text - th - 2), (x + tw + 4, y_text + base - 1), color, -1)
+        cv2.putText(out, text, (x + 2, y_text - 1), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    _draw_label(out, label)
+    return out
+
+
+def _draw_target(out: np.ndarray, box: tuple[float, float, float, float], polygon: np.ndarray | None,
+                 mask: FrameMask | None, color: tuple[int, int, int], polygon_color: tuple[int, int, int],
+                 tint: tuple[float, ...]) -> None:
+    line = max(1, round(out.shape[0] / 360))
     if mask is not None and mask.patch.size:
         ph, pw = mask.patch.shape
         region = out[mask.y : mask.y + ph, mask.x : mask.x + pw]
         sel = mask.patch.astype(bool)
-        region[sel] = (0.6 * region[sel] + np.array([0, 0, 102.0])).astype(np.uint8)
+        region[sel] = (0.6 * region[sel] + np.array(tint)).astype(np.uint8)
     x, y, bw, bh = box
     cv2.rectangle(out, (round(x), round(y)), (round(x + bw), round(y + bh)), color, line)
     if polygon is not None:
-        cv2.polylines(out, [np.round(polygon).astype(np.int32).reshape(-1, 1, 2)], True, (0, 200, 255), line)
+        cv2.polylines(out, [np.round(polygon).astype(np.int32).reshape(-1, 1, 2)], True, polygon_color, line)
+
+
+def _draw_label(out: np.ndarray, label: str) -> None:
+    h, w = out.shape[:2]
     layout = label_layout(label, w, h)
     x1, y1, x2, y2 = layout.band
     band = out[y1 : y2 + 1, x1 : x2 + 1]
     band[:] = (band * 0.35).astype(np.uint8)
     for text, origin in layout.lines:
         cv2.putText(out, text, origin, _FONT, layout.scale, (255, 255, 255), layout.thickness, cv2.LINE_AA)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------
 # the video loop
 
 
-def track_video(tracker: Any, name: str, source: Source, box: tuple[float, float, float, float],
+Box = tuple[float, float, float, float]
+
+
+def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
                 save: Path | None = None, json_path: Path | None = None, show: bool = False,
                 quiet: bool = False, overwrite: bool = False) -> dict:
     """Track through an opened source; optionally write the annotated video and per-frame JSON.
+
+    ``box``: one box (``tracker`` a :class:`~siamattn.runtime.tracker.Tracker`; JSON ``frames`` hold each
+    frame's box) or a list of boxes (a :class:`~siamattn.runtime.tracker.MultiTracker`: all added on the first
+    frame; JSON ``tracks`` hold one track per target, ``frames`` each frame's latency; the video shows each
+    target's id in its colour).
 
     Outputs are checked and their temporary files created before the first frame. When the source ends
     early (:class:`SourceEndedEarly`), what was tracked is written and the error is raised again, naming
@@ -324,12 +370,16 @@ def track_video(tracker: Any, name: str, source: Source, box: tuple[float, float
         raise
     writer = VideoWriter(pending["video"].tmp, source.fps) if "video" in pending else None
     records: list[dict] = []
+    tracks: dict[int, dict] | None = {} if isinstance(box, list) else None
     ended_early: SourceEndedEarly | None = None
     bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=quiet)
     try:
         try:
             for i, frame in enumerate(source):
-                records.append(_track_frame(tracker, i, frame, box, name, writer, show))
+                if tracks is None:
+                    records.append(_track_frame(tracker, i, frame, box, name, writer, show))
+                else:
+                    records.append(_track_frame_multi(tracker, i, frame, box, tracks, name, writer, show))
                 ms = records[-1]["latency_ms"]
                 if ms:
                     bar.set_postfix(fps=f"{1000.0 / max(ms['total'], 1e-6):.1f}")
@@ -347,12 +397,12 @@ def track_video(tracker: Any, name: str, source: Source, box: tuple[float, float
     except BaseException as exc:
         # Ctrl-C keeps what was tracked (the usual way to stop a camera); a failure keeps nothing.
         if isinstance(exc, KeyboardInterrupt) and records:
-            _finish(records, name, pending, None)
+            _finish(records, name, pending, None, tracks)
         else:
             for p in pending.values():
                 p.discard()
         raise
-    summary = _finish(records, name, pending, ended_early)
+    summary = _finish(records, name, pending, ended_early, tracks)
     if ended_early is not None:
         kept = " and ".join(f"'{p.path}'" for p in pending.values())
         raise SourceEndedEarly(f"{ended_early}; the {len(records)} frames read were tracked"
@@ -384,13 +434,48 @@ def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: tuple[float, floa
             "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
 
 
+def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box], tracks: dict[int, dict], name: str,
+                       writer: VideoWriter | None, show: bool) -> dict:
+    """One frame of several targets: added on frame 0, tracked after; ``tracks`` gets each target's record."""
+    ms: dict[str, float] = {}
+    if i == 0:
+        drawn = []
+        for b in boxes:
+            tid = tracker.add(frame, b)
+            tracks[tid] = {"id": tid, "init": [float(v) for v in b], "frames": []}
+            drawn.append((tid, b, None, None))
+            tracks[tid]["frames"].append({"frame": 0, "box": [round(float(v), 2) for v in b], "score": 1.0,
+                                          "polygon": None})
+    else:
+        t0 = time.perf_counter()
+        results = tracker.track(frame)
+        ms = {"total": (time.perf_counter() - t0) * 1000.0}
+        drawn = []
+        for tid, r in results.items():
+            polygon = None if getattr(r, "output", "polygon") == "box" else r.polygon
+            drawn.append((tid, r.box, polygon, r.mask))
+            tracks[tid]["frames"].append({"frame": i, "box": [round(float(v), 2) for v in r.box],
+                                          "score": round(float(r.score), 4),
+                                          "polygon": None if polygon is None else np.round(polygon, 2).tolist()})
+    if writer is not None or show:
+        label = f"{name}  frame {i}  {len(drawn)} targets"
+        if ms:
+            label += f"  {1000.0 / max(ms['total'], 1e-6):.0f} fps"
+        out = draw_targets(frame, drawn, label)
+        if writer is not None:
+            writer.write(out)
+        if show:
+            cv2.imshow("siamattn", out)
+    return {"frame": i, "targets": len(drawn), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
+
+
 def _window_closed() -> bool:
     """Esc or q in the display window stops the run."""
     return cv2.waitKey(1) & 0xFF in (27, ord("q"))
 
 
 def _finish(records: list[dict], name: str, pending: dict[str, PendingFile],
-            ended_early: SourceEndedEarly | None) -> dict:
+            ended_early: SourceEndedEarly | None, tracks: dict[int, dict] | None = None) -> dict:
     """Summary of the run; writes the JSON and moves both outputs into place."""
     totals = [r["latency_ms"]["total"] for r in records[1:]]
     summary: dict[str, Any] = {"backend": name, "frames": len(records), "tracked": len(records) - 1,
@@ -398,8 +483,13 @@ def _finish(records: list[dict], name: str, pending: dict[str, PendingFile],
                                "fps": 1000.0 / float(np.mean(totals)) if totals else None}
     if ended_early is not None:
         summary["ended_early"] = str(ended_early)
+    if tracks is not None:
+        summary["targets"] = len(tracks)
     if "json" in pending:
-        pending["json"].tmp.write_text(json.dumps({"summary": summary, "frames": records}, indent=1))
+        doc: dict[str, Any] = {"summary": summary, "frames": records}
+        if tracks is not None:
+            doc["tracks"] = list(tracks.values())
+        pending["json"].tmp.write_text(json.dumps(doc, indent=1))
     for p in pending.values():
         p.commit()
     return summary

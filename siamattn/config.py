@@ -282,12 +282,16 @@ class ExportConfig:
     ir_version: int = 10  # ONNX Runtime 1.31 rejects IR 14
     precision: str = "fp16"
     ops: str = "portable"  # values and meanings: siamattn/export_choices.py
+    # Most targets one search call takes (MultiTracker): the *_multi graphs' batch dimension is 1..max_targets
+    # and TensorRT engines get an optimisation profile over that range; 1 exports no batch graphs.
+    max_targets: int = 8
 
     def validate(self) -> None:
         for key, value in (("export.precision", self.precision), ("export.ops", self.ops)):
             problem = export_choices.by_config_key(key).check(value)
             _check(problem is None, key, problem or "")
         _check(self.opset >= 19, "export.opset", "must be >= 19 (DeformConv)")
+        _check(1 <= self.max_targets <= 256, "export.max_targets", "must be in [1, 256]")
 
 
 @dataclass

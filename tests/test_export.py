@@ -318,12 +318,23 @@ def _pytorch(stage: Stage, inputs: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 def test_portable_fp32_graphs_match_pytorch_stages_in_onnx_runtime(portable32, tiny_model, tiny_stages):
     manifest = Manifest.load(portable32)
-    assert manifest.order == ["template", "search", "refine_box", "refine_mask"]
-    for name, inputs in _fresh_inputs(tiny_model).items():
+    assert manifest.order == ["template", "search", "refine_box", "refine_mask", "search_multi", "refine_box_multi",
+                              "refine_mask_multi"]
+    assert manifest.max_targets == 8
+    fresh = _fresh_inputs(tiny_model)
+    # the batch graphs on three targets (traced on two): three templates and crops, two RoIs on target 0 and
+    # one on target 2, against the PyTorch stages on the same batch
+    multi = [_fresh_inputs(tiny_model, seed) for seed in (3, 4, 5)]
+    rois = torch.cat([multi[0]["refine_box"]["rois"], multi[1]["refine_box"]["rois"], multi[2]["refine_box"]["rois"]])
+    rois[:, 0] = torch.tensor([0.0, 0.0, 2.0])
+    for name in ("search", "refine_box", "refine_mask"):
+        fresh[name + "_multi"] = {k: rois if k == "rois" else torch.cat([m[name][k] for m in multi])
+                                  for k in multi[0][name]}
+    for name, inputs in fresh.items():
         model = onnx.load(str(manifest.onnx_path(name)))
         got, runner = run_onnx(model, {k: v.numpy() for k, v in inputs.items()})
         assert runner == "onnxruntime"
-        for out, v in compare(_pytorch(tiny_stages[name], inputs), got).items():
+        for out, v in compare(_pytorch(tiny_stages[name.removesuffix("_multi")], inputs), got).items():
             assert v["range"] > 0, f"{name}.{out} is constant: the parity check would be vacuous"
             assert v["rel_err"] < FP32_TOL, f"{name}.{out}: {v}"
 
@@ -369,8 +380,8 @@ def test_portable_graphs_build_tensorrt_rtx_engines(portable32):
     m = Manifest.load(portable32)
     data = m.data
     assert data["engines"]["backend"] == "tensorrt-rtx"
-    for name in ("template", "refine_box", "refine_mask"):
-        e = m.graph(name).engine
+    for name in ("template", "refine_box", "refine_mask", "refine_box_multi", "refine_mask_multi"):
+        e = m.graph(name).engine  # the batch graphs with an optimisation profile over 1..max_targets targets
         assert e is not None and e.layers > 0 and e.bytes > 0 and (portable32 / e.file).is_file()
     # The search graph's DeformConv needs the DeformConv plugin under TensorRT-RTX (docs/DESIGN.md §6).
     if m.graph("search").engine is None:

@@ -439,3 +439,31 @@ def test_float_to_half_rounds_to_nearest_even(lib: DeformLibrary) -> None:
     assert np.all(np.isnan(got[nan]))
     assert np.array_equal(got[~nan].view(np.uint16), expected[~nan].view(np.uint16))
 
+
+
+def test_batch_items_equal_each_item_alone(lib: DeformLibrary) -> None:
+    """What the batch graphs of MultiTracker rely on (docs/DESIGN.md "Many targets"): DeformConv on N stacked
+    targets gives each target exactly its batch-1 output, and DeformRoIPool with several RoIs per batch item
+    reads only its own item's features (bit-identical to pooling that item alone)."""
+    rng = np.random.default_rng(12)
+    n = 3
+    x, wt, off, b, msk = _random_conv_case(rng, n, 8, 9, 9, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1, 1, True, True)
+    batched = lib.deform_conv2d(x, wt, off, b, msk, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    for i in range(n):
+        alone = lib.deform_conv2d(x[i : i + 1], wt, off[i : i + 1], b, msk[i : i + 1], stride=(1, 1),
+                                  padding=(1, 1), dilation=(1, 1), groups=1)
+        np.testing.assert_array_equal(batched[i : i + 1], alone)
+    feat = rng.standard_normal((n, 5, 25, 25)).astype(np.float32)
+    rois = _random_rois(rng, 3 * n, n, 255.0)
+    rois[:, 0] = np.repeat(np.arange(n), 3)  # three RoIs on each item
+    pool_off = (rng.standard_normal((3 * n, 2, 7, 7)) * 1.5).astype(np.float32)
+    pooled = lib.deform_roi_pool(feat, rois, pool_off, output_size=(7, 7), spatial_scale=25 / 255, sampling_ratio=2,
+                                 gamma=0.1)
+    ref = _ref_pool(feat, rois, pool_off, (7, 7), 25 / 255, 2, 0.1)
+    np.testing.assert_allclose(pooled, ref, rtol=1e-5, atol=1e-5)
+    for i in range(n):
+        own = rois[rois[:, 0] == i].copy()
+        own[:, 0] = 0
+        alone = lib.deform_roi_pool(feat[i : i + 1], own, pool_off[rois[:, 0] == i], output_size=(7, 7),
+                                    spatial_scale=25 / 255, sampling_ratio=2, gamma=0.1)
+        np.testing.assert_array_equal(pooled[rois[:, 0] == i], alone)
