@@ -21,7 +21,6 @@ import yaml
 from siamattn import export_choices
 from siamattn.errors import ConfigError
 
-
 BACKBONES = ("resnet50", "mobilenetv2", "alexnet")
 MOBILENET_VARIANTS = ("torchvision", "pysot")
 

@@ -53,8 +53,8 @@ from siamattn.errors import InputError, SiamAttnError
 from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
 from siamattn.training.losses import rois_for_model, siamattn_loss
 from siamattn.training.model import SiamAttn, build_model, save_checkpoint
-from siamattn.training.model.checkpoint import check_state_dict, read_checkpoint
 from siamattn.training.model.alexnet import AlexNetLegacy, load_alexnet
+from siamattn.training.model.checkpoint import check_state_dict, read_checkpoint
 from siamattn.training.model.mobilenet import DilatedMobileNetV2, load_mobilenetv2
 from siamattn.training.model.resnet import AtrousResNet50, load_torchvision_resnet
 from siamattn.training.pairs import PairDataset, PairFailure, StepSampler, collate

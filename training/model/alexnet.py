@@ -55,8 +55,8 @@ class AlexNetLegacy(nn.Module):
 def load_alexnet(backbone: AlexNetLegacy, path: str | Path) -> None:
     """Backbone weights in this layout (``features.{i}.*``, optionally under ``backbone.`` as in a pysot
     SiamRPN checkpoint, whose other keys are ignored)."""
-    state = {k.removeprefix("module."): v for k, v in read_state_dict(Path(path)).items()}
-    state = {k.removeprefix("backbone."): v for k, v in state.items() if k.removeprefix("backbone.").startswith("features.")}
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in read_state_dict(Path(path)).items()}
+    state = {k: v for k, v in state.items() if k.startswith("features.")}
     own = backbone.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
