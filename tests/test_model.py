@@ -312,10 +312,12 @@ def test_every_shipped_ablation_builds_and_runs(name):
                              "model.rpn.hidden=16", "model.refine.box_fc=16", "model.refine.offset_fc=16",
                              "model.refine.mask_channels=8"])
     model = build_model(cfg).eval()
-    z, x = images()
+    t = cfg.tracker
+    z = torch.rand(1, 3, t.exemplar_size, t.exemplar_size) * 255
+    x = torch.rand(1, 3, t.instance_size, t.instance_size) * 255
     with torch.no_grad():
         out = model.search(x, model.template(z))
-    assert tuple(out["cls"].shape) == (1, 10, 25, 25)
+    assert tuple(out["cls"].shape) == (1, 10, t.score_size, t.score_size)  # 25, or 21 for siamrpn_alex (287 crops)
     assert ("box_feat" in out) == cfg.model.refine.enabled
     assert ("mask_feat" in out) == cfg.model.refine.mask
     if not cfg.model.refine.enabled:

@@ -63,20 +63,22 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
     from siamattn.training.importers import BENCHMARKS, SOURCES
 
     p = sub.add_parser(
-        "import", help="convert a checkpoint trained by other code (the SiamAttn authors') into a siamattn one",
+        "import", help="convert a checkpoint trained by other code (the SiamAttn authors', pysot's) into ours",
         description="Read a checkpoint of another code base (a training container {'epoch', 'state_dict', "
                     "'optimizer'} or a plain state dict, with or without 'module.'), map every key to this "
                     "project's model and write a siamattn checkpoint with its config inside, ready for "
                     "'siamattn export --checkpoint OUT' (docs/MODELS.md).")
     p.add_argument("--from", dest="source", required=True, choices=SOURCES,
-                   help="the code that wrote the checkpoint: siamattn-authors = msight-tech/research-siamattn")
+                   help="the code that wrote the checkpoint: siamattn-authors = msight-tech/research-siamattn, "
+                        "pysot = STVIR/pysot's model zoo (SiamRPN++ ResNet-50 / MobileNetV2, SiamRPN AlexNet)")
     p.add_argument("--checkpoint", required=True, type=Path, metavar="SRC.pth", help="their checkpoint file")
     p.add_argument("--config-file", type=Path, metavar="THEIR.yaml",
                    help="their experiment YAML: tracker settings (TRACK.*, ANCHOR.*, ...) are taken from it and "
-                        "its model part is checked (default: siamattn_r50's VOT2018 settings)")
+                        "its model part is checked (siamattn-authors default: siamattn_r50's VOT2018 settings); "
+                        "--from pysot needs it (experiments/NAME/config.yaml: it says which network it is)")
     p.add_argument("--benchmark", choices=tuple(BENCHMARKS),
-                   help="vot: polygon output, config siamattn_r50; otb: box output, siamattn_r50_otb (default: otb "
-                        "when the --config-file name contains 'otb', else vot)")
+                   help="siamattn-authors only: vot: polygon output, config siamattn_r50; otb: box output, "
+                        "siamattn_r50_otb (default: otb when the --config-file name contains 'otb', else vot)")
     p.add_argument("--out", required=True, type=Path, metavar="DST.pt", help="the siamattn checkpoint to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_set_arg(p)

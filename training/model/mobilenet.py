@@ -32,12 +32,13 @@ class InvertedResidual(nn.Module):
     """MobileNetV2 bottleneck. ``conv`` is one flat Sequential (expand 1x1, depth-wise 3x3, project 1x1, each
     with BN) so parameter names are ``conv.{0,1,3,4,6,7}`` as in the widely distributed ImageNet files."""
 
-    def __init__(self, cin: int, cout: int, stride: int, expand: int, dilation: int, padding: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, dilation: int, padding: int,
+                 always_expand: bool = False) -> None:
         super().__init__()
         hidden = cin * expand
         self.residual = stride == 1 and cin == cout
         layers: list[nn.Module] = []
-        if expand != 1:
+        if expand != 1 or always_expand:  # pysot's variant keeps a 1x1 (cin -> cin) conv at t = 1 too
             layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
         layers += [
             nn.Conv2d(hidden, hidden, 3, stride, padding, dilation, groups=hidden, bias=False),
@@ -60,18 +61,27 @@ class DilatedMobileNetV2(nn.Module):
     stride 8 use no padding (127 -> 63 -> 31 -> 15 and 255 -> 127 -> 63 -> 31, map centre on crop centre),
     the two later strided stages keep stride 1 and dilate everything after them by 2 and 4 (the conv that
     lost its stride keeps the previous rate). The final 1x1 conv to 1280 channels is dropped.
+
+    ``model.backbone.variant: pysot`` builds pysot's MobileNetV2 (its SiamRPN++ model zoo) on the same
+    skeleton: channels ``int(c * width_mult)`` instead of rounding to multiples of 8 (44/22/33/44/89/134/224/
+    448 at 1.4), a 1x1 expand conv in the t=1 block as well, and no input normalisation (its weights were
+    trained on raw BGR 0..255 crops, like the ResNet-50 and AlexNet here).
     """
+
+    levels = 3
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
         m = cfg.width_mult
-        stem = _divisible(32 * m)
+        pysot = cfg.variant == "pysot"
+        width = (lambda c: int(c * m)) if pysot else (lambda c: _divisible(c * m))
+        stem = width(32)
         features: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, stem, 3, 2, 0, bias=False), nn.BatchNorm2d(stem),
                                                    nn.ReLU6(inplace=True))]
         self.outputs = (*_MBV2_EARLY_OUTPUTS, *cfg.stride8_blocks)
         cin, dilation, strides_seen = stem, 1, 1
         for t, c, n, s in _MBV2_STAGES:
-            cout = _divisible(c * m)
+            cout = width(c)
             for i in range(n):
                 stride = s if i == 0 else 1
                 first_dilation = dilation
@@ -82,13 +92,14 @@ class DilatedMobileNetV2(nn.Module):
                     padding = 0
                 else:
                     padding = first_dilation
-                features.append(InvertedResidual(cin, cout, stride, t, first_dilation, padding))
+                features.append(InvertedResidual(cin, cout, stride, t, first_dilation, padding, pysot))
                 cin = cout
         self.features = nn.Sequential(*features[: self.outputs[-1] + 1])  # nothing after the last output
         outs = [self.features[i] for i in self.outputs]
         self.channels = [blk.conv[-1].num_features for blk in outs]  # type: ignore[union-attr]
         # stage k of the output contract = features[previous output + 1 : output k + 1] (used for freezing)
         self.stage_bounds = [(0 if k == 0 else self.outputs[k - 1] + 1, self.outputs[k] + 1) for k in range(5)]
+        self.normalize = not pysot
         mean = torch.tensor(_IMAGENET_MEAN[::-1]) * 255.0  # BGR order, 0..255 units
         std = torch.tensor(_IMAGENET_STD[::-1]) * 255.0
         self.register_buffer("in_scale", (1.0 / std).view(1, 3, 1, 1), persistent=False)
@@ -105,8 +116,8 @@ class DilatedMobileNetV2(nn.Module):
         return self.features[lo:hi]
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        # BGR -> RGB and ImageNet normalisation (the weights were trained on RGB 0..1, mean/std normalised)
-        x = torch.flip(x, dims=[1]) * self.in_scale.flip(1) + self.in_shift.flip(1)
+        if self.normalize:  # BGR -> RGB and ImageNet normalisation (the weights: RGB 0..1, mean/std normalised)
+            x = torch.flip(x, dims=[1]) * self.in_scale.flip(1) + self.in_shift.flip(1)
         outs = []
         for i, f in enumerate(self.features):
             x = f(x)

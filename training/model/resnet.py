@@ -47,6 +47,8 @@ class Bottleneck(nn.Module):
 class AtrousResNet50(nn.Module):
     """Returns the stem output (stride 2), layer1 (stride 4) and layers 2-4 (stride 8)."""
 
+    levels = 3  # the last three maps are the correlation levels
+
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
         w = cfg.width

@@ -22,8 +22,6 @@ from siamattn.training.model.neck import Neck
 from siamattn.training.model.refine import RegionRefinement
 from siamattn.training.model.rpn import MultiRPN
 
-LEVELS = 3
-
 
 class SiamAttn(nn.Module):
     def __init__(self, cfg: Config) -> None:
@@ -32,13 +30,16 @@ class SiamAttn(nn.Module):
         m = cfg.model
         self.backbone = build_backbone(m.backbone)
         ch = self.backbone.channels
-        c = m.neck.channels
-        self.neck = Neck(ch[2:], m.neck)
-        self.dsa = nn.ModuleList(DSA(c, m.attention) for _ in range(LEVELS))
-        self.rpn = MultiRPN(LEVELS, c, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
+        # the last `levels` backbone maps are the correlation levels; the ones before them (stride 2 and 4,
+        # when the backbone has them) feed the refinement's mask features (training/model/backbone.py)
+        self.levels = levels = self.backbone.levels
+        self.neck = Neck(ch[-levels:], m.neck)
+        c = self.neck.channels
+        self.dsa = nn.ModuleList(DSA(c, m.attention) for _ in range(levels))
+        self.rpn = MultiRPN(levels, c, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
         self.refine: RegionRefinement | None = None
-        if m.refine.enabled:
-            self.refine = RegionRefinement(c, LEVELS, ch[0], ch[1], m.refine, cfg.tracker.instance_size,
+        if m.refine.enabled:  # the config guarantees stride-2/4 maps (ModelConfig.validate)
+            self.refine = RegionRefinement(c, levels, ch[0], ch[1], m.refine, cfg.tracker.instance_size,
                                            cfg.tracker.score_size)
 
     @property
@@ -52,17 +53,18 @@ class SiamAttn(nn.Module):
     # -- deployment split -------------------------------------------------------------------------
     def template(self, z: Tensor) -> dict[str, Tensor]:
         """z [B,3,127,127] BGR 0..255 -> cache tensors named ``z{level}_{part}``."""
-        zf = self.neck(self.backbone(z)[2:])
+        zf = self.neck(self.backbone(z)[-self.levels:])
         cache: dict[str, Tensor] = {}
         for i, (dsa, f) in enumerate(zip(self.dsa, zf, strict=True)):
             cache.update({f"z{i}_{k}": v for k, v in dsa.template_part(f).items()})
         return cache
 
     def search(self, x: Tensor, cache: dict[str, Tensor]) -> dict[str, Tensor]:
-        """x [B,3,255,255] + template cache -> cls [B,2k,25,25], loc [B,4k,25,25] and, with refinement,
+        """x [B,3,I,I] (I = tracker.instance_size, 255) + template cache -> cls [B,2k,S,S], loc [B,4k,S,S]
+        (S = tracker.score_size, 25) and, with refinement,
         box_feat [B,C,25,25] and mask_feat [B,Cm,63,63]."""
-        stem, layer1, *rest = self.backbone(x)
-        xf = self.neck(rest)
+        feats = self.backbone(x)
+        early, xf = feats[: -self.levels], self.neck(feats[-self.levels:])
         z_att, x_att = [], []
         for i, (dsa, f) in enumerate(zip(self.dsa, xf, strict=True)):
             prefix = f"z{i}_"
@@ -73,7 +75,7 @@ class SiamAttn(nn.Module):
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
         if self.refine is not None:
-            box_feat, mask_feat = self.refine.features(z_att, x_att, stem, layer1)
+            box_feat, mask_feat = self.refine.features(z_att, x_att, *early)
             out["box_feat"] = box_feat
             if mask_feat is not None:
                 out["mask_feat"] = mask_feat
@@ -95,16 +97,16 @@ class SiamAttn(nn.Module):
     def forward(self, z: Tensor, x: Tensor, rois: Tensor | None = None) -> dict[str, Tensor]:
         """Pairs z [B,3,127,127], x [B,3,255,255]; optional RoIs [K,5] for the refinement heads.
         Returns cls, loc and, given RoIs, box deltas [K,4] and mask logits [K,1,64,64]."""
-        zf = self.neck(self.backbone(z)[2:])
-        stem, layer1, *rest = self.backbone(x)
-        xf = self.neck(rest)
+        zf = self.neck(self.backbone(z)[-self.levels:])
+        feats = self.backbone(x)
+        early, xf = feats[: -self.levels], self.neck(feats[-self.levels:])
         pairs = [dsa(a, b) for dsa, a, b in zip(self.dsa, zf, xf, strict=True)]
         z_att = [p[0] for p in pairs]
         x_att = [p[1] for p in pairs]
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
         if self.refine is not None and rois is not None:
-            box_feat, mask_feat = self.refine.features(z_att, x_att, stem, layer1)
+            box_feat, mask_feat = self.refine.features(z_att, x_att, *early)
             out["box"] = self.refine.box_deltas(box_feat, rois)
             if mask_feat is not None:
                 out["mask_logits"] = self.refine.mask_logits(mask_feat, rois)

