@@ -45,7 +45,7 @@ def _gpu_engine_backend() -> str:
 
 def _export(checkpoint: Path, out: Path, engine: str) -> Path:
     """Export once; reuse the folder while the checkpoint and options are unchanged."""
-    from siamattn.config import from_dict
+    from siamattn.config import apply_overrides, from_dict
     from siamattn.export.exporter import ExportOptions, export_model
     from siamattn.export.manifest import Manifest, sha256_file
     from siamattn.training.model.checkpoint import read_checkpoint
@@ -61,7 +61,8 @@ def _export(checkpoint: Path, out: Path, engine: str) -> Path:
             return model_dir
     except SiamAttnError:
         pass
-    cfg = from_dict(read_checkpoint(checkpoint)["config"])
+    # the demo follows one target: no batch graphs (export.max_targets 1), a third less export time
+    cfg = from_dict(apply_overrides(read_checkpoint(checkpoint)["config"], ["export.max_targets=1"]))
     print(f"[demo] exporting {checkpoint.name} ({cfg.name}) to {model_dir} "
           f"({precision}, engines: {'TensorRT' if engine != 'none' else 'none - no GPU/TensorRT here'})")
     export_model(cfg, model_dir, str(checkpoint), ExportOptions(ops="portable", precision=precision, engine=engine))

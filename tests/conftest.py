@@ -27,8 +27,12 @@ def _source_hash(extra: str) -> str:
 
 
 def cached_export(config: str, *, precision: str = "fp32", ops: str = "portable", checkpoint: str | None = None,
-                  overrides: tuple[str, ...] = ()) -> Path:
-    """Export ``config`` (no engines) once per source version and return the folder."""
+                  overrides: tuple[str, ...] = (), max_targets: int = 1) -> Path:
+    """Export ``config`` (no engines) once per source version and return the folder.
+
+    ``max_targets`` 1 (the default here, not the config's): no batch graphs, which most tests do not run and
+    which cost a third of an export; the multi-target tests ask for them."""
+    overrides = (*overrides, f"export.max_targets={max_targets}")
     from filelock import FileLock
 
     key = f"{config}|{precision}|{ops}|{checkpoint}|{overrides}"
@@ -44,10 +48,10 @@ def cached_export(config: str, *, precision: str = "fp32", ops: str = "portable"
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             if checkpoint:
-                from siamattn.config import from_dict
+                from siamattn.config import apply_overrides, from_dict
                 from siamattn.training.model.checkpoint import read_checkpoint
 
-                cfg = from_dict(read_checkpoint(checkpoint)["config"])
+                cfg = from_dict(apply_overrides(read_checkpoint(checkpoint)["config"], list(overrides)))
             else:
                 cfg = load_config(config, list(overrides))
             export_model(cfg, tmp, checkpoint,

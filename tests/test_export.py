@@ -253,6 +253,10 @@ def test_adaptive_sampling_is_rejected_with_the_config_key():
 # ------------------------------------------------------------------------------------ tiny exports
 
 
+# exports whose tests do not run the batch graphs skip them (a third of the export time)
+SINGLE = ["export.max_targets=1"]
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     return random_model(load_config("tiny"), seed=0)
@@ -292,7 +296,8 @@ def portable32(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def portable16(tmp_path_factory) -> Path:
     def make(out: Path) -> None:
-        export_model(load_config("tiny"), out, opts=ExportOptions(precision="fp16", engine="auto", verify=False),
+        export_model(load_config("tiny", SINGLE), out,
+                     opts=ExportOptions(precision="fp16", engine="auto", verify=False),
                      log=lambda m: None)
 
     return _shared(tmp_path_factory, "portable16", make)
@@ -541,8 +546,9 @@ def test_fp16_portable_graphs_build_tensorrt_rtx_engines(portable16):
 @pytest.fixture(scope="module")
 def plugin_refine(tmp_path_factory) -> Path:
     def make(out: Path) -> None:
-        export_model(load_config("tiny"), out, opts=ExportOptions(ops="plugin", precision="fp32", engine="none",
-                                                                  verify=False), log=lambda m: None)
+        export_model(load_config("tiny", SINGLE), out,
+                     opts=ExportOptions(ops="plugin", precision="fp32", engine="none", verify=False),
+                     log=lambda m: None)
 
     return _shared(tmp_path_factory, "plugin32", make)
 

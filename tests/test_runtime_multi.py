@@ -68,7 +68,7 @@ def _run_alone(tracker: Tracker, frames: list[np.ndarray], start: int, end: int 
 def _check_equal(backend_name: str, max_batch: int | None) -> None:
     from conftest import cached_export
 
-    model_dir = cached_export("demo", checkpoint=str(DEMO_CHECKPOINT))
+    model_dir = cached_export("demo", checkpoint=str(DEMO_CHECKPOINT), max_targets=8)  # with the batch graphs
     frames = _frames(FRAMES)
     backend, cfg, _ = load_backend(model_dir, backend_name, "cpu")
     if max_batch is not None:
