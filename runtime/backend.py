@@ -115,6 +115,23 @@ class BatchBackend(Backend, Protocol):
     def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray: ...
 
 
+class SlotZeroBackend:
+    """Mixin for a :class:`BatchBackend`: the plain :class:`Backend` methods as its slot 0, so one implementation
+    serves ``Tracker`` and ``MultiTracker``."""
+
+    def init_template(self, z_crop: np.ndarray) -> None:
+        self.set_template(0, z_crop)  # type: ignore[attr-defined]
+
+    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_batch(x_crop, (0,))  # type: ignore[attr-defined]
+
+    def refine_box(self, roi: np.ndarray) -> np.ndarray:
+        return self.refine_box_batch(roi)  # type: ignore[attr-defined]
+
+    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
+        return self.refine_mask_batch(roi)  # type: ignore[attr-defined]
+
+
 class _OneTarget:
     """A plain :class:`Backend` (one template at a time, e.g. a test fake or ``siamattn check``'s recorders)
     seen as a :class:`BatchBackend` with a single slot: enough for ``Tracker``; a second live target is an

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from siamattn.errors import SiamAttnError
+from siamattn.runtime.backend import SlotZeroBackend
 
 GRAPHS = ("template", "search", "refine_box", "refine_mask")
 
@@ -54,7 +55,7 @@ class GraphRunner(Protocol):
 MULTI_SUFFIX = "_multi"
 
 
-class GraphBackend:
+class GraphBackend(SlotZeroBackend):
     """Backend over a :class:`GraphRunner` (see module docstring); a
     :class:`~siamattn.runtime.backend.BatchBackend` too.
 
@@ -168,16 +169,3 @@ class GraphBackend:
 
     def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
         return self._refine("refine_mask", rois)
-
-    # -- Backend: slot 0 ---------------------------------------------------------------------------
-    def init_template(self, z_crop: np.ndarray) -> None:
-        self.set_template(0, z_crop)
-
-    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.search_batch(x_crop, (0,))
-
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        return self.refine_box_batch(roi)
-
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        return self.refine_mask_batch(roi)

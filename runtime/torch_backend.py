@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from siamattn.errors import InputError, require
+from siamattn.runtime.backend import SlotZeroBackend
 
 
 def torch_device(device: str = "auto") -> str:
@@ -26,7 +27,7 @@ def torch_device(device: str = "auto") -> str:
     return device
 
 
-class TorchBackend:
+class TorchBackend(SlotZeroBackend):
     """:class:`~siamattn.runtime.backend.Backend` over a :class:`siamattn.training.model.SiamAttn`.
 
     ``device``: "cpu", "cuda" or "cuda:N". ``half``: FP16 weights and activations (CUDA only; the channel
@@ -146,16 +147,3 @@ class TorchBackend:
     def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
             return self._host(self.model.refine_mask(self._out["mask_feat"], self._roi(rois)))
-
-    # -- Backend: slot 0 ---------------------------------------------------------------------------
-    def init_template(self, z_crop: np.ndarray) -> None:
-        self.set_template(0, z_crop)
-
-    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.search_batch(x_crop, (0,))
-
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        return self.refine_box_batch(roi)
-
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        return self.refine_mask_batch(roi)

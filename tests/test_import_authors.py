@@ -16,6 +16,7 @@ from siamattn.errors import ConfigError, SiamAttnError
 from siamattn.training.importers import guess_benchmark, import_config
 from siamattn.training.importers import siamattn_authors as authors
 from siamattn.training.importers.keymap import group_keys, map_state_dict, unwrap_state_dict
+from siamattn.training.importers.yacs_yaml import read_yaml
 from siamattn.training.model.attention import DSA
 from siamattn.training.model.checkpoint import load_checkpoint, read_checkpoint
 from siamattn.training.model.siamattn import build_model
@@ -216,7 +217,7 @@ def write_yaml(path: Path, **changes: object) -> Path:
 
 def test_yaml_settings_are_applied(tmp_path):
     y = write_yaml(tmp_path / "config_vot2018.yaml")
-    s = authors.settings(authors.read_yaml(y), y, weighted_from_keys=True)
+    s = authors.settings(read_yaml(y), y, weighted_from_keys=True)
     assert s["tracker.penalty_k"] == 0.13 and s["tracker.window_influence"] == 0.29 and s["tracker.lr"] == 0.41
     assert s["tracker.mask_threshold"] == 0.27 and s["model.refine.box_stds"] == [0.1, 0.1, 0.25, 0.25]
     assert s["model.rpn.weighted_fusion"] is True and s["anchors.scales"] == [8.0]
@@ -224,7 +225,7 @@ def test_yaml_settings_are_applied(tmp_path):
 
 def test_absent_yaml_keys_take_their_codes_defaults(tmp_path):
     y = write_yaml(tmp_path / "c.yaml", TRACK__PENALTY_K=None, TRACK__LR=None)
-    s = authors.settings(authors.read_yaml(y), y, weighted_from_keys=True)
+    s = authors.settings(read_yaml(y), y, weighted_from_keys=True)
     assert (s["tracker.penalty_k"], s["tracker.lr"]) == (0.04, 0.4)  # their config.py defaults
 
 
@@ -242,7 +243,7 @@ def test_absent_yaml_keys_take_their_codes_defaults(tmp_path):
 def test_unrepresentable_yaml_is_one_line(tmp_path, change, pattern):
     y = write_yaml(tmp_path / "c.yaml", **change)
     with pytest.raises(ConfigError, match=pattern) as info:
-        authors.settings(authors.read_yaml(y), y, weighted_from_keys=True)
+        authors.settings(read_yaml(y), y, weighted_from_keys=True)
     assert "\n" not in str(info.value)
 
 

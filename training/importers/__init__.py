@@ -16,6 +16,7 @@ from pathlib import Path
 
 from siamattn.config import Config, apply_overrides, from_dict, load_config
 from siamattn.errors import SiamAttnError
+from siamattn.training.importers.yacs_yaml import read_yaml
 
 SOURCES = ("siamattn-authors", "pysot")
 BENCHMARKS = {"vot": "siamattn_r50", "otb": "siamattn_r50_otb"}  # shipped config per benchmark's settings
@@ -126,7 +127,7 @@ def import_checkpoint(source: str, checkpoint: str | Path, out: str | Path, conf
     if out.exists() and not overwrite:
         raise SiamAttnError(f"--out '{out}' already exists; pass --overwrite to replace it")
 
-    their_yaml = authors.read_yaml(config_file) if config_file is not None else None  # fail before the big load
+    their_yaml = read_yaml(config_file) if config_file is not None else None  # fail before the big load
     what = f"checkpoint '{checkpoint}'"
     state = unwrap_state_dict(load_torch_file(checkpoint), what)
     if source == pysot.NAME:

@@ -15,6 +15,7 @@ from typing import Any
 from siamattn.config import Config
 from siamattn.errors import ConfigError
 from siamattn.training.importers.keymap import KeyTable, Row
+from siamattn.training.importers.yacs_yaml import as_number, lookup
 
 NAME = "pysot"
 BASE_CONFIG = "siamrpnpp_r50"  # SiamRPN++ without attention or refinement; the YAML sets everything else
@@ -60,16 +61,7 @@ MBV2_FIRST = {L: 1 + sum(MBV2_BLOCKS[: L - 1]) for L in range(1, 8)}
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return DEFAULTS[dotted]
-        node = node[part]
-    return node
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+    return lookup(data, dotted, DEFAULTS)
 
 
 def experiment_name(data: dict[str, Any], path: str | Path) -> str:
@@ -119,12 +111,12 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
 
     def numbers(key: str) -> list[float]:
         value = _get(data, key)
-        vals = [_num(v) for v in value] if isinstance(value, list) else [None]
+        vals = [as_number(v) for v in value] if isinstance(value, list) else [None]
         need(key, bool(vals) and None not in vals, "is not a list of numbers")
         return [float(v) for v in vals if v is not None]
 
     def number(key: str) -> float:
-        value = _num(_get(data, key))
+        value = as_number(_get(data, key))
         need(key, value is not None, "is not a number")
         assert value is not None
         return value
@@ -143,13 +135,13 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
         if not (3 <= used[0] < used[1] < used[2] == 7):
             fail(f"BACKBONE.KWARGS.used_layers = {used!r}", "is not three increasing stride-8 layers (3..7) "
                  "ending with layer7 (the network here ends at its last level)")
-        mult = _num(kw["width_mult"])
+        mult = as_number(kw["width_mult"])
         need("BACKBONE.KWARGS.width_mult", mult is not None and mult > 0, "is not a positive number")
         out.update({"model.backbone.name": "mobilenetv2", "model.backbone.variant": "pysot",
                     "model.backbone.width_mult": mult,
                     "model.backbone.stride8_blocks": [MBV2_FIRST[L] + MBV2_BLOCKS[L - 1] - 1 for L in used]})
     else:
-        mult = _num(kw["width_mult"])
+        mult = as_number(kw["width_mult"])
         need("BACKBONE.KWARGS.width_mult", mult is not None and mult > 0, "is not a positive number")
         out.update({"model.backbone.name": "alexnet", "model.backbone.width_mult": mult})
     levels = 1 if kind == "alexnetlegacy" else 3

@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from siamattn.errors import ConfigError
 from siamattn.training.importers.keymap import KeyTable, Row
+from siamattn.training.importers.yacs_yaml import as_number, lookup
 
 NAME = "siamattn-authors"
 
@@ -87,33 +86,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config-file '{path}' does not exist" if not path.exists()
-                          else f"--config-file '{path}' is a folder, not a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1})" if where is not None else ""
-        raise ConfigError(f"--config-file '{path}' is not valid YAML{at}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config-file '{path}' is not a YAML mapping (their experiment configs are)")
-    return data
-
-
 def _get(data: dict[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return DEFAULTS[dotted]
-        node = node[part]
-    return node
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+    return lookup(data, dotted, DEFAULTS)
 
 
 def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -> dict[str, Any]:
@@ -127,13 +101,13 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
 
     def numbers(key: str, n: int | None = None) -> list[float]:
         value = _get(data, key)
-        vals = [_num(v) for v in value] if isinstance(value, list | tuple) else [None]
+        vals = [as_number(v) for v in value] if isinstance(value, list | tuple) else [None]
         need(key, None not in vals and (n is None or len(vals) == n),
              f"is not a list of {n or 'some'} numbers")
         return [float(v) for v in vals if v is not None]
 
     def number(key: str) -> float:
-        value = _num(_get(data, key))
+        value = as_number(_get(data, key))
         need(key, value is not None, "is not a number")
         assert value is not None
         return value

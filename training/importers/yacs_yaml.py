@@ -1,0 +1,44 @@
+"""Reading the yacs-style experiment YAMLs that pysot and the SiamAttn authors' code ship (a key the file leaves
+out takes that code's default), shared by both importers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from siamattn.errors import ConfigError
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The file as a mapping; one line naming the problem when it is missing, a folder, not YAML or not a
+    mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config-file '{path}' does not exist" if not path.exists()
+                          else f"--config-file '{path}' is a folder, not a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"--config-file '{path}' is not valid YAML{at}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config-file '{path}' is not a YAML mapping (their experiment configs are)")
+    return data
+
+
+def lookup(data: dict[str, Any], dotted: str, defaults: dict[str, Any]) -> Any:
+    """``data['A']['B']`` for ``'A.B'``, or the code's default ``defaults['A.B']`` where the file leaves it out."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return defaults[dotted]
+        node = node[part]
+    return node
+
+
+def as_number(x: Any) -> float | None:
+    """``x`` as a float when it is an int or float (not a bool), else None."""
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
