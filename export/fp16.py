@@ -47,8 +47,8 @@ FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)
 _TYPE_AGNOSTIC_INPUTS = {"Shape", "Size", "Cast", "CastLike"}
 # (op, input index) that must stay FP32 whatever the node's precision.
 _PINNED_FP32 = {("Resize", 1), ("Resize", 2), (DEFORM_ROI_POOL.name, 1)}
-# Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math (Neg:
-# the authors' channel attention is softmax_row(-X X^T), model.attention.channel_softmax: negated).
+# Shape/elementwise ops that may sit between a MatMul and its Softmax, or inside coordinate math (the
+# authors' channel attention, softmax_row(rowmax(E) - E), is matched separately in _attention_islands).
 _PASS_THROUGH = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Mul", "Div", "Flatten", "Neg"}
 _COORD_OPS = _PASS_THROUGH | {
     "Add", "Sub", "Clip", "Min", "Max", "Floor", "Ceil", "Neg", "Less", "LessOrEqual", "Greater",
@@ -127,6 +127,13 @@ def _attention_islands(gr: _Graph) -> tuple[set[int], set[int]]:
                 matmul = j
                 break
             dyn = gr.dynamic_inputs(j)
+            if p.op_type == "Sub" and len(dyn) == 2 and gr.producer.get(dyn[0]) is not None:
+                # the authors' channel softmax argument rowmax(E) - E (model.attention.channel_softmax: negated)
+                r = gr.producer[dyn[0]]
+                if gr.nodes[r].op_type == "ReduceMax" and gr.nodes[r].input[0] == dyn[1]:
+                    chain += [j, r]
+                    cur = dyn[1]
+                    continue
             if p.op_type not in _PASS_THROUGH or len(dyn) != 1:
                 break
             chain.append(j)

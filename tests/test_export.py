@@ -498,21 +498,28 @@ def test_large_weight_island_keeps_cancelling_layers_fp32():
     assert errors[()] > 0.01 and errors[("large_weights",)] < 1e-6, errors
 
 
-@pytest.mark.parametrize("negated", [False, True])
-def test_channel_attention_island_with_and_without_the_negation(negated):
-    # softmax_row(X X^T) and the authors' softmax_row(-X X^T): the Neg between MatMul and Softmax is part of it
+@pytest.mark.parametrize("form", ["plain", "neg", "rowmax"])
+def test_channel_attention_island_with_and_without_the_negation(form):
+    # softmax_row(X X^T), softmax_row(-X X^T) and the authors' softmax_row(rowmax(E) - E) (what
+    # channel_softmax: negated exports): the ops between MatMul and Softmax are part of the island
     x = onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 49])
     y = onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8])
     nodes = [onnx.helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
              onnx.helper.make_node("MatMul", ["x", "xt"], ["e"])]
-    if negated:
+    inits = []
+    if form == "neg":
         nodes.append(onnx.helper.make_node("Neg", ["e"], ["ne"]))
+    elif form == "rowmax":
+        inits.append(onnx.numpy_helper.from_array(np.array([-1], np.int64), "axes"))
+        nodes += [onnx.helper.make_node("ReduceMax", ["e", "axes"], ["m"], keepdims=1),
+                  onnx.helper.make_node("Sub", ["m", "e"], ["ne"])]
     nodes.append(onnx.helper.make_node("Softmax", [nodes[-1].output[0]], ["y"], axis=-1))
-    graph = onnx.helper.make_graph(nodes, "cam", [x], [y])
+    graph = onnx.helper.make_graph(nodes, "cam", [x], [y], initializer=inits)
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)], ir_version=10)
     found = find_islands(model, ("channel_attention", "spatial_attention"))
-    assert sorted(model.graph.node[i].op_type for i in found["channel_attention"]) == \
-        sorted(["MatMul", "Softmax"] + (["Neg"] if negated else []))
+    extra = {"plain": [], "neg": ["Neg"], "rowmax": ["ReduceMax", "Sub"]}[form]
+    want = sorted(["MatMul", "Softmax", *extra])
+    assert sorted(model.graph.node[i].op_type for i in found["channel_attention"]) == want
     assert found["spatial_attention"] == set()
 
 

@@ -140,8 +140,8 @@ def test_dsa_split_equals_its_forward_for_every_switch(self_att, cross_att, defo
     with torch.no_grad():
         ref_z, ref_x = dsa(z, x)
         got_z, got_x = dsa.search_part(x, dsa.template_part(z))
-    for got, ref in ((got_z, ref_z), (got_x, ref_x)):  # the same sums in another order: FP32 rounding only
-        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    for got, ref in ((got_z, ref_z), (got_x, ref_x)):  # the same sums in the same order: the same FP32 numbers
+        assert torch.equal(got, ref)
     if self_att or cross_att:  # the search image reaches the template branch exactly when cross-attention is on
         with torch.no_grad():
             other_z, _ = dsa.search_part(x2, dsa.template_part(z))
@@ -164,6 +164,19 @@ def test_negated_channel_affinity_is_the_authors_rowmax_form_and_stays_finite():
         torch.testing.assert_close(got_neg, want_neg, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(got_plain, want_plain, rtol=1e-4, atol=1e-6)
     assert not torch.allclose(got_neg, got_plain)
+
+
+def test_negated_channel_affinity_rounds_like_the_authors_rowmax_minus_gram():
+    # Gram entries ~1e4: rowmax(E) - E rounds to FP32 before the softmax; softmax(-E), equal in exact
+    # arithmetic, rounds differently. Ours must give the authors' FP32 numbers exactly.
+    g = torch.Generator().manual_seed(3)
+    f = 3 * torch.randn(1, 32, 31, 31, generator=g)
+    flat = f.flatten(2)
+    e = torch.bmm(flat, flat.transpose(1, 2))
+    theirs = torch.softmax(torch.max(e, -1, keepdim=True)[0].expand_as(e) - e, dim=-1)
+    got = channel_affinity(f, negated=True)
+    assert torch.equal(got, theirs)
+    assert not torch.equal(torch.softmax(-e, dim=-1), theirs)  # the shortcut is not the same in FP32
 
 
 def _authors_spatial(f, q_conv, k_conv, v_conv, gamma):

@@ -34,9 +34,13 @@ def channel_affinity(f: Tensor, negated: bool = False) -> Tensor:
     FP32: the Gram entries sum N products and overflow or saturate in FP16."""
     flat = f.flatten(2).float()
     gram = torch.bmm(flat, flat.transpose(1, 2))
-    # Softmax subtracts the row maximum of its argument, so softmax(-E) evaluates exp(rowmin(E) - E): the
-    # stable form of the authors' softmax(rowmax(E) - E) (the same values: softmax is shift-invariant).
-    return torch.softmax(-gram if negated else gram, dim=-1).to(f.dtype)
+    if negated:
+        # The authors' form softmax(rowmax(E) - E), not the equal softmax(-E): the Gram entries reach 1e4 and
+        # more, so rounding rowmax(E) - E to FP32 moves the exponents by up to 1e-3, which moved the
+        # attention by 2e-6 of its range and, through a chaotic random-weight tracker, their boxes
+        # (docs/MODELS.md, "Checking an import against the authors' code").
+        gram = gram.amax(dim=-1, keepdim=True) - gram
+    return torch.softmax(gram, dim=-1).to(f.dtype)
 
 
 def apply_affinity(a: Tensor, f: Tensor) -> Tensor:
@@ -100,10 +104,15 @@ class DSA(nn.Module):
         return self.spatial(f) + (self.self_scale * apply_affinity(self.affinity(f), f) + f)
 
     def fixed_part(self, f: Tensor) -> Tensor:
-        """The part of the attentional features that needs only this branch's own features."""
-        if self.use_self:
-            return self.self_attention(f) + f if self.use_cross else self.self_attention(f)
-        return f
+        """The part of the attentional features that needs only this branch's own features: S(F), or F when
+        only the cross-attention is on. The per-frame part adds C(F) = gamma A F + F to it, summed in the
+        order of :meth:`forward` (and of the authors' code), S(F) + (gamma A F + F), so the split gives the
+        same FP32 numbers as the unsplit module."""
+        return self.self_attention(f) if self.use_self else f
+
+    def _plus_cross(self, fixed: Tensor, affinity: Tensor, f: Tensor) -> Tensor:
+        cross = self.cross_scale * apply_affinity(affinity, f) + f
+        return fixed + cross if self.use_self else cross
 
     # -- deployment split -------------------------------------------------------------------------
     def template_part(self, zf: Tensor) -> dict[str, Tensor]:
@@ -117,8 +126,8 @@ class DSA(nn.Module):
         """Per-frame: attentional features (z_att, x_att) from the search features and the template cache."""
         if not self.use_cross:
             return cache["att"], self.out(self.fixed_part(xf))
-        x_att = self.fixed_part(xf) + self.cross_scale * apply_affinity(cache["affinity"], xf)
-        z_att = cache["fixed"] + self.cross_scale * apply_affinity(self.affinity(xf), cache["feat"])
+        x_att = self._plus_cross(self.fixed_part(xf), cache["affinity"], xf)
+        z_att = self._plus_cross(cache["fixed"], self.affinity(xf), cache["feat"])
         return self.out(z_att), self.out(x_att)
 
     # -- training forward ------------------------------------------------------------------------
