@@ -11,6 +11,7 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from siamattn.export.errors import ExportError
+from siamattn.export.postpass import constant_arrays
 
 # Opset 18 moved `axes` of these from an attribute to an optional input.
 _REDUCE_AXES_INPUT_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
@@ -36,14 +37,6 @@ def _drop_resize_18_attrs(node: onnx.NodeProto, target: int, label: str) -> None
     node.attribute.extend(kept)
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    out = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            out[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return out
-
-
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
     inferred = shape_inference.infer_shapes(model, strict_mode=False)
     out: dict[str, list[int | None]] = {}
@@ -62,7 +55,7 @@ def downgrade_opset(model: onnx.ModelProto, target: int, label: str) -> onnx.Mod
         raise ExportError(f"[{label}] cannot down-convert to opset {target} (13 or newer only)")
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    consts = _constants(out)
+    consts = constant_arrays(out)
     shapes = _shapes(out) if any(n.op_type == "Split" for n in out.graph.node) else {}
     new_inits = []
     for node in out.graph.node:

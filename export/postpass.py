@@ -48,6 +48,17 @@ def remove_dead_nodes(model: onnx.ModelProto) -> int:
     return removed
 
 
+def constant_arrays(model: onnx.ModelProto) -> dict[str, Any]:
+    """The graph's constant tensors by name (initializers and ``Constant`` nodes' values) as numpy arrays."""
+    from onnx import numpy_helper
+
+    out = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            out[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return out
+
+
 # Ops that only relabel a tensor's layout or type: folding them never grows the file.
 _LAYOUT_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Identity"}
 
@@ -63,10 +74,7 @@ def fold_weight_layouts(model: onnx.ModelProto) -> int:
     from onnx.reference import ReferenceEvaluator
 
     g = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    for node in g.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    consts = constant_arrays(model)
     outputs = {o.name for o in g.output}
     kept, folded = [], 0
     for node in g.node:

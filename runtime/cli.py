@@ -104,6 +104,8 @@ def _check(args: argparse.Namespace) -> int:
     require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     if args.polygraphy is not None:
         check_folder("--polygraphy", args.polygraphy, args.polygraphy)
+        if args.polygraphy_frames < 2:
+            raise InputError("--polygraphy-frames must be at least 2 (the first frame only initialises the tracker)")
         require("polygraphy", "export", "'siamattn check --polygraphy' (its files are polygraphy's JSON formats)")
     frames = list(open_source(args.source, args.max_frames))
     if len(frames) < 2:

@@ -15,7 +15,7 @@ from typing import Any
 from siamattn.config import Config
 from siamattn.errors import ConfigError
 from siamattn.training.importers.keymap import KeyTable, Row
-from siamattn.training.importers.yacs_yaml import as_number, lookup
+from siamattn.training.importers.yacs_yaml import as_number, as_numbers, lookup
 
 NAME = "pysot"
 BASE_CONFIG = "siamrpnpp_r50"  # SiamRPN++ without attention or refinement; the YAML sets everything else
@@ -110,10 +110,9 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
         return list(value)
 
     def numbers(key: str) -> list[float]:
-        value = _get(data, key)
-        vals = [as_number(v) for v in value] if isinstance(value, list) else [None]
-        need(key, bool(vals) and None not in vals, "is not a list of numbers")
-        return [float(v) for v in vals if v is not None]
+        vals = as_numbers(_get(data, key))
+        need(key, vals is not None, "is not a list of numbers")
+        return vals or []
 
     def number(key: str) -> float:
         value = as_number(_get(data, key))

@@ -13,7 +13,7 @@ from typing import Any
 
 from siamattn.errors import ConfigError
 from siamattn.training.importers.keymap import KeyTable, Row
-from siamattn.training.importers.yacs_yaml import as_number, lookup
+from siamattn.training.importers.yacs_yaml import as_number, as_numbers, lookup
 
 NAME = "siamattn-authors"
 
@@ -100,11 +100,9 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
             raise ConfigError(f"{src}: {key} = {_get(data, key)!r} {what}")
 
     def numbers(key: str, n: int | None = None) -> list[float]:
-        value = _get(data, key)
-        vals = [as_number(v) for v in value] if isinstance(value, list | tuple) else [None]
-        need(key, None not in vals and (n is None or len(vals) == n),
-             f"is not a list of {n or 'some'} numbers")
-        return [float(v) for v in vals if v is not None]
+        vals = as_numbers(_get(data, key), n)
+        need(key, vals is not None, f"is not a list of {n or 'some'} numbers")
+        return vals or []
 
     def number(key: str) -> float:
         value = as_number(_get(data, key))

@@ -39,6 +39,14 @@ def lookup(data: dict[str, Any], dotted: str, defaults: dict[str, Any]) -> Any:
     return node
 
 
+def as_numbers(x: Any, n: int | None = None) -> list[float] | None:
+    """``x`` as a list of floats when it is a non-empty list/tuple of numbers (of length ``n`` if given), else None."""
+    if not isinstance(x, list | tuple) or not x or (n is not None and len(x) != n):
+        return None
+    vals = [as_number(v) for v in x]
+    return None if None in vals else [float(v) for v in vals if v is not None]
+
+
 def as_number(x: Any) -> float | None:
     """``x`` as a float when it is an int or float (not a bool), else None."""
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
