@@ -13,18 +13,11 @@ import torch
 
 from siamattn.cli import main
 from siamattn.config import load_config
-from siamattn.training.model import build_model
 from siamattn.training.model.alexnet import AlexNetLegacy
 from siamattn.training.trainer import (
-    Dist,
-    _step,
-    apply_trainable,
     backbone_stages,
-    backbone_trainable,
-    build_optimizer,
-    set_modes,
 )
-from tests.test_train import _batch, write_got10k
+from tests.test_train import _batch, train_steps, write_got10k
 
 HAS_RTX = importlib.util.find_spec("tensorrt_rtx_bindings") is not None
 
@@ -61,15 +54,7 @@ def test_a_few_training_steps_reduce_the_loss(name, data):
                              "train.backbone_train_epoch=0"])
     batch = _batch(cfg, data)
     assert batch["labels"].shape[-1] == SCORE[name] and batch["x"].shape[-1] == cfg.tracker.instance_size
-    model = build_model(cfg)
-    flags = backbone_trainable(cfg.train, 0)
-    apply_trainable(model, flags)
-    opt, sched = build_optimizer(model, cfg.train, 10)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    losses = []
-    for _ in range(6):
-        set_modes(model, flags)
-        losses.append(_step(model, model, batch, cfg.train, opt, sched, scaler, torch.device("cpu"), False, Dist()))
+    model, losses = train_steps(cfg, batch)
     assert losses[-1]["total"] < 0.8 * losses[0]["total"], [round(x["total"], 4) for x in losses]
     # the listed backbone stages (2, 3, 4) received gradients, the others none
     stages = backbone_stages(model.backbone)

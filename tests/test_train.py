@@ -82,20 +82,27 @@ def _batch(cfg, data: Path, n: int = 4, start: int = 0) -> dict[str, torch.Tenso
     return collate([pairs[k] for k in range(start, start + n)])
 
 
-def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(data):
-    torch.manual_seed(0)
-    cfg = load_config("tiny", ["train.warmup_epochs=0", "train.lr_start=0.01", "train.lr_end=0.01"])
-    batch = _batch(cfg, data)
-    assert batch["positive"].any() and batch["has_mask"].any()  # every loss term is exercised
+def train_steps(cfg, batch: dict[str, torch.Tensor], steps: int = 6) -> tuple[torch.nn.Module, list[dict]]:
+    """A fresh model of ``cfg`` trained ``steps`` single-process CPU steps on one fixed batch (epoch-0
+    trainable flags, as the trainer sets them); returns it and each step's losses."""
     model = build_model(cfg)
     flags = backbone_trainable(cfg.train, 0)
     apply_trainable(model, flags)
     opt, sched = build_optimizer(model, cfg.train, 10)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     losses = []
-    for _ in range(6):
+    for _ in range(steps):
         set_modes(model, flags)
         losses.append(_step(model, model, batch, cfg.train, opt, sched, scaler, torch.device("cpu"), False, Dist()))
+    return model, losses
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(data):
+    torch.manual_seed(0)
+    cfg = load_config("tiny", ["train.warmup_epochs=0", "train.lr_start=0.01", "train.lr_end=0.01"])
+    batch = _batch(cfg, data)
+    assert batch["positive"].any() and batch["has_mask"].any()  # every loss term is exercised
+    _, losses = train_steps(cfg, batch)
     first, last = losses[0], losses[-1]
     assert last["total"] < 0.8 * first["total"], [round(x["total"], 4) for x in losses]
     assert last["cls"] < first["cls"] and last["loc"] < first["loc"]
