@@ -26,7 +26,7 @@ from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, 
 from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
 from siamattn.export.random_model import random_model
-from siamattn.export.verify import compare, run_onnx
+from siamattn.export.verify import compare, rounding_noise, run_onnx
 from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 from siamattn.training.model import SiamAttn, load_checkpoint
 
@@ -163,11 +163,15 @@ def batch_xcorr(xcorr: str) -> str:
 
 
 def verify_graph(stage: Stage, model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+    """Per output: the graph's error against the PyTorch stage, and PyTorch's own float32 rounding noise on
+    these weights (``rounding_noise``), the scale an FP32 graph's error is to be read against."""
     feeds = {k: v.detach().cpu().numpy() for k, v in stage.inputs.items()}
     outputs, runner = run_onnx(model, feeds)
     result = compare(stage.reference(), outputs)
-    for v in result.values():
+    noise = rounding_noise(stage)
+    for name, v in result.items():
         v["runner"] = runner
+        v["fp32_noise"] = noise[name]
     return result
 
 
@@ -273,7 +277,8 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
             manifest["verification"][stage.name] = check
             worst = max(check.items(), key=lambda kv: kv[1]["rel_err"])
             line += (f", max |err|/range vs PyTorch {worst[1]['rel_err']:.1e} ({worst[0]}, "
-                     f"{worst[1]['runner']})")
+                     f"{worst[1]['runner']}; PyTorch's own FP32 rounding noise there "
+                     f"{worst[1]['fp32_noise']:.1e})")
         log(line + f" [{time.monotonic() - t0:.1f}s]")
     write_manifest(out, manifest)
 

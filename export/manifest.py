@@ -19,7 +19,7 @@ Layout (format ``siamattn-export``, version 1)::
                             "engine": null | {"file": "<name>.engine", "sha256", "bytes", "backend",
                                               "version", "layers", "build_s"}}},
       "engines": {"backend": ..., "version": ..., "timing_cache": ..., "plugin_library": ..., "skipped": {...}},
-      "verification": {"<graph>": {"<output>": {"max_abs_err", "range", "rel_err", "runner"}}}
+      "verification": {"<graph>": {"<output>": {"max_abs_err", "range", "rel_err", "runner", "fp32_noise"}}}
     }
 
 The search graph's inputs other than ``x`` are the template graph's outputs, under the same names.

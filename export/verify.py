@@ -13,7 +13,7 @@ in its graph type (numpy), which is what a strongly typed engine does; use it fo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -21,6 +21,9 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 from siamattn.plugins.names import CUSTOM_DEFORM_CONV, DEFORM_ROI_POOL, ONNX_DOMAIN
+
+if TYPE_CHECKING:
+    from siamattn.export.graphs import Stage
 
 
 class _DeformRoIPoolRef(OpRun):
@@ -137,6 +140,41 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
         ops = [_DeformRoIPoolRef, _DeformConvRef, _GridSample, _Conv]
         outs = ReferenceEvaluator(model, new_ops=ops).run(names, feeds)
     return dict(zip(names, (np.asarray(o) for o in outs), strict=True)), runner
+
+
+# float32 unit roundoff: the relative error of one correctly rounded float32 result
+FP32_ROUNDOFF = 2.0**-24
+_ROUNDED_LAYERS = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear")
+
+
+def rounding_noise(stage: Stage, seed: int = 0) -> dict[str, float]:
+    """Per output, how far the PyTorch stage itself moves (max abs change / range) when the result of every
+    conv and linear layer is perturbed by one float32 rounding (relative noise of 2^-24, seeded).
+
+    This is the yardstick for an FP32 export's parity figure: any other implementation of the same network
+    (ONNX Runtime, TensorRT, PyTorch with another conv algorithm) sums in another order and differs from
+    PyTorch by about this much. Well-conditioned (trained) weights give ~1e-5; random weights with unit-scale
+    residual branches or saturated softmaxes amplify rounding 10-100x, and then a larger export error is the
+    weights', not the graph's (docs/EXPORT.md, "Parity figures").
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def perturb(_module: Any, _inputs: Any, out: Any) -> Any:
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            return out
+        return out + out * FP32_ROUNDOFF * torch.randn(out.shape, generator=gen, dtype=out.dtype)
+
+    hooks = [m.register_forward_hook(perturb) for m in stage.module.modules()
+             if type(m).__name__ in _ROUNDED_LAYERS]
+    try:
+        noisy = stage.reference()
+    finally:
+        for h in hooks:
+            h.remove()
+    figures = compare(stage.reference(), {k: v.numpy() for k, v in noisy.items()})
+    return {name: v["rel_err"] for name, v in figures.items()}
 
 
 def compare(reference: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:

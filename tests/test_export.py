@@ -29,7 +29,7 @@ from siamattn.export.graphs import Stage, export_stage, stages
 from siamattn.export.manifest import Manifest
 from siamattn.export.postpass import finalize, optimize
 from siamattn.export.random_model import random_images, random_model, random_rois
-from siamattn.export.verify import compare, run_onnx
+from siamattn.export.verify import compare, rounding_noise, run_onnx
 from siamattn.ops import deform_conv2d, deform_roi_pool, xcorr_depthwise
 from siamattn.tensorrt_env import resolve_flavour
 from siamattn.training.model import save_checkpoint
@@ -378,6 +378,9 @@ def test_manifest_describes_io_config_versions_and_weights(portable32):
     assert all(x.dtype == "float32" for g in m.graphs.values() for x in (*g.inputs, *g.outputs))
     for name in m.order:
         assert data["verification"][name], name
+        for out, v in data["verification"][name].items():
+            # an FP32 graph differs from PyTorch by about PyTorch's own conv-order rounding noise
+            assert v["rel_err"] < 20 * max(v["fp32_noise"], 1e-6), (name, out, v)
 
 
 @needs_rtx
@@ -700,6 +703,24 @@ def test_cli_engine_backend_not_installed(capsys, tmp_path):
 def test_cli_unknown_fp32_island(capsys, tmp_path):
     err = _cli_error(capsys, ["export", "--config", "tiny", "--out", str(tmp_path / "o"), "--keep-fp32", "softmax"])
     assert "unknown island" in err
+
+
+def test_rounding_noise_is_pytorchs_own_conv_order_noise():
+    stage = {s.name: s for s in stages(random_model(load_config("tiny")))}["search"]
+    before = stage.reference()
+    noise = rounding_noise(stage)
+    assert noise == rounding_noise(stage)  # seeded
+    assert all(0 < v < 1e-4 for v in noise.values()), noise
+    after = stage.reference()  # the hooks are gone again
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN in this torch build: no second conv algorithm to compare with")
+    # An independent yardstick of the same thing: PyTorch with its other conv algorithm, which sums in
+    # another order. One rounding per layer should predict its size to within an order of magnitude.
+    with torch.backends.mkldnn.flags(enabled=False):
+        other = compare(before, {k: v.numpy() for k, v in stage.reference().items()})
+    for name, v in noise.items():
+        assert other[name]["rel_err"] / 10 < v < other[name]["rel_err"] * 10, (name, v, other[name])
 
 
 @pytest.mark.parametrize("pads, strides, dilations, group", [
