@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The one GPU report (docs/PERFORMANCE.md, "To measure on a GPU"): about 5-8 minutes on an H100/H200.
+#
+#   bash bench/gpu_report.sh [MODEL_DIR]        # writes $OUT (default gpu_report/) and prints a summary
+#
+# On a machine with an NVIDIA GPU, CUDA's nvcc + compute-sanitizer, CMake and a CUDA build of PyTorch:
+#   1. the GPU's name and driver (nvidia-smi);
+#   2. the CUDA kernels against torchvision / siamattn.ops on the GPU, FP32 and FP16, and the torch-free
+#      self-test under compute-sanitizer memcheck, racecheck and initcheck (python -m siamattn.plugins.gpu_check);
+#   3. the kernel benchmark: ours vs torchvision vs a dense cuDNN conv (bench/plugins.py);
+#   4. tracker fps of the runtime's torch backend on the GPU (FP16 + CUDA graph) for MODEL_DIR, an export
+#      folder made beforehand on any machine (default: the shipped demo model exported here);
+#   5. where a TensorRT Python module is importable (tensorrt, or tensorrt_rtx), engines for MODEL_DIR and its
+#      fps with the TensorRT backend, the plugin library built for this GPU.
+# Every step has its own time limit and the report goes on after a failure; the exit status is that of the
+# first failed step (0: all passed). Nothing here needs the network.
+#
+# The workplace's device tool, for example: export the demo here with
+#   siamattn export --checkpoint assets/demo/model.pt --out .gpu/demo --engine none
+# (".gpu/" listed in .git/info/exclude), then run "bash bench/gpu_report.sh .gpu/demo" with carry [".gpu"].
+set -u
+OUT=${OUT:-gpu_report}
+MODEL=${1:-}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+status=0
+step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/NAME.log, remember the first failure
+    local name=$1 limit=$2; shift 2
+    echo "==> $name (limit ${limit}s)"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    tail -n 25 "$OUT/$name.log"
+    echo "<== $name: exit $rc after $((SECONDS - t0)) s"
+    if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then status=$rc; fi
+    return "$rc"
+}
+
+# siamattn itself without installing anything (torch, onnx, opencv are the machine's own): the package layout
+# of pyproject.toml's package-dir as links to this checkout's folders.
+if ! "$PY" -c "import siamattn" 2>/dev/null; then
+    site=$(mktemp -d)/site
+    mkdir -p "$site/siamattn"
+    ln -s "$PWD"/siamattn/* "$site/siamattn/"
+    for stage in configs training export plugins runtime; do ln -s "$PWD/$stage" "$site/siamattn/$stage"; done
+    export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+    "$PY" -c "import siamattn.cli" || { echo "siamattn does not import here (see above)"; exit 3; }
+fi
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.csv"
+step gpu_check 300 "$PY" -m siamattn.plugins.gpu_check --json "$OUT/gpu_check.json"
+step plugins_bench 150 "$PY" bench/plugins.py --runs 100 --out "$OUT/plugins.json"
+
+if [ -z "$MODEL" ]; then
+    MODEL=/tmp/gpu_report_demo
+    step export_demo 150 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --out "$MODEL" --engine none
+fi
+step runtime_torch_gpu 120 "$PY" bench/runtime.py --model "$MODEL" --backends torch --out "$OUT/runtime_torch_gpu.json"
+
+if "$PY" -c "import tensorrt" 2>/dev/null || "$PY" -c "import tensorrt_rtx" 2>/dev/null; then
+    step trt_plugins 150 "$PY" -m siamattn.cli plugins build \
+        && step trt_engines 240 "$PY" -m siamattn.cli build-engines --model "$MODEL" \
+        && step runtime_trt 120 "$PY" bench/runtime.py --model "$MODEL" --backends tensorrt,torch \
+            --out "$OUT/runtime_trt.json"
+else
+    echo "==> TensorRT: no tensorrt / tensorrt_rtx module here; engine steps skipped" | tee "$OUT/trt_skipped.log"
+fi
+echo "report in $OUT/ (exit $status)"
+exit "$status"
