@@ -53,9 +53,9 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
         raise SiamAttnError(f"export '{manifest.root}' uses TensorRT plugin ops ({', '.join(custom)}) that ONNX "
                             "Runtime cannot run; export with '--ops portable' for ONNX Runtime")
     runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device)
-    # On a CPU a batch costs at least its targets' batch-1 runs (convolutions are compute-bound; measured in
-    # docs/PERFORMANCE.md "Many targets"), and the batch graphs' xcorr lowering is slower than the batch-1
-    # graphs' grouped Conv: there several targets run one after another on the batch-1 graphs.
+    # On a CPU a batch costs more than its targets' batch-1 runs (the convolutions are compute-bound already at
+    # batch 1, and the batch graphs' xcorr also correlates the padding up to max_targets; measured in
+    # docs/PERFORMANCE.md "Many targets"): there several targets run one after another on the batch-1 graphs.
     return GraphBackend(runner, max_batch=manifest.max_targets if runner.device == "cuda" else 1)
 
 
