@@ -14,7 +14,9 @@ crop position, size and mask change like in a real video.
 
 The third form measures many targets (ONNX Runtime): per frame, one MultiTracker holding N targets (one search
 call per chunk of the export's max_targets) against N single Trackers (N search calls), both on the same
-frames in the same run, interleaved frame by frame; the ratio is taken per frame (paired).
+frames in the same run, interleaved frame by frame; the ratio is taken per frame (paired). Then the search
+graphs alone (CPU): ``search`` on one target against ``search_multi`` on each N up to max_targets, and ONNX
+Runtime's op-type profile of both (where a batch's time goes).
 
 The second form measures end-to-end tracking per backend on the real demo clip (networks included): the
 torch backend in FP32 on CPU, or FP16 weights + a CUDA-graph search stage on a GPU; ONNX Runtime (CUDA
@@ -33,6 +35,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -263,6 +266,101 @@ def many_targets(model_dir: Path, counts: list[int], clip_frames: int, threads: 
             "rows": rows}
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _search_feeds(template, crop: int, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """n targets' search inputs: each the template graph's cache of a random image and a random search crop,
+    stacked on the first axis (real caches: random normal ones can make the attention slow with inf/NaN)."""
+    per_target = []
+    for _ in range(n):
+        z = (rng.random((1, 3, *template.get_inputs()[0].shape[2:])) * 255.0).astype(np.float32)
+        feeds = dict(zip([o.name for o in template.get_outputs()], template.run(None, {"z": z}), strict=True))
+        feeds["x"] = (rng.random((1, 3, crop, crop)) * 255.0).astype(np.float32)
+        per_target.append(feeds)
+    return {k: np.concatenate([f[k] for f in per_target]) for k in per_target[0]}
+
+
+def _op_profiles_ms(cases: dict[str, tuple[Path, dict[str, np.ndarray]]], threads: int,
+                    runs: int) -> dict[str, dict[str, float]]:
+    """ONNX Runtime's own per-kernel times of each (graph, feeds), summed by op type, ms per run; the graphs run
+    alternately (load from other jobs falls on all alike). A Conv whose weight is computed in the graph (the
+    depth-wise xcorr) is counted as ``Conv (xcorr)``."""
+    import onnx
+    import onnxruntime as ort
+
+    from siamattn.runtime.ort_runner import session_options
+
+    sessions, xcorr = {}, {}
+    for label, (path, _) in cases.items():
+        graph = onnx.load(str(path)).graph
+        stored = {t.name for t in graph.initializer}
+        xcorr[label] = {n.name for n in graph.node if n.op_type == "Conv" and n.input[1] not in stored}
+        opts = session_options(ort, threads)
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"siamattn-profile-{os.getpid()}-{len(sessions)}")
+        sessions[label] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        for label, (_, feeds) in cases.items():
+            sessions[label].run(None, feeds)
+    out = {}
+    for label, sess in sessions.items():
+        profile = Path(sess.end_profiling())
+        events = json.loads(profile.read_text())
+        profile.unlink()
+        ms: dict[str, float] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                op = e["args"]["op_name"]
+                op = "Conv (xcorr)" if op == "Conv" and e["name"].removesuffix("_kernel_time") in xcorr[label] else op
+                ms[op] = ms.get(op, 0.0) + e["dur"] / 1000.0 / runs
+        out[label] = dict(sorted(ms.items(), key=lambda kv: -kv[1]))
+    return out
+
+
+def search_graph_alone(model_dir: Path, counts: list[int], runs: int, threads: int) -> dict:
+    """ms per call of the search graphs alone (ONNX Runtime CPU): ``search`` on one target and ``search_multi``
+    on each count up to max_targets, interleaved round robin, median of ``runs``; then ONNX Runtime's op-type
+    profile of ``search`` on one target and ``search_multi`` on max_targets (where the time goes)."""
+    import onnxruntime as ort
+
+    from siamattn.runtime.ort_runner import session_options
+
+    manifest = _manifest(model_dir)
+    rng = np.random.default_rng(0)
+
+    def session(name: str):
+        return ort.InferenceSession(str(manifest.onnx_path(name)), session_options(ort, threads),
+                                    providers=["CPUExecutionProvider"])
+
+    template = session("template")
+    top = manifest.max_targets
+    cases = [("search", 1)] + [("search_multi", n) for n in counts if 1 <= n <= top]
+    sessions = {name: session(name) for name in {g for g, _ in cases}}
+    crop = manifest.config().tracker.instance_size
+    feeds = {case: _search_feeds(template, crop, rng, case[1]) for case in cases}
+    times: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
+    for r in range(runs + 1):  # the first round warms up
+        for case in cases:
+            t0 = time.perf_counter()
+            sessions[case[0]].run(None, feeds[case])
+            if r:
+                times[case].append((time.perf_counter() - t0) * 1000.0)
+    rows = [{"graph": g, "targets": n, "median_ms": float(np.median(times[(g, n)])),
+             "per_target_ms": float(np.median(times[(g, n)])) / n} for g, n in cases]
+    profile = _op_profiles_ms({f"{g} x{n}": (manifest.onnx_path(g), feeds[(g, n)])
+                               for g, n in (("search", 1), ("search_multi", top))}, threads, runs)
+    xcorr = (manifest.data["graphs"].get("search_multi") or {}).get("xcorr")
+    return {"runs": runs, "search_multi_xcorr": xcorr, "rows": rows, "op_profile_ms": profile}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -285,10 +383,17 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()
         print(f"{'targets':>7} {'calls':>6} {'multi ms':>10} {'singles ms':>11} {'ms/target':>10} {'ratio':>7} "
               "(p10-p90)")
-        result = many_targets(args.model, [int(v) for v in args.multi.split(",")], args.clip_frames, threads)
+        counts = [int(v) for v in args.multi.split(",")]
+        result = many_targets(args.model, counts, args.clip_frames, threads)
+        result["search_graph"] = alone = search_graph_alone(args.model, counts, 7, threads)
+        for r in alone["rows"]:
+            print(f"{r['graph']} on {r['targets']} target(s): {r['median_ms']:.1f} ms ({r['per_target_ms']:.1f} "
+                  "per target)")
+        for what, ops in alone["op_profile_ms"].items():
+            print(f"{what} op profile (ms per run): " + ", ".join(f"{k} {v:.1f}" for k, v in list(ops.items())[:6]))
         out = args.out or results_dir / "runtime_multi.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
+        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads,
                    "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
         print(f"{result['backend']}, max_targets {result['max_targets']}, threads {threads}; load average before "
               f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
@@ -320,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{q['median']:.2f}x (p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
         out = args.out or results_dir / "runtime_e2e.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
+        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads,
                    "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
         print(f"threads {threads}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
         cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])

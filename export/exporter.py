@@ -132,13 +132,14 @@ def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.M
     profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
     # dynamo writes opset 18+ only; older targets are down-converted afterwards (export/opset.py).
     opset = max(min(cfg.export.opset, profile.opset), 18)
-    xcorr = batch_xcorr(opts.xcorr) if stage.dynamic_axes else opts.xcorr
-    model = export_stage(stage, opset, lowerings(opts.ops, xcorr, opts.deform_conv))
+    xcorr = opts.xcorr
+    batch = stage.max_batch if stage.dynamic_axes else None
+    model = export_stage(stage, opset, lowerings(opts.ops, xcorr, opts.deform_conv, batch))
     model = optimize(model)
     info: dict[str, Any] = {"precision": graph_precision(stage.name, opts)}
     if stage.dynamic_axes:
         info["max_batch"] = stage.max_batch
-        info["xcorr"] = xcorr
+        info["xcorr"] = "conv (target axis padded to max_batch)" if xcorr == "conv" else xcorr
     if info["precision"] == "fp16" and profile.strongly_typed:
         model, report = convert_to_fp16(model, opts.keep_fp32)
         info["fp32_islands"] = report.summary()
@@ -154,12 +155,6 @@ def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.M
         model = downgrade_opset(model, profile.opset, stage.name)
     model = finalize(model, cfg.export.ir_version, stage.name)
     return model, info
-
-
-def batch_xcorr(xcorr: str) -> str:
-    """The xcorr lowering of the batch graphs: the ``conv`` lowering's group count would be the symbolic target
-    count (ONNX Conv needs a fixed ``group``), so those graphs use ``shift_add``, elementwise ops only."""
-    return "shift_add" if xcorr == "conv" else xcorr
 
 
 def verify_graph(stage: Stage, model: onnx.ModelProto) -> dict[str, dict[str, Any]]:

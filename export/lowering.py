@@ -286,6 +286,27 @@ def xcorr_conv(x: Tensor, kernel: Tensor) -> Tensor:
     return out.reshape(b, c, out.shape[2], out.shape[3])
 
 
+def xcorr_conv_padded(max_items: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """The ``conv`` lowering for the batch graphs, whose first axis is a symbolic target count b in 1..max_items:
+    ONNX Conv (and TensorRT's convolution layer) needs a fixed ``group`` and output channel count, so x and the
+    kernel are padded with zero targets to ``max_items`` (Concat with ConstantOfShape), correlated by one grouped
+    Conv of max_items*C groups, and the output is cut back to the b real targets. The depth-wise correlation is
+    a small part of the search graph's work, so correlating the padding costs far less than an elementwise form
+    (docs/PERFORMANCE.md "Many targets"); every real target's output is exactly the batch-1 ``conv`` lowering's."""
+
+    def xcorr(x: Tensor, kernel: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        kh, kw = kernel.shape[2], kernel.shape[3]
+        pad = max_items - b
+        xs = torch.cat([x, x.new_zeros(pad, c, h, w)])
+        ks = torch.cat([kernel, kernel.new_zeros(pad, c, kh, kw)])
+        out = F.conv2d(xs.reshape(1, max_items * c, h, w), ks.reshape(max_items * c, 1, kh, kw),
+                       groups=max_items * c)
+        return out.reshape(max_items, c, out.shape[2], out.shape[3])[:b]
+
+    return xcorr
+
+
 def _windows(x: Tensor, kh: int, kw: int) -> list[Tensor]:
     """The kh*kw shifted valid windows of x, tap order k = i*kw + j. Row bands first, then columns of each
     band: kh + kh*kw single-axis slices instead of two slices per tap (a smaller raw graph to optimise)."""
@@ -336,14 +357,18 @@ DEFORM_CONV: dict[str, Callable[..., Tensor] | None] = dict(
     zip(choices.DEFORM_CONV.names, (None, deform_conv2d_gridsample, deform_conv2d_plugin), strict=True))
 
 
-def lowerings(ops: str, xcorr: str, deform_conv: str = "onnx") -> dict[str, Callable[..., Any]]:
-    """The ``dispatch.use(**...)`` arguments for an export mode."""
+def lowerings(ops: str, xcorr: str, deform_conv: str = "onnx", max_batch: int | None = None
+              ) -> dict[str, Callable[..., Any]]:
+    """The ``dispatch.use(**...)`` arguments for an export mode. ``max_batch``: for a batch graph, whose target
+    axis is symbolic up to that many targets (the ``conv`` xcorr is then :func:`xcorr_conv_padded`)."""
     for what, choice, value in (("export ops", choices.OPS, ops), ("xcorr lowering", choices.XCORR, xcorr),
                                 ("deform-conv lowering", choices.DEFORM_CONV, deform_conv)):
         problem = choice.check(value)
         if problem:
             raise ConfigError(f"{what} {problem}")
     out: dict[str, Callable[..., Any]] = {"deform_roi_pool": ROI_POOL[ops], "xcorr_depthwise": XCORR[xcorr]}
+    if max_batch is not None and xcorr == "conv":
+        out["xcorr_depthwise"] = xcorr_conv_padded(max_batch)
     conv = DEFORM_CONV[deform_conv]
     if conv is not None:
         out["deform_conv2d"] = conv

@@ -100,7 +100,8 @@ def trt_driver(lib_dir: Path, sanitizer: str = "none") -> EmulationRun:
 
 def selftest(lib_dir: Path, sanitizer: str = "none", full: bool = False, block_order: str = "forward") -> EmulationRun:
     """The kernels' self-test (CUDA path vs CPU implementation, FP32 and FP16) under one variant. ``full`` adds
-    the 31x31 and 64x64-batch-8 shapes (minutes, where the quick set takes seconds)."""
+    the 31x31 and 64x64-batch-8 shapes and the batch cases (each item of a batch equals that item run alone; alone:
+    ``run(lib_dir, "selftest", ["--batch"])``): minutes, where the quick set takes seconds."""
     return run(lib_dir, "selftest", [] if full else ["--quick"], sanitizer, block_order=block_order)
 
 

@@ -50,6 +50,12 @@ class GraphRunner(Protocol):
     def download(self, handle: Any) -> np.ndarray:
         """Handle -> host array (float32 or float16)."""
 
+    # Optional, for a runner whose outputs live in memory that the next run of the graph overwrites (TensorRT's
+    # buffers bound by name), and that allocates memory for uploads of produced tensors:
+    #   keep(graph, handles) -> handles that later runs leave alone (a target's template cache)
+    #   release(handles)     -> frees what keep()/upload() allocated for those handles
+    # A runner without them returns fresh outputs per run and lets garbage collection free them (ONNX Runtime).
+
 
 # Graphs with a batch dimension (export.max_targets > 1): the per-frame graphs of several targets at once.
 MULTI_SUFFIX = "_multi"
@@ -116,17 +122,28 @@ class GraphBackend(SlotZeroBackend):
     def set_template(self, slot: int, z_crop: np.ndarray) -> None:
         self.drop_template(slot)
         self._search_out = {}
-        self._templates[slot] = self._run("template", z_crop)
+        out = self._run("template", z_crop)
+        keep = getattr(self.runner, "keep", None)
+        self._templates[slot] = keep("template", out) if keep is not None else out
+
+    def _release(self, handles: dict[str, Any]) -> None:
+        release = getattr(self.runner, "release", None)
+        if release is not None:
+            release(handles)
 
     def drop_template(self, slot: int) -> None:
-        self._templates.pop(slot, None)
+        old = self._templates.pop(slot, None)
+        if old is not None:
+            self._release(old)
         for key in [k for k in self._stacked if slot in k]:
-            del self._stacked[key]
+            self._release(self._stacked.pop(key))
 
     def _stacked_cache(self, graph: str, slots: tuple[int, ...]) -> dict[str, Any]:
         cache = self._stacked.get(slots)
         if cache is None:
             if len(self._stacked) >= 8:  # chunks of a frame reuse theirs; older target sets are dropped
+                for old in self._stacked.values():
+                    self._release(old)
                 self._stacked.clear()
             names = [i.name for i in self.runner.specs[graph].inputs if i.name != self._host_input[graph]]
             host = {n: np.concatenate([np.asarray(self.runner.download(self._templates[s][n])) for s in slots])

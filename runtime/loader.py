@@ -24,8 +24,6 @@ from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphBackend
 def _tensorrt(manifest: Manifest, device: str) -> Backend:
     from siamattn.runtime.trt_runner import TensorRTRunner
 
-    # The runner binds one static buffer per tensor: the batch graphs' engines (optimisation profile over the
-    # target axis) are not run by it yet, so several targets run one after another on the batch-1 engines.
     names = [n for n in manifest.order if not n.endswith(MULTI_SUFFIX)]
     missing = [n for n in names if manifest.engine_path(n) is None]
     if missing:
@@ -33,13 +31,18 @@ def _tensorrt(manifest: Manifest, device: str) -> Backend:
         why = skipped.get(missing[0], "built without an engine backend")
         raise SiamAttnError(f"export '{manifest.root}' has no TensorRT engine for {', '.join(missing)} ({why}); "
                             "re-export with --engine tensorrt on the target machine")
+    # The batch engines (optimisation profile over the target axis) when every one of them was built; else
+    # several targets run one after another on the batch-1 engines.
+    multi = [n for n in manifest.order if n.endswith(MULTI_SUFFIX)]
+    if multi and all(manifest.engine_path(n) is not None for n in multi):
+        names += multi
     eng = manifest.data.get("engines", {})
     plugin = eng.get("plugin_library")
     runner = TensorRTRunner({n: manifest.engine_path(n) for n in names},  # type: ignore[misc]
                             plugin_library=Path(plugin) if plugin else None,
                             flavour=eng.get("backend") or "auto", expected_version=eng.get("version"),
                             profile=(manifest.data.get("export", {}).get("trt_profile") or {}).get("name"))
-    return GraphBackend(runner, max_batch=1)
+    return GraphBackend(runner, max_batch=runner.max_batch)
 
 
 def _onnxruntime(manifest: Manifest, device: str) -> Backend:
@@ -50,9 +53,9 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
         raise SiamAttnError(f"export '{manifest.root}' uses TensorRT plugin ops ({', '.join(custom)}) that ONNX "
                             "Runtime cannot run; export with '--ops portable' for ONNX Runtime")
     runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device)
-    # On a CPU a batch costs at least its targets' batch-1 runs (convolutions are compute-bound; measured in
-    # docs/PERFORMANCE.md "Many targets"), and the batch graphs' xcorr lowering is slower than the batch-1
-    # graphs' grouped Conv: there several targets run one after another on the batch-1 graphs.
+    # On a CPU a batch costs more than its targets' batch-1 runs (the convolutions are compute-bound already at
+    # batch 1, and the batch graphs' xcorr also correlates the padding up to max_targets; measured in
+    # docs/PERFORMANCE.md "Many targets"): there several targets run one after another on the batch-1 graphs.
     return GraphBackend(runner, max_batch=manifest.max_targets if runner.device == "cuda" else 1)
 
 

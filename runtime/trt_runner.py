@@ -2,13 +2,27 @@
 
 Design for a per-frame loop with no per-frame allocation:
 
-* every engine I/O tensor gets one device buffer at load time (shapes are static); a graph's output buffer
-  *is* the next graph's input buffer when names match, so the template cache and the refinement features
-  never leave the GPU;
-* host inputs (the two crops and the RoI) and host outputs (cls, loc, deltas, mask) go through pinned
-  buffers with async copies on one stream, and one synchronisation per downloaded output;
-* the search engine, which runs every frame, is captured in a CUDA graph after a warm-up run when the
-  execution context says the stream is capturable, and replayed afterwards.
+* every engine I/O tensor gets one device buffer at load time, the batch graphs' (``*_multi``, a target axis
+  1..max_targets) at the largest shape of their optimisation profile. Buffers are shared by tensor name within a
+  graph family (the batch-1 graphs; the ``*_multi`` graphs): a graph's output buffer *is* the next graph's input
+  buffer, so the search features reach the refinement engines without a copy and never leave the GPU;
+* a call of a batch engine on n targets sets the n-target input shapes (only when n changed since its last
+  call), copies only n items in and out, and returns handles of n items (host views are slices);
+* handles are (buffer, n items). A handle fed to a graph whose input is bound to another buffer (a target's
+  template cache, the stacked caches of a set of targets) is copied device to device before the run: the
+  addresses bound in the execution contexts never change;
+* host inputs (the crops and the RoIs) and host outputs (cls, loc, deltas, mask) go through pinned buffers with
+  async copies on one stream, and one synchronisation per downloaded output;
+* the batch-1 search engine, which runs every frame, is captured in a CUDA graph after a warm-up run when the
+  execution context says the stream is capturable, and replayed afterwards. The batch engines are not captured:
+  a captured graph is only valid for the input shapes it was captured with, the shapes change whenever the
+  number of targets (or the chunk) changes, and TensorRT-RTX compiles shape-specialised kernels at run time
+  for new shapes (NVIDIA's TensorRT-RTX guide, "Working with RTX CUDA Graphs"); one batch call also spreads its
+  launch overhead over its n targets, which is what a graph would save.
+
+Memory that outlives a frame on purpose (a target's template cache, the stacked caches of a set of targets) is
+allocated by :meth:`TensorRTRunner.keep` and :meth:`TensorRTRunner.upload` when targets are added or removed,
+and freed by :meth:`TensorRTRunner.release`.
 
 Device memory goes through cuda-python (``cuda.bindings.runtime``), NVIDIA's maintained binding that ships
 wheels for x86_64 and aarch64 (Jetson); pycuda needs a local CUDA build with curand headers.
@@ -25,7 +39,7 @@ import numpy as np
 
 from siamattn import export_choices
 from siamattn.errors import MissingDependencyError, SiamAttnError
-from siamattn.runtime.graph_backend import GraphSpec, TensorSpec
+from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphSpec, TensorSpec
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str]:
@@ -53,7 +67,7 @@ def _check(result: Any, what: str) -> Any:
 
 
 class _Buffer:
-    """One device buffer, optionally paired with a pinned host buffer for copies."""
+    """One device buffer of ``shape`` (the largest a tensor takes), optionally paired with a pinned host buffer."""
 
     def __init__(self, cudart: Any, shape: tuple[int, ...], dtype: np.dtype, host: bool) -> None:
         self.shape, self.dtype = shape, dtype
@@ -65,11 +79,29 @@ class _Buffer:
             self._host_ptr = _check(cudart.cudaMallocHost(max(self.nbytes, 1)), "cudaMallocHost")
             raw = (ctypes.c_byte * max(self.nbytes, 1)).from_address(int(self._host_ptr))
             self.host = np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        self._items: dict[int, _Items] = {}
+
+    def items(self, n: int) -> _Items:
+        """The handle of the first ``n`` items (made once per n: no per-frame object churn)."""
+        view = self._items.get(n)
+        if view is None:
+            view = self._items[n] = _Items(self, n)
+        return view
 
     def free(self, cudart: Any) -> None:
         cudart.cudaFree(self.device)
         if self._host_ptr is not None:
             cudart.cudaFreeHost(self._host_ptr)
+
+
+class _Items:
+    """A handle: the first ``n`` items (along axis 0) of a buffer, and their pinned host view if any."""
+
+    def __init__(self, buffer: _Buffer, n: int) -> None:
+        self.buffer, self.n = buffer, n
+        self.shape = (n, *buffer.shape[1:])
+        self.nbytes = int(np.prod(self.shape)) * buffer.dtype.itemsize
+        self.host = None if buffer.host is None else buffer.host[:n]
 
 
 class TensorRTRunner:
@@ -111,7 +143,9 @@ class TensorRTRunner:
         self._engines: dict[str, Any] = {}
         self._contexts: dict[str, Any] = {}
         self.specs: dict[str, GraphSpec] = {}
-        self._buffers: dict[str, _Buffer] = {}
+        # graph -> (first, last) target count of its optimisation profile: the graphs with a target axis
+        self._batch_range: dict[str, tuple[int, int]] = {}
+        max_shapes: dict[tuple[str, str], tuple[int, ...]] = {}  # (graph, tensor) -> buffer shape
         host_io = {"cls", "loc"}  # outputs the host reads; plus every graph's final output and fresh inputs
         for name, path in paths.items():
             data = Path(path).read_bytes()
@@ -126,44 +160,129 @@ class TensorRTRunner:
             inputs, outputs = [], []
             for i in range(engine.num_io_tensors):
                 tname = engine.get_tensor_name(i)
-                spec = TensorSpec(tname, tuple(engine.get_tensor_shape(tname)),
-                                  np.dtype(trt.nptype(engine.get_tensor_dtype(tname))).name)
+                shape = tuple(int(d) for d in engine.get_tensor_shape(tname))
+                spec = TensorSpec(tname, shape, np.dtype(trt.nptype(engine.get_tensor_dtype(tname))).name)
                 is_input = engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT
                 (inputs if is_input else outputs).append(spec)
             self.specs[name] = GraphSpec(name, tuple(inputs), tuple(outputs))
+            self._batch_axis(name, engine, inputs, outputs, max_shapes, rebuild)
             if name.startswith("refine"):
                 host_io.update(o.name for o in outputs)
         produced = {o.name for s in self.specs.values() for o in s.outputs}
         for spec in self.specs.values():
             host_io.update(i.name for i in spec.inputs if i.name not in produced)
-        # One buffer per tensor name: producer output and consumer input share memory.
+        self._fresh = {g: {i.name for i in s.inputs if i.name not in produced} for g, s in self.specs.items()}
+        # One buffer per tensor name and graph family: producer output and consumer input share memory.
+        self._buffers: dict[tuple[str, str], _Buffer] = {}
         for spec in self.specs.values():
+            family = self._family(spec.name)
             for t in (*spec.inputs, *spec.outputs):
-                if t.name not in self._buffers:
-                    self._buffers[t.name] = _Buffer(cudart, t.shape, np.dtype(t.dtype), t.name in host_io)
-                elif self._buffers[t.name].shape != t.shape:
-                    raise SiamAttnError(f"tensor '{t.name}' has shape {t.shape} in graph '{spec.name}' but "
-                                        f"{self._buffers[t.name].shape} elsewhere: engines from different exports")
+                shape = max_shapes.get((spec.name, t.name), t.shape)
+                buf = self._buffers.get((family, t.name))
+                if buf is None:
+                    self._buffers[(family, t.name)] = _Buffer(cudart, shape, np.dtype(t.dtype), t.name in host_io)
+                elif buf.shape != shape:
+                    raise SiamAttnError(f"tensor '{t.name}' has shape {shape} in graph '{spec.name}' but "
+                                        f"{buf.shape} elsewhere: engines from different exports")
         for name, ctx in self._contexts.items():
             for t in (*self.specs[name].inputs, *self.specs[name].outputs):
-                ctx.set_tensor_address(t.name, int(self._buffers[t.name].device))
+                ctx.set_tensor_address(t.name, int(self._bound(name, t.name).device))
+        # the most targets one call of every batch engine takes (1 without batch engines)
+        self.max_batch = min((hi for _, hi in self._batch_range.values()), default=1)
+        self._shape_n: dict[str, int] = {}  # batch engine -> target count its context's input shapes are set to
+        self._out_items: dict[tuple[str, int], dict[str, _Items]] = {}  # (graph, n) -> output handles
+        self._holds: dict[int, _Buffer] = {}  # id(bound input buffer) -> the buffer last copied into it
+        self._owned: dict[int, _Buffer] = {}  # buffers of keep()/upload() of produced tensors, until release()
         self._use_graph = cuda_graph and os.environ.get("SIAMATTN_NO_CUDA_GRAPH") != "1"
         self._graphs: dict[str, Any] = {}
         self._runs: dict[str, int] = {}
 
-    # -- GraphRunner -------------------------------------------------------------------------------
-    def upload(self, graph: str, name: str, array: np.ndarray) -> Any:
-        buf = self._buffers[name]
-        assert buf.host is not None
-        np.copyto(buf.host, array.reshape(buf.shape), casting="same_kind")
-        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _check(self.cudart.cudaMemcpyAsync(buf.device, buf.host.ctypes.data, buf.nbytes, kind, self.stream),
-               "cudaMemcpyAsync")
-        return buf
+    @staticmethod
+    def _family(graph: str) -> str:
+        return MULTI_SUFFIX if graph.endswith(MULTI_SUFFIX) else ""
 
-    def run(self, graph: str, feeds: dict[str, Any]) -> dict[str, Any]:
-        del feeds  # inputs are already bound by name to the shared buffers
-        cudart, ctx = self.cudart, self._contexts[graph]
+    def _bound(self, graph: str, tensor: str) -> _Buffer:
+        return self._buffers[(self._family(graph), tensor)]
+
+    def _batch_axis(self, name: str, engine: Any, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                    max_shapes: dict[tuple[str, str], tuple[int, ...]], rebuild: str) -> None:
+        """For an engine with symbolic input axes: check that only the first (target) axis is symbolic, record its
+        profile range, and the largest shape of every tensor (outputs: the input range's largest first axis)."""
+        dynamic = [t for t in (*inputs, *outputs) if -1 in t.shape]
+        if not dynamic:
+            return
+        if any(-1 in t.shape[1:] for t in dynamic) or any(-1 not in t.shape[:1] for t in inputs):
+            raise SiamAttnError(f"engine '{name}': only a first (target) axis may be dynamic, on every input; "
+                                f"got {[(t.name, t.shape) for t in dynamic]}: {rebuild}")
+        ranges = set()
+        for t in inputs:
+            low, _, high = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(t.name, 0))
+            ranges.add((low[0], high[0]))
+            max_shapes[(name, t.name)] = high
+        if len(ranges) != 1:
+            raise SiamAttnError(f"engine '{name}': its inputs' optimisation profiles disagree on the target axis "
+                                f"({sorted(ranges)}): {rebuild}")
+        (self._batch_range[name],) = ranges
+        for t in outputs:
+            max_shapes[(name, t.name)] = (self._batch_range[name][1], *t.shape[1:]) if t.shape[0] == -1 else t.shape
+
+    # -- GraphRunner -------------------------------------------------------------------------------
+    def upload(self, graph: str, name: str, array: np.ndarray) -> _Items:
+        """A host array as input ``name`` of ``graph``. The graph's own host input (a crop, the RoIs) goes through
+        its pinned buffer (no allocation); a tensor other graphs produce (the stacked template caches of a set of
+        targets, built when targets are added or removed) gets a device buffer of its own until :meth:`release`."""
+        bound = self._bound(graph, name)
+        if name not in self._fresh[graph]:
+            host = np.ascontiguousarray(array, dtype=bound.dtype)
+            buf = self._own(host.shape, bound.dtype, host=False)
+            # from pageable memory: the call returns once the source has been staged, so `host` may go
+            self._copy(buf.device, host.ctypes.data, buf.nbytes, "HostToDevice")
+            return buf.items(buf.shape[0])
+        if graph in self._batch_range:
+            items = bound.items(self._check_items(graph, int(array.shape[0]) if array.ndim else 1))
+        else:
+            items = bound.items(bound.shape[0])
+        if array.size != int(np.prod(items.shape)):
+            raise SiamAttnError(f"'{graph}' input '{name}': got shape {array.shape}, the engine takes "
+                                f"{items.shape if graph not in self._batch_range else ('n', *items.shape[1:])}")
+        assert items.host is not None
+        np.copyto(items.host, array.reshape(items.shape), casting="same_kind")
+        self._copy(bound.device, items.host.ctypes.data, items.nbytes, "HostToDevice")
+        return items
+
+    def _check_items(self, graph: str, n: int) -> int:
+        """``n`` if one call of the batch engine ``graph`` may take n items (its optimisation profile's range)."""
+        low, high = self._batch_range[graph]
+        if not low <= n <= high:
+            raise SiamAttnError(f"'{graph}': {n} targets in one call, but its engine takes {low}..{high} (its "
+                                f"optimisation profile, from export.max_targets): use chunks of at most {high}")
+        return n
+
+    def run(self, graph: str, feeds: dict[str, Any]) -> dict[str, _Items]:
+        """Run ``graph`` on handles for all of its inputs (all of one item count n); returns n-item handles of
+        its outputs. A feed that is not the buffer bound to its input is copied into it first (n items)."""
+        cudart, ctx, spec = self.cudart, self._contexts[graph], self.specs[graph]
+        counts = {h.n for h in feeds.values()}
+        if len(counts) != 1 or set(feeds) != {t.name for t in spec.inputs}:
+            raise SiamAttnError(f"'{graph}' needs every input ({[t.name for t in spec.inputs]}) with the same item "
+                                f"count; got {({k: h.shape for k, h in feeds.items()})}")
+        n = counts.pop()
+        if graph in self._batch_range and self._shape_n.get(graph) != n:
+            self._check_items(graph, n)
+            for t in spec.inputs:
+                if not ctx.set_input_shape(t.name, (n, *t.shape[1:])):
+                    raise SiamAttnError(f"TensorRT refused input shape {(n, *t.shape[1:])} for '{t.name}' of "
+                                        f"'{graph}' (see the TensorRT log above)")
+            self._shape_n[graph] = n
+        for t in spec.inputs:
+            handle: _Items = feeds[t.name]
+            bound = self._bound(graph, t.name)
+            if handle.shape[1:] != bound.shape[1:] or (graph not in self._batch_range and handle.n != bound.shape[0]):
+                raise SiamAttnError(f"'{graph}' input '{t.name}': got shape {handle.shape}, the engine takes "
+                                    f"{bound.shape}" + (" (first axis: up to)" if graph in self._batch_range else ""))
+            if handle.buffer is not bound and self._holds.get(id(bound)) is not handle.buffer:
+                self._copy(bound.device, handle.buffer.device, handle.nbytes, "DeviceToDevice")
+                self._holds[id(bound)] = handle.buffer
         exec_graph = self._graphs.get(graph)
         if exec_graph is not None:
             _check(cudart.cudaGraphLaunch(exec_graph, self.stream), "cudaGraphLaunch")
@@ -171,11 +290,21 @@ class TensorRTRunner:
             if not ctx.execute_async_v3(int(self.stream)):
                 raise SiamAttnError(f"TensorRT failed to run the '{graph}' engine (see the TensorRT log above)")
             self._runs[graph] = self._runs.get(graph, 0) + 1
-            # Capture the per-frame engine once it has run (TensorRT-RTX compiles kernels on first use).
+            # Capture the batch-1 per-frame engine once it has run (TensorRT-RTX compiles kernels on first use);
+            # why only this one: module docstring.
             if graph == "search" and self._use_graph and self._runs[graph] == 2 and \
                     ctx.is_stream_capturable(int(self.stream)):
                 self._capture(graph, ctx)
-        return {o.name: self._buffers[o.name] for o in self.specs[graph].outputs}
+        outputs = self._out_items.get((graph, n))
+        if outputs is None:
+            outputs = {}
+            for o in spec.outputs:
+                shape = tuple(int(d) for d in ctx.get_tensor_shape(o.name)) if graph in self._batch_range else o.shape
+                outputs[o.name] = self._bound(graph, o.name).items(shape[0])
+            self._out_items[(graph, n)] = outputs
+        for h in outputs.values():
+            self._holds.pop(id(h.buffer), None)  # overwritten: no longer a copy of anything
+        return outputs
 
     def _capture(self, graph: str, ctx: Any) -> None:
         cudart = self.cudart
@@ -186,16 +315,48 @@ class TensorRTRunner:
         if ok and g is not None:
             self._graphs[graph] = _check(cudart.cudaGraphInstantiate(g, 0), "cudaGraphInstantiate")
 
-    def download(self, handle: Any) -> np.ndarray:
-        buf: _Buffer = handle
-        assert buf.host is not None
-        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(self.cudart.cudaMemcpyAsync(buf.host.ctypes.data, buf.device, buf.nbytes, kind, self.stream),
-               "cudaMemcpyAsync")
+    def download(self, handle: _Items) -> np.ndarray:
+        """The handle's n items on the host: a view of the pinned buffer (valid until the next download of that
+        tensor), or, for a buffer without one (a kept template cache: only read when targets change), a new array."""
+        host = handle.host
+        if host is None:
+            host = np.empty(handle.shape, handle.buffer.dtype)
+        self._copy(host.ctypes.data, handle.buffer.device, handle.nbytes, "DeviceToHost")
         _check(self.cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-        return buf.host
+        return host
+
+    # -- memory that outlives a frame (GraphBackend: a target's template, a set of targets' stacked caches) ----
+    def keep(self, graph: str, handles: dict[str, _Items]) -> dict[str, _Items]:
+        """Copies of ``graph``'s output handles that later runs do not overwrite (a target's template cache)."""
+        del graph
+        kept = {}
+        for name, h in handles.items():
+            buf = self._own(h.shape, h.buffer.dtype, host=False)
+            self._copy(buf.device, h.buffer.device, h.nbytes, "DeviceToDevice")
+            kept[name] = buf.items(h.n)
+        return kept
+
+    def release(self, handles: dict[str, Any]) -> None:
+        """Free the buffers of handles from :meth:`keep` / :meth:`upload` (others are left alone)."""
+        _check(self.cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+        for h in handles.values():
+            buf = self._owned.pop(id(getattr(h, "buffer", None)), None)
+            if buf is not None:
+                for key in [k for k, v in self._holds.items() if v is buf]:
+                    del self._holds[key]
+                buf.free(self.cudart)
+
+    def _own(self, shape: tuple[int, ...], dtype: np.dtype, host: bool) -> _Buffer:
+        buf = _Buffer(self.cudart, tuple(int(d) for d in shape), dtype, host)
+        self._owned[id(buf)] = buf
+        return buf
+
+    def _copy(self, dst: Any, src: Any, nbytes: int, kind: str) -> None:
+        direction = getattr(self.cudart.cudaMemcpyKind, f"cudaMemcpy{kind}")
+        _check(self.cudart.cudaMemcpyAsync(dst, src, nbytes, direction, self.stream), "cudaMemcpyAsync")
 
     def close(self) -> None:
-        for buf in self._buffers.values():
+        for buf in (*self._buffers.values(), *self._owned.values()):
             buf.free(self.cudart)
         self._buffers.clear()
+        self._owned.clear()

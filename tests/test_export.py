@@ -21,7 +21,7 @@ from onnx import TensorProto
 from siamattn.cli import main
 from siamattn.config import load_config
 from siamattn.export import lowering
-from siamattn.export.engine import EngineBuildError, build_engine_subprocess
+from siamattn.export.engine import EngineBuildError, build_engine_subprocess, build_engines
 from siamattn.export.errors import ManifestError
 from siamattn.export.exporter import ExportOptions, export_model
 from siamattn.export.fp16 import convert_to_fp16, find_islands
@@ -31,6 +31,7 @@ from siamattn.export.postpass import finalize, optimize
 from siamattn.export.random_model import random_images, random_model, random_rois
 from siamattn.export.verify import compare, rounding_noise, run_onnx
 from siamattn.ops import deform_conv2d, deform_roi_pool, xcorr_depthwise
+from siamattn.plugins.testing import trt_plugin_library_or_skip
 from siamattn.tensorrt_env import resolve_flavour
 from siamattn.training.model import save_checkpoint
 
@@ -38,15 +39,6 @@ HAS_RTX = importlib.util.find_spec("tensorrt_rtx_bindings") is not None
 needs_rtx = pytest.mark.skipif(not HAS_RTX, reason="tensorrt_rtx_bindings is not installed "
                                "(pip install 'siamattn-trt[tensorrt-rtx]')")
 FP32_TOL = 1e-4  # max abs error / output range
-
-
-def _plugin_library() -> str | None:
-    try:
-        from siamattn.plugins.build import find_library
-
-        return str(find_library("trt", build_if_missing=False))
-    except Exception:
-        return None
 
 
 def _onnx_of(fn, inputs: dict[str, torch.Tensor], outputs: list[str]) -> onnx.ModelProto:
@@ -245,6 +237,33 @@ def test_xcorr_lowerings_match_reference_in_onnx_runtime(name):
     np.testing.assert_allclose(got, ref.numpy(), atol=1e-4, rtol=0)
 
 
+def _dynamic_weight_conv_groups(model: onnx.ModelProto) -> list[int]:
+    """The ``group`` of every Conv whose weight is computed in the graph (the depth-wise xcorr), not stored."""
+    stored = {t.name for t in model.graph.initializer}
+    return sorted(onnx.helper.get_attribute_value(a) for n in model.graph.node if n.op_type == "Conv"
+                  and n.input[1] not in stored for a in n.attribute if a.name == "group")
+
+
+def test_padded_conv_xcorr_is_exact_at_every_target_count_in_onnx_runtime():
+    # one graph with a symbolic target axis (traced on 2 targets, at most 4), run at 1, 3 and 4 targets
+    g = torch.Generator().manual_seed(2)
+    x, k = torch.randn(2, 8, 29, 29, generator=g), torch.randn(2, 8, 5, 5, generator=g)
+
+    class M(torch.nn.Module):
+        def forward(self, x, kernel):
+            return lowering.xcorr_conv_padded(4)(x, kernel)
+
+    axes = {"x": {0: "targets"}, "kernel": {0: "targets"}}
+    model = finalize(optimize(export_stage(Stage("op", M().eval(), {"x": x, "kernel": k}, ["y"], axes, 4), 19, {})),
+                     10, "op")
+    assert _dynamic_weight_conv_groups(model) == [4 * 8]  # one grouped Conv over the padded targets
+    for n in (1, 3, 4):
+        x, k = torch.randn(n, 8, 29, 29, generator=g), torch.randn(n, 8, 5, 5, generator=g)
+        (got,) = _ort(model, {"x": x, "kernel": k})
+        assert got.shape == (n, 8, 25, 25)
+        np.testing.assert_allclose(got, xcorr_depthwise(x, k).numpy(), atol=1e-4, rtol=0)
+
+
 def test_adaptive_sampling_is_rejected_with_the_config_key():
     with pytest.raises(Exception, match="sampling_ratio"):
         lowering.deform_roi_pool_portable(torch.zeros(1, 1, 4, 4), torch.zeros(1, 5), None, 2, 1.0, 0, 0.1)
@@ -344,6 +363,27 @@ def test_portable_fp32_graphs_match_pytorch_stages_in_onnx_runtime(portable32, t
             assert v["rel_err"] < FP32_TOL, f"{name}.{out}: {v}"
 
 
+def test_search_multi_gives_each_target_the_batch_1_search_graphs_outputs(portable32, tiny_model):
+    m = Manifest.load(portable32)
+    graphs = {n: onnx.load(str(m.onnx_path(n))) for n in ("search", "search_multi")}
+    # the batch graph's xcorr is the batch-1 graph's grouped Conv over max_targets padded targets
+    groups = _dynamic_weight_conv_groups(graphs["search"])
+    assert groups and _dynamic_weight_conv_groups(graphs["search_multi"]) == [g * m.max_targets for g in groups]
+    assert m.data["export"]["xcorr"] == "conv"
+    assert m.data["graphs"]["search_multi"]["xcorr"] == "conv (target axis padded to max_batch)"
+    assert m.data["graphs"]["search_multi"]["max_batch"] == m.max_targets == 8
+    single, multi = (ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"])
+                     for g in graphs.values())
+    names = [o.name for o in single.get_outputs()]
+    for n in (1, 3, m.max_targets):  # no padding at max_targets
+        per_target = [_fresh_inputs(tiny_model, seed=20 + i)["search"] for i in range(n)]
+        batch = multi.run(names, {k: torch.cat([t[k] for t in per_target]).numpy() for k in per_target[0]})
+        for i, feeds in enumerate(per_target):
+            alone = dict(zip(names, single.run(names, {k: v.numpy() for k, v in feeds.items()}), strict=True))
+            for out, v in compare(alone, {k: b[i:i + 1] for k, b in zip(names, batch, strict=True)}).items():
+                assert v["range"] > 0 and v["rel_err"] < FP32_TOL, f"{n} targets, target {i}, {out}: {v}"
+
+
 def test_exported_graphs_are_standard_checked_and_versioned(portable32):
     manifest = Manifest.load(portable32)
     for name in manifest.order:
@@ -408,6 +448,20 @@ def test_gridsample_deform_conv_search_graph_builds_without_plugins(tiny_stages,
     res = build_engine_subprocess(resolve_flavour("tensorrt-rtx"), tmp_path / "search.onnx",
                                   tmp_path / "search.engine", label="search")
     assert res.layers > 0 and (tmp_path / "search.engine").stat().st_size == res.bytes
+
+
+@needs_rtx
+def test_batch_search_graph_with_padded_conv_xcorr_builds_for_a_target_range(tiny_model, tmp_path):
+    # the batch graph as the exporter writes it (conv xcorr padded to max_targets), DeformConv as GridSamples so
+    # no plugin is needed; the engine gets an optimisation profile over 1..3 targets
+    stage = next(s for s in stages(tiny_model, max_targets=3) if s.name == "search_multi")
+    model = finalize(optimize(export_stage(stage, 19, lowering.lowerings("portable", "conv", "gridsample", 3))), 10,
+                     "search_multi")
+    assert _dynamic_weight_conv_groups(model)[0] % 3 == 0
+    onnx.save(model, str(tmp_path / "search_multi.onnx"))
+    res = build_engine_subprocess(resolve_flavour("tensorrt-rtx"), tmp_path / "search_multi.onnx",
+                                  tmp_path / "search_multi.engine", label="search_multi", max_batch=3)
+    assert res.layers > 0 and [s[0] for s, _ in res.outputs] == [-1] * len(stage.output_names)
 
 
 # ---------------------------------------------------------------------------------------------- FP16
@@ -554,17 +608,19 @@ def test_fp16_portable_graphs_build_tensorrt_rtx_engines(portable16):
 
 
 @pytest.fixture(scope="module")
-def plugin_refine(tmp_path_factory) -> Path:
+def plugin32(tmp_path_factory) -> Path:
+    """tiny, plugin ops, FP32, no engines; batch graphs for at most 2 targets (small, for the engine builds)."""
+
     def make(out: Path) -> None:
-        export_model(load_config("tiny", SINGLE), out,
+        export_model(load_config("tiny", ["export.max_targets=2"]), out,
                      opts=ExportOptions(ops="plugin", precision="fp32", engine="none", verify=False),
                      log=lambda m: None)
 
     return _shared(tmp_path_factory, "plugin32", make)
 
 
-def test_plugin_graphs_have_the_agreed_deform_roi_pool_node(plugin_refine):
-    m = Manifest.load(plugin_refine)
+def test_plugin_graphs_have_the_agreed_deform_roi_pool_node(plugin32):
+    m = Manifest.load(plugin32)
     box = onnx.load(str(m.onnx_path("refine_box")))
     nodes = [n for n in box.graph.node if n.op_type == "DeformRoIPool"]
     assert len(nodes) == 2 and {n.domain for n in nodes} == {"siamattn"}
@@ -576,8 +632,8 @@ def test_plugin_graphs_have_the_agreed_deform_roi_pool_node(plugin_refine):
     assert "GridSample" not in {n.op_type for n in box.graph.node}
 
 
-def test_plugin_and_portable_graphs_agree(plugin_refine, portable32, tiny_model):
-    plug, port = Manifest.load(plugin_refine), Manifest.load(portable32)
+def test_plugin_and_portable_graphs_agree(plugin32, portable32, tiny_model):
+    plug, port = Manifest.load(plugin32), Manifest.load(portable32)
     for name, inputs in _fresh_inputs(tiny_model, seed=11).items():
         feeds = {k: v.numpy() for k, v in inputs.items()}
         a, runner_a = run_onnx(onnx.load(str(plug.onnx_path(name))), feeds)
@@ -608,17 +664,23 @@ def test_engine_build_failure_names_the_onnx_node(tmp_path):
 
 
 @needs_rtx
-def test_plugin_graphs_build_with_the_plugin_library(plugin_refine, tmp_path):
-    lib = _plugin_library()
-    if lib is None:
-        pytest.skip("libsiamattn_trt_plugins.so is not built (siamattn plugins build); plugin graphs were checked "
-                    "structurally and with the reference evaluator only")
-    m = Manifest.load(plugin_refine)
-    backend = resolve_flavour("tensorrt-rtx")
-    for name in ("search", "refine_box", "refine_mask"):
-        res = build_engine_subprocess(backend, m.onnx_path(name), tmp_path / f"{name}.engine", label=name,
-                                      plugin_library=lib)
-        assert res.layers > 0
+def test_plugin_graphs_build_with_the_plugin_library(plugin32, tmp_path):
+    # every graph, the batch ones (optimisation profile over 1..2 targets) included, through the exporter's
+    # engine step; plugin graphs were checked structurally and with the reference evaluator above
+    lib = trt_plugin_library_or_skip()
+    out = tmp_path / "model"
+    shutil.copytree(plugin32, out)
+    manifest = Manifest.load(out).data
+    assert [n for n in manifest["order"] if n.endswith("_multi")] == ["search_multi", "refine_box_multi",
+                                                                      "refine_mask_multi"]
+    for name in ("refine_box_multi", "refine_mask_multi"):
+        assert manifest["graphs"][name]["custom_ops"] == ["siamattn::DeformRoIPool"], name
+    assert manifest["graphs"]["search_multi"]["op_counts"].get("DeformConv", 0) > 0
+    build_engines(manifest, out, resolve_flavour("tensorrt-rtx"), "fp32", str(lib), log=lambda m: None)
+    assert manifest["engines"]["plugin_library"] == str(lib)
+    for name in manifest["order"]:
+        engine = manifest["graphs"][name]["engine"]
+        assert engine["layers"] > 0 and (out / engine["file"]).stat().st_size == engine["bytes"], name
 
 
 # ---------------------------------------------------------------------------------------------- manifest

@@ -90,6 +90,43 @@ def test_tensorrt_plugins_run_time_path_matches_cpu_implementation(lib_dir: Path
         result.output
 
 
+@pytest.mark.parametrize("sanitizer", ["none", "address"])
+def test_emulated_kernels_batch_items_equal_each_item_alone(lib_dir: Path, sanitizer: str) -> None:
+    """The batch graphs of several targets (docs/DESIGN.md "Many targets"): DeformConv on 3 items and DeformRoIPool
+    on 3 items with 4 interleaved RoIs each (a RoI's first value is its item) match the CPU library, and each item
+    (and each RoI) run alone gives the batch's output for it, bit for bit where the summation order is the same."""
+    result = _run(lib_dir, "selftest", ["--batch"], sanitizer)
+    assert result.ok and "ALL OK" in result.output, result.output
+    lines = re.findall(r"^(ok  |FAIL) batch (conv|roi_pool) (.*)$", result.output, re.M)
+    # per dtype: 2 conv cases (vs cpu + 3 items alone), 2 pooling modes (vs cpu + 3 items alone + each RoI alone)
+    assert len(lines) == 2 * (2 * 4 + 2 * 5) and all(status == "ok  " for status, _, _ in lines), result.output
+    vs_cpu = [rest for _, _, rest in lines if " vs cpu " in rest]
+    assert len(vs_cpu) == 8 and sum(" mmdet_v1 " in r for r in vs_cpu) == 2
+    pools = [rest for _, op, rest in lines if op == "roi_pool" and "alone" in rest]
+    assert len(pools) == 16 and all(r.endswith("bit-identical") for r in pools), pools
+    convs = [re.search(r"item \d alone \(k-splits (\d+)/(\d+)\) +(.*)$", rest) for _, op, rest in lines
+             if op == "conv" and "alone" in rest]
+    assert len(convs) == 12 and all(m is not None for m in convs)
+    # same split-K (so the same summation order) for the batch and the lone item: bit-identical; split-K itself ran
+    assert all(m.group(3) == "bit-identical" for m in convs if m.group(1) == m.group(2))
+    assert any(int(m.group(1)) > 1 for m in convs)
+
+
+def test_tensorrt_plugins_at_a_batch_of_targets_equal_each_target_alone(lib_dir: Path) -> None:
+    """The plugins as the batch engines run them: built once for 1..3 targets (the target axis -1 at build time,
+    the workspace sized for the profile's max), then enqueued at 3 targets and at each target alone on one
+    context; DeformRoIPool with 4 RoIs per target."""
+    if not emulation.has_trt_driver(lib_dir):
+        pytest.skip("no TensorRT headers (NvInferRuntime.h, TensorRT >= 10) found: set TensorRT_INCLUDE_DIR")
+    result = _run(lib_dir, "trt_driver", ["--batch"], "address")
+    assert result.ok and "ALL OK" in result.output, result.output
+    lines = re.findall(r"^(ok  |FAIL) batch (DeformConv|DeformRoIPool) (.*)$", result.output, re.M)
+    # per dtype: DeformConv and 2 DeformRoIPool modes, each vs cpu + 3 targets alone
+    assert len(lines) == 2 * 3 * 4 and all(status == "ok  " for status, _, _ in lines), result.output
+    alone = [rest for _, _, rest in lines if " alone " in rest]
+    assert len(alone) == 18 and all(r.endswith("bit-identical") for r in alone), alone
+
+
 @pytest.fixture(scope="module")
 def v2_lib_dir() -> Path:
     """An emulation build whose TensorRT driver is compiled against the 8.6 headers: the IPluginV2DynamicExt glue

@@ -8,6 +8,7 @@
 #include <NvInferRuntime.h>
 #include <NvInferVersion.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -224,6 +225,82 @@ Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vecto
     return result;
 }
 
+// One plugin node of a batch graph (docs/DESIGN.md "Many targets"): built for a range of shapes (the target axis
+// is -1 at build time, with the optimisation profile's min and max), then run on one execution context at several
+// shapes, each with onShapeChange and enqueue and the one workspace the build phase asked for (sized for the max).
+struct ShapeRun {
+    std::vector<HostTensor> inputs;
+    std::vector<int64_t> out_shape;
+    std::vector<unsigned char> out;
+};
+
+Result run_plugin_ranges(const char* plugin_name, Fields& onnx_fields, const std::vector<std::vector<int64_t>>& min,
+                         const std::vector<std::vector<int64_t>>& max, DataType type, std::vector<ShapeRun>& runs) {
+    using nvinfer1::PluginCapabilityType;
+    nvinfer1::IPluginCreatorV3One* creator = find_creator(plugin_name);
+    if (creator == nullptr) return {false, "no creator"};
+    nvinfer1::IPluginV3* built = creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
+    auto* build = capability<nvinfer1::IPluginV3OneBuild>(built, PluginCapabilityType::kBUILD);
+    auto* build_rt = capability<nvinfer1::IPluginV3OneRuntime>(built, PluginCapabilityType::kRUNTIME);
+    if (build == nullptr || build_rt == nullptr) return {false, "createPlugin(kBUILD) failed"};
+    const int32_t nb = static_cast<int32_t>(min.size()) - 1;
+    std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
+    for (int32_t i = 0; i <= nb; ++i) {
+        std::vector<int64_t> symbolic = min[i];
+        for (size_t k = 0; k < symbolic.size(); ++k)
+            if (min[i][k] != max[i][k]) symbolic[k] = -1;
+        din[i].desc = {dims_of(symbolic), type, nvinfer1::TensorFormat::kLINEAR, 1.0f};
+        din[i].min = dims_of(min[i]);
+        din[i].max = din[i].opt = dims_of(max[i]);
+    }
+    for (int32_t pos = 0; pos <= nb; ++pos)
+        if (!build->supportsFormatCombination(pos, din.data(), nb, 1)) return {false, "format rejected at pos " + std::to_string(pos)};
+    if (build->configurePlugin(din.data(), nb, &din[nb], 1) != 0) return {false, "configurePlugin"};
+    const size_t ws_bytes = build->getWorkspaceSize(din.data(), nb, &din[nb], 1);
+    const nvinfer1::PluginFieldCollection* saved = build_rt->getFieldsToSerialize();
+    nvinfer1::IPluginV3* loaded = saved ? creator->createPlugin("node", saved, nvinfer1::TensorRTPhase::kRUNTIME) : nullptr;
+    delete built;
+    auto* loaded_rt = capability<nvinfer1::IPluginV3OneRuntime>(loaded, PluginCapabilityType::kRUNTIME);
+    nvinfer1::IPluginV3* ctx = loaded_rt ? loaded_rt->attachToContext(nullptr) : nullptr;
+    delete loaded;
+    auto* rt = capability<nvinfer1::IPluginV3OneRuntime>(ctx, PluginCapabilityType::kRUNTIME);
+    if (rt == nullptr) return {false, "re-creating the plugin from its serialised fields failed"};
+    void* workspace = nullptr;
+    cudaMalloc(&workspace, ws_bytes);  // exactly what the build phase asked for: AddressSanitizer guards the end
+    Result result{true, ""};
+    for (ShapeRun& run : runs) {
+        std::vector<nvinfer1::PluginTensorDesc> desc(nb + 1);
+        for (int32_t i = 0; i <= nb; ++i)
+            desc[i] = {dims_of(i < nb ? run.inputs[i].shape : run.out_shape), type, nvinfer1::TensorFormat::kLINEAR, 1.0f};
+        if (rt->onShapeChange(desc.data(), nb, &desc[nb], 1) != 0) {
+            result = {false, "onShapeChange"};
+            break;
+        }
+        std::vector<void*> dev(nb, nullptr);
+        for (int32_t i = 0; i < nb; ++i) {
+            const std::vector<unsigned char> bytes = encode(run.inputs[i].values, type);
+            cudaMalloc(&dev[i], bytes.size());
+            cudaMemcpy(dev[i], bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
+        }
+        size_t out_elems = 1;
+        for (int64_t d : run.out_shape) out_elems *= static_cast<size_t>(d);
+        run.out.assign(out_elems * (type == DataType::kHALF ? 2 : 4), 0);
+        void* dev_out = nullptr;
+        cudaMalloc(&dev_out, run.out.size());
+        const int32_t st = rt->enqueue(desc.data(), &desc[nb], dev.data(), &dev_out, workspace, nullptr);
+        cudaMemcpy(run.out.data(), dev_out, run.out.size(), cudaMemcpyDeviceToHost);
+        for (void* q : dev) cudaFree(q);
+        cudaFree(dev_out);
+        if (st != 0) {
+            result = {false, "enqueue returned " + std::to_string(st)};
+            break;
+        }
+    }
+    cudaFree(workspace);
+    delete ctx;
+    return result;
+}
+
 #else
 #include "trt_plugin_driver_v2.inc"
 #endif
@@ -410,12 +487,145 @@ bool bad_mode_case() {
     return ok;
 }
 
+
+// Items [first, first + count) of a tensor along its first axis.
+HostTensor items(const HostTensor& t, int64_t first, int64_t count) {
+    const size_t per = t.values.size() / static_cast<size_t>(t.shape[0]);
+    HostTensor out{t.shape, std::vector<float>(t.values.begin() + first * per, t.values.begin() + (first + count) * per)};
+    out.shape[0] = count;
+    return out;
+}
+
+bool report(const std::string& what, bool ok, const std::string& detail) {
+    std::printf("%s %-62s %s\n", ok ? "ok  " : "FAIL", what.c_str(), detail.c_str());
+    return ok;
+}
+
+// The batch graphs' plugin nodes on 3 targets: one plugin built for the range 1..3 targets (4 RoIs per target
+// for DeformRoIPool, RoI k on target k % 3, its first value), run at 3 targets and at each target alone on the
+// same context. The batch run matches the CPU library; each target's outputs equal those of its own run, bit for
+// bit (the kernels' summation order does not depend on the batch here: split-K is 1 at K = 72).
+bool batch_case(DataType type) {
+    const char* t = type == DataType::kHALF ? "fp16" : "fp32";
+    const int64_t n = 3, c = 8, h = 9, w = 9, m = 8, taps = 9, per = 4;
+    bool ok = true;
+    {
+        siamattn_deform_conv_params p{};
+        p.batch = (int32_t)n, p.in_channels = (int32_t)c, p.in_h = (int32_t)h, p.in_w = (int32_t)w;
+        p.out_channels = (int32_t)m, p.kernel_h = p.kernel_w = 3, p.stride_h = p.stride_w = 1;
+        p.dilation_h = p.dilation_w = 1, p.pad_h_begin = p.pad_w_begin = p.pad_h_end = p.pad_w_end = 1;
+        p.groups = p.offset_groups = 1, p.has_bias = 1, p.has_mask = 1;
+        siamattn_deform_conv_validate(&p);
+        const std::vector<HostTensor> in = {random_tensor({n, c, h, w}, 1.0f, 0.0f, type),
+                                            random_tensor({m, c, 3, 3}, 1.0f / std::sqrt((float)(c * taps)), 0.0f, type),
+                                            random_tensor({n, 2 * taps, h, w}, 2.0f, 0.0f, type),
+                                            random_tensor({m}, 1.0f, 0.0f, type),
+                                            random_tensor({n, taps, h, w}, 0.3f, 0.5f, type)};
+        std::vector<std::vector<int64_t>> lo, hi;
+        for (const HostTensor& x : in) {
+            hi.push_back(x.shape);
+            lo.push_back(x.shape);
+            if (x.shape.size() == 4 && &x != &in[1]) lo.back()[0] = 1;  // the target axis of X, offset, mask
+        }
+        hi.push_back({n, m, h, w});
+        lo.push_back({1, m, h, w});
+        std::vector<ShapeRun> runs(n + 1);
+        runs[0] = {in, {n, m, h, w}, {}};
+        for (int64_t i = 0; i < n; ++i)
+            runs[i + 1] = {{items(in[0], i, 1), in[1], items(in[2], i, 1), in[3], items(in[4], i, 1)}, {1, m, h, w}, {}};
+        Fields f;
+        f.ints("kernel_shape", {3, 3}, false);
+        f.ints("pads", {1, 1, 1, 1}, false);
+        const std::string name = std::string("batch ") + SIAMATTN_DEFORM_CONV_NAME + " 1..3 targets " + t;
+        const Result r = run_plugin_ranges(SIAMATTN_DEFORM_CONV_NAME, f, lo, hi, type, runs);
+        if (!r.ok) return report(name, false, r.why);
+        const int32_t dtype = dtype_of(type);
+        std::vector<unsigned char> want(runs[0].out.size());
+        const auto x = encode(in[0].values, type), wt = encode(in[1].values, type), off = encode(in[2].values, type);
+        const auto b = encode(in[3].values, type), mk = encode(in[4].values, type);
+        siamattn_deform_conv_forward_cpu(&p, dtype, x.data(), wt.data(), b.data(), off.data(), mk.data(), want.data());
+        ok = compare((name + " x3 vs cpu").c_str(), runs[0].out, want, type) && ok;
+        const size_t item_bytes = runs[1].out.size();
+        for (int64_t i = 0; i < n; ++i) {
+            const bool same = std::equal(runs[i + 1].out.begin(), runs[i + 1].out.end(), runs[0].out.begin() + i * item_bytes);
+            ok = report(name + " target " + std::to_string(i) + " alone", same, same ? "bit-identical" : "differs") && ok;
+        }
+    }
+    for (int mode : {SIAMATTN_ROI_POOL_MMCV, SIAMATTN_ROI_POOL_MMDET_V1}) {
+        siamattn_deform_roi_pool_params p{};
+        p.batch = (int32_t)n, p.channels = 16, p.in_h = p.in_w = 25, p.num_rois = (int32_t)(n * per);
+        p.pooled_h = p.pooled_w = 4, p.spatial_scale = 25.0f / 255.0f, p.sampling_ratio = 2 + 2 * mode;
+        p.gamma = 0.1f, p.has_offset = 1, p.mode = mode;
+        const HostTensor feat = random_tensor({n, p.channels, p.in_h, p.in_w}, 1.0f, 0.0f, type);
+        std::uniform_real_distribution<float> u(-20.0f, 260.0f), s(1.0f, 150.0f);
+        HostTensor rois{{n * per, 5}, {}};
+        for (int64_t k = 0; k < n * per; ++k) {
+            const float x1 = u(rng), y1 = u(rng);
+            for (float v : {(float)(k % n), x1, y1, x1 + s(rng), y1 + s(rng)})
+                rois.values.push_back(type == DataType::kHALF ? siamattn_half_to_float(siamattn_float_to_half(v)) : v);
+        }
+        const HostTensor off = random_tensor({n * per, 2, 4, 4}, 1.0f, 0.0f, type);
+        const std::vector<std::vector<int64_t>> lo = {{1, p.channels, 25, 25}, {1, 5}, {1, 2, 4, 4}, {1, p.channels, 4, 4}};
+        const std::vector<std::vector<int64_t>> hi = {feat.shape, rois.shape, off.shape, {n * per, p.channels, 4, 4}};
+        std::vector<ShapeRun> runs(n + 1);
+        runs[0] = {{feat, rois, off}, hi[3], {}};
+        for (int64_t i = 0; i < n; ++i) {  // target i alone: its features, its RoIs (batch index 0) and their offsets
+            HostTensor r{{per, 5}, {}}, o{{per, 2, 4, 4}, {}};
+            for (int64_t k = i; k < n * per; k += n) {
+                r.values.push_back(0.0f);
+                r.values.insert(r.values.end(), rois.values.begin() + k * 5 + 1, rois.values.begin() + k * 5 + 5);
+                const HostTensor one = items(off, k, 1);
+                o.values.insert(o.values.end(), one.values.begin(), one.values.end());
+            }
+            runs[i + 1] = {{items(feat, i, 1), r, o}, {per, p.channels, 4, 4}, {}};
+        }
+        Fields f;
+        f.ints("output_height", {4}, true);
+        f.ints("output_width", {4}, true);
+        f.real("spatial_scale", p.spatial_scale);
+        f.ints("sampling_ratio", {p.sampling_ratio}, true);
+        f.real("gamma", p.gamma);
+        f.ints("mode", {mode}, true);
+        const std::string name = std::string("batch ") + SIAMATTN_DEFORM_ROI_POOL_NAME + " mode=" + std::to_string(mode) +
+                                 " 1..3 targets x4 rois " + t;
+        const Result r = run_plugin_ranges(SIAMATTN_DEFORM_ROI_POOL_NAME, f, lo, hi, type, runs);
+        if (!r.ok) {
+            ok = report(name, false, r.why) && ok;
+            continue;
+        }
+        const int32_t dtype = dtype_of(type);
+        std::vector<unsigned char> want(runs[0].out.size());
+        const auto fb = encode(feat.values, type), rb = encode(rois.values, type), ob = encode(off.values, type);
+        siamattn_deform_roi_pool_forward_cpu(&p, dtype, dtype, fb.data(), rb.data(), ob.data(), want.data());
+        ok = compare((name + " vs cpu").c_str(), runs[0].out, want, type) && ok;
+        const size_t roi_bytes = runs[0].out.size() / (size_t)(n * per);
+        for (int64_t i = 0; i < n; ++i) {
+            bool same = true;
+            for (int64_t j = 0; j < per; ++j)
+                same = same && std::equal(runs[i + 1].out.begin() + j * roi_bytes, runs[i + 1].out.begin() + (j + 1) * roi_bytes,
+                                          runs[0].out.begin() + (i + j * n) * roi_bytes);
+            ok = report(name + " target " + std::to_string(i) + " alone", same, same ? "bit-identical" : "differs") && ok;
+        }
+    }
+    return ok;
+}
+
 #endif
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
     setLoggerFinder(&g_finder);
+#if DRIVER_V3
+    if (argc > 1 && std::strcmp(argv[1], "--batch") == 0) {  // only the batch cases (the tests ask for them alone)
+        bool ok = true;
+        for (DataType type : {DataType::kFLOAT, DataType::kHALF}) ok = batch_case(type) && ok;
+        std::printf("%s\n", ok ? "ALL OK" : "SOME CASES FAILED");
+        return ok ? 0 : 1;
+    }
+#else
+    (void)argc, (void)argv;
+#endif
     const std::vector<ConvCase> convs = {
         {"g2 og3 s2 asym-pads bias+mask", SIAMATTN_DEFORM_CONV_NAME, 2, 6, 13, 11, 10, 3, 2, 1, 2, 3, {1, 0, 2, 1}, true, true, false},
         {"dil2 mask-only (mask 4th input)", SIAMATTN_DEFORM_CONV_NAME, 1, 8, 9, 9, 8, 3, 1, 2, 1, 1, {2, 2, 2, 2}, false, true, true},
@@ -437,6 +647,9 @@ int main() {
                 "%s)\n", g_finder.logger.errors, DRIVER_V3 ? "onShapeChange" : "configurePlugin");
     ok = exception_case() && ok;
     ok = bad_mode_case() && ok;
+#if DRIVER_V3  // the batch engines' path on TensorRT >= 10 and TensorRT-RTX (no batch graphs for 8.5's glue here)
+    for (DataType type : {DataType::kFLOAT, DataType::kHALF}) ok = batch_case(type) && ok;
+#endif
     std::printf("glue: %s\n", siamattn_trt_plugins_info());
     std::printf("%s\n", ok ? "ALL OK" : "SOME CASES FAILED");
     return ok ? 0 : 1;
