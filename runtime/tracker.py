@@ -188,6 +188,24 @@ class MultiTracker:
         t = self._targets[target_id]
         return t.center, t.size
 
+    def set_state(self, target_id: int, center: object, size: object) -> None:
+        """Move a target to ``center`` (x, y) with ``size`` (w, h), frame px, keeping its template: its next
+        search crop is cut there (e.g. a detector's correction, or stepping in lock with another tracker's
+        states). The inverse of :meth:`state`."""
+        if target_id not in self._targets:
+            raise InputError(f"set_state(): no target with id {target_id} (live: {self.ids})")
+        try:
+            c = np.asarray(center, dtype=np.float64).reshape(-1)
+            s = np.asarray(size, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"set_state(): centre and size must be 2 numbers each; got {center!r}, {size!r}") from exc
+        if c.size != 2 or s.size != 2 or not (np.all(np.isfinite(c)) and np.all(np.isfinite(s))):
+            raise InputError(f"set_state(): centre and size must be 2 finite numbers each; got {center!r}, {size!r}")
+        if s[0] <= 0 or s[1] <= 0:
+            raise InputError(f"set_state(): size must be positive, got w={s[0]:g}, h={s[1]:g}")
+        t = self._targets[target_id]
+        t.center, t.size = (float(c[0]), float(c[1])), (float(s[0]), float(s[1]))
+
     def _size_changed(self, info: FrameInfo) -> str:
         assert self._info is not None
         return (f"frame changed from {self._info.width}x{self._info.height}x{self._info.channels} to "

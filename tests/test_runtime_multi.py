@@ -146,6 +146,24 @@ def test_multi_tracker_api_errors():
     mt.add(np.zeros((60, 80, 3), np.uint8), (5, 5, 20, 20))  # after clear() another frame size is a new video
 
 
+def test_set_state_moves_the_next_search():
+    """set_state is state's inverse and the next crop is cut there: on a uniform frame with all-zero network
+    outputs the cosine window picks the centre anchor, so the tracked box stays centred on the set state."""
+    cfg = load_config("tiny")
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    mt = MultiTracker(_Plain(), cfg)
+    a = mt.add(frame, (10, 10, 30, 30))
+    mt.set_state(a, (200.5, 120.25), (40.0, 24.0))
+    assert mt.state(a) == ((200.5, 120.25), (40.0, 24.0))
+    x, y, w, h = mt.track(frame)[a].box
+    assert (x + w / 2, y + h / 2) == pytest.approx((200.5, 120.25), abs=1e-6)
+    for bad, msg in (((99, (1, 1), (2, 2)), "no target with id 99"), ((a, (1, np.nan), (2, 2)), "finite"),
+                     ((a, (1, 1), (0, 2)), "positive"), ((a, (1, 1, 1), (2, 2)), "2 finite numbers"),
+                     ((a, "xy", (2, 2)), "2 numbers")):
+        with pytest.raises(InputError, match=msg):
+            mt.set_state(*bad)
+
+
 def test_cli_tracks_several_targets(tmp_path, capsys):
     """siamattn track with --init twice and --init-file: one JSON track per target, an annotated video; a bad
     line of the file is one error line."""
