@@ -151,16 +151,34 @@ Cap* capability(nvinfer1::IPluginV3* plugin, nvinfer1::PluginCapabilityType type
     return plugin ? static_cast<Cap*>(plugin->getCapabilityInterface(type)) : nullptr;
 }
 
+// A plugin as TensorRT's builder holds it: created for the build phase, with its build and runtime interfaces.
+struct BuildPhasePlugin {
+    nvinfer1::IPluginCreatorV3One* creator = nullptr;  // also re-creates it from its serialised fields
+    nvinfer1::IPluginV3* plugin = nullptr;
+    nvinfer1::IPluginV3OneBuild* build = nullptr;
+    nvinfer1::IPluginV3OneRuntime* runtime = nullptr;
+};
+
+Result create_for_build(const char* plugin_name, Fields& onnx_fields, BuildPhasePlugin& p) {
+    p.creator = find_creator(plugin_name);
+    if (p.creator == nullptr) return {false, "no creator"};
+    p.plugin = p.creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
+    p.build = capability<nvinfer1::IPluginV3OneBuild>(p.plugin, nvinfer1::PluginCapabilityType::kBUILD);
+    p.runtime = capability<nvinfer1::IPluginV3OneRuntime>(p.plugin, nvinfer1::PluginCapabilityType::kRUNTIME);
+    if (p.build == nullptr || p.runtime == nullptr) return {false, "createPlugin(kBUILD) failed"};
+    return {true, ""};
+}
+
 // Everything TensorRT would do with one plugin node, then enqueue; `out` receives the output's bytes.
 Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vector<HostTensor>& inputs, DataType type,
                   const std::vector<int64_t>& expect_shape, std::vector<unsigned char>& out) {
     using nvinfer1::PluginCapabilityType;
-    nvinfer1::IPluginCreatorV3One* creator = find_creator(plugin_name);
-    if (creator == nullptr) return {false, "no creator"};
-    nvinfer1::IPluginV3* built = creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
-    auto* build = capability<nvinfer1::IPluginV3OneBuild>(built, PluginCapabilityType::kBUILD);
-    auto* build_rt = capability<nvinfer1::IPluginV3OneRuntime>(built, PluginCapabilityType::kRUNTIME);
-    if (build == nullptr || build_rt == nullptr) return {false, "createPlugin(kBUILD) failed"};
+    BuildPhasePlugin bp;
+    if (Result made = create_for_build(plugin_name, onnx_fields, bp); !made.ok) return made;
+    nvinfer1::IPluginCreatorV3One* creator = bp.creator;
+    nvinfer1::IPluginV3* built = bp.plugin;
+    nvinfer1::IPluginV3OneBuild* build = bp.build;
+    nvinfer1::IPluginV3OneRuntime* build_rt = bp.runtime;
 
     const int32_t nb = static_cast<int32_t>(inputs.size());
     std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
@@ -237,12 +255,12 @@ struct ShapeRun {
 Result run_plugin_ranges(const char* plugin_name, Fields& onnx_fields, const std::vector<std::vector<int64_t>>& min,
                          const std::vector<std::vector<int64_t>>& max, DataType type, std::vector<ShapeRun>& runs) {
     using nvinfer1::PluginCapabilityType;
-    nvinfer1::IPluginCreatorV3One* creator = find_creator(plugin_name);
-    if (creator == nullptr) return {false, "no creator"};
-    nvinfer1::IPluginV3* built = creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
-    auto* build = capability<nvinfer1::IPluginV3OneBuild>(built, PluginCapabilityType::kBUILD);
-    auto* build_rt = capability<nvinfer1::IPluginV3OneRuntime>(built, PluginCapabilityType::kRUNTIME);
-    if (build == nullptr || build_rt == nullptr) return {false, "createPlugin(kBUILD) failed"};
+    BuildPhasePlugin bp;
+    if (Result made = create_for_build(plugin_name, onnx_fields, bp); !made.ok) return made;
+    nvinfer1::IPluginCreatorV3One* creator = bp.creator;
+    nvinfer1::IPluginV3* built = bp.plugin;
+    nvinfer1::IPluginV3OneBuild* build = bp.build;
+    nvinfer1::IPluginV3OneRuntime* build_rt = bp.runtime;
     const int32_t nb = static_cast<int32_t>(min.size()) - 1;
     std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
     for (int32_t i = 0; i <= nb; ++i) {
