@@ -151,42 +151,27 @@ Cap* capability(nvinfer1::IPluginV3* plugin, nvinfer1::PluginCapabilityType type
     return plugin ? static_cast<Cap*>(plugin->getCapabilityInterface(type)) : nullptr;
 }
 
-// A plugin as TensorRT's builder holds it: created for the build phase, with its build and runtime interfaces.
-struct BuildPhasePlugin {
-    nvinfer1::IPluginCreatorV3One* creator = nullptr;  // also re-creates it from its serialised fields
-    nvinfer1::IPluginV3* plugin = nullptr;
-    nvinfer1::IPluginV3OneBuild* build = nullptr;
-    nvinfer1::IPluginV3OneRuntime* runtime = nullptr;
+// What TensorRT holds of one plugin node after building and loading an engine: the plugin attached to an
+// execution context and the workspace size its build phase asked for.
+struct ContextPlugin {
+    nvinfer1::IPluginV3* ctx = nullptr;  // owned by the caller
+    nvinfer1::IPluginV3OneRuntime* rt = nullptr;
+    size_t ws_bytes = 0;
 };
 
-Result create_for_build(const char* plugin_name, Fields& onnx_fields, BuildPhasePlugin& p) {
-    p.creator = find_creator(plugin_name);
-    if (p.creator == nullptr) return {false, "no creator"};
-    p.plugin = p.creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
-    p.build = capability<nvinfer1::IPluginV3OneBuild>(p.plugin, nvinfer1::PluginCapabilityType::kBUILD);
-    p.runtime = capability<nvinfer1::IPluginV3OneRuntime>(p.plugin, nvinfer1::PluginCapabilityType::kRUNTIME);
-    if (p.build == nullptr || p.runtime == nullptr) return {false, "createPlugin(kBUILD) failed"};
-    return {true, ""};
-}
-
-// Everything TensorRT would do with one plugin node, then enqueue; `out` receives the output's bytes.
-Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vector<HostTensor>& inputs, DataType type,
-                  const std::vector<int64_t>& expect_shape, std::vector<unsigned char>& out) {
+// The build phase TensorRT runs on `din` (the inputs, then the one output: shapes with their profile ranges),
+// then engine serialisation and deserialisation (the plugin re-created from its serialised fields alone) and
+// attachToContext.
+Result build_and_attach(const char* plugin_name, Fields& onnx_fields, std::vector<nvinfer1::DynamicPluginTensorDesc>& din,
+                        DataType type, ContextPlugin& out) {
     using nvinfer1::PluginCapabilityType;
-    BuildPhasePlugin bp;
-    if (Result made = create_for_build(plugin_name, onnx_fields, bp); !made.ok) return made;
-    nvinfer1::IPluginCreatorV3One* creator = bp.creator;
-    nvinfer1::IPluginV3* built = bp.plugin;
-    nvinfer1::IPluginV3OneBuild* build = bp.build;
-    nvinfer1::IPluginV3OneRuntime* build_rt = bp.runtime;
-
-    const int32_t nb = static_cast<int32_t>(inputs.size());
-    std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
-    for (int32_t i = 0; i <= nb; ++i) {
-        const std::vector<int64_t>& shape = i < nb ? inputs[i].shape : expect_shape;
-        din[i].desc = {dims_of(shape), type, nvinfer1::TensorFormat::kLINEAR, 1.0f};
-        din[i].min = din[i].max = din[i].opt = din[i].desc.dims;
-    }
+    nvinfer1::IPluginCreatorV3One* creator = find_creator(plugin_name);
+    if (creator == nullptr) return {false, "no creator"};
+    nvinfer1::IPluginV3* built = creator->createPlugin("node", onnx_fields.collection(), nvinfer1::TensorRTPhase::kBUILD);
+    auto* build = capability<nvinfer1::IPluginV3OneBuild>(built, PluginCapabilityType::kBUILD);
+    auto* build_rt = capability<nvinfer1::IPluginV3OneRuntime>(built, PluginCapabilityType::kRUNTIME);
+    if (build == nullptr || build_rt == nullptr) return {false, "createPlugin(kBUILD) failed"};
+    const int32_t nb = static_cast<int32_t>(din.size()) - 1;
     std::vector<DataType> in_types(nb, type);
     DataType out_type{};
     if (build->getOutputDataTypes(&out_type, 1, in_types.data(), nb) != 0 || out_type != type)
@@ -194,19 +179,36 @@ Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vecto
     for (int32_t pos = 0; pos <= nb; ++pos)
         if (!build->supportsFormatCombination(pos, din.data(), nb, 1)) return {false, "format rejected at pos " + std::to_string(pos)};
     if (build->configurePlugin(din.data(), nb, &din[nb], 1) != 0) return {false, "configurePlugin"};
-    const size_t ws_bytes = build->getWorkspaceSize(din.data(), nb, &din[nb], 1);
+    out.ws_bytes = build->getWorkspaceSize(din.data(), nb, &din[nb], 1);
 
-    // Engine serialisation stores these fields; deserialisation re-creates the plugin from them alone.
     const nvinfer1::PluginFieldCollection* saved = build_rt->getFieldsToSerialize();
     if (saved == nullptr) return {false, "getFieldsToSerialize"};
     nvinfer1::IPluginV3* loaded = creator->createPlugin("node", saved, nvinfer1::TensorRTPhase::kRUNTIME);
     delete built;
     auto* loaded_rt = capability<nvinfer1::IPluginV3OneRuntime>(loaded, PluginCapabilityType::kRUNTIME);
     if (loaded_rt == nullptr) return {false, "createPlugin(kRUNTIME) from the serialised fields failed"};
-    nvinfer1::IPluginV3* ctx = loaded_rt->attachToContext(nullptr);
+    out.ctx = loaded_rt->attachToContext(nullptr);
     delete loaded;
-    auto* rt = capability<nvinfer1::IPluginV3OneRuntime>(ctx, PluginCapabilityType::kRUNTIME);
-    if (rt == nullptr) return {false, "attachToContext"};
+    out.rt = capability<nvinfer1::IPluginV3OneRuntime>(out.ctx, PluginCapabilityType::kRUNTIME);
+    if (out.rt == nullptr) return {false, "attachToContext"};
+    return {true, ""};
+}
+
+// Everything TensorRT would do with one plugin node, then enqueue; `out` receives the output's bytes.
+Result run_plugin(const char* plugin_name, Fields& onnx_fields, const std::vector<HostTensor>& inputs, DataType type,
+                  const std::vector<int64_t>& expect_shape, std::vector<unsigned char>& out) {
+    const int32_t nb = static_cast<int32_t>(inputs.size());
+    std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
+    for (int32_t i = 0; i <= nb; ++i) {
+        const std::vector<int64_t>& shape = i < nb ? inputs[i].shape : expect_shape;
+        din[i].desc = {dims_of(shape), type, nvinfer1::TensorFormat::kLINEAR, 1.0f};
+        din[i].min = din[i].max = din[i].opt = din[i].desc.dims;
+    }
+    ContextPlugin plugin;
+    if (Result made = build_and_attach(plugin_name, onnx_fields, din, type, plugin); !made.ok) return made;
+    nvinfer1::IPluginV3* ctx = plugin.ctx;
+    nvinfer1::IPluginV3OneRuntime* rt = plugin.rt;
+    const size_t ws_bytes = plugin.ws_bytes;
 
     std::vector<nvinfer1::PluginTensorDesc> desc(nb + 1);
     for (int32_t i = 0; i <= nb; ++i) desc[i] = din[i].desc;
@@ -254,13 +256,6 @@ struct ShapeRun {
 
 Result run_plugin_ranges(const char* plugin_name, Fields& onnx_fields, const std::vector<std::vector<int64_t>>& min,
                          const std::vector<std::vector<int64_t>>& max, DataType type, std::vector<ShapeRun>& runs) {
-    using nvinfer1::PluginCapabilityType;
-    BuildPhasePlugin bp;
-    if (Result made = create_for_build(plugin_name, onnx_fields, bp); !made.ok) return made;
-    nvinfer1::IPluginCreatorV3One* creator = bp.creator;
-    nvinfer1::IPluginV3* built = bp.plugin;
-    nvinfer1::IPluginV3OneBuild* build = bp.build;
-    nvinfer1::IPluginV3OneRuntime* build_rt = bp.runtime;
     const int32_t nb = static_cast<int32_t>(min.size()) - 1;
     std::vector<nvinfer1::DynamicPluginTensorDesc> din(nb + 1);
     for (int32_t i = 0; i <= nb; ++i) {
@@ -271,18 +266,11 @@ Result run_plugin_ranges(const char* plugin_name, Fields& onnx_fields, const std
         din[i].min = dims_of(min[i]);
         din[i].max = din[i].opt = dims_of(max[i]);
     }
-    for (int32_t pos = 0; pos <= nb; ++pos)
-        if (!build->supportsFormatCombination(pos, din.data(), nb, 1)) return {false, "format rejected at pos " + std::to_string(pos)};
-    if (build->configurePlugin(din.data(), nb, &din[nb], 1) != 0) return {false, "configurePlugin"};
-    const size_t ws_bytes = build->getWorkspaceSize(din.data(), nb, &din[nb], 1);
-    const nvinfer1::PluginFieldCollection* saved = build_rt->getFieldsToSerialize();
-    nvinfer1::IPluginV3* loaded = saved ? creator->createPlugin("node", saved, nvinfer1::TensorRTPhase::kRUNTIME) : nullptr;
-    delete built;
-    auto* loaded_rt = capability<nvinfer1::IPluginV3OneRuntime>(loaded, PluginCapabilityType::kRUNTIME);
-    nvinfer1::IPluginV3* ctx = loaded_rt ? loaded_rt->attachToContext(nullptr) : nullptr;
-    delete loaded;
-    auto* rt = capability<nvinfer1::IPluginV3OneRuntime>(ctx, PluginCapabilityType::kRUNTIME);
-    if (rt == nullptr) return {false, "re-creating the plugin from its serialised fields failed"};
+    ContextPlugin plugin;
+    if (Result made = build_and_attach(plugin_name, onnx_fields, din, type, plugin); !made.ok) return made;
+    nvinfer1::IPluginV3* ctx = plugin.ctx;
+    nvinfer1::IPluginV3OneRuntime* rt = plugin.rt;
+    const size_t ws_bytes = plugin.ws_bytes;
     void* workspace = nullptr;
     cudaMalloc(&workspace, ws_bytes);  // exactly what the build phase asked for: AddressSanitizer guards the end
     Result result{true, ""};
