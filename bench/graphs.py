@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from siamattn.export.manifest import Manifest
+from siamattn.host import cpu_name
 from siamattn.runtime.ort_runner import physical_cores, session_options
 
 TOP = 8
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     import onnxruntime
 
-    machine = {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
+    machine = {"cpu": cpu_name(), "logical_cpus": os.cpu_count(),
                "physical_cores": physical_cores(), "threads": threads, "load_avg_1_5_15": os.getloadavg(),
                "python": sys.version.split()[0], "onnxruntime": onnxruntime.__version__}
     if model is not None:

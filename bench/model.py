@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from siamattn.config import load_config
+from siamattn.host import cpu_name
 from siamattn.ops.deform_conv import deform_conv2d_flops
 from siamattn.training.model import SiamAttn, build_model
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     per_frame = [r for r in rows if r["stage"] != "template"]
     result = {
         "config": cfg.name,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
                     "torch": torch.__version__},
         "params": params,

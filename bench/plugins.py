@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from siamattn.host import cpu_name
 
 CONV_SHAPES = [
     ("search 31x31", 1, 256, 31, 31),
@@ -149,7 +150,7 @@ def bench_cpu(runs: int) -> dict[str, Any]:
             feat, rois, off, output_size=size, spatial_scale=scale, sampling_ratio=ratio), max(3, runs // 10))
         rows.append({"op": "deform_roi_pool (CPU implementation)", "shape": name, "dtype": "float32",
                      "ours_us": t["median_us"], "ours_p90_us": t["p90_us"]})
-    return {"device": f"CPU ({platform.processor() or platform.machine()}), CPU implementation only", "rows": rows}
+    return {"device": f"CPU ({cpu_name()}), CPU implementation only", "rows": rows}
 
 
 def print_table(result: dict[str, Any]) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ import numpy as np
 
 from siamattn.config import load_config
 from siamattn.geometry import anchor_shapes, context_size
+from siamattn.host import cpu_name
 from siamattn.runtime import Tracker
 
 STAGES = ("crop", "post", "refine", "mask", "total")
@@ -266,16 +266,6 @@ def many_targets(model_dir: Path, counts: list[int], clip_frames: int, threads: 
             "rows": rows}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _search_feeds(template, crop: int, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """n targets' search inputs: each the template graph's cache of a random image and a random search crop,
     stacked on the first axis (real caches: random normal ones can make the attention slow with inf/NaN)."""
@@ -393,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{what} op profile (ms per run): " + ", ".join(f"{k} {v:.1f}" for k, v in list(ops.items())[:6]))
         out = args.out or results_dir / "runtime_multi.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads,
+        machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
                    "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
         print(f"{result['backend']}, max_targets {result['max_targets']}, threads {threads}; load average before "
               f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
@@ -425,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{q['median']:.2f}x (p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
         out = args.out or results_dir / "runtime_e2e.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads,
+        machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
                    "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
         print(f"threads {threads}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
         cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -450,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         cells = " | ".join(f"{r['ms'][s]['median']:6.3f}/{r['ms'][s]['p90']:5.3f}" for s in STAGES)
         print(f"{r['frame']:>9} {r['target']:>8} {('yes' if r['mask'] else 'no'):>5} {r['crop_px']:>7} | {cells}")
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
                "python": sys.version.split()[0], "numpy": np.__version__, "opencv": cv2.__version__,
                "opencv_threads": cv2.getNumThreads()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -132,14 +132,13 @@ def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.M
     profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
     # dynamo writes opset 18+ only; older targets are down-converted afterwards (export/opset.py).
     opset = max(min(cfg.export.opset, profile.opset), 18)
-    xcorr = opts.xcorr
     batch = stage.max_batch if stage.dynamic_axes else None
-    model = export_stage(stage, opset, lowerings(opts.ops, xcorr, opts.deform_conv, batch))
+    model = export_stage(stage, opset, lowerings(opts.ops, opts.xcorr, opts.deform_conv, batch))
     model = optimize(model)
     info: dict[str, Any] = {"precision": graph_precision(stage.name, opts)}
     if stage.dynamic_axes:
         info["max_batch"] = stage.max_batch
-        info["xcorr"] = "conv (target axis padded to max_batch)" if xcorr == "conv" else xcorr
+        info["xcorr"] = "conv (target axis padded to max_batch)" if opts.xcorr == "conv" else opts.xcorr
     if info["precision"] == "fp16" and profile.strongly_typed:
         model, report = convert_to_fp16(model, opts.keep_fp32)
         info["fp32_islands"] = report.summary()

@@ -33,19 +33,12 @@ from siamattn.export.lowering import XCORR, lowerings
 from siamattn.export.postpass import finalize, optimize
 from siamattn.export.random_model import random_model
 from siamattn.export.verify import compare, run_onnx
+from siamattn.host import cpu_name
 from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+    return f"{cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
 class _XCorr(nn.Module):

@@ -29,6 +29,7 @@ import numpy as np
 
 from siamattn.errors import InputError
 from siamattn.geometry import box_iou, xywh_to_xyxy
+from siamattn.host import cpu_name
 from siamattn.runtime.backend import Backend
 from siamattn.runtime.postprocess import RPNPostprocessor, RPNSelection
 from siamattn.runtime.tracker import Tracker
@@ -505,17 +506,6 @@ def _md_value(v: Any) -> str:
     return str(v)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _gpu_name() -> str | None:
     torch = sys.modules.get("torch")  # the check's reference has imported it; never import it just for this
     try:
@@ -555,7 +545,7 @@ def run_metadata(model_dir: str | Path, source: str, init_box: tuple[float, ...]
         "init_box": [float(v) for v in init_box],
         "backend": backend,
         "device": device,
-        "machine": {"platform": platform.platform(), "cpu": _cpu_name(), "cores": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_name(), "cores": os.cpu_count(),
                     "gpu": _gpu_name()},
         "versions": _package_versions(),
     }

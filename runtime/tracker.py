@@ -203,6 +203,11 @@ class MultiTracker:
             raise InputError(f"set_state(): centre and size must be 2 finite numbers each; got {center!r}, {size!r}")
         if s[0] <= 0 or s[1] <= 0:
             raise InputError(f"set_state(): size must be positive, got w={s[0]:g}, h={s[1]:g}")
+        assert self._info is not None  # set by the add() that made the target
+        if not (c[0] + s[0] / 2 > 0 and c[0] - s[0] / 2 < self._info.width and
+                c[1] + s[1] / 2 > 0 and c[1] - s[1] / 2 < self._info.height):
+            raise InputError(f"set_state(): the box (centre {c[0]:g}, {c[1]:g}, size {s[0]:g} x {s[1]:g}) lies outside "
+                             f"the {self._info.width}x{self._info.height} frame; give frame pixels")
         t = self._targets[target_id]
         t.center, t.size = (float(c[0]), float(c[1])), (float(s[0]), float(s[1]))
 

@@ -159,7 +159,7 @@ def test_set_state_moves_the_next_search():
     assert (x + w / 2, y + h / 2) == pytest.approx((200.5, 120.25), abs=1e-6)
     for bad, msg in (((99, (1, 1), (2, 2)), "no target with id 99"), ((a, (1, np.nan), (2, 2)), "finite"),
                      ((a, (1, 1), (0, 2)), "positive"), ((a, (1, 1, 1), (2, 2)), "2 finite numbers"),
-                     ((a, "xy", (2, 2)), "2 numbers")):
+                     ((a, "xy", (2, 2)), "2 numbers"), ((a, (400, 100), (20, 20)), "outside the 320x240 frame")):
         with pytest.raises(InputError, match=msg):
             mt.set_state(*bad)
 
