@@ -7,6 +7,7 @@ import ctypes
 import os
 from pathlib import Path
 
+from siamattn.cli_args import positive_int
 from siamattn.plugins.build import (
     LIB_FILES,
     BuildOptions,
@@ -17,9 +18,16 @@ from siamattn.plugins.build import (
     find_tensorrt_include,
 )
 from siamattn.plugins.emulation import BLOCK_ORDERS, SANITIZERS
+from siamattn.validate import check_folder
+
+
+def _check_build_dir(args: argparse.Namespace) -> None:
+    if args.build_dir:
+        check_folder("--build-dir", Path(args.build_dir), Path(args.build_dir))
 
 
 def _build(args: argparse.Namespace) -> int:
+    _check_build_dir(args)
     archs = args.cuda_arch.replace(",", ";") if args.cuda_arch else None
     opts = BuildOptions(
         cuda=False if args.no_cuda else (True if archs else None),
@@ -51,6 +59,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
+    _check_build_dir(args)
     from siamattn.plugins import emulation
 
     lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs,
@@ -86,9 +95,14 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def describe_library(path: Path) -> str:
-    """Build info (and plugin list) a library reports about itself."""
-    lib = ctypes.CDLL(str(path))
+    """Build info (and plugin list) a library reports about itself; why not, for a file that is not one."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:  # a damaged or foreign file where a library is expected
+        return f"(cannot be loaded: {exc}; rebuild with 'siamattn plugins build')"
     name = "siamattn_trt_plugins_info" if hasattr(lib, "siamattn_trt_plugins_info") else "siamattn_build_info"
+    if not hasattr(lib, name):
+        return "(not a siamattn library: it reports no build info; rebuild with 'siamattn plugins build')"
     fn = getattr(lib, name)
     fn.restype = ctypes.c_char_p
     return fn().decode()
@@ -131,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-cuda", action="store_true", help="build the CPU library only")
     b.add_argument("--no-tensorrt", action="store_true", help="do not build the TensorRT plugin library")
     b.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
-    b.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
+    b.add_argument("--jobs", type=positive_int, help="parallel compile jobs (default: CPU count)")
     b.add_argument("--verbose", action="store_true", help="print CMake's output")
     b.set_defaults(func=_build)
     e = psub.add_parser("emulate", help="run the CUDA kernels on CPU threads (no GPU needed), under sanitizers",
@@ -147,7 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--tensorrt-include", help="TensorRT headers the plugin driver is compiled against: 10+ drives the "
                                               "IPluginV3 glue, 8.6 the IPluginV2DynamicExt one (default: as for build)")
     e.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
-    e.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
+    e.add_argument("--jobs", type=positive_int, help="parallel compile jobs (default: CPU count)")
     e.set_defaults(func=_emulate)
     i = psub.add_parser("info", help="where the built libraries are and what they contain")
     i.set_defaults(func=_info)

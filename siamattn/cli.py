@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
 from siamattn import __version__
 from siamattn.cli_args import add_config_args, add_set_arg
-from siamattn.errors import SiamAttnError
+from siamattn.errors import SiamAttnError, interrupted
 
 __all__ = ["add_config_args", "add_set_arg", "build_parser", "main"]  # the first two: stage CLIs import them here
 
@@ -69,20 +70,35 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: what failed and on which path(s), e.g. "No space left on device: 'out/x.mp4'"."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [f"'{os.fsdecode(p)}'" for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else what
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    # The outermost guard: every user-caused error is one line (exit 2) and Ctrl-C is 'interrupted' (130),
+    # also while the stages are imported or the arguments parsed; other exceptions are bugs and keep their
+    # traceback.
     try:
+        parser = build_parser()
+        args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
-    except SiamAttnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        if interrupted(exc):
+            print("interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, SiamAttnError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError):  # a file or folder the specific checks did not foresee
+            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

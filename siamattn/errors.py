@@ -24,6 +24,19 @@ class MissingDependencyError(SiamAttnError, ImportError):
     """An optional package is needed for this feature but is not installed."""
 
 
+def interrupted(exc: BaseException) -> bool:
+    """True when ``exc`` is, or was caused by, a Ctrl-C. Extension modules turn a KeyboardInterrupt during their
+    initialisation into an ImportError ("initialization failed"), which must not read as a missing package."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def require(module: str, extra: str, feature: str):
     """Import ``module`` or raise a clear error naming the pip extra that provides it."""
     import importlib
@@ -31,6 +44,8 @@ def require(module: str, extra: str, feature: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
+        if interrupted(exc):
+            raise KeyboardInterrupt from exc
         raise MissingDependencyError(
             f"{feature} needs the Python package '{module}', which is not installed "
             f"({exc}). Install it with: pip install 'siamattn-trt[{extra}]'"
