@@ -16,7 +16,7 @@ SEED_MAX = 2**32 - 1  # numpy's RandomState/SeedSequence take seeds up to this; 
 
 def is_finite_number(value: object) -> bool:
     """A real number that is not NaN or infinite; ``bool`` is not a number here (``True`` is no coordinate)."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_ without importing numpy
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # numpy.bool(_) without numpy
         return False
     try:
         return math.isfinite(value)  # type: ignore[arg-type]
