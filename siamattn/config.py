@@ -376,6 +376,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
         # NaN and inf are refused here, for every key: NaN passes any range check after this one
         if not is_finite_number(value):
             raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
