@@ -390,3 +390,22 @@ def test_bytes_and_pathlike_paths_are_read_as_paths(tmp_path, clip):
     assert open_source(os.fsencode(clip)).length == open_source(clip).length == 6
     with pytest.raises(InputError, match="source must be a path"):
         open_source(3.5)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------------
+# a file that is not a library where a plugin library is expected
+
+
+def test_a_fake_library_in_the_plugins_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    from siamattn.plugins.library import DeformLibrary
+
+    fake = tmp_path / "libsiamattn_trt_plugins.so"
+    fake.write_bytes(b"\x7fELF but not really")
+    (tmp_path / "libsiamattn_deform.so").write_bytes(b"not a library")
+    with pytest.raises(InputError, match="is not a loadable siamattn plugin library"):
+        DeformLibrary(tmp_path / "libsiamattn_deform.so")
+    monkeypatch.setenv("SIAMATTN_PLUGINS_DIR", str(tmp_path))
+    main(["plugins", "info"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert f"{fake}\n       (cannot be loaded:" in out
