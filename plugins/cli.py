@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import re
 from pathlib import Path
 
 from siamattn.cli_args import positive_int
@@ -19,6 +20,18 @@ from siamattn.plugins.build import (
 )
 from siamattn.plugins.emulation import BLOCK_ORDERS, SANITIZERS
 from siamattn.validate import check_folder
+
+# CMake's CUDA_ARCHITECTURES entries: 87, 90a, 86-real, 75-virtual (';' or ',' between them), or one keyword
+_ARCH = r"\d{2,3}[a-z]?(-real|-virtual)?"
+_ARCHS = re.compile(rf"^(all|all-major|native|{_ARCH}([;,]{_ARCH})*)$")
+
+
+def cuda_archs(text: str) -> str:
+    """argparse type for --cuda-arch: refused before CMake runs, which would fail minutes later in nvcc."""
+    if not _ARCHS.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of CUDA architectures: give numbers such as 87 "
+                                         "(Orin) or 75;86;89, or 'all'")
+    return text.strip()
 
 
 def _check_build_dir(args: argparse.Namespace) -> None:
@@ -137,9 +150,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = psub.add_parser("build", help="configure and build with CMake",
                         description="Build the CPU library, the CUDA kernels (when nvcc is found) and the TensorRT "
                                     "plugin library (when TensorRT headers are found).")
-    b.add_argument("--cuda-arch", help="CUDA architectures, e.g. 87 (Orin), 75;86;89, or 'all' for the portable list "
-                                       "of the CUDA version in use (default: this machine's GPU when one is found, "
-                                       "else that list)")
+    b.add_argument("--cuda-arch", type=cuda_archs,
+                   help="CUDA architectures, e.g. 87 (Orin), 75;86;89, or 'all' for the portable list of the CUDA "
+                        "version in use (default: this machine's GPU when one is found, else that list)")
     b.add_argument("--tensorrt-include", help="folder with NvInferRuntime.h (default: $TensorRT_INCLUDE_DIR, then "
                                               "/usr/include/<arch>-linux-gnu, /usr/local/TensorRT/include, ...)")
     b.add_argument("--no-cuda", action="store_true", help="build the CPU library only")

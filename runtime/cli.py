@@ -186,6 +186,9 @@ def _eval(args: argparse.Namespace) -> int:
     if (args.model is None) == (args.checkpoint is None):
         raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
     check_folder("--out", args.out, args.out)
+    if not args.root.is_dir():
+        raise InputError(f"--root '{args.root}' is not a folder: give the dataset root in the {args.dataset} layout"
+                         if args.root.exists() else f"--root '{args.root}' does not exist")
     if args.model is not None:
         notes: list[str] = []
         tracker = Tracker(args.model, backend=args.backend, device=args.device, notes=notes)

@@ -79,7 +79,9 @@ def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, 
         return TorchBackend(random_model(cfg, int(weights.get("seed") or 0)), device=torch_device(device))
     from siamattn.training.model import load_checkpoint
 
-    path = checkpoint or weights.get("path")
+    if checkpoint is not None:  # the user's own file: its own errors (missing, a folder, not a checkpoint)
+        return TorchBackend(load_checkpoint(checkpoint, cfg), device=torch_device(device))
+    path = weights.get("path")
     if not path or not Path(path).is_file():
         fix = f"pass {checkpoint_option} PATH" if checkpoint_option else (
             f"put them back there, or re-export from them: siamattn export --checkpoint PATH --out {model_dir}")

@@ -17,9 +17,16 @@ def add_set_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
 
 def add_config_args(p: argparse.ArgumentParser, default: str | None = "siamattn_r50") -> None:
     """The config arguments every stage command shares."""
-    p.add_argument("--config", default=default,
+    p.add_argument("--config", default=default, type=config_name,
                    help="shipped config name (see 'siamattn configs') or a YAML path (default: %(default)s)")
     add_set_arg(p)
+
+
+def config_name(text: str) -> str:
+    """argparse type for --config: an empty value is a mistake, never "the default"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a shipped config name (see 'siamattn configs') or a YAML path")
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -409,3 +409,32 @@ def test_a_fake_library_in_the_plugins_folder_is_one_line(tmp_path, capsys, monk
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     assert f"{fake}\n       (cannot be loaded:" in out
+
+
+EVAL = ["eval", "--model", "m", "--dataset", "otb", "--out", "{tmp}/ev"]
+
+
+@pytest.mark.parametrize(("argv", "expect"), [
+    (["export", "--config", "", "--out", "o"], "argument --config: is empty"),
+    (["plugins", "build", "--cuda-arch", "garbage"], "argument --cuda-arch: 'garbage' is not a list of CUDA"),
+    ([*EVAL, "--root", "{afile}"], "--root '{afile}' is not a folder"),
+    ([*EVAL, "--root", "{tmp}/none"], "--root '{tmp}/none' does not exist"),
+])
+def test_more_values_refused_before_work(tmp_path, afile, capsys, monkeypatch, argv, expect):
+    monkeypatch.chdir(tmp_path)
+    rc, err = run_cli(capsys, [a.format(tmp=tmp_path, afile=afile) for a in argv])
+    assert rc == 2 and expect.format(tmp=tmp_path, afile=afile) in one_line_error(err)
+
+
+def test_cuda_arch_lists_cmake_takes_are_accepted():
+    from siamattn.plugins.cli import cuda_archs
+
+    for ok in ("87", "75;86;89", "75,86", "90a", "86-real", "all", "native", "all-major"):
+        assert cuda_archs(ok) == ok
+
+
+def test_check_checkpoint_that_is_a_folder_is_named_as_the_users_file(tiny_export, tmp_path, clip, capsys):
+    (tmp_path / "ckdir").mkdir()
+    rc, err = run_cli(capsys, ["check", "--model", str(tiny_export), "--backend", "onnxruntime", "--source", str(clip),
+                               "--init", BOX, "--out", str(tmp_path / "rep"), "--checkpoint", str(tmp_path / "ckdir")])
+    assert rc == 2 and f"checkpoint '{tmp_path / 'ckdir'}' is a folder" in one_line_error(err)
