@@ -438,3 +438,24 @@ def test_check_checkpoint_that_is_a_folder_is_named_as_the_users_file(tiny_expor
     rc, err = run_cli(capsys, ["check", "--model", str(tiny_export), "--backend", "onnxruntime", "--source", str(clip),
                                "--init", BOX, "--out", str(tmp_path / "rep"), "--checkpoint", str(tmp_path / "ckdir")])
     assert rc == 2 and f"checkpoint '{tmp_path / 'ckdir'}' is a folder" in one_line_error(err)
+
+
+@pytest.mark.parametrize("delay", [0.25, 0.5])
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, clip, delay):
+    """A real SIGINT while `siamattn track` imports its stages and opens the source: never a traceback or a
+    made-up missing package (the interpreter's own first ~0.1 s is Python's, docs/ERRORS.md)."""
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "import sys; from siamattn.cli import main; sys.exit(main())", *track_args(
+        tmp_path / "no-model", clip)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "not installed" not in err, err
+    if proc.returncode == 130:
+        assert err.strip() == "interrupted"
+    else:  # it was faster than the signal: the model folder's own error
+        assert proc.returncode == 2 and err.strip().startswith("error: export directory")
