@@ -39,6 +39,7 @@ from siamattn import export_choices
 from siamattn.config import Config, from_dict
 from siamattn.errors import ConfigError
 from siamattn.export.errors import ManifestError
+from siamattn.validate import as_path
 
 FORMAT = "siamattn-export"
 VERSION = 1
@@ -194,7 +195,7 @@ class Manifest:
     @classmethod
     def load(cls, directory: str | os.PathLike[str], verify: bool = True) -> Manifest:
         """Read ``directory/manifest.json``; with ``verify`` also check every listed file's sha256."""
-        root = Path(directory)
+        root = as_path(directory, "export folder")
         path = root / FILE_NAME
         if root.exists() and not root.is_dir():
             raise ManifestError(f"'{root}' is not a folder (it is a file): pass the export folder that holds "

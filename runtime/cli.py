@@ -107,19 +107,11 @@ def read_init_file(path: Path | None) -> list[tuple[float, float, float, float]]
 def _check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from siamattn.runtime.check import (
-        check_thresholds,
-        evaluate_thresholds,
-        run_check,
-        run_metadata,
-        summary_markdown,
-        write_report,
-    )
+    from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, summary_markdown, write_report
     from siamattn.runtime.loader import load_backend, load_reference, print_notes
     from siamattn.runtime.video import open_source, parse_box
 
     box = parse_box(args.init)
-    check_thresholds(args.min_iou, args.max_rel_error, args.min_fps, args.tie_margin, args.divergence_iou)
     check_folder("--out", args.out, args.out)
     require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     if args.polygraphy is not None:

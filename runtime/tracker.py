@@ -75,6 +75,7 @@ def _serialized(method: _F) -> _F:
             return method(self, *args, **kwargs)
     return locked  # type: ignore[return-value]
 
+
 _MIN_CONTOUR_AREA = 100.0  # pysot: a mask contour must cover more than 100 px to give the rotated box
 
 
@@ -176,7 +177,7 @@ class MultiTracker:
     def _target_of(self, target_id: object, call: str) -> _Target:
         """The live target ``target_id``, or an InputError naming it and the live ids."""
         try:  # bool is no id (True == 1); an unhashable value is none either
-            found = None if isinstance(target_id, (bool, np.bool_)) else self._targets.get(target_id)  # type: ignore[call-overload]
+            found = None if isinstance(target_id, (bool, np.bool_)) else self._targets.get(target_id)  # type: ignore
         except TypeError:
             found = None
         if found is None:

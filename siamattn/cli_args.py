@@ -66,12 +66,15 @@ def _float(text: str) -> float:
         raise InputError(f"must be a number, got '{text}'") from None
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type for counts where 0 means none (e.g. --workers 0: load data in the main process)."""
+def _non_negative(text: str) -> int:
     value = _whole(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+        raise InputError(f"must be 0 or more, got {value}")
     return value
+
+
+# argparse type for counts where 0 means none (e.g. --workers 0: load data in the main process)
+non_negative_int = _argparse_type("non_negative_int", _non_negative)
 
 
 seed_int = _argparse_type("seed", lambda t: int(check_number("", _whole(t), 0, SEED_MAX)))
