@@ -384,8 +384,10 @@ def build_engine_subprocess(
         return EngineResult(**payload)
 
 
-def find_plugin_library(explicit: str | None) -> tuple[str | None, str]:
-    """Path of libsiamattn_trt_plugins.so, or None and why not."""
+def find_plugin_library(explicit: str | None, backend: TrtFlavour | None = None,
+                        log: Callable[[str], None] | None = None) -> tuple[str | None, str]:
+    """Path of libsiamattn_trt_plugins.so that ``backend`` can load (any fitting build; ``log`` hears which when
+    several fit), or None and why not."""
     if explicit:
         if not Path(explicit).is_file():
             raise EngineBuildError(f"--plugin-library {explicit} does not exist")
@@ -393,7 +395,7 @@ def find_plugin_library(explicit: str | None) -> tuple[str | None, str]:
     try:
         from siamattn.plugins.build import find_library
 
-        return str(find_library("trt", build_if_missing=False)), ""
+        return str(find_library("trt", build_if_missing=False, trt=backend, log=log)), ""
     except ImportError:
         return None, "the plugins package is not installed"
     except SiamAttnError as exc:
@@ -439,7 +441,7 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
     plugin_lib: str | None = None
     plugin_why = ""
     if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
-        plugin_lib, plugin_why = find_plugin_library(plugin_library)
+        plugin_lib, plugin_why = find_plugin_library(plugin_library, backend, log)
         section["plugin_library"] = plugin_lib
     typing = ("FP16 builder flag + FP32 layer constraints" if weakly_typed and precision == "fp16"
               else f"strongly typed ({precision} graph types)")

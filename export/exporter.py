@@ -203,7 +203,7 @@ def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavo
         graphs += ["refine_box", "refine_mask"] if cfg.model.refine.mask else ["refine_box"]
     if not graphs:
         return
-    lib, why = engines.find_plugin_library(opts.plugin_library)
+    lib, why = engines.find_plugin_library(opts.plugin_library, backend)
     if lib is None:
         raise engines.plugins_missing_error(graphs, why)
 

@@ -326,6 +326,9 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = ISLANDS
             to = next(a for a in node.attribute if a.name == "to")
             if to.i in FLOAT_TYPES:
                 to.i = want
+        if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
+            # no value attribute means a float32 zero (the exporter's padding for the batch graphs' target axis)
+            node.attribute.append(helper.make_attribute("value", numpy_helper.from_array(np.zeros(1, np.float32))))
         if node.op_type in ("Constant", "ConstantOfShape"):
             for a in node.attribute:
                 if a.name == "value" and a.t.data_type in FLOAT_TYPES and a.t.data_type != want:
