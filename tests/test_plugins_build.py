@@ -397,3 +397,27 @@ def test_when_none_fits_the_message_says_what_each_was_built_for(build_cache, mo
     assert "none of the 2 builds fits" in msg and "\n" not in msg
     assert "not sm_90" in msg and "IPluginV2DynamicExt glue (TensorRT 8.6 headers), needs IPluginV3" in msg
     assert "siamattn plugins build" in msg
+
+
+def test_plugins_build_with_its_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's 'siamattn plugins build' as typed: CPU library always, CUDA for this GPU (no GPU: the portable
+    list) when nvcc is here, the TensorRT plugins when headers are found; and every command then finds it."""
+    monkeypatch.setenv("SIAMATTN_PLUGINS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SIAMATTN_PLUGINS_DIR", raising=False)
+    assert main(["plugins", "build"]) == 0
+    out = capsys.readouterr().out
+    (lib_dir,) = library.cached_builds()
+    assert (lib_dir / LIB_FILES["cpu"]).is_file() and f"built into {lib_dir}" in out
+    summary = library.build_summary(lib_dir)
+    if library.find_nvcc() is None:
+        return
+    assert (lib_dir / LIB_FILES["cuda"]).is_file()
+    gpu = tensorrt_env.local_cuda_arch()
+    for arch in [gpu] if gpu else ["75", "86", "87", "89", "90", "120"]:  # RTX, Jetson Orin, H100 (README)
+        assert library.arch_covered(summary["archs"], arch), (arch, summary)
+    if library.find_tensorrt_include() is not None:
+        assert summary["trt_interface"] in ("IPluginV3", "IPluginV2DynamicExt")
+        trt = tensorrt_env.TrtFlavour("tensorrt-rtx", "tensorrt_rtx_bindings", "1.7") \
+            if summary["trt_interface"] == "IPluginV3" else None
+        assert library.find_library("trt", build_if_missing=False, trt=trt) == lib_dir / LIB_FILES["trt"]
