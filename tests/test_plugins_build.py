@@ -309,7 +309,7 @@ def test_cached_trt_library_must_match_the_headers_in_use(tmp_path: Path, monkey
     assert library.find_library("trt", build_if_missing=False) == lib_dirs["a"] / LIB_FILES["trt"]
     assert library.find_library("cpu", build_if_missing=False) == lib_dirs["b"] / LIB_FILES["cpu"]
     shutil.rmtree(lib_dirs["a"].parent)
-    with pytest.raises(PluginBuildError, match="none of the 1 builds fits .*inc-86"):
+    with pytest.raises(PluginBuildError, match=r"none of the 1 builds fits .*inc-86"):
         library.find_library("trt", build_if_missing=False)
 
 
@@ -383,7 +383,7 @@ def test_tensorrt_8_takes_the_v2_glue_of_its_major_version(build_cache):
     v2 = _fake_build(build_cache, "v2", V2_86, 1e9)
     _fake_build(build_cache, "v3", V3_86, 2e9)
     assert library.find_library("trt", build_if_missing=False, trt=TRT85) == v2 / LIB_FILES["trt"]
-    with pytest.raises(PluginBuildError, match="not 9.x"):
+    with pytest.raises(PluginBuildError, match=r"not 9\.x"):
         library.find_library("trt", build_if_missing=False, trt=tensorrt_env.TrtFlavour("tensorrt", "tensorrt", "9.2"))
 
 
