@@ -35,7 +35,7 @@ def readme_commands() -> list[str]:
     for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
-            if line.startswith("siamattn "):
+            if line.startswith(("siamattn ", "make ")):
                 lines.append(" ".join(line.split()))
     return lines
 
@@ -56,6 +56,8 @@ def command(prefix: str) -> str:
 
 # Every README command line -> the test below that runs it. Lines with "..." extend the line before them.
 COVERED = {
+    "make demo": "test_make_demo (its command: siamattn demo)",
+    "make test": ".ci/run (CI runs it on every submission)",
     "siamattn configs": "test_configs",
     "siamattn train --config tiny": "test_train",
     "siamattn import --from siamattn-authors": "test_import_export_track_check_eval_build_engines",
@@ -238,6 +240,21 @@ def test_import_export_track_check_eval_build_engines(workspace, monkeypatch, ca
         assert rc == 0, err
         again = json.loads((ws / "model" / "manifest.json").read_text())
         assert {n for n in again["order"] if again["graphs"][n]["engine"]} == {n for n, e in before.items() if e}
+
+
+def test_make_demo(tmp_path, monkeypatch, capsys, one_torch_thread):
+    """'make demo' is 'siamattn demo' once the venv is set up (Makefile): export the shipped model, track the
+    whole bunny clip, check it against PyTorch; the verdict must be PASS."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo: .*\n\t\$\(BIN\)/siamattn demo\n", makefile, re.M), "'make demo' changed"
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0, capsys.readouterr().err
+    out = tmp_path / "out" / "demo"
+    report = json.loads((out / "check" / "report.json").read_text())
+    assert report["verdict"] == "PASS", report["failures"]
+    tracked = json.loads((out / "bigbuckbunny_tracked.json").read_text())
+    assert len(tracked["frames"]) >= 100 and (out / "bigbuckbunny_tracked.mp4").stat().st_size > 0
+    assert (out / "model" / "manifest.json").is_file() and (out / "check" / "report.png").is_file()
 
 
 def test_export_of_the_shipped_demo_model(tmp_path, monkeypatch, capsys, one_torch_thread):
