@@ -70,6 +70,9 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from siamattn.outputs import exit_code, install_signal_handlers
+
+    install_signal_handlers()  # SIGTERM like Ctrl-C: staged outputs are removed, old ones stay (docs/ERRORS.md)
     parser = build_parser()
     args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
@@ -80,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except SiamAttnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_code(exc)
 
 
 if __name__ == "__main__":
