@@ -55,7 +55,7 @@ def _build_engines(args: argparse.Namespace) -> int:
 
     from siamattn.export.engine import build_engines
     from siamattn.export.manifest import FILE_NAME, Manifest, write_manifest
-    from siamattn.outputs import StagedDir, check_dir_output
+    from siamattn.outputs import StagedDir, check_dir_output, pause_point
     from siamattn.tensorrt_env import resolve_flavour
 
     manifest = Manifest.load(args.model)
@@ -74,6 +74,7 @@ def _build_engines(args: argparse.Namespace) -> int:
     check_dir_output("--model", args.model, overwrite=True)  # its parent must take the staging copy
     keep = lambda name: name != FILE_NAME and not name.endswith(".engine")  # noqa: E731
     with StagedDir(args.model, "--model", clone=keep) as staged:
+        pause_point("build-engines:staged")
         # Every engine is asked for here (that is the command's job): one that cannot be built fails the command.
         build_engines(data, staged.path, backend, manifest.precision, args.plugin_library, print, required=True)
         write_manifest(staged.path, data)

@@ -12,7 +12,7 @@ from typing import Any
 
 from siamattn.cli_args import positive_int
 from siamattn.errors import InputError, require
-from siamattn.outputs import StagedDir, check_dir_output, held_signals, only_names
+from siamattn.outputs import StagedDir, check_dir_output, held_signals, only_names, pause_point
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES
 from siamattn.runtime.check import DIVERGENCE_IOU, MAX_REL_ERROR, MIN_IOU, TIE_MARGIN
 
@@ -145,6 +145,7 @@ def _check(args: argparse.Namespace) -> int:
         if args.polygraphy is not None:
             dirs.append(stack.enter_context(StagedDir(args.polygraphy, "--polygraphy")))
             _write_polygraphy(args, frames, box, reference, cfg, dirs[-1].path)
+        pause_point("check:commit")
         with held_signals():
             for d in dirs:
                 d.commit()

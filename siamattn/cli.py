@@ -72,7 +72,8 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from siamattn.outputs import exit_code, install_signal_handlers
 
-    install_signal_handlers()  # SIGTERM like Ctrl-C: staged outputs are removed, old ones stay (docs/ERRORS.md)
+    if argv is None:  # a command line run (not a call from Python): SIGTERM like Ctrl-C, staging removed
+        install_signal_handlers()
     parser = build_parser()
     args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):

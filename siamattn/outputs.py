@@ -98,8 +98,9 @@ def held_signals() -> Iterator[None]:
 
 def pause_point(name: str) -> None:
     """Fault-injection hook for the tests: with ``SIAMATTN_PAUSE_AT=name`` the process writes its pid to
-    ``SIAMATTN_PAUSE_FILE`` and waits here (up to 2 minutes) for the test's signal."""
-    if os.environ.get("SIAMATTN_PAUSE_AT") != name:
+    ``SIAMATTN_PAUSE_FILE`` and waits here (up to 2 minutes) for the test's signal. Never inside
+    held_signals (the signal would wait for the pause)."""
+    if os.environ.get("SIAMATTN_PAUSE_AT") != name or _held:
         return
     Path(os.environ["SIAMATTN_PAUSE_FILE"]).write_text(str(os.getpid()))
     deadline = time.monotonic() + 120
@@ -361,7 +362,6 @@ class StagedDir:
         _raise_disk_full(exc, self.flag, self.given, self.existed)
 
     def commit(self) -> None:
-        pause_point("commit")
         os.chmod(self.path, _umask_mode(0o777))  # mkdtemp makes it 0700
         with held_signals():
             replace_dir(self.path, self.final)
