@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace, checkpoint: Path, clip: Path, engine: str, ol
     notes: list[str] = []
     tracker = Tracker(model_dir, backend=args.backend, notes=notes)
     name = tracker.backend_label
-    print_notes(notes, quiet=False)
+    print_notes([n.replace(str(out), str(shown)) for n in notes], quiet=False)
     print(f"[demo] tracking {clip.name} from box {DEMO_INIT} with {name}")
     summary = track_video(tracker, name, open_source(str(clip), args.max_frames), DEMO_INIT, out / VIDEO,
                           out / JSON)
@@ -126,7 +126,8 @@ def _run(args: argparse.Namespace, checkpoint: Path, clip: Path, engine: str, ol
 
         report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg,
                            name, progress=progress)
-    report.run = run_metadata(shown / "model", str(clip), DEMO_INIT, name, "auto", checkpoint)
+    report.run = run_metadata(model_dir, str(clip), DEMO_INIT, name, "auto", checkpoint)
+    report.run["model"]["folder"] = str((shown / "model").resolve())  # where it will be, not the staging copy
     evaluate_thresholds(report)  # the lock-step verdict with the default thresholds of the export's precision
     write_report(report, out / "check")
     print()

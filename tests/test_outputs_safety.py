@@ -401,3 +401,21 @@ def test_build_engines_interrupted_keeps_the_export(model, tmp_path):
                   pause="build-engines:staged")
     assert rc == 143 and last_line(err) == "interrupted", err[-2000:]
     assert snapshot(model) == before and leftovers(tmp_path) == []
+
+
+def test_train_interrupted_after_a_checkpoint_resumes_with_a_clean_log(tmp_path):
+    """From its first checkpoint on a run folder is resumable: an interrupt leaves it complete (no temporary
+    files), and --resume continues it with log.csv holding each step once."""
+    data = _got10k(tmp_path / "got")
+    run_dir = tmp_path / "run"
+    rc, err = run([*TRAIN, "--data", str(data), "--out", str(run_dir)], tmp_path, pause="train:checkpoint")
+    assert rc == 143 and last_line(err) == "interrupted", err[-2000:]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "last.pt", "log.csv"]
+    assert leftovers(tmp_path) == []
+    with (run_dir / "log.csv").open("a") as f:
+        f.write("2,3,0.001,1.5")  # a row cut off by the interrupt, and a step the resumed run makes again
+    rc, err = run([*TRAIN, "--data", str(data), "--out", str(run_dir), "--resume"], tmp_path)
+    assert rc == 0, err[-2000:]
+    steps = [line.split(",")[1] for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3", "4"], steps
+    assert (run_dir / "model.pt").is_file() and leftovers(tmp_path) == []

@@ -298,9 +298,10 @@ def _trim_log(path: Path, step: int) -> None:
 def data_roots(specs: list[str]) -> dict[str, str]:
     """The folders of ``--data`` entries (``KIND:PATH`` or PATH), labelled for error messages."""
     roots = {}
-    for spec in specs:
+    for i, spec in enumerate(specs):
         kind, sep, path = spec.partition(":")
-        roots[f"--data '{spec}'"] = path if sep and len(kind) > 1 and not Path(spec).exists() else spec
+        folder = path if sep and len(kind) > 1 and not Path(spec).exists() else spec
+        roots["--data" if i == 0 else f"--data #{i + 1}"] = folder
     return roots
 
 
@@ -479,6 +480,7 @@ def _loop(opts: TrainOptions, d: Dist, device: torch.device, on_step: Callable[[
                 with StagedFile(last, "checkpoint") as staged:
                     shutil.copyfile(path, staged.tmp)
                     staged.commit()
+                pause_point("train:checkpoint")
             if d.world > 1:
                 dist.barrier()
         final = out / FINAL
