@@ -76,7 +76,8 @@ def _build_engines(args: argparse.Namespace) -> int:
     with StagedDir(args.model, "--model", clone=keep) as staged:
         pause_point("build-engines:staged")
         # Every engine is asked for here (that is the command's job): one that cannot be built fails the command.
-        build_engines(data, staged.path, backend, manifest.precision, args.plugin_library, print, required=True)
+        build_engines(data, staged.path, backend, manifest.precision, args.plugin_library,
+                      lambda msg: print(msg.replace(str(staged.path), str(args.model))), required=True)
         write_manifest(staged.path, data)
         staged.commit()
     print(f"updated {Path(args.model) / FILE_NAME}")

