@@ -247,6 +247,16 @@ def _raise_disk_full(exc: BaseException | None, flag: str, path: Path, existed: 
                             f"size limit was hit); {kept}") from exc
 
 
+@contextlib.contextmanager
+def _moving(flag: str, path: Path, existed: bool) -> Iterator[None]:
+    """A rename that fails (a mount point, a folder another program holds) as one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        kept = f"the existing '{path}' is unchanged" if existed else "nothing was written"
+        raise SiamAttnError(f"{flag} '{path}' could not be moved into place: {exc.strerror or exc}; {kept}") from exc
+
+
 def _makedirs(folder: Path) -> list[Path]:
     """mkdir -p that returns the folders it created, deepest last (removed again if the output is dropped)."""
     missing = []
@@ -307,7 +317,7 @@ class StagedFile:
         _raise_disk_full(exc, self.flag, self.given, self.existed)
 
     def commit(self) -> None:
-        with held_signals():
+        with held_signals(), _moving(self.flag, self.given, self.existed):
             os.chmod(self.tmp, _umask_mode(0o666))  # mkstemp makes it 0600; the mode a plain open() gives
             os.replace(self.tmp, self.path)
             self.committed = True
@@ -363,7 +373,7 @@ class StagedDir:
 
     def commit(self) -> None:
         os.chmod(self.path, _umask_mode(0o777))  # mkdtemp makes it 0700
-        with held_signals():
+        with held_signals(), _moving(self.flag, self.given, self.existed):
             replace_dir(self.path, self.final)
             self.committed = True
 

@@ -451,3 +451,21 @@ def test_eval_and_check_outputs_never_lie_in_their_inputs(model, tmp_path, capsy
                  str(frames)]) == 2
     assert "is the input source" in last_line(capsys.readouterr().err)
     assert not (root / "eval").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_failed_move_into_place_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
+    from siamattn.errors import SiamAttnError
+
+    out = tmp_path / "r.json"
+    out.write_text("old")
+
+    def busy(a, b):
+        raise OSError(16, "Device or resource busy")
+
+    with pytest.raises(SiamAttnError, match="could not be moved into place: Device or resource busy; the existing"):
+        with StagedFile(out, "--json") as f:
+            f.tmp.write_text("new")
+            monkeypatch.setattr(os, "replace", busy)
+            f.commit()
+    monkeypatch.undo()
+    assert out.read_text() == "old" and leftovers(tmp_path) == []
