@@ -144,7 +144,7 @@ def _suffix(flag: str) -> str:
 
 class VideoWriter:
     """Annotated MP4 writer that opens on the first frame (size known then). OpenCV reports no write error
-    (a full disk gives an unreadable file): :meth:`close` reads the file back and checks its frame count."""
+    (a full disk gives an unreadable file): :meth:`verify` reads the closed file back and checks its frames."""
 
     def __init__(self, path: str | Path, fps: float, flag: str = "--save") -> None:
         self.path = Path(path)

@@ -367,7 +367,7 @@ def _got10k(root: Path) -> Path:
     return write_got10k(root, num=2, length=4)
 
 
-TRAIN = ["train", "--config", "tiny", "--no-progress", "--threads", "1", "--set", "train.pairs_per_epoch=4",
+TRAIN = ["train", "--config", "tiny", "--no-progress", "--threads", "1", "--set", "train.pairs_per_epoch=2",
          "--set", "train.batch_size=2", "--set", "train.workers=0"]
 
 
@@ -413,11 +413,11 @@ def test_train_interrupted_after_a_checkpoint_resumes_with_a_clean_log(tmp_path)
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "last.pt", "log.csv"]
     assert leftovers(tmp_path) == []
     with (run_dir / "log.csv").open("a") as f:
-        f.write("2,3,0.001,1.5")  # a row cut off by the interrupt, and a step the resumed run makes again
+        f.write("2,2,0.001,1.5")  # a row cut off by the interrupt, of a step the resumed run makes again
     rc, err = run([*TRAIN, "--data", str(data), "--out", str(run_dir), "--resume"], tmp_path)
     assert rc == 0, err[-2000:]
     steps = [line.split(",")[1] for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
-    assert steps == ["1", "2", "3", "4"], steps
+    assert steps == ["1", "2"], steps
     assert (run_dir / "model.pt").is_file() and leftovers(tmp_path) == []
 
 
@@ -469,3 +469,12 @@ def test_a_failed_move_into_place_is_one_line_and_keeps_the_old_file(tmp_path, m
             f.commit()
     monkeypatch.undo()
     assert out.read_text() == "old" and leftovers(tmp_path) == []
+
+
+def test_train_on_a_full_disk_is_one_line_and_leaves_no_run(tmp_path):
+    """torch.save wraps the write error in a RuntimeError: it is still named as a full disk."""
+    data = _got10k(tmp_path / "got")
+    rc, err = run([*TRAIN, "--data", str(data), "--out", str(tmp_path / "run")], tmp_path, fsize=256 * 1024)
+    line = last_line(err)
+    assert rc == 2 and "could not be written" in line and "epoch_001.pt" in line, err[-2000:]
+    assert not (tmp_path / "run").exists() and leftovers(tmp_path) == []
