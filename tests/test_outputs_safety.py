@@ -416,8 +416,9 @@ def test_train_interrupted_after_a_checkpoint_resumes_with_a_clean_log(tmp_path)
         f.write("2,2,0.001,1.5")  # a row cut off by the interrupt, of a step the resumed run makes again
     rc, err = run([*TRAIN, "--data", str(data), "--out", str(run_dir), "--resume"], tmp_path)
     assert rc == 0, err[-2000:]
-    steps = [line.split(",")[1] for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
-    assert steps == ["1", "2"], steps
+    text = (run_dir / "log.csv").read_bytes()
+    steps = [line.split(b",")[1] for line in text.splitlines()[1:]]
+    assert steps == [b"1", b"2"] and text.count(b"\r\n") == 3, text  # csv's line ends throughout
     assert (run_dir / "model.pt").is_file() and leftovers(tmp_path) == []
 
 
@@ -462,11 +463,11 @@ def test_a_failed_move_into_place_is_one_line_and_keeps_the_old_file(tmp_path, m
     def busy(a, b):
         raise OSError(16, "Device or resource busy")
 
-    with pytest.raises(SiamAttnError, match="could not be moved into place: Device or resource busy; the existing"):
-        with StagedFile(out, "--json") as f:
-            f.tmp.write_text("new")
-            monkeypatch.setattr(os, "replace", busy)
-            f.commit()
+    with (pytest.raises(SiamAttnError, match="could not be moved into place: Device or resource busy; the existing"),
+          StagedFile(out, "--json") as f):
+        f.tmp.write_text("new")
+        monkeypatch.setattr(os, "replace", busy)
+        f.commit()
     monkeypatch.undo()
     assert out.read_text() == "old" and leftovers(tmp_path) == []
 

@@ -284,10 +284,11 @@ class _Logger:
 def _trim_log(path: Path, step: int) -> None:
     """A resumed run's log.csv keeps the rows up to its checkpoint's step (the steps after it run again) and
     drops a last line cut off by an interrupt; replaced atomically."""
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1]
+    lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)  # bytes: keep csv's \r\n
+    header = ",".join(_Logger.COLUMNS) + "\r\n"  # as csv.writer ends its lines
+    kept = [lines[0] if lines and lines[0].rstrip("\r\n") == header.rstrip() else header]
     for line in lines[1:]:
-        parts = line.rstrip("\n").split(",")
+        parts = line.rstrip("\r\n").split(",")
         if not line.endswith("\n") or len(parts) != len(_Logger.COLUMNS) or not parts[1].isdigit():
             continue
         if int(parts[1]) <= step:
