@@ -55,7 +55,7 @@ def _build_engines(args: argparse.Namespace) -> int:
 
     from siamattn.export.engine import build_engines
     from siamattn.export.manifest import FILE_NAME, Manifest, write_manifest
-    from siamattn.outputs import StagedDir, check_dir_output, pause_point
+    from siamattn.outputs import StagedDir, check_folder, pause_point, real
     from siamattn.tensorrt_env import resolve_flavour
 
     manifest = Manifest.load(args.model)
@@ -71,7 +71,7 @@ def _build_engines(args: argparse.Namespace) -> int:
     versions["tensorrt"] = {"flavour": backend.flavour, "version": backend.version}
     # The folder is updated as a whole: its graphs hard-linked into a staging copy, the engines and manifest
     # written there, the copy moved into place; an interrupt or failure leaves the export as it was.
-    check_dir_output("--model", args.model, overwrite=True)  # its parent must take the staging copy
+    check_folder("--model", args.model, real(args.model).parent)  # the staging copy is made beside it
     keep = lambda name: name != FILE_NAME and not name.endswith(".engine")  # noqa: E731
     with StagedDir(args.model, "--model", clone=keep) as staged:
         pause_point("build-engines:staged")

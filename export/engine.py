@@ -37,7 +37,7 @@ from siamattn import export_choices as choices
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import EngineBuildError
 from siamattn.export.manifest import sha256_file
-from siamattn.outputs import write_file
+from siamattn.outputs import pause_point, write_file
 from siamattn.plugins import names as plugin_names
 from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, resolve_flavour, rtx_library_dir
 
@@ -470,6 +470,7 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
         if res.timing_cache:
             section["timing_cache"] = res.timing_cache
         rows.append((name, res.layers, res.build_s, res.bytes))
+        pause_point("engine:built")
     if rows:
         log(f"{'graph':<12} {'layers':>7} {'build s':>8} {'engine MiB':>11}")
         for name, layers, secs, size in rows:

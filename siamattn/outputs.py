@@ -204,6 +204,10 @@ def check_dir_output(flag: str, path: PathLike, *, overwrite: bool = False, inpu
         if not overwrite:
             raise InputError(f"{flag} '{path}' already exists and is not empty; pass --overwrite to replace "
                              f"the earlier {what} in it")
+        cwd = Path.cwd()
+        if real(path) == cwd or real(path) in cwd.parents:
+            raise InputError(f"{flag} '{path}' holds the current folder: replacing it would pull the folder away "
+                             f"from under this shell; run from elsewhere or choose another {flag}")
         why = earlier(path) if earlier is not None else None
         if why:
             raise InputError(f"{flag} '{path}' is not an earlier {what} ({why}); --overwrite replaces only "
