@@ -70,6 +70,10 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from siamattn.outputs import exit_code, install_signal_handlers
+
+    if argv is None:  # a command line run (not a call from Python): SIGTERM like Ctrl-C, staging removed
+        install_signal_handlers()
     parser = build_parser()
     args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
@@ -80,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except SiamAttnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_code(exc)
 
 
 if __name__ == "__main__":
