@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import cv2
@@ -223,6 +224,9 @@ def test_import_export_track_check_eval_build_engines(workspace, monkeypatch, ca
     assert rc in (0, 1), err  # 1: the verdict failed; the run itself worked (docs/CHECK.md)
     check_line = command("siamattn check --model model/")
     poly = command("siamattn check ... --polygraphy").replace("siamattn check ...", check_line)
+    assert main(fill(poly, **xywh)) == 2  # the report of the line before is never replaced without --overwrite
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    shutil.rmtree(ws / "check_report")  # as a user who runs the second form alone
     rc_poly = main(fill(poly, **xywh))
     capsys.readouterr()
     assert rc_poly == rc
