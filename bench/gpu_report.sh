@@ -53,7 +53,8 @@ step plugins_bench 150 "$PY" bench/plugins.py --runs 100 --out "$OUT/plugins.jso
 
 if [ -z "$MODEL" ]; then
     MODEL=/tmp/gpu_report_demo
-    step export_demo 150 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --out "$MODEL" --engine none
+    step export_demo 150 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --out "$MODEL" --engine none \
+        --overwrite  # its own scratch folder: replace an earlier report's export
 fi
 step runtime_torch_gpu 120 "$PY" bench/runtime.py --model "$MODEL" --backends torch --out "$OUT/runtime_torch_gpu.json"
 

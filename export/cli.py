@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    export_model(cfg, args.out, args.checkpoint, opts, log=log)
+    export_model(cfg, args.out, args.checkpoint, opts, log=log, overwrite=args.overwrite)
     return 0
 
 
@@ -55,7 +55,8 @@ def _build_engines(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from siamattn.export.engine import build_engines
-    from siamattn.export.manifest import Manifest, write_manifest
+    from siamattn.export.manifest import FILE_NAME, Manifest, write_manifest
+    from siamattn.outputs import StagedDir, check_folder, pause_point, real
     from siamattn.tensorrt_env import resolve_flavour
 
     manifest = Manifest.load(args.model)
@@ -69,10 +70,18 @@ def _build_engines(args: argparse.Namespace) -> int:
         data["graphs"][name]["engine"] = None
     versions = data.setdefault("versions", {})
     versions["tensorrt"] = {"flavour": backend.flavour, "version": backend.version}
-    # Every engine is asked for here (that is the command's job): one that cannot be built fails the command.
-    build_engines(data, Path(args.model), backend, manifest.precision, args.plugin_library, print, required=True)
-    write_manifest(args.model, data)
-    print(f"updated {Path(args.model) / 'manifest.json'}")
+    # The folder is updated as a whole: its graphs hard-linked into a staging copy, the engines and manifest
+    # written there, the copy moved into place; an interrupt or failure leaves the export as it was.
+    check_folder("--model", args.model, real(args.model).parent)  # the staging copy is made beside it
+    keep = lambda name: name != FILE_NAME and not name.endswith(".engine")  # noqa: E731
+    with StagedDir(args.model, "--model", clone=keep) as staged:
+        pause_point("build-engines:staged")
+        # Every engine is asked for here (that is the command's job): one that cannot be built fails the command.
+        build_engines(data, staged.path, backend, manifest.precision, args.plugin_library,
+                      lambda msg: print(msg.replace(str(staged.path), str(args.model))), required=True)
+        write_manifest(staged.path, data)
+        staged.commit()
+    print(f"updated {Path(args.model) / FILE_NAME}")
     return 0
 
 
@@ -95,6 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_args(p, default=None)
     p.add_argument("--checkpoint", help="siamattn checkpoint (.pt); its config is used unless --config is given")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export in --out (without it --out must be new or empty)")
     for choice in (choices.OPS, choices.PRECISION, choices.ENGINE):
         _add_choice(p, choice)
     p.add_argument("--plugin-library", help="libsiamattn_trt_plugins.so to load (default: the plugins stage's build)")

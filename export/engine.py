@@ -37,6 +37,7 @@ from siamattn import export_choices as choices
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import EngineBuildError
 from siamattn.export.manifest import sha256_file
+from siamattn.outputs import pause_point, write_file
 from siamattn.plugins import names as plugin_names
 from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, resolve_flavour, rtx_library_dir
 
@@ -270,7 +271,8 @@ def build_engine(
     outs = [network.get_output(i) for i in range(network.num_outputs)]
     written_cache = None
     if cache is not None and timing_cache:
-        Path(timing_cache).write_bytes(memoryview(cache.serialize()))
+        # replaced, never written into: build-engines' staging copy hard-links the export's old cache
+        write_file(timing_cache, bytes(memoryview(cache.serialize())), "timing cache")
         written_cache = Path(timing_cache).name
     return EngineResult(graph=label, file=engine_path.name, bytes=len(data), layers=int(network.num_layers),
                         build_s=round(build_s, 3), sha256=sha256_file(engine_path), backend=backend.flavour,
@@ -384,8 +386,10 @@ def build_engine_subprocess(
         return EngineResult(**payload)
 
 
-def find_plugin_library(explicit: str | None) -> tuple[str | None, str]:
-    """Path of libsiamattn_trt_plugins.so, or None and why not."""
+def find_plugin_library(explicit: str | None, backend: TrtFlavour | None = None,
+                        log: Callable[[str], None] | None = None) -> tuple[str | None, str]:
+    """Path of libsiamattn_trt_plugins.so that ``backend`` can load (any fitting build; ``log`` hears which when
+    several fit), or None and why not."""
     if explicit:
         if not Path(explicit).is_file():
             raise EngineBuildError(f"--plugin-library {explicit} does not exist")
@@ -393,7 +397,7 @@ def find_plugin_library(explicit: str | None) -> tuple[str | None, str]:
     try:
         from siamattn.plugins.build import find_library
 
-        return str(find_library("trt", build_if_missing=False)), ""
+        return str(find_library("trt", build_if_missing=False, trt=backend, log=log)), ""
     except ImportError:
         return None, "the plugins package is not installed"
     except SiamAttnError as exc:
@@ -439,7 +443,7 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
     plugin_lib: str | None = None
     plugin_why = ""
     if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
-        plugin_lib, plugin_why = find_plugin_library(plugin_library)
+        plugin_lib, plugin_why = find_plugin_library(plugin_library, backend, log)
         section["plugin_library"] = plugin_lib
     typing = ("FP16 builder flag + FP32 layer constraints" if weakly_typed and precision == "fp16"
               else f"strongly typed ({precision} graph types)")
@@ -468,6 +472,7 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
         if res.timing_cache:
             section["timing_cache"] = res.timing_cache
         rows.append((name, res.layers, res.build_s, res.bytes))
+        pause_point("engine:built")
     if rows:
         log(f"{'graph':<12} {'layers':>7} {'build s':>8} {'engine MiB':>11}")
         for name, layers, secs, size in rows:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,15 +17,15 @@ from siamattn import __version__
 from siamattn import export_choices as choices
 from siamattn.config import Config
 from siamattn.export import engine as engines
-from siamattn.export.errors import ExportError
 from siamattn.export.fp16 import ISLANDS, convert_to_fp16, find_islands
 from siamattn.export.graphs import MULTI_SUFFIX, Stage, export_stage, stages
 from siamattn.export.lowering import DEFAULT_XCORR, lowerings
-from siamattn.export.manifest import FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
+from siamattn.export.manifest import FILE_NAME, FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
 from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
 from siamattn.export.random_model import random_model
 from siamattn.export.verify import compare, rounding_noise, run_onnx
+from siamattn.outputs import StagedDir, check_dir_output, only_names, pause_point
 from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 from siamattn.training.model import SiamAttn, load_checkpoint
 
@@ -54,20 +53,18 @@ class ExportOptions:
     graphs: tuple[str, ...] = field(default=STAGE_ORDER)
 
 
-def check_output_dir(out: str | os.PathLike[str]) -> Path:
-    """Create ``out`` if needed and prove it is writable, before any long work."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise ExportError(f"output directory '{path}' is a file, not a folder; choose another --out")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".siamattn-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ExportError(f"output directory '{path}' is not writable ({exc.strerror or exc}); "
-                          "choose another --out") from exc
-    return path
+def is_earlier_export(folder: Path) -> str | None:
+    """None when ``folder`` holds an earlier export (what ``--overwrite`` may replace), else why not."""
+    return only_names(folder, FILE_NAME, lambda n: n == FILE_NAME or n.endswith((".onnx", ".engine", ".cache")))
+
+
+def check_output_dir(out: str | os.PathLike[str], overwrite: bool = False,
+                     checkpoint: str | os.PathLike[str] | None = None) -> Path:
+    """Refuse, before any long work, an ``out`` that cannot be written, holds the checkpoint, or exists
+    (with ``overwrite``: exists and is not an earlier export)."""
+    check_dir_output("--out", out, overwrite=overwrite, inputs={"--checkpoint": checkpoint}, what="export",
+                     earlier=is_earlier_export)
+    return Path(out)
 
 
 def _versions(backend: TrtFlavour | None) -> dict[str, Any]:
@@ -170,8 +167,10 @@ def verify_graph(stage: Stage, model: onnx.ModelProto) -> dict[str, dict[str, An
 
 
 def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str | None = None,
-                 opts: ExportOptions | None = None, log: Log = print) -> dict[str, Any]:
-    """Write the graphs, manifest.json and (with a TensorRT backend) the engines into ``out_dir``.
+                 opts: ExportOptions | None = None, log: Log = print, overwrite: bool = False) -> dict[str, Any]:
+    """Write the graphs, manifest.json and (with a TensorRT backend) the engines into ``out_dir``: built in a
+    staging folder beside it and moved into place when complete (``overwrite``: replacing an earlier export;
+    until then, and after any failure or interrupt, an existing ``out_dir`` is untouched).
     Returns the manifest dictionary."""
     opts = opts or ExportOptions()
     cfg.export.ops, cfg.export.precision = opts.ops, opts.precision
@@ -181,15 +180,16 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     required = backend is not None and opts.engine != "auto"  # engines asked for by name must all build
     if required:
         _check_plugins_available(cfg, opts, backend)
-    path = Path(out_dir)
-    created = not path.exists()
-    before = set(path.iterdir()) if path.is_dir() else set()
-    out = check_output_dir(path)
-    try:
-        return _export(cfg, out, checkpoint, opts, backend, required, log)
-    except BaseException:
-        _remove_created(out, created, before)
-        raise
+    t_start = time.monotonic()
+    out = check_output_dir(out_dir, overwrite, checkpoint)
+    with StagedDir(out, "--out") as staged:
+        def shown(msg: str) -> None:  # paths as they will be, not the staging folder's
+            log(msg.replace(str(staged.path), str(out)))
+
+        manifest = _export(cfg, staged.path, checkpoint, opts, backend, required, shown)
+        staged.commit()
+    log(f"wrote {out / FILE_NAME} ({time.monotonic() - t_start:.0f}s total)")
+    return manifest
 
 
 def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavour) -> None:
@@ -203,7 +203,7 @@ def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavo
         graphs += ["refine_box", "refine_mask"] if cfg.model.refine.mask else ["refine_box"]
     if not graphs:
         return
-    lib, why = engines.find_plugin_library(opts.plugin_library)
+    lib, why = engines.find_plugin_library(opts.plugin_library, backend)
     if lib is None:
         raise engines.plugins_missing_error(graphs, why)
 
@@ -219,21 +219,8 @@ def _profile_entry(opts: ExportOptions, backend: TrtFlavour | None) -> dict[str,
                                                          profile.name)}
 
 
-def _remove_created(out: Path, created: bool, before: set[Path]) -> None:
-    """After a failed export: remove what this export created; a folder that existed keeps its other content."""
-    if created:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    for entry in set(out.iterdir()) - before if out.is_dir() else ():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-
-
 def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions, backend: TrtFlavour | None,
             required: bool, log: Log) -> dict[str, Any]:
-    t_start = time.monotonic()
     model, weights = load_model(cfg, checkpoint, opts.seed)
     if weights["source"] == "random-init":
         log(f"WARNING: {RANDOM_INIT_NOTE}")
@@ -261,6 +248,7 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
         graph, info = export_graph(stage, cfg, opts)
         path = out / f"{stage.name}.onnx"
         onnx.save(graph, str(path))
+        pause_point("export:graph")
         entry = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, **describe_io(graph),
                  "custom_ops": custom_ops(graph), "op_counts": op_counts(graph), **info, "engine": None}
         manifest["graphs"][stage.name] = entry
@@ -285,7 +273,6 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
     else:
         engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log, required=required)
     write_manifest(out, manifest)
-    log(f"wrote {out / 'manifest.json'} ({time.monotonic() - t_start:.0f}s total)")
     return manifest
 
 

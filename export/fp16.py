@@ -275,6 +275,13 @@ def _value_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
+def _type_constant_of_shape(node: onnx.NodeProto) -> None:
+    """Spell out ConstantOfShape's default value (a float32 zero) so the conversion below retypes it: the
+    exporter pads the batch graphs' target axis with it, and a float32 pad in an FP16 Concat fails the checker."""
+    if not any(a.name == "value" for a in node.attribute):
+        node.attribute.append(helper.make_attribute("value", numpy_helper.from_array(np.zeros(1, np.float32))))
+
+
 def convert_to_fp16(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = ISLANDS) -> tuple[onnx.ModelProto, Fp16Report]:
     """Return an FP16 copy of an FP32 graph with the named islands kept FP32, and what was kept."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
@@ -326,6 +333,8 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = ISLANDS
             to = next(a for a in node.attribute if a.name == "to")
             if to.i in FLOAT_TYPES:
                 to.i = want
+        if node.op_type == "ConstantOfShape":
+            _type_constant_of_shape(node)
         if node.op_type in ("Constant", "ConstantOfShape"):
             for a in node.attribute:
                 if a.name == "value" and a.t.data_type in FLOAT_TYPES and a.t.data_type != want:

@@ -22,11 +22,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from siamattn.errors import SiamAttnError
-from siamattn.tensorrt_env import local_cuda_arch
+from siamattn.tensorrt_env import TrtFlavour, local_cuda_arch
 
 LIB_FILES = {
     "cpu": "libsiamattn_deform_cpu.so",
@@ -264,8 +265,13 @@ def build(
     return out / "lib"
 
 
-def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: BuildOptions | None = None) -> Path:
-    """Path of a library (``kind`` in cpu/cuda/trt); builds it into the cache when missing and allowed."""
+def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: BuildOptions | None = None,
+                 trt: TrtFlavour | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Path of a library (``kind`` in cpu/cuda/trt); builds it into the cache when missing and allowed.
+
+    Any cached build of the current sources that fits is taken, newest first (:func:`library_misfit` says
+    what fits); ``log`` hears which one when several fit. ``trt`` is the TensorRT that will load the plugin
+    library (None: the one whose headers a build would use now)."""
     if kind not in LIB_FILES:
         raise ValueError(f"kind must be one of {sorted(LIB_FILES)}, got {kind!r}")
     name = LIB_FILES[kind]
@@ -275,13 +281,19 @@ def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: B
         if path.is_file():
             return path
         raise PluginBuildError(f"SIAMATTN_PLUGINS_DIR={env_dir} has no {name}; build it with 'siamattn plugins build'")
-    # A cached TensorRT library must have been built against the headers a build would use now: the tests also
-    # build against other TensorRT versions' headers (8.6: the IPluginV2 glue, which TensorRT 10+ cannot load).
-    headers = find_tensorrt_include(options.tensorrt_include if options else None) if kind == "trt" else None
-    for lib_dir in cached_builds():
-        if (lib_dir / name).is_file() and (headers is None or _built_against(lib_dir) == str(headers)):
-            return lib_dir / name
+    built = [d for d in cached_builds() if (d / name).is_file()]
+    want = _wanted_library(kind, options, trt)
+    misfits = [(d, want.misfit(d)) for d in built]
+    fitting = [d for d, why in misfits if why is None]
+    if fitting:
+        if len(fitting) > 1 and log is not None:
+            log(f"{name}: {len(fitting)} builds fit ({want}); using the newest, {fitting[0]}")
+        return fitting[0] / name
     if not build_if_missing:
+        if misfits:
+            reasons = "; ".join(f"{d.parent.name}: {why}" for d, why in misfits)
+            raise PluginBuildError(f"{name}: none of the {len(misfits)} builds fits ({want}): {reasons}. "
+                                   "Run 'siamattn plugins build' (with its defaults, or the options that fit)")
         raise PluginBuildError(f"{name} is not built yet: run 'siamattn plugins build'")
     wanted = options or BuildOptions(cuda=True if kind != "cpu" else None, tensorrt=True if kind == "trt" else None)
     lib_dir = build(wanted)
@@ -289,6 +301,92 @@ def find_library(kind: str = "cpu", *, build_if_missing: bool = True, options: B
         summary = (lib_dir / "siamattn_build.txt").read_text().strip()
         raise PluginBuildError(f"the build finished without {name} ({summary})")
     return lib_dir / name
+
+
+def build_summary(lib_dir: Path) -> dict[str, str]:
+    """CMake's one-line record of a build (``siamattn_build.txt``: cpu=yes cuda=13.0 archs=... tensorrt=11.1 ...)."""
+    try:
+        text = (lib_dir / "siamattn_build.txt").read_text(errors="replace")
+    except OSError:
+        return {}
+    return dict(kv.split("=", 1) for kv in text.split() if "=" in kv)
+
+
+def arch_covered(archs: str, gpu: str) -> bool:
+    """Whether CMake architectures ``archs`` ("75-real,86-real,120") run on a GPU of compute capability ``gpu``
+    ("90"): a real (SASS) entry for exactly it, or a PTX entry (no -real suffix) at or below it, which the
+    driver compiles for newer GPUs."""
+    for entry in re.split(r"[,;]", archs):
+        number, _, kind = entry.strip().partition("-")
+        if not number.isdigit():
+            continue
+        if int(number) == int(gpu) or (kind != "real" and int(number) < int(gpu)):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class _WantedLibrary:
+    """What a cached build must offer to be used: the TensorRT plugin glue family and header version, and
+    the GPU's architecture."""
+
+    kind: str
+    trt_major: int | None  # the TensorRT major version that will load it (None: any of the wanted glue)
+    interface: str | None  # "IPluginV3" (TensorRT >= 10, TensorRT-RTX) or "IPluginV2DynamicExt" (8.5 .. 9.x)
+    headers: Path | None  # explicit --tensorrt-include: exactly these headers
+    gpu_arch: str | None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.kind == "trt":
+            if self.headers is not None:
+                parts.append(f"built against the headers in {self.headers}")
+            elif self.interface:
+                parts.append(f"{self.interface} glue" + (f" for TensorRT {self.trt_major}" if self.trt_major else ""))
+        parts.append(f"CUDA code for sm_{self.gpu_arch}" if self.gpu_arch and self.kind != "cpu" else "any GPU")
+        return ", ".join(parts)
+
+    def misfit(self, lib_dir: Path) -> str | None:
+        """Why the build in ``lib_dir`` does not fit, or None when it does."""
+        summary = build_summary(lib_dir)
+        if self.kind != "cpu" and self.gpu_arch and not arch_covered(summary.get("archs", ""), self.gpu_arch):
+            return f"built for CUDA architectures {summary.get('archs', '?')}, not sm_{self.gpu_arch} (this GPU)"
+        if self.kind != "trt":
+            return None
+        if self.headers is not None:
+            got = _built_against(lib_dir)
+            return None if got == str(self.headers) else f"built against the headers in {got}"
+        interface, version = summary.get("trt_interface"), summary.get("tensorrt", "")
+        if self.interface and interface != self.interface:
+            return f"{interface or 'no'} glue (TensorRT {version} headers), needs {self.interface}"
+        major = version.split(".")[0]
+        if self.trt_major and self.interface == "IPluginV2DynamicExt" and major.isdigit() and \
+                int(major) != self.trt_major:
+            return f"built against TensorRT {version} headers, not {self.trt_major}.x"
+        return None
+
+
+def _wanted_library(kind: str, options: BuildOptions | None, trt: TrtFlavour | None) -> _WantedLibrary:
+    gpu = local_cuda_arch() if kind != "cpu" else None
+    if kind != "trt":
+        return _WantedLibrary(kind, None, None, None, gpu)
+    if options is not None and options.tensorrt_include:
+        return _WantedLibrary(kind, None, None, find_tensorrt_include(options.tensorrt_include), gpu)
+    major: int | None = None
+    if trt is not None and trt.is_rtx:
+        interface = "IPluginV3"  # TensorRT-RTX loads the IPluginV3 glue (docs/DESIGN.md)
+    elif trt is not None:
+        first = trt.version.split(".")[0]
+        major = int(first) if first.isdigit() else None
+        interface = "IPluginV2DynamicExt" if major is not None and major < 10 else "IPluginV3"
+    else:  # no TensorRT given: the glue of the headers a build would use now (any, without headers)
+        headers = find_tensorrt_include()
+        version = tensorrt_header_version(headers) if headers else None
+        interface = None if version is None else ("IPluginV3" if version[0] >= 10 else "IPluginV2DynamicExt")
+        major = version[0] if version else None
+        if headers is not None and version is None:  # headers without a version file: those exact headers
+            return _WantedLibrary(kind, None, None, headers, gpu)
+    return _WantedLibrary(kind, major, interface, None, gpu)
 
 
 def _built_against(lib_dir: Path) -> str | None:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from siamattn.cli_args import positive_int
+from siamattn.outputs import check_folder
 from siamattn.plugins.build import (
     LIB_FILES,
     BuildOptions,
@@ -19,7 +20,6 @@ from siamattn.plugins.build import (
     find_tensorrt_include,
 )
 from siamattn.plugins.emulation import BLOCK_ORDERS, SANITIZERS
-from siamattn.validate import check_folder
 
 # CMake's CUDA_ARCHITECTURES entries: 87, 90a, 86-real, 75-virtual (';' or ',' between them), or one keyword
 _ARCH = r"\d{2,3}[a-z]?(-real|-virtual)?"

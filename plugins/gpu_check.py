@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from siamattn.outputs import write_file
 from siamattn.plugins.library import split_k_override
 
 # Normalised error bounds: max|ours - ref| / max(|ref|, 1). FP32: sums of up to 2304 FP32 products. FP16:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(c["ok"] for c in checks) and all(r["ok"] for r in report.get("selftests", []))
     print("\nALL CHECKS PASSED" if ok else "\nSOME CHECKS FAILED")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_file(args.json, json.dumps(report, indent=2) + "\n", "--json")  # whole or not at all
     return 0 if ok else 1
 
 

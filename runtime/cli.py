@@ -5,6 +5,7 @@ order of checks (inputs and outputs first, then the model, then the run); the vi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 from pathlib import Path
@@ -12,9 +13,9 @@ from typing import Any
 
 from siamattn.cli_args import number, positive_int
 from siamattn.errors import InputError, require
+from siamattn.outputs import StagedDir, check_dir_output, held_signals, only_names, pause_point
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES
 from siamattn.runtime.check import DIVERGENCE_IOU, MAX_REL_ERROR, MIN_IOU, TIE_MARGIN
-from siamattn.validate import check_folder
 
 BACKEND_HELP = ("auto = TensorRT engines when the export has them and a GPU and TensorRT are present, else "
                 "ONNX Runtime; torch = the PyTorch model from the export's weights (default: %(default)s)")
@@ -59,7 +60,8 @@ def _track(args: argparse.Namespace) -> int:
     boxes = [parse_box(b) for b in args.init or []] + read_init_file(args.init_file)
     if not boxes:
         raise InputError("give the target box(es): --init x,y,w,h (repeatable) or --init-file FILE")
-    check_outputs(args.source, {"--save": args.save, "--json": args.json}, args.overwrite)
+    check_outputs(args.source, {"--save": args.save, "--json": args.json}, args.overwrite,
+                  {"--model folder": args.model, "--init-file": args.init_file})
     check_video_output("--save", args.save)
     if args.show:
         check_display()
@@ -107,15 +109,20 @@ def read_init_file(path: Path | None) -> list[tuple[float, float, float, float]]
 def _check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from siamattn.outputs import check_distinct
     from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, summary_markdown, write_report
     from siamattn.runtime.loader import load_backend, load_reference, print_notes
     from siamattn.runtime.video import open_source, parse_box
 
     box = parse_box(args.init)
-    check_folder("--out", args.out, args.out)
+    inputs = _inputs(args, "source", "model", "checkpoint")
+    check_distinct({"--out": args.out, "--polygraphy": args.polygraphy})
+    check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=inputs, what="check report",
+                     earlier=_earlier_report)
     require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     if args.polygraphy is not None:
-        check_folder("--polygraphy", args.polygraphy, args.polygraphy)
+        check_dir_output("--polygraphy", args.polygraphy, overwrite=args.overwrite, inputs=inputs,
+                         what="--polygraphy folder", earlier=_earlier_polygraphy)
         if args.polygraphy_frames < 2:
             raise InputError("--polygraphy-frames must be at least 2 (the first frame only initialises the tracker)")
         require("polygraphy", "export", "'siamattn check --polygraphy' (its files are polygraphy's JSON formats)")
@@ -144,17 +151,60 @@ def _check(args: argparse.Namespace) -> int:
         bar.close()
     report.run = run_metadata(args.model, args.source, box, name, args.device, args.checkpoint)
     evaluate_thresholds(report, args.min_iou, args.max_rel_error, args.min_fps, args.tie_margin)
-    paths = write_report(report, args.out)
-    if not args.quiet:
-        print(summary_markdown(report))
-        print(f"report: {paths['md']}  {paths['json']}  {paths['png']}")
-    if args.polygraphy is not None:
-        _write_polygraphy(args, box, reference, cfg)
+    with contextlib.ExitStack() as stack:  # the report and the polygraphy files appear together, or neither
+        staged = stack.enter_context(StagedDir(args.out, "--out"))
+        paths = {k: args.out / p.name for k, p in write_report(report, staged.path).items()}
+        if not args.quiet:
+            print(summary_markdown(report))
+            print(f"report: {paths['md']}  {paths['json']}  {paths['png']}")
+        dirs = [staged]
+        if args.polygraphy is not None:
+            dirs.append(stack.enter_context(StagedDir(args.polygraphy, "--polygraphy")))
+            _write_polygraphy(args, box, reference, cfg, dirs[-1].path)
+        pause_point("check:commit")
+        with held_signals():
+            for d in dirs:
+                d.commit()
     return 1 if report.failures else 0
 
 
-def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, float], reference: Any,
-                      cfg: Any) -> None:
+def _inputs(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The run's inputs, each labelled as the error messages name it (outputs never alias them)."""
+    labels = {"source": "source", "model": "--model folder", "checkpoint": "--checkpoint",
+              "init_file": "--init-file", "root": "dataset --root"}
+    values = {labels[n]: getattr(args, n, None) for n in names}
+    src = values.get("source")
+    if src is not None and str(src).isdigit():  # a camera index
+        values["source"] = None
+    return values
+
+
+def _moved(value: Any, old: str, new: str) -> Any:
+    """``value`` (a summary: nested dicts, lists, strings) with paths under ``old`` renamed under ``new``."""
+    if isinstance(value, str):
+        return new + value[len(old):] if value == old or value.startswith(old + "/") else value
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    return value
+
+
+def _earlier_eval(folder: Path) -> str | None:
+    return only_names(folder, "summary.json", lambda n: n in ("summary.json", "results") or n.endswith("_plot.png"))
+
+
+def _earlier_report(folder: Path) -> str | None:
+    return only_names(folder, "report.json", lambda n: n in ("report.json", "report.md", "report.png"))
+
+
+def _earlier_polygraphy(folder: Path) -> str | None:
+    return only_names(folder, "index.json", lambda n: n == "index.json" or n.endswith(("_inputs.json",
+                                                                                         "_outputs.json")))
+
+
+def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, float], reference: Any, cfg: Any,
+                      out_dir: Path) -> None:
     from siamattn.export.manifest import Manifest
     from siamattn.runtime.polygraphy_data import record_graph_io, write_polygraphy_data
     from siamattn.runtime.video import open_source
@@ -162,7 +212,7 @@ def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, 
     # the source read again from its start (the check streamed it): only the frames recorded here
     frames = open_source(args.source, min(args.polygraphy_frames, args.max_frames or args.polygraphy_frames))
     calls = record_graph_io(frames, box, reference, cfg, args.polygraphy_frames)
-    written = write_polygraphy_data(calls, args.polygraphy, Manifest.load(args.model, verify=False).graphs)
+    written = write_polygraphy_data(calls, out_dir, Manifest.load(args.model, verify=False).graphs)
     if not args.quiet:
         n = min(args.polygraphy_frames, frames.length or args.polygraphy_frames)
         print(f"polygraphy inputs and PyTorch outputs of {n} frames for {', '.join(written)}: {args.polygraphy} "
@@ -177,7 +227,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.checkpoint is None):
         raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
-    check_folder("--out", args.out, args.out)
+    check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=_inputs(args, "model", "checkpoint", "root"),
+                     what="eval output", earlier=_earlier_eval)
     if not args.root.is_dir():
         raise InputError(f"--root '{args.root}' is not a folder: give the dataset root in the {args.dataset} layout"
                          if args.root.exists() else f"--root '{args.root}' does not exist")
@@ -212,8 +263,12 @@ def _eval(args: argparse.Namespace) -> int:
                 res = tracker.track(frame)
                 yield res.region if vot else res.box
 
-    summary = evaluate(args.dataset, args.root, track_fn, args.out, tracker_name=args.name, split=args.split,
-                       progress=not args.quiet)
+    with StagedDir(args.out, "--out") as staged:
+        summary = evaluate(args.dataset, args.root, track_fn, staged.path, tracker_name=args.name, split=args.split,
+                           progress=not args.quiet)
+        summary = _moved(summary, str(staged.path), str(args.out))  # name the final paths, not the staging ones
+        (staged.path / "summary.json").write_text(json.dumps(summary, indent=2))
+        staged.commit()
     if not args.quiet:
         print(f"{args.dataset} with {tracker.backend_label}:")
         print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
@@ -222,7 +277,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    check_folder("--out", args.out, args.out)
     from siamattn.runtime.demo import run_demo
 
     return run_demo(args)
@@ -258,6 +312,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_source_args(p)
     p.add_argument("--checkpoint", type=Path, help="weights for the reference (default: the model folder's own)")
     p.add_argument("--out", type=Path, default=Path("check_report"), help="report folder (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier report in --out (and --polygraphy files); without it they must not exist")
     p.add_argument("--max-rel-error", type=number(0), default=None,
                    help="lock step: fail if a graph output's max |deployed - reference| on a frame exceeds this "
                         "fraction of the output's range (max |reference| over the clip); default per precision: "
@@ -299,6 +355,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, type=Path, help="dataset root in the benchmark's own layout")
     p.add_argument("--split", default="val", help="GOT-10k split (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier eval output in --out")
     p.add_argument("--name", default="siamattn", help="tracker name in result files and plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or printed summary")
     p.set_defaults(func=_eval)

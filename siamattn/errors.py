@@ -24,17 +24,18 @@ class MissingDependencyError(SiamAttnError, ImportError):
     """An optional package is needed for this feature but is not installed."""
 
 
-def interrupted(exc: BaseException) -> bool:
-    """True when ``exc`` is, or was caused by, a Ctrl-C. Extension modules turn a KeyboardInterrupt during their
-    initialisation into an ImportError ("initialization failed"), which must not read as a missing package."""
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM, raised as a KeyboardInterrupt) that ``exc`` is or was caused by, else None.
+    Extension modules turn a KeyboardInterrupt during their initialisation into an ImportError
+    ("initialization failed"), which must not read as a missing package."""
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         if isinstance(e, KeyboardInterrupt):
-            return True
+            return e
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    return False
+    return None
 
 
 def require(module: str, extra: str, feature: str):
@@ -44,8 +45,9 @@ def require(module: str, extra: str, feature: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        if interrupted(exc):
-            raise KeyboardInterrupt from exc
+        stop = interruption(exc)
+        if stop is not None:
+            raise stop from exc
         raise MissingDependencyError(
             f"{feature} needs the Python package '{module}', which is not installed "
             f"({exc}). Install it with: pip install 'siamattn-trt[{extra}]'"

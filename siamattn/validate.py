@@ -9,7 +9,7 @@ from pathlib import Path
 
 from siamattn.errors import InputError
 
-__all__ = ["SEED_MAX", "as_path", "check_folder", "check_number", "is_finite_number"]
+__all__ = ["SEED_MAX", "as_path", "check_number", "is_finite_number"]
 
 SEED_MAX = 2**32 - 1  # numpy's RandomState/SeedSequence take seeds up to this; torch's manual_seed too
 
@@ -52,15 +52,3 @@ def as_path(value: object, what: str = "path") -> Path:
         except (TypeError, ValueError) as exc:  # a PathLike returning something else, NUL bytes
             raise InputError(f"{what} is not a usable path ({exc}): {value!r}") from exc
     raise InputError(f"{what} must be a path (str or os.PathLike), got {type(value).__name__}: {value!r}")
-
-
-def check_folder(flag: str, given: Path, folder: Path) -> None:
-    """Refuse an output whose ``folder`` (``given`` itself for a folder output) cannot be made or written:
-    before any work, so a long run never fails at its end for want of a place to write."""
-    ancestor = Path(folder)
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(f"{flag} '{given}': cannot create its folder, '{ancestor}' is a file")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} '{given}': cannot write in '{ancestor}' (permission denied)")

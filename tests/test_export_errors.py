@@ -163,21 +163,6 @@ def test_failed_export_keeps_a_users_existing_folder_and_its_content(capsys, tmp
     assert (out / "notes.txt").read_text() == "keep me"
 
 
-def test_export_removes_only_what_it_created(tmp_path):
-    from siamattn.export.exporter import _remove_created
-
-    out = tmp_path / "o"
-    out.mkdir()
-    (out / "old.txt").write_text("x")
-    before = set(out.iterdir())
-    (out / "search.onnx").write_bytes(b"new")
-    (out / "scratch").mkdir()
-    _remove_created(out, created=False, before=before)
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
-    _remove_created(out, created=True, before=set())
-    assert not out.exists()
-
-
 # ------------------------------------------------------------------------------- one source of truth each
 
 

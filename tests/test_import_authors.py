@@ -291,7 +291,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert rc == 2 and "already exists; pass --overwrite" in one_error_line(err)
     assert Path(out).read_bytes() == b"keep"
     rc, _, err = run_cli(capsys, "--checkpoint", str(wrong), "--out", str(wrong), "--overwrite")
-    assert rc == 2 and "is the --checkpoint file" in one_error_line(err)
+    assert rc == 2 and "is the input --checkpoint" in one_error_line(err)
 
 
 # ------------------------------------------------------------------------------------------------ round trip

@@ -121,7 +121,7 @@ def test_output_folder_is_checked_first(tmp_path, afile, capsys, monkeypatch, ar
         out, expect = tmp_path / "ro" / "new", "permission denied"
         (tmp_path / "ro").mkdir()
         real = os.access
-        monkeypatch.setattr("siamattn.validate.os.access",
+        monkeypatch.setattr("siamattn.outputs.os.access",
                             lambda p, mode: False if Path(p) == tmp_path / "ro" else real(p, mode))
     rc, err = run_cli(capsys, [a.format(tmp=tmp_path, out=out) for a in argv])
     line = one_line_error(err)

@@ -309,5 +309,115 @@ def test_cached_trt_library_must_match_the_headers_in_use(tmp_path: Path, monkey
     assert library.find_library("trt", build_if_missing=False) == lib_dirs["a"] / LIB_FILES["trt"]
     assert library.find_library("cpu", build_if_missing=False) == lib_dirs["b"] / LIB_FILES["cpu"]
     shutil.rmtree(lib_dirs["a"].parent)
-    with pytest.raises(PluginBuildError, match="not built yet"):
+    with pytest.raises(PluginBuildError, match=r"none of the 1 builds fits .*inc-86"):
         library.find_library("trt", build_if_missing=False)
+
+
+# ---------------------------------------------------------------- any fitting build is found (issue 23, item 1)
+
+def _fake_build(root: Path, tag: str, summary: str, mtime: float) -> Path:
+    """A cached build of the current sources whose CMake record says ``summary``."""
+    lib = root / f"{library._sources_hash()}-{tag}" / "lib"
+    lib.mkdir(parents=True)
+    for name in LIB_FILES.values():
+        (lib / name).write_bytes(b"")
+    (lib / "build_options.json").write_text(json.dumps({"tensorrt_include": f"/somewhere/{tag}", "tensorrt": True}))
+    (lib / "siamattn_build.txt").write_text(summary + "\n")
+    os.utime(lib, (mtime, mtime))
+    return lib
+
+
+@pytest.fixture()
+def build_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SIAMATTN_PLUGINS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SIAMATTN_PLUGINS_DIR", raising=False)
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: None)  # no GPU unless a test says so
+    return tmp_path
+
+
+RTX = tensorrt_env.TrtFlavour("tensorrt-rtx", "tensorrt_rtx_bindings", "1.7.1")
+TRT10 = tensorrt_env.TrtFlavour("tensorrt", "tensorrt", "10.3.0")
+TRT85 = tensorrt_env.TrtFlavour("tensorrt", "tensorrt", "8.5.2")
+V3_86 = "cpu=yes cuda=13.0 archs=86 tensorrt=11.1 trt_interface=IPluginV3"
+V3_ALL = "cpu=yes cuda=13.0 archs=75-real,86-real,90-real,120 tensorrt=10.3 trt_interface=IPluginV3"
+V3_86_SASS = "cpu=yes cuda=13.0 archs=86-real tensorrt=11.1 trt_interface=IPluginV3"
+V2_86 = "cpu=yes cuda=12.6 archs=72-real,87 tensorrt=8.6 trt_interface=IPluginV2DynamicExt"
+
+
+def test_a_build_with_other_options_than_the_defaults_is_found(build_cache):
+    """The trap of issue 23: 'plugins build --tensorrt-include DIR --cuda-arch 86' was invisible to export."""
+    lib = _fake_build(build_cache, "custom", V3_86, 1e9)
+    assert library.find_library("trt", build_if_missing=False, trt=RTX) == lib / LIB_FILES["trt"]
+    assert library.find_library("trt", build_if_missing=False, trt=TRT10) == lib / LIB_FILES["trt"]
+
+
+def test_the_newest_fitting_build_is_taken_and_named(build_cache):
+    old = _fake_build(build_cache, "old", V3_ALL, 1e9)
+    new = _fake_build(build_cache, "new", V3_86, 2e9)
+    _fake_build(build_cache, "v2", V2_86, 3e9)  # newest, but the IPluginV2 glue: TensorRT 10 / RTX cannot load it
+    said: list[str] = []
+    assert library.find_library("trt", build_if_missing=False, trt=RTX, log=said.append) == new / LIB_FILES["trt"]
+    assert len(said) == 1 and "2 builds fit" in said[0] and str(new) in said[0]
+    assert old != new
+
+
+def test_the_gpu_architecture_must_be_covered(build_cache, monkeypatch):
+    sm86 = _fake_build(build_cache, "sm86", V3_86_SASS, 2e9)
+    portable = _fake_build(build_cache, "portable", V3_ALL, 1e9)
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: "90")  # an H100: only the portable list has sm_90
+    assert library.find_library("trt", build_if_missing=False, trt=RTX) == portable / LIB_FILES["trt"]
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: "121")  # newer than any SASS: the 120 PTX runs there
+    assert library.find_library("trt", build_if_missing=False, trt=RTX) == portable / LIB_FILES["trt"]
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: "86")
+    assert library.find_library("trt", build_if_missing=False, trt=RTX) == sm86 / LIB_FILES["trt"]
+
+
+def test_arch_coverage_rules():
+    assert library.arch_covered("86", "86") and library.arch_covered("75-real,86-real,120", "86")
+    assert not library.arch_covered("86-real", "89")  # SASS runs on its own architecture only
+    assert library.arch_covered("75", "89")  # PTX is compiled by the driver for newer GPUs
+    assert not library.arch_covered("120", "90") and not library.arch_covered("", "86")
+
+
+def test_tensorrt_8_takes_the_v2_glue_of_its_major_version(build_cache):
+    v2 = _fake_build(build_cache, "v2", V2_86, 1e9)
+    _fake_build(build_cache, "v3", V3_86, 2e9)
+    assert library.find_library("trt", build_if_missing=False, trt=TRT85) == v2 / LIB_FILES["trt"]
+    with pytest.raises(PluginBuildError, match=r"not 9\.x"):
+        library.find_library("trt", build_if_missing=False, trt=tensorrt_env.TrtFlavour("tensorrt", "tensorrt", "9.2"))
+
+
+def test_when_none_fits_the_message_says_what_each_was_built_for(build_cache, monkeypatch):
+    _fake_build(build_cache, "v2", V2_86, 1e9)
+    _fake_build(build_cache, "sm86", V3_86_SASS, 2e9)
+    monkeypatch.setattr(library, "local_cuda_arch", lambda: "90")
+    with pytest.raises(PluginBuildError) as err:
+        library.find_library("trt", build_if_missing=False, trt=RTX)
+    msg = str(err.value)
+    assert "none of the 2 builds fits" in msg and "\n" not in msg
+    assert "not sm_90" in msg and "IPluginV2DynamicExt glue (TensorRT 8.6 headers), needs IPluginV3" in msg
+    assert "siamattn plugins build" in msg
+
+
+def test_plugins_build_with_its_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's 'siamattn plugins build' as typed: CPU library always, CUDA for this GPU (no GPU: the portable
+    list) when nvcc is here, the TensorRT plugins when headers are found; and every command then finds it."""
+    monkeypatch.setenv("SIAMATTN_PLUGINS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SIAMATTN_PLUGINS_DIR", raising=False)
+    assert main(["plugins", "build"]) == 0
+    out = capsys.readouterr().out
+    (lib_dir,) = library.cached_builds()
+    assert (lib_dir / LIB_FILES["cpu"]).is_file() and f"built into {lib_dir}" in out
+    summary = library.build_summary(lib_dir)
+    if library.find_nvcc() is None:
+        return
+    assert (lib_dir / LIB_FILES["cuda"]).is_file()
+    gpu = tensorrt_env.local_cuda_arch()
+    for arch in [gpu] if gpu else ["75", "86", "87", "89", "90", "120"]:  # RTX, Jetson Orin, H100 (README)
+        assert library.arch_covered(summary["archs"], arch), (arch, summary)
+    if library.find_tensorrt_include() is not None:
+        assert summary["trt_interface"] in ("IPluginV3", "IPluginV2DynamicExt")
+        trt = tensorrt_env.TrtFlavour("tensorrt-rtx", "tensorrt_rtx_bindings", "1.7") \
+            if summary["trt_interface"] == "IPluginV3" else None
+        assert library.find_library("trt", build_if_missing=False, trt=trt) == lib_dir / LIB_FILES["trt"]

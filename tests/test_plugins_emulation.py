@@ -233,12 +233,14 @@ def test_race_planted_in_the_real_gemm_is_caught(tmp_path: Path) -> None:
     assert "WARNING: ThreadSanitizer: data race" in result.output and "gemm_f32_simt_kernel" in result.output
 
 
-def test_emulate_cli(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_emulate_with_its_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's 'siamattn plugins emulate' as typed: plain, AddressSanitizer and ThreadSanitizer runs (a
+    sanitizer the compiler or kernel cannot run is skipped and said)."""
     from siamattn.cli import main
 
-    assert main(["plugins", "emulate", "--sanitizer", "none"]) == 0
+    assert main(["plugins", "emulate"]) == 0
     out = capsys.readouterr().out
-    assert "sanitizer: none (quick cases)" in out and "all variants passed" in out
+    assert "all variants passed" in out and out.count("ALL OK") + out.count("skipped") >= 3, out
 
 
 def test_emulate_cli_skips_a_sanitizer_the_compiler_lacks(monkeypatch: pytest.MonkeyPatch,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from siamattn.cli import add_config_args, add_set_arg
 from siamattn.cli_args import non_negative_int, positive_int
-from siamattn.validate import check_folder
+from siamattn.outputs import check_folder
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -33,7 +33,6 @@ def _train(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from siamattn.errors import require
 
-    check_folder("--out", args.out, args.out.parent)
 
     require("torch", "train", "'siamattn import'")
     from siamattn.training.importers import import_checkpoint

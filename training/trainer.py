@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader
 
 from siamattn.config import Config, TrainConfig, from_dict
 from siamattn.errors import InputError, SiamAttnError
+from siamattn.outputs import StagedFile, check_folder, check_not_input, pause_point, write_file
 from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
 from siamattn.training.losses import rois_for_model, siamattn_loss
 from siamattn.training.model import SiamAttn, build_model, save_checkpoint
@@ -244,12 +245,14 @@ def init_distributed(device: str) -> Dist:
 class _Logger:
     COLUMNS = ("epoch", "step", "lr", "total", "cls", "loc", "box", "mask", "pairs_per_s")
 
-    def __init__(self, out: Path, enabled: bool) -> None:
+    def __init__(self, out: Path, enabled: bool, resumed_step: int | None = None) -> None:
         self.enabled = enabled
         self.tb = None
         if not enabled:
             return
         path = out / "log.csv"
+        if resumed_step is not None and path.exists():
+            _trim_log(path, resumed_step)
         new = not path.exists()
         self.file = path.open("a", newline="")
         self.csv = csv.writer(self.file)
@@ -278,6 +281,50 @@ class _Logger:
                 self.tb.close()
 
 
+def _trim_log(path: Path, step: int) -> None:
+    """A resumed run's log.csv keeps the rows up to its checkpoint's step (the steps after it run again) and
+    drops a last line cut off by an interrupt; replaced atomically."""
+    lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)  # bytes: keep csv's \r\n
+    header = ",".join(_Logger.COLUMNS) + "\r\n"  # as csv.writer ends its lines
+    kept = [lines[0] if lines and lines[0].rstrip("\r\n") == header.rstrip() else header]
+    for line in lines[1:]:
+        parts = line.rstrip("\r\n").split(",")
+        if not line.endswith("\n") or len(parts) != len(_Logger.COLUMNS) or not parts[1].isdigit():
+            continue
+        if int(parts[1]) <= step:
+            kept.append(line)
+    write_file(path, "".join(kept), "log.csv")
+
+
+def data_roots(specs: list[str]) -> dict[str, str]:
+    """The folders of ``--data`` entries (``KIND:PATH`` or PATH), labelled for error messages."""
+    roots = {}
+    for i, spec in enumerate(specs):
+        kind, sep, path = spec.partition(":")
+        folder = path if sep and len(kind) > 1 and not Path(spec).exists() else spec
+        roots["--data" if i == 0 else f"--data #{i + 1}"] = folder
+    return roots
+
+
+def check_run_folder(out: Path, resume: bool, data: list[str]) -> None:
+    """Before any work: a new run needs a new or empty folder (never one holding other files: they would be
+    mixed with the run's), a resumed one its checkpoint; no run folder is or holds a dataset, nor lies in one."""
+    check_not_input("--out", out, data_roots(data))
+    last = out / LAST
+    if out.exists() and not out.is_dir():
+        raise SiamAttnError(f"--out '{out}' is a file, not a folder; choose another --out")
+    if resume:
+        if not last.is_file():
+            raise SiamAttnError(f"--resume: no checkpoint '{last}'; start the run without --resume")
+        return
+    if last.is_file():
+        raise SiamAttnError(f"'{out}' already holds a run ({last}); pass --resume to continue it or use a new --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise SiamAttnError(f"--out '{out}' is not empty and holds no run to resume (no {LAST}); give a new or "
+                            "empty folder")
+    check_folder("--out", out, out)
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise SiamAttnError("--device cuda: no CUDA device is available to PyTorch; use --device cpu")
@@ -303,13 +350,10 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
     last = out / LAST
     payload: dict[str, Any] | None = None
     cfg = opts.cfg
+    check_run_folder(out, opts.resume, opts.data)
     if opts.resume:
-        if not last.is_file():
-            raise SiamAttnError(f"--resume: no checkpoint '{last}'; start the run without --resume")
         payload = read_checkpoint(last)
         cfg = from_dict(payload["config"])  # a run keeps its config; only the epoch count may change
-    elif last.is_file():
-        raise SiamAttnError(f"'{out}' already holds a run ({last}); pass --resume to continue it or use a new --out")
     if opts.epochs is not None:
         cfg.train.epochs = opts.epochs
         cfg.train.validate()
@@ -346,12 +390,42 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
         sched.load_state_dict(payload["scheduler"])
         scaler.load_state_dict(payload["scaler"])
         set_rng_state(payload["rng"])
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(cfg.to_yaml())
-        print(f"training {cfg.name}: {t.epochs} epochs x {steps_per_epoch} steps of {t.batch_size} pairs on "
-              f"{d.world} x {device.type}; {note or f'resumed at epoch {start_epoch}'}", flush=True)
-    log = _Logger(out, d.main)
+    # A new run that stops before its first checkpoint cannot be resumed: it is removed again (the folder if
+    # this run made it, else what it put there). From the first checkpoint on, the folder is a resumable run.
+    made = not out.exists()
+    try:
+        if d.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_file(out / "config.yaml", cfg.to_yaml(), "config.yaml")
+            print(f"training {cfg.name}: {t.epochs} epochs x {steps_per_epoch} steps of {t.batch_size} pairs on "
+                  f"{d.world} x {device.type}; {note or f'resumed at epoch {start_epoch}'}", flush=True)
+        return _loop(opts, d, device, on_step, cfg, model, loader, sampler, opt, sched, scaler, use_amp, workers,
+                     start_epoch, steps_per_epoch, None if payload is None else start_epoch * steps_per_epoch)
+    except BaseException:
+        if d.main and payload is None and not last.exists():
+            _remove_new_run(out, made)
+        raise
+
+
+def _remove_new_run(out: Path, made: bool) -> None:
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for entry in out.iterdir() if out.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _loop(opts: TrainOptions, d: Dist, device: torch.device, on_step: Callable[[dict[str, float]], None] | None,
+          cfg: Config, model: SiamAttn, loader: DataLoader, sampler: StepSampler, opt: torch.optim.Optimizer,
+          sched: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler, use_amp: bool, workers: int,
+          start_epoch: int, steps_per_epoch: int, resumed_step: int | None) -> Path:
+    out = Path(opts.out)
+    last = out / LAST
+    t = cfg.train
+    log = _Logger(out, d.main, resumed_step)
     cv2_threads = cv2.getNumThreads()
     if workers > 0:
         # Workers are forked from this process. A fork taken while OpenCV's thread pool runs leaves the child a
@@ -395,6 +469,7 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
                     raise SiamAttnError(f"loss became {stats['total']} at epoch {epoch + 1} step {step}; lower "
                                         "train.lr_start / train.warmup_lr or train.grad_clip and restart")
                 log.row(row)
+                pause_point("train:step")
                 if on_step is not None:
                     on_step(row)
                 if hasattr(bar, "set_postfix"):
@@ -403,8 +478,10 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
                 path = out / "checkpoints" / f"epoch_{epoch + 1:03d}.pt"
                 save_checkpoint(path, model, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                 scaler=scaler.state_dict(), epoch=epoch + 1, rng=rng_state())
-                shutil.copyfile(path, out / (LAST + ".tmp"))
-                (out / (LAST + ".tmp")).replace(last)
+                with StagedFile(last, "checkpoint") as staged:
+                    shutil.copyfile(path, staged.tmp)
+                    staged.commit()
+                pause_point("train:checkpoint")
             if d.world > 1:
                 dist.barrier()
         final = out / FINAL

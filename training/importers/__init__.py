@@ -110,6 +110,7 @@ def import_checkpoint(source: str, checkpoint: str | Path, out: str | Path, conf
                       overwrite: bool = False, log: Callable[[str], None] = print) -> ImportResult:
     import torch
 
+    from siamattn.outputs import check_file_output
     from siamattn.training.importers import pysot
     from siamattn.training.importers import siamattn_authors as authors
     from siamattn.training.importers.keymap import map_state_dict, unwrap_state_dict
@@ -119,13 +120,8 @@ def import_checkpoint(source: str, checkpoint: str | Path, out: str | Path, conf
     if source not in SOURCES:
         raise SiamAttnError(f"--from {source!r}: unknown source; choose from {', '.join(SOURCES)}")
     out = Path(out)
-    if out.resolve() == Path(checkpoint).resolve():
-        raise SiamAttnError(f"--out '{out}' is the --checkpoint file: writing it would destroy the input; "
-                            "give another output path")
-    if out.is_dir():
-        raise SiamAttnError(f"--out '{out}' is a folder; give a file path (e.g. '{out / 'model.pt'}')")
-    if out.exists() and not overwrite:
-        raise SiamAttnError(f"--out '{out}' already exists; pass --overwrite to replace it")
+    check_file_output("--out", out, overwrite=overwrite, inputs={"--checkpoint": checkpoint,
+                                                                 "--config-file": config_file}, example="model.pt")
 
     their_yaml = read_yaml(config_file) if config_file is not None else None  # fail before the big load
     what = f"checkpoint '{checkpoint}'"
@@ -142,7 +138,8 @@ def import_checkpoint(source: str, checkpoint: str | Path, out: str | Path, conf
     model.load_state_dict(map_state_dict(state, table, model.state_dict(), what), assign=True)
     model.eval()
     save_checkpoint(out, model, source={"from": source, "checkpoint": Path(checkpoint).name,
-                                        "config_file": Path(config_file).name if config_file else None})
+                                        "config_file": Path(config_file).name if config_file else None},
+                    flag="--out")
     log(f"imported {len(state)} tensors from {what} ({source}) as {cfg.name} -> {out}")
     for n in notes:
         log(f"  {n}")

@@ -13,19 +13,21 @@ import torch
 
 from siamattn.config import Config, from_dict
 from siamattn.errors import SiamAttnError
+from siamattn.outputs import StagedFile
 from siamattn.training.model.siamattn import SiamAttn, build_model
 from siamattn.training.model.weights import load_torch_file
 
 FORMAT = "siamattn-checkpoint"
 
 
-def save_checkpoint(path: str | Path, model: SiamAttn, **extra: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_checkpoint(path: str | Path, model: SiamAttn, flag: str = "checkpoint", **extra: Any) -> None:
+    """Atomic: written beside ``path`` and renamed over it, so an interrupted or failed save (a full disk)
+    leaves the old file, never a truncated one, and no temporary file."""
     payload = {"format": FORMAT, "config": model.cfg.to_dict(), "model": model.state_dict(), **extra}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
+    with StagedFile(path, flag) as staged:
+        with open(staged.tmp, "wb") as f:  # a file object: torch's write error keeps the OSError as context
+            torch.save(payload, f)
+        staged.commit()
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
