@@ -47,7 +47,7 @@ def require(module: str, extra: str, feature: str):
     except ImportError as exc:  # pragma: no cover - depends on the environment
         stop = interruption(exc)
         if stop is not None:
-            raise stop from exc
+            raise stop from None  # the Ctrl-C itself (its own traceback), not a missing package
         raise MissingDependencyError(
             f"{feature} needs the Python package '{module}', which is not installed "
             f"({exc}). Install it with: pip install 'siamattn-trt[{extra}]'"
