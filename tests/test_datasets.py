@@ -481,3 +481,11 @@ def test_sampler_rejects_bad_configuration():
         MixedSampler([_Fake("v", [3])], neg_rate=1.5)
     with pytest.raises(InputError, match=r"no sequence with a visible frame.*dataset 'v'"):
         MixedSampler([_Fake("v", [3], hidden={0: {0, 1, 2}})], max_tries=5).sample(0)
+
+
+@pytest.mark.parametrize("reader", [D.GOT10k, D.VOT, D.OTB, D.LaSOT])
+def test_a_broken_layout_is_one_line_that_still_shows_the_layout(tmp_path, reader):
+    with pytest.raises(D.DatasetLayoutError) as err:
+        reader(tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and "ROOT/" in msg and "; ROOT/" in msg, msg  # issue 23: every error is one line
