@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from siamattn import export_choices as choices
+from siamattn.cli_args import seed_int
 from siamattn.errors import ConfigError, SiamAttnError
 
 
@@ -117,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-fp32", metavar="LIST",
                    help="comma-separated FP32 islands in FP16 graphs (default: all: "
                         f"{','.join(choices.FP32_ISLANDS)}; empty string for none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random-init model and example inputs")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-init model and example inputs")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.set_defaults(func=_run)
 

@@ -39,6 +39,7 @@ from siamattn import export_choices
 from siamattn.config import Config, from_dict
 from siamattn.errors import ConfigError
 from siamattn.export.errors import ManifestError
+from siamattn.validate import as_path
 
 FORMAT = "siamattn-export"
 VERSION = 1
@@ -194,7 +195,7 @@ class Manifest:
     @classmethod
     def load(cls, directory: str | os.PathLike[str], verify: bool = True) -> Manifest:
         """Read ``directory/manifest.json``; with ``verify`` also check every listed file's sha256."""
-        root = Path(directory)
+        root = as_path(directory, "export folder")
         path = root / FILE_NAME
         if root.exists() and not root.is_dir():
             raise ManifestError(f"'{root}' is not a folder (it is a file): pass the export folder that holds "
@@ -205,8 +206,14 @@ class Manifest:
         if not path.is_file():
             raise ManifestError(f"'{root}' has no {FILE_NAME}: it is not an export directory (run 'siamattn export')")
         try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:  # the file is there but cannot be read: say so, its content may be fine
+            raise ManifestError(f"{path} cannot be read ({exc.strerror or exc}); check its permissions") from exc
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path} is not valid JSON (not UTF-8 text); re-run 'siamattn export'") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise ManifestError(f"{path} is not valid JSON ({exc}); re-run 'siamattn export'") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ManifestError(f"{path} is not a siamattn export manifest (format is not '{FORMAT}')")
@@ -267,9 +274,37 @@ class Manifest:
     # -- accessors ---------------------------------------------------------------------------------
     def config(self) -> Config:
         try:
-            return from_dict(self.data["config"])
+            cfg = from_dict(self.data["config"])
         except ConfigError as exc:
             raise ManifestError(f"{self.root / FILE_NAME} holds a config this version cannot read: {exc}") from exc
+        self._check_config_matches_graphs(cfg)
+        return cfg
+
+    def _check_config_matches_graphs(self, cfg: Config) -> None:
+        """The config's sizes against the graphs' fixed tensor shapes: a hand-edited or mixed-up manifest would
+        otherwise fail inside the runtime (or give a wrong box) instead of naming the key."""
+        t, k = cfg.tracker, cfg.anchors.num
+        s = t.score_size
+        expected = [  # (config key, its value, graph, tensor, axes from the end, the shape those axes should have)
+            ("tracker.exemplar_size", t.exemplar_size, "template", "z", (t.exemplar_size, t.exemplar_size)),
+            ("tracker.instance_size", t.instance_size, "search", "x", (t.instance_size, t.instance_size)),
+            ("tracker.base_size", t.base_size, "search", "cls", (s, s)),
+            ("anchors (ratios x scales)", k, "search", "cls", (2 * k, s, s)),
+            ("anchors (ratios x scales)", k, "search", "loc", (4 * k, s, s)),
+            ("model.refine.mask_size", cfg.model.refine.mask_size, "refine_mask", "mask",
+             (cfg.model.refine.mask_size,) * 2),
+        ]
+        for key, value, graph, tensor, want in expected:
+            spec = self.graphs.get(graph)
+            found = [x for x in ((spec.inputs + spec.outputs) if spec else ()) if x.name == tensor]
+            if not found:
+                continue
+            have = tuple(found[0].shape[-len(want):])
+            if all(isinstance(d, int) and d > 0 for d in have) and have != want:
+                raise ManifestError(
+                    f"{self.root / FILE_NAME}: config key '{key}' ({value}) does not match the {graph} graph's "
+                    f"'{tensor}' of shape {list(found[0].shape)} (the config needs {list(want)} at its end); the "
+                    "manifest's config and graphs come from different exports: re-run 'siamattn export'")
 
     @property
     def order(self) -> list[str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import re
 from pathlib import Path
 
+from siamattn.cli_args import positive_int
+from siamattn.outputs import check_folder
 from siamattn.plugins.build import (
     LIB_FILES,
     BuildOptions,
@@ -18,8 +21,26 @@ from siamattn.plugins.build import (
 )
 from siamattn.plugins.emulation import BLOCK_ORDERS, SANITIZERS
 
+# CMake's CUDA_ARCHITECTURES entries: 87, 90a, 86-real, 75-virtual (';' or ',' between them), or one keyword
+_ARCH = r"\d{2,3}[a-z]?(-real|-virtual)?"
+_ARCHS = re.compile(rf"^(all|all-major|native|{_ARCH}([;,]{_ARCH})*)$")
+
+
+def cuda_archs(text: str) -> str:
+    """argparse type for --cuda-arch: refused before CMake runs, which would fail minutes later in nvcc."""
+    if not _ARCHS.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of CUDA architectures: give numbers such as 87 "
+                                         "(Orin) or 75;86;89, or 'all'")
+    return text.strip()
+
+
+def _check_build_dir(args: argparse.Namespace) -> None:
+    if args.build_dir:
+        check_folder("--build-dir", Path(args.build_dir), Path(args.build_dir))
+
 
 def _build(args: argparse.Namespace) -> int:
+    _check_build_dir(args)
     archs = args.cuda_arch.replace(",", ";") if args.cuda_arch else None
     opts = BuildOptions(
         cuda=False if args.no_cuda else (True if archs else None),
@@ -51,6 +72,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
+    _check_build_dir(args)
     from siamattn.plugins import emulation
 
     lib_dir = emulation.build_emulation(build_dir=args.build_dir, jobs=args.jobs,
@@ -86,9 +108,14 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def describe_library(path: Path) -> str:
-    """Build info (and plugin list) a library reports about itself."""
-    lib = ctypes.CDLL(str(path))
+    """Build info (and plugin list) a library reports about itself; why not, for a file that is not one."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:  # a damaged or foreign file where a library is expected
+        return f"(cannot be loaded: {exc}; rebuild with 'siamattn plugins build')"
     name = "siamattn_trt_plugins_info" if hasattr(lib, "siamattn_trt_plugins_info") else "siamattn_build_info"
+    if not hasattr(lib, name):
+        return "(not a siamattn library: it reports no build info; rebuild with 'siamattn plugins build')"
     fn = getattr(lib, name)
     fn.restype = ctypes.c_char_p
     return fn().decode()
@@ -123,15 +150,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = psub.add_parser("build", help="configure and build with CMake",
                         description="Build the CPU library, the CUDA kernels (when nvcc is found) and the TensorRT "
                                     "plugin library (when TensorRT headers are found).")
-    b.add_argument("--cuda-arch", help="CUDA architectures, e.g. 87 (Orin), 75;86;89, or 'all' for the portable list "
-                                       "of the CUDA version in use (default: this machine's GPU when one is found, "
-                                       "else that list)")
+    b.add_argument("--cuda-arch", type=cuda_archs,
+                   help="CUDA architectures, e.g. 87 (Orin), 75;86;89, or 'all' for the portable list of the CUDA "
+                        "version in use (default: this machine's GPU when one is found, else that list)")
     b.add_argument("--tensorrt-include", help="folder with NvInferRuntime.h (default: $TensorRT_INCLUDE_DIR, then "
                                               "/usr/include/<arch>-linux-gnu, /usr/local/TensorRT/include, ...)")
     b.add_argument("--no-cuda", action="store_true", help="build the CPU library only")
     b.add_argument("--no-tensorrt", action="store_true", help="do not build the TensorRT plugin library")
     b.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
-    b.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
+    b.add_argument("--jobs", type=positive_int, help="parallel compile jobs (default: CPU count)")
     b.add_argument("--verbose", action="store_true", help="print CMake's output")
     b.set_defaults(func=_build)
     e = psub.add_parser("emulate", help="run the CUDA kernels on CPU threads (no GPU needed), under sanitizers",
@@ -147,7 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--tensorrt-include", help="TensorRT headers the plugin driver is compiled against: 10+ drives the "
                                               "IPluginV3 glue, 8.6 the IPluginV2DynamicExt one (default: as for build)")
     e.add_argument("--build-dir", help="build here instead of ~/.cache/siamattn/plugins/<hash>")
-    e.add_argument("--jobs", type=int, help="parallel compile jobs (default: CPU count)")
+    e.add_argument("--jobs", type=positive_int, help="parallel compile jobs (default: CPU count)")
     e.set_defaults(func=_emulate)
     i = psub.add_parser("info", help="where the built libraries are and what they contain")
     i.set_defaults(func=_info)

@@ -138,8 +138,13 @@ class DeformLibrary:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._lib = ctypes.CDLL(str(self.path))
-        lib = self._lib
+        try:
+            self._lib = ctypes.CDLL(str(self.path))
+            lib = self._lib
+            lib.siamattn_api_version  # noqa: B018  (a shared library, but not ours: AttributeError)
+        except (OSError, AttributeError) as exc:
+            raise InputError(f"'{self.path}' is not a loadable siamattn plugin library ({exc}); rebuild it with "
+                             "'siamattn plugins build'") from exc
         vp, i32, sz = ctypes.c_void_p, ctypes.c_int32, ctypes.c_size_t
         lib.siamattn_api_version.restype = i32
         if lib.siamattn_api_version() != API_VERSION:

@@ -33,6 +33,7 @@ from siamattn.host import cpu_name
 from siamattn.runtime.backend import Backend
 from siamattn.runtime.postprocess import RPNPostprocessor, RPNSelection
 from siamattn.runtime.tracker import Tracker
+from siamattn.validate import check_number
 
 STAGES = ("crop", "search", "post", "refine", "mask", "total")
 OUTPUTS = ("search/cls", "search/loc", "refine_box/deltas", "refine_mask/mask")
@@ -370,10 +371,24 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
     return report
 
 
+def check_thresholds(min_iou: float | None = MIN_IOU, max_rel_error: float | None = None,
+                     min_fps: float | None = None, tie_margin: float = TIE_MARGIN,
+                     divergence_iou: float = DIVERGENCE_IOU) -> None:
+    """Refuse thresholds that would make the verdict meaningless (NaN passes every comparison, an IoU outside
+    [0, 1] can never or always fail), naming the option; ``None`` means "not checked" where allowed."""
+    for option, value, low, high, optional in (
+            ("--min-iou", min_iou, 0.0, 1.0, True), ("--max-rel-error", max_rel_error, 0.0, None, True),
+            ("--min-fps", min_fps, 0.0, None, True), ("--tie-margin", tie_margin, 0.0, None, False),
+            ("--divergence-iou", divergence_iou, 0.0, 1.0, False)):
+        if value is not None or not optional:
+            check_number(option, value, low, high)  # type: ignore[arg-type]
+
+
 def evaluate_thresholds(report: CheckReport, min_iou: float | None = MIN_IOU, max_rel_error: float | None = None,
                         min_fps: float | None = None, tie_margin: float = TIE_MARGIN) -> None:
     """The lock-step verdict (docs/CHECK.md) into ``report.failures``; ``max_rel_error=None`` takes the
     precision's default (:data:`MAX_REL_ERROR`), ``min_iou=None`` skips the box test."""
+    check_thresholds(min_iou, max_rel_error, min_fps, tie_margin, report.divergence_iou)
     if max_rel_error is None:
         max_rel_error = MAX_REL_ERROR.get(report.precision, MAX_REL_ERROR["fp32"])
     report.thresholds = {"max_rel_error": max_rel_error, "tie_margin": tie_margin, "min_iou": min_iou,

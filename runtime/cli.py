@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
-from siamattn.cli_args import positive_int
+from siamattn.cli_args import number, positive_int
 from siamattn.errors import InputError, require
 from siamattn.outputs import StagedDir, check_dir_output, held_signals, only_names, pause_point
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES
@@ -47,13 +48,23 @@ def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
 def _track(args: argparse.Namespace) -> int:
     from siamattn.runtime.loader import print_notes
     from siamattn.runtime.tracker import MultiTracker, Tracker
-    from siamattn.runtime.video import check_outputs, open_source, parse_box, track_video
+    from siamattn.runtime.video import (
+        check_display,
+        check_outputs,
+        check_video_output,
+        open_source,
+        parse_box,
+        track_video,
+    )
 
     boxes = [parse_box(b) for b in args.init or []] + read_init_file(args.init_file)
     if not boxes:
         raise InputError("give the target box(es): --init x,y,w,h (repeatable) or --init-file FILE")
     check_outputs(args.source, {"--save": args.save, "--json": args.json}, args.overwrite,
                   {"--model folder": args.model, "--init-file": args.init_file})
+    check_video_output("--save", args.save)
+    if args.show:
+        check_display()
     source = open_source(args.source, args.max_frames)
     notes: list[str] = []
     kind = Tracker if len(boxes) == 1 else MultiTracker
@@ -115,21 +126,26 @@ def _check(args: argparse.Namespace) -> int:
         if args.polygraphy_frames < 2:
             raise InputError("--polygraphy-frames must be at least 2 (the first frame only initialises the tracker)")
         require("polygraphy", "export", "'siamattn check --polygraphy' (its files are polygraphy's JSON formats)")
-    frames = list(open_source(args.source, args.max_frames))
-    if len(frames) < 2:
+    # Streamed: only the first two frames are read before the model loads (to refuse a too short source);
+    # the rest are read one at a time during the check, so a long or large clip never sits in memory.
+    source = open_source(args.source, args.max_frames)
+    stream = iter(source)
+    head = list(itertools.islice(stream, 2))
+    if len(head) < 2:
         raise InputError(f"source '{args.source}' needs at least 2 frames for a check")
     notes: list[str] = []
     backend, cfg, name = load_backend(args.model, args.backend, args.device, notes)
     reference = load_reference(args.model, args.checkpoint)
     print_notes(notes, args.quiet)
-    bar = tqdm(total=len(frames) - 1, unit="frame", desc=f"check {name} vs torch", disable=args.quiet)
+    bar = tqdm(total=source.length - 1 if source.length else None, unit="frame", desc=f"check {name} vs torch",
+               disable=args.quiet)
 
     def progress(i: int, iou: float, ms: float) -> None:
         bar.set_postfix(iou=f"{iou:.3f}", ms=f"{ms:.1f}")
         bar.update(1)
 
     try:
-        report = run_check(frames, box, reference, backend, cfg, name, progress=progress,
+        report = run_check(itertools.chain(head, stream), box, reference, backend, cfg, name, progress=progress,
                            divergence_iou=args.divergence_iou)
     finally:
         bar.close()
@@ -144,7 +160,7 @@ def _check(args: argparse.Namespace) -> int:
         dirs = [staged]
         if args.polygraphy is not None:
             dirs.append(stack.enter_context(StagedDir(args.polygraphy, "--polygraphy")))
-            _write_polygraphy(args, frames, box, reference, cfg, dirs[-1].path)
+            _write_polygraphy(args, box, reference, cfg, dirs[-1].path)
         pause_point("check:commit")
         with held_signals():
             for d in dirs:
@@ -187,15 +203,18 @@ def _earlier_polygraphy(folder: Path) -> str | None:
                                                                                          "_outputs.json")))
 
 
-def _write_polygraphy(args: argparse.Namespace, frames: list, box: tuple[float, float, float, float],
-                      reference: Any, cfg: Any, out_dir: Path) -> None:
+def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, float], reference: Any, cfg: Any,
+                      out_dir: Path) -> None:
     from siamattn.export.manifest import Manifest
     from siamattn.runtime.polygraphy_data import record_graph_io, write_polygraphy_data
+    from siamattn.runtime.video import open_source
 
+    # the source read again from its start (the check streamed it): only the frames recorded here
+    frames = open_source(args.source, min(args.polygraphy_frames, args.max_frames or args.polygraphy_frames))
     calls = record_graph_io(frames, box, reference, cfg, args.polygraphy_frames)
     written = write_polygraphy_data(calls, out_dir, Manifest.load(args.model, verify=False).graphs)
     if not args.quiet:
-        n = min(args.polygraphy_frames, len(frames))
+        n = min(args.polygraphy_frames, frames.length or args.polygraphy_frames)
         print(f"polygraphy inputs and PyTorch outputs of {n} frames for {', '.join(written)}: {args.polygraphy} "
               "(docs/CHECK.md: comparing an engine with them)")
 
@@ -210,6 +229,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
     check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=_inputs(args, "model", "checkpoint", "root"),
                      what="eval output", earlier=_earlier_eval)
+    if not args.root.is_dir():
+        raise InputError(f"--root '{args.root}' is not a folder: give the dataset root in the {args.dataset} layout"
+                         if args.root.exists() else f"--root '{args.root}' does not exist")
     if args.model is not None:
         notes: list[str] = []
         tracker = Tracker(args.model, backend=args.backend, device=args.device, notes=notes)
@@ -292,20 +314,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("check_report"), help="report folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier report in --out (and --polygraphy files); without it they must not exist")
-    p.add_argument("--max-rel-error", type=float, default=None,
+    p.add_argument("--max-rel-error", type=number(0), default=None,
                    help="lock step: fail if a graph output's max |deployed - reference| on a frame exceeds this "
                         "fraction of the output's range (max |reference| over the clip); default per precision: "
                         + ", ".join(f"{k} {v:g}" for k, v in MAX_REL_ERROR.items()))
-    p.add_argument("--tie-margin", type=float, default=TIE_MARGIN,
+    p.add_argument("--tie-margin", type=number(0), default=TIE_MARGIN,
                    help="lock step: an anchor flip is a near-tie (not a failure) when the penalised-score margin "
                         "between the two picks is at most this, on both sides' score maps; a wider flip fails "
                         "(default: %(default)s)")
-    p.add_argument("--min-iou", type=float, default=MIN_IOU,
+    p.add_argument("--min-iou", type=number(0, 1), default=MIN_IOU,
                    help="lock step: fail if a frame where both sides pick the same anchor has box IoU below this "
                         "(default: %(default)s)")
-    p.add_argument("--min-fps", type=float, default=None,
+    p.add_argument("--min-fps", type=number(0), default=None,
                    help="fail if the deployed tracker's end-to-end fps (free running) is below this (default: none)")
-    p.add_argument("--divergence-iou", type=float, default=DIVERGENCE_IOU,
+    p.add_argument("--divergence-iou", type=number(0, 1), default=DIVERGENCE_IOU,
                    help="free running: IoU below which the two trajectories count as parted; reported, not part "
                         "of the verdict (default: %(default)s)")
     p.add_argument("--polygraphy", type=Path, metavar="DIR",

@@ -117,8 +117,8 @@ def _run(args: argparse.Namespace, checkpoint: Path, clip: Path, engine: str, ol
                           out / JSON)
 
     print("[demo] checking against the PyTorch FP32 reference on the same frames")
-    frames = list(open_source(str(clip), args.max_frames))
-    with tqdm(total=len(frames) - 1, unit="frame", desc=f"check {name} vs torch fp32") as bar:
+    frames = open_source(str(clip), args.max_frames)  # streamed: the clip is never held in memory whole
+    with tqdm(total=(frames.length or 1) - 1, unit="frame", desc=f"check {name} vs torch fp32") as bar:
 
         def progress(i: int, iou: float, ms: float) -> None:
             bar.set_postfix(iou=f"{iou:.3f}")

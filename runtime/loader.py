@@ -19,6 +19,7 @@ from siamattn.errors import SiamAttnError, require
 from siamattn.export.manifest import Manifest
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES, Backend, check_choice
 from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphBackend
+from siamattn.validate import as_path
 
 
 def _tensorrt(manifest: Manifest, device: str) -> Backend:
@@ -59,8 +60,13 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
     return GraphBackend(runner, max_batch=manifest.max_targets if runner.device == "cuda" else 1)
 
 
-def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> Backend:
-    """The PyTorch FP32 backend for an export: its checkpoint (or ``checkpoint``), or its random-init seed."""
+def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu",
+                   checkpoint_option: str | None = "--checkpoint") -> Backend:
+    """The PyTorch FP32 backend for an export: its checkpoint (or ``checkpoint``), or its random-init seed.
+    ``checkpoint_option``: how the caller lets a user name other weights (None: it cannot), for the message
+    when the export's weights are gone."""
+    model_dir = as_path(model_dir, "model folder")
+    checkpoint = None if checkpoint is None else as_path(checkpoint, "checkpoint")
     require("torch", "export", "the PyTorch reference (siamattn check, --backend torch)")
     from siamattn.runtime.torch_backend import TorchBackend, torch_device
 
@@ -73,9 +79,14 @@ def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, 
         return TorchBackend(random_model(cfg, int(weights.get("seed") or 0)), device=torch_device(device))
     from siamattn.training.model import load_checkpoint
 
-    path = checkpoint or weights.get("path")
+    if checkpoint is not None:  # the user's own file: its own errors (missing, a folder, not a checkpoint)
+        return TorchBackend(load_checkpoint(checkpoint, cfg), device=torch_device(device))
+    path = weights.get("path")
     if not path or not Path(path).is_file():
-        raise SiamAttnError(f"the weights of export '{model_dir}' are not at '{path}'; pass --checkpoint PATH")
+        fix = f"pass {checkpoint_option} PATH" if checkpoint_option else (
+            f"put them back there, or re-export from them: siamattn export --checkpoint PATH --out {model_dir}")
+        raise SiamAttnError(f"the weights of export '{model_dir}' are not at '{path}' (moved or deleted since the "
+                            f"export); {fix}")
     return TorchBackend(load_checkpoint(path, cfg), device=torch_device(device))
 
 
@@ -87,11 +98,12 @@ def load_backend(model_dir: str | Path, backend: str = "auto", device: str = "au
     """
     check_choice("backend", backend, BACKEND_CHOICES)
     check_choice("device", device, DEVICE_CHOICES)
+    model_dir = as_path(model_dir, "model folder")
     manifest = Manifest.load(model_dir)
     cfg = manifest.config()
     precision = manifest.precision
     if backend == "torch":
-        ref = load_reference(model_dir, device=device)
+        ref = load_reference(model_dir, device=device, checkpoint_option=None)
         return ref, cfg, f"torch {getattr(ref, 'device', 'cpu')} fp32"
     if backend in ("auto", "tensorrt"):
         try:

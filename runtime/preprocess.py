@@ -27,6 +27,7 @@ from siamattn.errors import InputError
 __all__ = [
     "FrameInfo",
     "get_subwindow",
+    "has_bool",
     "pad_color",
     "subwindow_bounds",
     "validate_box",
@@ -77,12 +78,28 @@ def validate_frame(frame: object) -> tuple[np.ndarray, FrameInfo]:
     return frame, FrameInfo(h, w, c)
 
 
+MAX_BOX_FRAMES = 2  # an initial box may be at most this many frame widths (heights) wide (high)
+
+
+def has_bool(value: object) -> bool:
+    """True when ``value`` is or holds a bool: ``True`` would silently become the coordinate 1."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype == np.bool_ or (value.dtype == object and any(map(has_bool, value.reshape(-1))))
+    if isinstance(value, (list, tuple)):
+        return any(map(has_bool, value))
+    return False
+
+
 def validate_box(box: object, info: FrameInfo) -> tuple[float, float, float, float]:
     """Check an initial box (x, y, w, h) in frame pixels against the frame; return it as floats.
 
-    The box must be 4 finite numbers with w > 0 and h > 0 and must overlap the frame (a box partly
-    outside is allowed, as in the reference tracker).
+    The box must be 4 finite numbers (not bools) with w > 0 and h > 0, at most ``MAX_BOX_FRAMES`` times the
+    frame's size, and must overlap the frame (a box partly outside is allowed, as in the reference tracker).
     """
+    if has_bool(box):
+        raise InputError(f"initial box must be 4 numbers x, y, w, h, not True/False; got {box!r}")
     try:
         arr = np.asarray(box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
@@ -94,6 +111,10 @@ def validate_box(box: object, info: FrameInfo) -> tuple[float, float, float, flo
     x, y, w, h = (float(v) for v in arr)
     if w <= 0 or h <= 0:
         raise InputError(f"initial box must have positive width and height, got w={w:g}, h={h:g} (x, y, w, h)")
+    if w > MAX_BOX_FRAMES * info.width or h > MAX_BOX_FRAMES * info.height:
+        # the tracker never lets a target outgrow the frame; such a box would only ask for a giant context crop
+        raise InputError(f"initial box ({w:g} x {h:g}) is more than {MAX_BOX_FRAMES} times the "
+                         f"{info.width}x{info.height} frame; give x, y, w, h in pixels of this frame")
     if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
         raise InputError(
             f"initial box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) lies outside the {info.width}x{info.height} "

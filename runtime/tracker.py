@@ -34,9 +34,13 @@ video); a target leaving the frame is kept at the border by the clipping of step
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -54,9 +58,23 @@ from siamattn.runtime.postprocess import (
     smooth_and_clip,
     tracker_geometry,
 )
-from siamattn.runtime.preprocess import FrameInfo, get_subwindow, pad_color, validate_box, validate_frame
+from siamattn.runtime.preprocess import FrameInfo, get_subwindow, has_bool, pad_color, validate_box, validate_frame
+from siamattn.validate import as_path
 
 __all__ = ["MultiTracker", "TrackResult", "Tracker"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialized(method: _F) -> _F:
+    """Run ``method`` under the tracker's lock: one tracker used from several threads does one call at a time
+    (its state, template slots and reused crop buffers are shared by every call)."""
+    @functools.wraps(method)
+    def locked(self: MultiTracker, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked  # type: ignore[return-value]
+
 
 _MIN_CONTOUR_AREA = 100.0  # pysot: a mask contour must cover more than 100 px to give the rotated box
 
@@ -107,12 +125,17 @@ class MultiTracker:
     for every target added before this frame; each target's boxes are those a lone :class:`Tracker` would
     give (its own state, crop and template; only the network calls are shared). Targets may be added and
     removed between any two frames; all frames must have the size of the first one added on.
+
+    Thread safety: a tracker may be shared by threads; its calls are serialized (a lock), so each call sees
+    the state the previous one left. For parallel tracking give each thread its own tracker.
     """
 
     def __init__(self, model: Backend | str | os.PathLike[str], cfg: Config | None = None, *,
                  backend: str = "auto", device: str = "auto", notes: list[str] | None = None) -> None:
+        self._lock = threading.RLock()
         self.backend_label = type(model).__name__
-        if isinstance(model, (str, os.PathLike)):
+        if isinstance(model, (str, bytes, os.PathLike)):
+            model = as_path(model, "model folder")
             # lazy: the loader reads manifests (siamattn.export); a Backend object needs none of it
             from siamattn.runtime.loader import load_backend
 
@@ -151,9 +174,20 @@ class MultiTracker:
         """The live targets' ids, in the order they were added."""
         return list(self._targets)
 
+    def _target_of(self, target_id: object, call: str) -> _Target:
+        """The live target ``target_id``, or an InputError naming it and the live ids."""
+        try:  # bool is no id (True == 1); an unhashable value is none either
+            found = None if isinstance(target_id, (bool, np.bool_)) else self._targets.get(target_id)  # type: ignore
+        except TypeError:
+            found = None
+        if found is None:
+            raise InputError(f"{call}(): no target with id {target_id!r} (live: {self.ids})")
+        return found
+
     def __len__(self) -> int:
         return len(self._targets)
 
+    @_serialized
     def add(self, frame: np.ndarray, box_xywh: object) -> int:
         """Start tracking a target: ``box_xywh`` = (x, y, w, h) in ``frame`` (pixels). Returns its id (ids
         are never reused). ``track`` follows it from the next frame on."""
@@ -170,30 +204,34 @@ class MultiTracker:
         self._info = info
         return target.id
 
+    @_serialized
     def remove(self, target_id: int) -> None:
         """Stop tracking ``target_id`` and free its template."""
-        if target_id not in self._targets:
-            raise InputError(f"remove(): no target with id {target_id} (live: {self.ids})")
+        self._target_of(target_id, "remove")
         del self._targets[target_id]
         self._batch.drop_template(target_id)
 
+    @_serialized
     def clear(self) -> None:
         """Remove every target (a new video may then have another frame size)."""
         for tid in list(self._targets):
             self.remove(tid)
         self._info = None
 
+    @_serialized
     def state(self, target_id: int) -> tuple[tuple[float, float], tuple[float, float]]:
         """(centre, size) of a target in frame px: where its next search crop is cut."""
-        t = self._targets[target_id]
+        t = self._target_of(target_id, "state")
         return t.center, t.size
 
+    @_serialized
     def set_state(self, target_id: int, center: object, size: object) -> None:
         """Move a target to ``center`` (x, y) with ``size`` (w, h), frame px, keeping its template: its next
         search crop is cut there (e.g. a detector's correction, or stepping in lock with another tracker's
         states). The inverse of :meth:`state`."""
-        if target_id not in self._targets:
-            raise InputError(f"set_state(): no target with id {target_id} (live: {self.ids})")
+        self._target_of(target_id, "set_state")
+        if has_bool(center) or has_bool(size):
+            raise InputError(f"set_state(): centre and size must be numbers, not True/False; got {center!r}, {size!r}")
         try:
             c = np.asarray(center, dtype=np.float64).reshape(-1)
             s = np.asarray(size, dtype=np.float64).reshape(-1)
@@ -217,6 +255,7 @@ class MultiTracker:
                 f"{info.width}x{info.height}x{info.channels} mid-video; call init() with the first frame "
                 "and box of the new video" + ("" if isinstance(self, Tracker) else " (or clear() the targets)"))
 
+    @_serialized
     def track(self, frame: np.ndarray) -> dict[int, TrackResult]:
         """Track every target into ``frame``: ``{id: TrackResult}`` in the order the targets were added."""
         if not self._targets:
@@ -380,6 +419,7 @@ class Tracker(MultiTracker):
         """Target w, h, frame px ((0, 0) before ``init``)."""
         return self._target.size if self._targets else (0.0, 0.0)
 
+    @_serialized
     def follow(self, other: Tracker) -> None:
         """Take ``other``'s state (centre, size, pad colour, frame size): the next ``track`` starts from the
         same place and crops the same pixels. ``siamattn check`` steps a deployed backend in lock step with
@@ -392,6 +432,7 @@ class Tracker(MultiTracker):
         mine.center, mine.size, mine.pad = theirs.center, theirs.size, theirs.pad
         self._info = other._info
 
+    @_serialized
     def init(self, frame: np.ndarray, box_xywh: object) -> None:
         """Start a video: ``box_xywh`` = (x, y, w, h) of the target in ``frame`` (pixels)."""
         self.clear()  # a failed init leaves the tracker uninitialised, never tracking the old target

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import numpy as np
 from siamattn.errors import InputError
 from siamattn.outputs import StagedFile, check_distinct, check_file_output, held_signals, pause_point
 from siamattn.runtime.postprocess import FrameMask
+from siamattn.validate import as_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -79,9 +83,12 @@ def check_max_frames(max_frames: int | None) -> None:
         raise InputError(f"max_frames must be a positive number of frames, got {max_frames}")
 
 
-def open_source(source: str | int, max_frames: int | None = None) -> Source:
-    """Open a video file, a folder of images (sorted by name) or a camera index ("0")."""
+def open_source(source: str | int | os.PathLike[str], max_frames: int | None = None) -> Source:
+    """Open a video file, a folder of images (sorted by name) or a camera index ("0" or 0); a path may be
+    ``str``, ``bytes`` or ``os.PathLike``."""
     check_max_frames(max_frames)
+    if isinstance(source, bool) or not isinstance(source, int):
+        source = as_path(source, "source")
     text = str(source)
     if text.isdigit():
         cap = cv2.VideoCapture(int(text))
@@ -142,12 +149,41 @@ def _suffix(flag: str) -> str:
     return ".json" if "json" in flag else ".mp4"
 
 
+VIDEO_FOURCC = "mp4v"
+
+
+def check_video_output(flag: str, path: Path | None) -> None:
+    """Refuse a video output whose suffix OpenCV cannot write with the mp4v codec (``.txt``, no suffix), before
+    any work: the writer only opens on the first tracked frame. Probed in a private temporary folder, so the
+    answer is this OpenCV's, and nothing appears beside ``path``."""
+    if path is None:
+        return
+    suffix = Path(path).suffix
+    ok = False
+    if suffix:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a refused suffix logs a warning
+        try:
+            with tempfile.TemporaryDirectory(prefix="siamattn-probe-") as tmp:
+                writer = cv2.VideoWriter(str(Path(tmp) / f"probe{suffix}"), cv2.VideoWriter_fourcc(*VIDEO_FOURCC),
+                                         10.0, (16, 16))
+                ok = writer.isOpened()
+                writer.release()
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+    if not ok:
+        raise InputError(f"{flag} '{path}': OpenCV cannot write a video with the suffix '{suffix or '(none)'}'; "
+                         "use .mp4 (or .avi, .mkv, .mov)")
+
+
 class VideoWriter:
     """Annotated MP4 writer that opens on the first frame (size known then). OpenCV reports no write error
-    (a full disk gives an unreadable file): :meth:`verify` reads the closed file back and checks its frames."""
+    (a full disk gives an unreadable file): :meth:`verify` reads the closed file back and checks its frames.
+    Errors name ``name`` (the user's path when ``path`` is a staging file)."""
 
-    def __init__(self, path: str | Path, fps: float, flag: str = "--save") -> None:
+    def __init__(self, path: str | Path, fps: float, flag: str = "--save", name: str | Path | None = None) -> None:
         self.path = Path(path)
+        self.name = str(name if name is not None else path)
         self.fps = fps
         self.flag = flag
         self.frames = 0
@@ -157,9 +193,9 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
             h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), self.fps, (w, h))
             if not self._writer.isOpened():
-                raise InputError(f"cannot write video '{self.path}' (unwritable path or no mp4v encoder)")
+                raise InputError(f"cannot write video '{self.name}' (unwritable path or no {VIDEO_FOURCC} encoder)")
         self._writer.write(frame)
         self.frames += 1
 
@@ -322,14 +358,19 @@ def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
     """
     from tqdm import tqdm
 
+    save = None if save is None else as_path(save, "save")
+    json_path = None if json_path is None else as_path(json_path, "json_path")
     check_outputs(None, {"--save": save, "--json": json_path}, overwrite)
+    check_video_output("--save", save)
+    if show:
+        check_display()
     with contextlib.ExitStack() as staged:  # leaving it without the commit in _finish removes the temp files
         pending: dict[str, StagedFile] = {}
         if save is not None:
             pending["video"] = staged.enter_context(StagedFile(save, "--save"))
         if json_path is not None:
             pending["json"] = staged.enter_context(StagedFile(json_path, "--json"))
-        writer = VideoWriter(pending["video"].tmp, source.fps) if "video" in pending else None
+        writer = VideoWriter(pending["video"].tmp, source.fps, name=save) if "video" in pending else None
         records: list[dict] = []
         tracks: dict[int, dict] | None = {} if isinstance(box, list) else None
         ended_early: SourceEndedEarly | None = None
@@ -387,7 +428,7 @@ def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: tuple[float, floa
         if writer is not None:
             writer.write(out)
         if show:
-            cv2.imshow("siamattn", out)
+            cv2.imshow(WINDOW, out)
     return {"frame": i, "box": [round(float(v), 2) for v in res_box], "score": round(float(score), 4),
             "polygon": None if polygon is None else np.round(polygon, 2).tolist(),
             "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
@@ -424,8 +465,25 @@ def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box]
         if writer is not None:
             writer.write(out)
         if show:
-            cv2.imshow("siamattn", out)
+            cv2.imshow(WINDOW, out)
     return {"frame": i, "targets": len(drawn), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
+
+
+def check_display() -> None:
+    """Refuse ``--show`` before any work where no window can open: no display, or an OpenCV built without a GUI
+    (opencv-python-headless). Checked by opening the window the run would use."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # checked first: GTK ends the whole process when it finds no display
+        raise InputError("--show needs a display, and none is set (DISPLAY / WAYLAND_DISPLAY); leave --show out "
+                         "and use --save to get the annotated video")
+    try:
+        cv2.namedWindow(WINDOW)
+    except cv2.error as exc:
+        raise InputError("--show cannot open a window: this OpenCV has no GUI support (opencv-python-headless); "
+                         f"leave --show out and use --save ({str(exc).strip().splitlines()[-1][:120]})") from exc
+
+
+WINDOW = "siamattn"
 
 
 def _window_closed() -> bool:

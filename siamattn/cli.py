@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
 from siamattn import __version__
 from siamattn.cli_args import add_config_args, add_set_arg
-from siamattn.errors import SiamAttnError
+from siamattn.errors import SiamAttnError, interruption
+from siamattn.outputs import exit_code, install_signal_handlers
 
 __all__ = ["add_config_args", "add_set_arg", "build_parser", "main"]  # the first two: stage CLIs import them here
 
@@ -69,24 +71,38 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from siamattn.outputs import exit_code, install_signal_handlers
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: what failed and on which path(s), e.g. "No space left on device: 'out/x.mp4'"."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [f"'{os.fsdecode(p)}'" for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else what
 
-    if argv is None:  # a command line run (not a call from Python): SIGTERM like Ctrl-C, staging removed
-        install_signal_handlers()
-    parser = build_parser()
-    args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    # The outermost guard: every user-caused error is one line (exit 2) and Ctrl-C or SIGTERM is 'interrupted'
+    # (130/143), also while the stages are imported or the arguments parsed; other exceptions are bugs and keep
+    # their traceback.
     try:
+        if argv is None:  # a command line run (not a call from Python): SIGTERM like Ctrl-C, staging removed
+            install_signal_handlers()
+        parser = build_parser()
+        args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
-    except SiamAttnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        print("interrupted", file=sys.stderr)
-        return exit_code(exc)
+    except BaseException as exc:
+        stop = interruption(exc)
+        if stop is not None:
+            print("interrupted", file=sys.stderr)
+            return exit_code(stop)
+        if isinstance(exc, SiamAttnError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError):  # a file or folder the specific checks did not foresee
+            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import yaml
 
 from siamattn import export_choices
 from siamattn.errors import ConfigError
+from siamattn.validate import SEED_MAX, is_finite_number
 
 BACKBONES = ("resnet50", "mobilenetv2", "alexnet")
 MOBILENET_VARIANTS = ("torchvision", "pysot")
@@ -184,6 +185,14 @@ class AnchorConfig:
     def num(self) -> int:
         return len(self.ratios) * len(self.scales)
 
+    def validate(self) -> None:
+        _check(self.stride >= 1, "anchors.stride",
+               f"must be >= 1 (the score map's step in crop pixels), got {self.stride}")
+        for key in ("ratios", "scales"):
+            values = getattr(self, key)
+            _check(len(values) >= 1 and all(v > 0 for v in values), f"anchors.{key}",
+                   f"needs at least one value, each > 0, got {values}")
+
 
 TRACKER_GEOMETRIES = ("pysot", "authors")
 TRACKER_OUTPUTS = ("polygon", "box")
@@ -225,6 +234,7 @@ class TrackerConfig:
         _check(0.0 < self.mask_threshold < 1.0, "tracker.mask_threshold", "must be in (0, 1)")
         _check(self.instance_size > self.exemplar_size > 0, "tracker.instance_size",
                "must be larger than tracker.exemplar_size")
+        _check(self.base_size >= 0, "tracker.base_size", f"must be >= 0, got {self.base_size}")
         _check(self.geometry in TRACKER_GEOMETRIES, "tracker.geometry",
                f"must be one of {', '.join(map(repr, TRACKER_GEOMETRIES))}, got {self.geometry!r}")
         _check(self.output in TRACKER_OUTPUTS, "tracker.output",
@@ -301,6 +311,7 @@ class TrainConfig:
             _check(0.0 <= getattr(self, key) <= 1.0, f"train.{key}", "must be in [0, 1]")
         _check(self.template_scale < 1 and self.search_scale < 1, "train.search_scale", "must be < 1")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        _check(0 <= self.seed <= SEED_MAX, "train.seed", f"must be in [0, {SEED_MAX}] (numpy's seed range)")
 
 
 @dataclass
@@ -367,6 +378,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        # NaN and inf are refused here, for every key: NaN passes any range check after this one
+        if not is_finite_number(value):
+            raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -420,9 +434,16 @@ def available_configs() -> list[str]:
 def _read_yaml(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise ConfigError(f"config '{path}' is a folder; give a YAML file or a shipped config name")
         if not path.is_file():
             raise ConfigError(f"config file '{path}' does not exist")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file '{path}' is not UTF-8 text (byte {exc.start}): is it a YAML file?") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file '{path}' cannot be read ({exc.strerror or exc})") from exc
     else:
         res = resources.files("siamattn.configs") / f"{name_or_path}.yaml"
         if not res.is_file():
@@ -432,11 +453,16 @@ def _read_yaml(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> dict[str
         text = res.read_text()
     try:
         data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config '{name_or_path}' is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # one line: the problem and where, not PyYAML's multi-line excerpt
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"config '{name_or_path}' is not valid YAML ({where}"
+                          f"{getattr(exc, 'problem', None) or type(exc).__name__})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config '{name_or_path}' must be a YAML mapping at the top level")
     base = data.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"config '{name_or_path}': 'base' must be a config name or a YAML path, got {base!r}")
     if base is not None:
         if base in seen:
             raise ConfigError(f"config '{name_or_path}' has a circular 'base' chain: {' -> '.join(seen)}")
@@ -449,7 +475,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like key.path=value (e.g. model.attention.deformable=false)")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"override '{text}': the value '{raw}' is not valid YAML ({where}); e.g. "
+                          "--set tracker.lr=0.3 or --set 'anchors.ratios=[0.5, 1, 2]'") from exc
 
 
 def from_dict(data: dict[str, Any]) -> Config:

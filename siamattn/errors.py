@@ -24,6 +24,20 @@ class MissingDependencyError(SiamAttnError, ImportError):
     """An optional package is needed for this feature but is not installed."""
 
 
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM, raised as a KeyboardInterrupt) that ``exc`` is or was caused by, else None.
+    Extension modules turn a KeyboardInterrupt during their initialisation into an ImportError
+    ("initialization failed"), which must not read as a missing package."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def require(module: str, extra: str, feature: str):
     """Import ``module`` or raise a clear error naming the pip extra that provides it."""
     import importlib
@@ -31,6 +45,9 @@ def require(module: str, extra: str, feature: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
+        stop = interruption(exc)
+        if stop is not None:
+            raise stop from None  # the Ctrl-C itself (its own traceback), not a missing package
         raise MissingDependencyError(
             f"{feature} needs the Python package '{module}', which is not installed "
             f"({exc}). Install it with: pip install 'siamattn-trt[{extra}]'"

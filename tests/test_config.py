@@ -104,3 +104,74 @@ def test_cli_configs_lists_and_reports_errors(capsys):
     assert "siamattn_r50" in capsys.readouterr().out
     assert main(["configs", "tiny", "--set", "model.nope=1"]) == 2
     assert "unknown config key 'model.nope'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 23: values that break the tracker
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("anchors.stride=0", r"'anchors\.stride' must be >= 1"),
+        ("tracker.base_size=-8", r"'tracker\.base_size' must be >= 0"),
+        ("tracker.min_size=.inf", r"'tracker\.min_size' must be a finite number, got inf"),
+        ("tracker.min_size=.nan", r"'tracker\.min_size' must be a finite number, got nan"),
+        ("tracker.penalty_k=.nan", r"'tracker\.penalty_k' must be a finite number, got nan"),  # not "must be >= 0"
+        ("tracker.lr=.nan", r"'tracker\.lr' must be a finite number"),
+        ("anchors.ratios=[]", r"'anchors\.ratios' needs at least one value, each > 0, got \[\]"),
+        ("anchors.scales=[]", r"'anchors\.scales' needs at least one value"),
+        ("anchors.ratios=[0.5, -1]", r"'anchors\.ratios' needs at least one value, each > 0"),
+        ("model.refine.box_stds=[0.1, .nan, 0.2, 0.2]", r"'model\.refine\.box_stds\[1\]' must be a finite number"),
+        ("train.seed=4294967296", r"'train\.seed' must be in \[0, 4294967295\]"),
+    ],
+)
+def test_values_that_break_the_tracker_are_refused_at_load(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("tiny", [override])
+
+
+def test_override_value_that_is_not_yaml_is_one_line(capsys):
+    with pytest.raises(ConfigError, match=r"override 'tracker\.lr=\[1': the value '\[1' is not valid YAML"):
+        load_config("tiny", ["tracker.lr=[1"])
+    assert main(["configs", "tiny", "--set", "tracker.lr=[1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xff\xfe\x00base: tiny\n", r"is not UTF-8 text \(byte 0\)"),
+    (b"base: 5\n", r"'base' must be a config name or a YAML path, got 5"),
+    (b"base: [tiny]\n", r"'base' must be a config name or a YAML path, got \['tiny'\]"),
+    (b"model: [1\n", r"is not valid YAML \(line 2, column 1: expected ',' or '\]'"),
+])
+def test_bad_yaml_files_are_one_line(tmp_path, capsys, content, message):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(f)
+    assert "\n" not in str(info.value)
+    assert main(["configs", str(f)]) == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_folder_given_as_config_is_called_a_folder(tmp_path):
+    for name in ("cfgs", "cfgs.yaml"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(ConfigError, match=f"config '{tmp_path / name}' is a folder"):
+            load_config(tmp_path / name)
+
+
+def test_an_unreadable_config_says_so(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    f = tmp_path / "c.yaml"
+    f.write_text("base: tiny\n")
+    real = Path.read_text
+
+    def read_text(self, *a, **k):  # chmod 000 does not stop root: the error a user would get, raised here
+        if self == f:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    with pytest.raises(ConfigError, match=f"config file '{f}' cannot be read \\(Permission denied\\)"):
+        load_config(f)

@@ -344,11 +344,17 @@ MALFORMED = [
     (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/cover.label", "8\n0\nseven\n5\n", 3),
     (D.LaSOT, _lasot_flags, "airplane/airplane-1/full_occlusion.txt", "0,1,?,0", 1),
     (D.VOT, _vot, "ball/groundtruth.txt", "5,0,10,5,5,10,0,5\n2,3,four,5\n", 2),
+    # issue 23: infinite values (NaN stays "no box on this frame")
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/groundtruth.txt", "1,2,3,4\n1,1,inf,1\n1,1,1,1\n1,1,1,1\n", 2),
+    (D.GOT10k, _got10k, "train/GOT-10k_Train_000001/cover.label", "8\n0\ninf\n5\n", 3),
+    (D.LaSOT, _lasot_flags, "airplane/airplane-1/full_occlusion.txt", "0,1,-inf,0", 1),
+    (D.VOT, _vot, "ball/groundtruth.txt", "5,0,10,5,5,10,0,5\n2,3,inf,5\n", 2),
 ]
 
 
 @pytest.mark.parametrize(("reader", "write", "rel", "content", "line"), MALFORMED,
-                         ids=["got10k-short-row", "got10k-word", "got10k-label", "lasot-flag", "vot"])
+                         ids=["got10k-short-row", "got10k-word", "got10k-label", "lasot-flag", "vot", "got10k-inf",
+                              "got10k-label-inf", "lasot-flag-inf", "vot-inf"])
 def test_check_annotations_names_the_malformed_file_and_line(tmp_path, reader, write, rel, content, line):
     write(tmp_path)
     ds = reader(tmp_path)  # opening checks only the layout, not every file's content
@@ -365,6 +371,14 @@ def test_check_annotations_rejects_binary_files(tmp_path):
     gt.write_bytes(b"\xff\xd8\xff\xe0 a JPEG by mistake")
     with pytest.raises(InputError, match=r"groundtruth\.txt: not a text annotation file") as err:
         D.GOT10k(tmp_path, "train").check_annotations()
+    assert "\n" not in str(err.value)
+
+
+def test_binary_list_file_is_one_line(tmp_path):
+    _got10k(tmp_path)
+    (tmp_path / "train" / "list.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(InputError, match=r"list\.txt: not a text annotation file") as err:
+        D.GOT10k(tmp_path, "train")
     assert "\n" not in str(err.value)
 
 
@@ -467,3 +481,11 @@ def test_sampler_rejects_bad_configuration():
         MixedSampler([_Fake("v", [3])], neg_rate=1.5)
     with pytest.raises(InputError, match=r"no sequence with a visible frame.*dataset 'v'"):
         MixedSampler([_Fake("v", [3], hidden={0: {0, 1, 2}})], max_tries=5).sample(0)
+
+
+@pytest.mark.parametrize("reader", [D.GOT10k, D.VOT, D.OTB, D.LaSOT])
+def test_a_broken_layout_is_one_line_that_still_shows_the_layout(tmp_path, reader):
+    with pytest.raises(D.DatasetLayoutError) as err:
+        reader(tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and "ROOT/" in msg and "; ROOT/" in msg, msg  # issue 23: every error is one line

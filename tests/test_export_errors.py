@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,71 @@ def test_gpu_probe_without_cuda_python(monkeypatch):
     monkeypatch.setitem(sys.modules, "cuda.bindings", None)
     assert tensorrt_env.cuda_device_count() == 0
     assert tensorrt_env.engine_flavour_for_this_machine() == "none"
+
+
+# ------------------------------------------------------------------------ issue 23: inputs and true messages
+
+
+@pytest.mark.parametrize(("key", "value", "expect"), [
+    ("tracker.instance_size", 271, r"config key 'tracker\.instance_size' \(271\) does not match the search graph"),
+    ("tracker.exemplar_size", 111, r"config key 'tracker\.exemplar_size' \(111\) does not match the template graph"),
+    ("tracker.base_size", 4, r"config key 'tracker\.base_size' \(4\) does not match the search graph's 'cls'"),
+    ("anchors.ratios", [0.5, 1.0], r"config key 'anchors \(ratios x scales\)' \(2\) does not match .* 'cls'"),
+    ("anchors.stride", 0, r"holds a config this version cannot read: config key 'anchors\.stride' must be >= 1"),
+])
+def test_manifest_config_that_disagrees_with_its_graphs_names_the_key(capsys, tmp_path, tiny_export_copy, key, value,
+                                                                      expect):
+    from test_runtime_cli_inputs import write_clip
+
+    clip = write_clip(tmp_path / "clip.avi", frames=3)
+    path = tiny_export_copy / "manifest.json"
+    data = json.loads(path.read_text())
+    section, name = key.split(".")
+    data["config"][section][name] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=expect):
+        Manifest.load(tiny_export_copy).config()
+    err = _cli_error(capsys, ["track", "--model", str(tiny_export_copy), "--backend", "onnxruntime", "--source",
+                              str(clip), "--init", "60,40,48,40", "--quiet"])
+    assert re.search(expect, err), err  # refused on load, naming the key: not an onnxruntime or "FP16 overflow" error
+
+
+def test_unreadable_manifest_is_not_called_invalid_json(tiny_export_copy, monkeypatch):
+    path = tiny_export_copy / "manifest.json"
+    real = Path.read_text
+
+    def read_text(self, *a, **k):  # chmod 000 does not stop root: the error a user would get, raised here
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    with pytest.raises(ManifestError, match=r"manifest\.json cannot be read \(Permission denied\)") as info:
+        Manifest.load(tiny_export_copy)
+    assert "JSON" not in str(info.value)
+
+
+def test_bad_json_manifest_is_invalid_json(tiny_export_copy):
+    (tiny_export_copy / "manifest.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="is not valid JSON"):
+        Manifest.load(tiny_export_copy)
+
+
+def test_legacy_torch_checkpoints_load_and_damaged_ones_are_named_rightly(tmp_path):
+    import torch
+
+    from siamattn.errors import SiamAttnError
+    from siamattn.training.model.weights import load_torch_file
+
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_torch_file(legacy)["w"], torch.ones(3))
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(legacy.read_bytes()[:120])
+    with pytest.raises(SiamAttnError, match=r"is a damaged PyTorch file in torch\.save's legacy") as info:
+        load_torch_file(cut)
+    assert "not a torch.save zip archive" not in str(info.value)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"hello" * 50)
+    with pytest.raises(SiamAttnError, match=r"neither a torch\.save zip archive nor torch\.save's legacy format"):
+        load_torch_file(junk)

@@ -238,7 +238,8 @@ def test_absent_yaml_keys_take_their_codes_defaults(tmp_path):
     ({"TRAIN__BBOX_NORMALIZE_MEANS": [0.1, 0, 0, 0]}, r"BBOX_NORMALIZE_MEANS .* is not zero"),
     ({"TRACK__INSTANCE_SIZE": 287}, r"TRACK\.INSTANCE_SIZE = 287 is not 255"),
     ({"ANCHOR__RATIOS": [0.5, 1, 2]}, r"ANCHOR\.ANCHOR_NUM = 5 differs from len\(RATIOS\) \* len\(SCALES\) = 3"),
-    ({"TRACK__PENALTY_K": "high"}, r"TRACK\.PENALTY_K = 'high' is not a number"),
+    ({"TRACK__PENALTY_K": "high"}, r"TRACK\.PENALTY_K = 'high' is not a finite number"),
+    ({"TRACK__PENALTY_K": float("nan")}, r"TRACK\.PENALTY_K = nan is not a finite number"),  # not "must be >= 0"
 ])
 def test_unrepresentable_yaml_is_one_line(tmp_path, change, pattern):
     y = write_yaml(tmp_path / "c.yaml", **change)

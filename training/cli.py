@@ -6,9 +6,12 @@ import argparse
 from pathlib import Path
 
 from siamattn.cli import add_config_args, add_set_arg
+from siamattn.cli_args import non_negative_int, positive_int
+from siamattn.outputs import check_folder
 
 
 def _train(args: argparse.Namespace) -> int:
+    check_folder("--out", Path(args.out), Path(args.out))  # before torch's import and the datasets' scan
     import torch
 
     from siamattn.config import load_config
@@ -29,6 +32,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from siamattn.errors import require
+
 
     require("torch", "train", "'siamattn import'")
     from siamattn.training.importers import import_checkpoint
@@ -51,10 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "got10k, lasot, trackingnet, youtubevos; comma-separated or repeated")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--epochs", type=int, help="override train.epochs (e.g. extend a resumed run)")
+    p.add_argument("--epochs", type=positive_int, help="override train.epochs (e.g. extend a resumed run)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device (default: cpu)")
-    p.add_argument("--workers", type=int, help="override train.workers (DataLoader processes per rank)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's)")
+    p.add_argument("--workers", type=non_negative_int,
+                   help="override train.workers (DataLoader processes per rank; 0: load in the main process)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs still go to log.csv)")
     p.set_defaults(func=_train)
 

@@ -111,12 +111,12 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
 
     def numbers(key: str) -> list[float]:
         vals = as_numbers(_get(data, key))
-        need(key, vals is not None, "is not a list of numbers")
+        need(key, vals is not None, "is not a list of finite numbers")
         return vals or []
 
     def number(key: str) -> float:
         value = as_number(_get(data, key))
-        need(key, value is not None, "is not a number")
+        need(key, value is not None, "is not a finite number")
         assert value is not None
         return value
 

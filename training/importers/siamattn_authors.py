@@ -101,12 +101,12 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
 
     def numbers(key: str, n: int | None = None) -> list[float]:
         vals = as_numbers(_get(data, key), n)
-        need(key, vals is not None, f"is not a list of {n or 'some'} numbers")
+        need(key, vals is not None, f"is not a list of {n or 'some'} finite numbers")
         return vals or []
 
     def number(key: str) -> float:
         value = as_number(_get(data, key))
-        need(key, value is not None, "is not a number")
+        need(key, value is not None, "is not a finite number")
         assert value is not None
         return value
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from siamattn.errors import ConfigError
+from siamattn.validate import is_finite_number
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -19,8 +20,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config-file '{path}' does not exist" if not path.exists()
                           else f"--config-file '{path}' is a folder, not a YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config-file '{path}' cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config-file '{path}' is not valid YAML (not UTF-8 text)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1})" if where is not None else ""
         raise ConfigError(f"--config-file '{path}' is not valid YAML{at}") from None
@@ -48,5 +55,5 @@ def as_numbers(x: Any, n: int | None = None) -> list[float] | None:
 
 
 def as_number(x: Any) -> float | None:
-    """``x`` as a float when it is an int or float (not a bool), else None."""
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+    """``x`` as a float when it is a finite int or float (not a bool, NaN or inf), else None."""
+    return float(x) if is_finite_number(x) else None

@@ -11,11 +11,24 @@ import torch
 
 from siamattn.errors import SiamAttnError
 
+# torch.save's legacy (non-zip, before PyTorch 1.6 or _use_new_zipfile_serialization=False) format starts with
+# its magic number pickled with protocol 2; torch.load reads such files too.
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+
 
 def _unreadable_reason(path: Path, exc: Exception) -> str:
     """Why torch.load (weights_only) refused ``path``, in words that never advise loading it unsafely."""
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror or exc})"
     if not zipfile.is_zipfile(path):
-        return "is not a PyTorch checkpoint (not a torch.save zip archive: a damaged, truncated or unrelated file)"
+        with open(path, "rb") as f:
+            legacy = f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
+        if legacy and not isinstance(exc, pickle.UnpicklingError):
+            return ("is a damaged PyTorch file in torch.save's legacy (non-zip) format "
+                    f"({exc.__class__.__name__}); re-save or re-download it")
+        if not legacy:
+            return ("is not a PyTorch checkpoint (neither a torch.save zip archive nor torch.save's legacy "
+                    "format: a damaged, truncated or unrelated file)")
     if isinstance(exc, pickle.UnpicklingError):
         return ("is a PyTorch file but not a siamattn checkpoint: it holds objects other than tensors and plain "
                 "data, which siamattn does not load")

@@ -17,7 +17,13 @@ from siamattn.toolkit.datasets.files import read_label_png
 
 
 class DatasetLayoutError(InputError):
-    """A dataset folder does not have the layout its reader expects."""
+    """A dataset folder does not have the layout its reader expects. The message is one line, as every error's
+    (docs/ERRORS.md): a layout diagram given over several lines is joined by '; '."""
+
+    def __init__(self, message: str) -> None:
+        first, *rest = str(message).splitlines() or [""]
+        parts = [" ".join(line.split()) for line in rest if line.strip()]
+        super().__init__(" ".join([first.rstrip(), "; ".join(parts)]) if parts else first)
 
 
 def require_path(path: Path, dataset: str, layout: str) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from siamattn.toolkit.datasets.base import DatasetLayoutError, VideoDataset, VideoSequence, require_path
+from siamattn.toolkit.datasets.files import read_text
 from siamattn.toolkit.datasets.segmentation import decode_coco_segmentation
 
 _COCO_LAYOUT = """  ROOT/annotations/instances_<split>.json   (COCO 'instances' format; split e.g. train2017)
@@ -37,7 +38,7 @@ class COCO(VideoDataset):
         require_path(ann, "COCO", _COCO_LAYOUT)
         self.image_dir = require_path(self.root / split, "COCO", _COCO_LAYOUT)
         try:
-            data = json.loads(ann.read_text())
+            data = json.loads(read_text(ann))
             images = {img["id"]: img for img in data["images"]}
             annotations = data["annotations"]
         except (KeyError, TypeError, json.JSONDecodeError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -10,17 +11,26 @@ import numpy as np
 from siamattn.errors import InputError, MissingDependencyError
 
 
-def read_text_lines(path: str | Path) -> list[str]:
-    """The lines of an annotation text file; a file that is not text is an :class:`InputError` naming it."""
+def read_text(path: str | Path) -> str:
+    """A dataset's text file (annotations, lists, JSON); one that is not UTF-8 text or cannot be read is an
+    :class:`InputError` naming it."""
     try:
-        return Path(path).read_text().splitlines()
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not a text annotation file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """The lines of an annotation text file (see :func:`read_text`)."""
+    return read_text(path).splitlines()
 
 
 def read_box_file(path: str | Path, columns: int = 4) -> np.ndarray:
     """Read boxes, one per line, separated by commas, tabs or spaces (OTB mixes them). Empty lines are
-    skipped; 'NaN'/'nan' are accepted. Returns ``[N, columns]`` float64."""
+    skipped; 'NaN'/'nan' (no box on that frame) are accepted, infinite values are not. Returns ``[N, columns]``
+    float64."""
     rows = []
     for lineno, line in enumerate(read_text_lines(path), 1):
         line = line.strip()
@@ -33,6 +43,8 @@ def read_box_file(path: str | Path, columns: int = 4) -> np.ndarray:
             raise InputError(f"{path}:{lineno}: expected {columns} numbers, got {line!r}") from None
         if len(values) != columns:
             raise InputError(f"{path}:{lineno}: expected {columns} numbers, got {len(values)}")
+        if any(math.isinf(v) for v in values):
+            raise InputError(f"{path}:{lineno}: expected finite numbers (or NaN for no box), got {line!r}")
         rows.append(values)
     return np.array(rows, dtype=np.float64).reshape(-1, columns)
 
@@ -44,7 +56,7 @@ def read_flags(path: Path) -> np.ndarray:
         for token in line.replace(",", " ").split():
             try:
                 values.append(int(float(token)))
-            except ValueError:
+            except (ValueError, OverflowError):  # 'x', 'nan' / 'inf'
                 raise InputError(f"{path}:{lineno}: expected integer labels, got {token!r}") from None
     return np.array(values, dtype=np.int64)
 

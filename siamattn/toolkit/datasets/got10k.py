@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from siamattn.toolkit.datasets.base import DatasetLayoutError, VideoDataset, VideoSequence, require_path
-from siamattn.toolkit.datasets.files import pad_boxes, read_box_file, read_flags, sorted_frames
+from siamattn.toolkit.datasets.files import pad_boxes, read_box_file, read_flags, read_text, sorted_frames
 from siamattn.toolkit.metrics import valid_boxes
 
 _GOT10K_LAYOUT = """  ROOT/<split>/list.txt                       (one sequence name per line; split = train|val|test)
@@ -22,7 +22,7 @@ _GOT10K_LAYOUT = """  ROOT/<split>/list.txt                       (one sequence 
 def read_meta_info(path: Path) -> dict[str, str]:
     """GOT-10k meta_info.ini: a '[METAINFO]' header then 'key: value' lines."""
     meta: dict[str, str] = {}
-    for line in path.read_text().splitlines()[1:]:
+    for line in read_text(path).splitlines()[1:]:
         if ": " in line:
             key, value = line.split(": ", 1)
             meta[key.strip()] = value.strip()
@@ -54,7 +54,7 @@ class GOT10k(VideoDataset):
         self.split = split
         split_dir = self.root / split
         list_file = require_path(split_dir / "list.txt", "GOT-10k", _GOT10K_LAYOUT)
-        self.names = [s.strip() for s in list_file.read_text().splitlines() if s.strip()]
+        self.names = [s.strip() for s in read_text(list_file).splitlines() if s.strip()]
         if not self.names:
             raise DatasetLayoutError(f"GOT-10k: '{list_file}' lists no sequences")
         for s in self.names:

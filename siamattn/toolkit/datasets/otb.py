@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from siamattn.toolkit.datasets.base import DatasetLayoutError, VideoDataset, VideoSequence, require_path
-from siamattn.toolkit.datasets.files import read_box_file, sorted_frames
+from siamattn.toolkit.datasets.files import read_box_file, read_text, sorted_frames
 from siamattn.toolkit.metrics import valid_boxes
 
 _OTB_LAYOUT = """  ROOT/<seq>/img/0001.jpg, 0002.jpg, ...
@@ -36,7 +36,7 @@ class OTB(VideoDataset):
         require_path(self.root, "OTB", _OTB_LAYOUT)
         items: list[tuple[str, Path, Path]] = []
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            annos = sorted(f for f in d.glob("groundtruth_rect*.txt") if f.read_text().strip())
+            annos = sorted(f for f in d.glob("groundtruth_rect*.txt") if read_text(f).strip())
             if not annos:
                 continue
             require_path(d / "img", "OTB", _OTB_LAYOUT)

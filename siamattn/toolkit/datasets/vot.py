@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from siamattn.errors import InputError
 from siamattn.toolkit.datasets.base import DatasetLayoutError, VideoDataset, VideoSequence, require_path
-from siamattn.toolkit.datasets.files import read_text_lines, sorted_frames
+from siamattn.toolkit.datasets.files import read_text, read_text_lines, sorted_frames
 from siamattn.toolkit.metrics import valid_boxes
 
 _VOT_LAYOUT = """  ROOT/list.txt                  (sequence names; optional: else each folder with groundtruth.txt)
@@ -34,7 +35,7 @@ class VOT(VideoDataset):
         require_path(self.root, "VOT", _VOT_LAYOUT)
         list_file = self.root / "list.txt"
         if list_file.exists():
-            self.names = [s.strip() for s in list_file.read_text().splitlines() if s.strip()]
+            self.names = [s.strip() for s in read_text(list_file).splitlines() if s.strip()]
         else:
             self.names = sorted(p.name for p in self.root.iterdir() if (p / "groundtruth.txt").exists())
         if not self.names:
@@ -59,6 +60,8 @@ class VOT(VideoDataset):
                 vals = [x, y, x + w, y, x + w, y + h, x, y + h]
             if len(vals) != 8:
                 raise InputError(f"{d / 'groundtruth.txt'}:{lineno}: expected 4 or 8 values, got {len(vals)}")
+            if not all(math.isfinite(v) for v in vals):
+                raise InputError(f"{d / 'groundtruth.txt'}:{lineno}: expected finite numbers, got {line!r}")
             rows.append(vals)
         polys = np.array(rows, dtype=np.float64).reshape(-1, 8)
         if len(polys) != len(frames):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from siamattn.toolkit.datasets.base import DatasetLayoutError, VideoDataset, VideoSequence, require_path
-from siamattn.toolkit.datasets.files import mask_to_box, read_label_png
+from siamattn.toolkit.datasets.files import mask_to_box, read_label_png, read_text
 from siamattn.toolkit.metrics import valid_boxes
 
 _YTVOS_LAYOUT = """  ROOT/<split>/meta.json    ({"videos": {<vid>: {"objects": {"<id>": {"category": ...,
@@ -38,7 +38,7 @@ class YouTubeVOS(VideoDataset):
         require_path(self.root / split / "JPEGImages", "YouTube-VOS", _YTVOS_LAYOUT)
         require_path(self.root / split / "Annotations", "YouTube-VOS", _YTVOS_LAYOUT)
         try:
-            videos = json.loads(meta_file.read_text())["videos"]
+            videos = json.loads(read_text(meta_file))["videos"]
         except (KeyError, json.JSONDecodeError) as exc:
             raise DatasetLayoutError(f"YouTube-VOS: '{meta_file}' is not a meta.json with a 'videos' map "
                                      f"({exc}). Expected layout:\n{_YTVOS_LAYOUT}") from exc
