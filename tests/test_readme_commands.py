@@ -225,7 +225,7 @@ def test_import_export_track_check_eval_build_engines(workspace, monkeypatch, ca
     check_line = command("siamattn check --model model/")
     poly = command("siamattn check ... --polygraphy").replace("siamattn check ...", check_line)
     assert main(fill(poly, **xywh)) == 2  # the report of the line before is never replaced without --overwrite
-    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert "already exists and is not empty; pass --overwrite" in capsys.readouterr().err
     shutil.rmtree(ws / "check_report")  # as a user who runs the second form alone
     rc_poly = main(fill(poly, **xywh))
     capsys.readouterr()
