@@ -83,7 +83,8 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
                    "negligible": int8.NEGLIGIBLE},
     }
     if plan.cache is not None:
-        log(f"int8: reusing calibration and layer choices from {plan.opts.cache} ({plan.cache['calibration']['source']})")
+        log(f"int8: reusing calibration and layer choices from {plan.opts.cache} "
+            f"({plan.cache['calibration']['source']})")
         ranges, layers = plan.cache["ranges"], plan.cache["int8_layers"]
         entry["calibration"] = {**plan.cache["calibration"], "cache": str(plan.opts.cache), "cache_reused": True}
         decisions: dict[str, Any] = plan.cache.get("decisions", {})
