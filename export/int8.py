@@ -233,7 +233,9 @@ def quantize(model_path: Path, ranges: dict[str, Any], int8_nodes: list[str], ou
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANT_OP_TYPES),
             nodes_to_quantize=list(int8_nodes) or ["<none>"], calibrate_method=_method(ranges_method(ranges)),
             calibration_cache_path=str(cache),
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "MatMulConstBOnly": True})
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "MatMulConstBOnly": True,
+                           # TensorRT reads DequantizeLinear of int8 only: biases stay float (cpu_variant)
+                           "QuantizeBias": False})
     return onnx.load(str(out_path))
 
 
