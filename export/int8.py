@@ -52,9 +52,11 @@ JUDGED_OUTPUTS = {"search": ("cls", "loc"), "refine_box": ("box_deltas",), "refi
 # Error budget per graph on held-back calibration feeds, as max |int8 - fp32| / output range (docs/EXPORT.md):
 # a group whose INT8 alone moves an output by more than GROUP_LIMIT stays float, then groups go float, most
 # sensitive first, until the whole graph is within GRAPH_BUDGET. A starting-float (island) group turns INT8 only
-# when its own error is below NEGLIGIBLE.
-GROUP_LIMIT = 0.02
-GRAPH_BUDGET = 0.04
+# when its own error is below NEGLIGIBLE. Measured on the demo model: held-back frames come from the calibration
+# clip, and other clips move more; groups at 1-2 % alone on bunny frames summed to 27 % of cls's range on vtest.avi,
+# while the groups under 1.2 % stay within 3 % there (docs/EXPORT.md "INT8", the budget).
+GROUP_LIMIT = 0.01
+GRAPH_BUDGET = 0.02
 NEGLIGIBLE = 0.002
 HELD_BACK_EVERY = 4  # every 4th recorded call is held back from calibration for the sensitivity measurements
 CACHE_FORMAT = "siamattn-int8-calibration"

@@ -73,7 +73,7 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
                     log: int8.Log) -> None:
     """Quantize the per-frame graphs of ``manifest`` in ``out`` (written FP32 by the exporter) and record how."""
     t0 = time.monotonic()
-    names = [n for n in manifest["order"] if n in int8.QUANTIZED_GRAPHS]
+    names = [n for n in manifest["order"] if n in int8.QUANTIZED_GRAPHS and not manifest["graphs"][n]["custom_ops"]]
     entry: dict[str, Any] = {
         "library": f"onnxruntime.quantization {_ort_version()} (QDQ, quantize_static)",
         "weights": "int8 symmetric, per output channel", "activations": "int8 symmetric, per tensor",
@@ -82,6 +82,11 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
         "budget": {"group_limit": int8.GROUP_LIMIT, "graph_budget": int8.GRAPH_BUDGET,
                    "negligible": int8.NEGLIGIBLE},
     }
+    for n in manifest["order"]:
+        if n in int8.QUANTIZED_GRAPHS and n not in names:
+            entry["float_graphs"][n] = (f"plugin nodes ({', '.join(manifest['graphs'][n]['custom_ops'])}): ONNX "
+                                        "Runtime cannot run it to calibrate; stays FP32 (--ops portable for INT8)")
+            log(f"[{n}] int8: {entry['float_graphs'][n]}")
     if plan.cache is not None:
         log(f"int8: reusing calibration and layer choices from {plan.opts.cache} "
             f"({plan.cache['calibration']['source']})")
