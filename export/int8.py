@@ -46,9 +46,10 @@ DEFAULT_METHOD = "minmax"  # measured best on the demo model (docs/EXPORT.md "IN
 # The template graph runs once per video (INT8 saves nothing per frame) and its outputs feed every frame: it stays
 # FP32, as in FP16 exports.
 QUANTIZED_GRAPHS = ("search", "refine_box", "refine_mask")
-# The outputs whose change decides (the ones the tracker reads); the search graph's features are judged through
-# the refinement graphs' outputs.
-JUDGED_OUTPUTS = {"search": ("cls", "loc"), "refine_box": ("box_deltas",), "refine_mask": ("mask",)}
+# The outputs whose change decides: what the tracker reads, and the search graph's refinement features (the
+# refinement graphs' inputs: a layer that only feeds them moves deltas and mask, not cls/loc).
+JUDGED_OUTPUTS = {"search": ("cls", "loc", "box_feat", "mask_feat"), "refine_box": ("box_deltas",),
+                  "refine_mask": ("mask",)}
 # Error budget per graph on held-back calibration feeds, as max |int8 - fp32| / output range (docs/EXPORT.md):
 # a group whose INT8 alone moves an output by more than GROUP_LIMIT stays float, then groups go float, most
 # sensitive first, until the whole graph is within GRAPH_BUDGET. A starting-float (island) group turns INT8 only
@@ -259,8 +260,10 @@ def _session(model: onnx.ModelProto | Path, threads: int = 0) -> Any:
 
 def output_errors(model: onnx.ModelProto | Path, records: list[Record], outputs: tuple[str, ...]) -> dict[str, float]:
     """max |graph - reference| / max |reference| per output over ``records`` (the reference: the PyTorch outputs
-    recorded with the feeds)."""
+    recorded with the feeds); outputs the graph lacks (a model without refinement) are skipped."""
     sess = _session(model)
+    have = {o.name for o in sess.get_outputs()}
+    outputs = tuple(o for o in outputs if o in have and o in records[0][1])
     worst = dict.fromkeys(outputs, 0.0)
     scale = dict.fromkeys(outputs, 1e-12)
     for feeds, ref in records:
