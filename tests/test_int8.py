@@ -266,3 +266,5 @@ def test_export_help_lists_the_calibration_options(capsys):
     out = capsys.readouterr().out
     for opt in ("--calib-source", "--calib-init", "--calib-frames", "--calib-method", "--calib-cache", "int8"):
         assert opt in out
+    for method in int8.METHODS:  # the CLI's choices are the module's methods
+        assert method in out
