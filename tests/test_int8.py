@@ -268,3 +268,15 @@ def test_export_help_lists_the_calibration_options(capsys):
         assert opt in out
     for method in int8.METHODS:  # the CLI's choices are the module's methods
         assert method in out
+
+
+def test_a_changed_cpu_file_is_refused(tiny_int8, tmp_path):
+    from siamattn.export.errors import ManifestError
+    from siamattn.export.manifest import Manifest
+
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_int8, copy)
+    with (copy / "search.cpu.onnx").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ManifestError, match=r"search\.cpu\.onnx"):
+        Manifest.load(copy)
