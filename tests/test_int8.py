@@ -280,3 +280,24 @@ def test_a_changed_cpu_file_is_refused(tiny_int8, tmp_path):
         f.write(b"\0")
     with pytest.raises(ManifestError, match=r"search\.cpu\.onnx"):
         Manifest.load(copy)
+
+
+def test_a_dataset_source_takes_each_sequence_from_its_first_box(tmp_path):
+    """KIND:ROOT (an OTB layout of bunny frames): sequences in order, each from its first ground-truth box, until
+    --calib-frames; too few frames is refused."""
+    import cv2
+
+    from siamattn.errors import InputError
+    from siamattn.export.calibration import resolve_source
+
+    frames = bunny_frames(3)
+    for seq, box in (("a", "232,240,296,320"), ("b", "300,250,200,220")):
+        (tmp_path / seq / "img").mkdir(parents=True)
+        for i, f in enumerate(frames, 1):
+            cv2.imwrite(str(tmp_path / seq / "img" / f"{i:04d}.jpg"), f)
+        (tmp_path / seq / "groundtruth_rect.txt").write_text("\n".join([box] * len(frames)) + "\n")
+    src = resolve_source(f"otb:{tmp_path}", None, 5)
+    assert [c.name for c in src.clips] == ["a", "b"] and [c.frames for c in src.clips] == [3, 2]
+    assert src.clips[1].init == (300.0, 250.0, 200.0, 220.0) and src.kind == "dataset:otb"
+    with pytest.raises(InputError, match="fewer than --calib-frames"):
+        resolve_source(f"otb:{tmp_path}", None, 7)
