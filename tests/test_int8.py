@@ -301,3 +301,16 @@ def test_a_dataset_source_takes_each_sequence_from_its_first_box(tmp_path):
     assert src.clips[1].init == (300.0, 250.0, 200.0, 220.0) and src.kind == "dataset:otb"
     with pytest.raises(InputError, match="fewer than --calib-frames"):
         resolve_source(f"otb:{tmp_path}", None, 7)
+
+
+def test_check_reads_int8_from_the_backend_name_and_applies_its_tolerance():
+    from siamattn.runtime.check import MAX_REL_ERROR, CheckReport, OutputDiff, evaluate_thresholds, precision_of
+
+    assert precision_of("onnxruntime cpu int8") == "int8" and precision_of("tensorrt-rtx 1.7.1 int8") == "int8"
+    assert precision_of("onnxruntime cpu fp16") == "fp16" and precision_of("torch cpu fp32") == "fp32"
+    err = (MAX_REL_ERROR["fp16"] + MAX_REL_ERROR["int8"]) / 2  # over FP16's tolerance, under INT8's
+    for backend, fails in (("onnxruntime cpu fp16", True), ("onnxruntime cpu int8", False)):
+        report = CheckReport(backend, "torch fp32", 2, iou=[1.0])
+        report.output_diffs = [OutputDiff("search", "cls", err, err, err, [0], 1)]
+        evaluate_thresholds(report, min_iou=None)
+        assert bool(report.failures) == fails, (backend, report.failures)
