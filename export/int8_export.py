@@ -81,6 +81,8 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
         "float_graphs": {"template": "runs once per video: INT8 saves nothing per frame; stays FP32"},
         "budget": {"group_limit": int8.GROUP_LIMIT, "graph_budget": int8.GRAPH_BUDGET,
                    "negligible": int8.NEGLIGIBLE},
+        "verification": "the top-level 'verification' is of the FP32 graphs before quantization (random inputs); the "
+                        "INT8 graphs' error on real held-back feeds is graphs.<name>.int8.error_held_back",
     }
     for n in manifest["order"]:
         if n in int8.QUANTIZED_GRAPHS and n not in names:
