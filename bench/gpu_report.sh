@@ -11,7 +11,9 @@
 #   4. tracker fps of the runtime's torch backend on the GPU (FP16 + CUDA graph) for MODEL_DIR, an export
 #      folder made beforehand on any machine (default: the shipped demo model exported here);
 #   5. where a TensorRT Python module is importable (tensorrt, or tensorrt_rtx), engines for MODEL_DIR and its
-#      fps with the TensorRT backend, the plugin library built for this GPU.
+#      fps with the TensorRT backend, the plugin library built for this GPU;
+#   6. INT8 beside FP16: an INT8 export (INT8_MODEL=DIR, else made here from the demo model on the demo clip),
+#      its engines (strongly typed Q/DQ), its fps, and bench/graphs.py per graph (FP16 graph vs INT8 graph).
 # Every step has its own time limit and the report goes on after a failure; the exit status is that of the
 # first failed step (0: all passed). Nothing here needs the network.
 #
@@ -56,6 +58,13 @@ if [ -z "$MODEL" ]; then
     step export_demo 150 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --out "$MODEL" --engine none \
         --overwrite  # its own scratch folder: replace an earlier report's export
 fi
+# INT8 beside FP16 (issue 20): an INT8 export of the same model (calibrated here on the demo clip unless INT8_MODEL
+# names a prepared one), its engines built strongly typed from the Q/DQ graphs, and its end-to-end fps.
+if [ -z "${INT8_MODEL:-}" ]; then
+    INT8_MODEL=/tmp/gpu_report_demo_int8
+    step export_demo_int8 300 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --precision int8 \
+        --out "$INT8_MODEL" --engine none
+fi
 step runtime_torch_gpu 120 "$PY" bench/runtime.py --model "$MODEL" --backends torch --out "$OUT/runtime_torch_gpu.json"
 
 if "$PY" -c "import tensorrt" 2>/dev/null || "$PY" -c "import tensorrt_rtx" 2>/dev/null; then
@@ -63,6 +72,11 @@ if "$PY" -c "import tensorrt" 2>/dev/null || "$PY" -c "import tensorrt_rtx" 2>/d
         && step trt_engines 240 "$PY" -m siamattn.cli build-engines --model "$MODEL" \
         && step runtime_trt 120 "$PY" bench/runtime.py --model "$MODEL" --backends tensorrt,torch \
             --out "$OUT/runtime_trt.json"
+    step trt_engines_int8 240 "$PY" -m siamattn.cli build-engines --model "$INT8_MODEL" \
+        && step runtime_trt_int8 120 "$PY" bench/runtime.py --model "$INT8_MODEL" --backends tensorrt \
+            --out "$OUT/runtime_trt_int8.json" \
+        && step graphs_int8 300 "$PY" bench/graphs.py --model "$MODEL" --int8 "$INT8_MODEL" \
+            --backends onnxruntime,tensorrt --out "$OUT/graphs_int8.json"
 else
     echo "==> TensorRT: no tensorrt / tensorrt_rtx module here; engine steps skipped" | tee "$OUT/trt_skipped.log"
 fi

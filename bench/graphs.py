@@ -2,6 +2,7 @@
 
     python bench/graphs.py --model out/demo/model [--backends onnxruntime,torch,tensorrt-rtx] [--runs 30]
     python bench/graphs.py --model exported/r50 --runs 5 --graphs search --out bench/results/graphs_r50.json
+    python bench/graphs.py --model out/fp32 --int8 out/int8 --backends onnxruntime,torch   # INT8 beside FP32
 
 For every graph of the export folder (template, search, refine_box, refine_mask) and backend:
 
@@ -13,6 +14,11 @@ For every graph of the export folder (template, search, refine_box, refine_mask)
 * ``tensorrt-rtx`` / ``tensorrt``: an engine built from the graph with detailed profiling verbosity and the
   engine inspector's layer list (layer types counted). Deserialising the engine for the inspector needs a
   CUDA driver: without one the row says so and gives the builder's network layer count only.
+
+With ``--int8 DIR`` (an INT8 export of the same model, ``siamattn export --precision int8``), each graph also
+runs as ``onnxruntime-int8``: the file the runtime loads on a CPU (the uint8-activation twin, export/int8.py), with
+its operator profile (QLinearConv, the float layers left between Q/DQ pairs and their cost), and the speed-up over
+the FP32 graph measured in alternation with it. The JSON records the CPU's INT8 flags (VNNI, AMX).
 
 Inputs are the same arrays for every backend: a seeded random image per graph input image, the template
 graph's own outputs as the cache, the search graph's outputs as refinement features, and a fixed RoI. Runs
@@ -37,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from siamattn.export.manifest import Manifest
-from siamattn.host import cpu_name
+from siamattn.host import cpu_flags, cpu_name
 from siamattn.runtime.ort_runner import physical_cores, session_options
 
 TOP = 8
@@ -259,6 +265,17 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
               f"{r['min_ms']:>8.2f}  {ops}")
 
 
+def _int8_speedups(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per graph: FP32 and INT8 median ms on ONNX Runtime and their ratio."""
+    by = {(r["graph"], r["backend"]): r for r in rows if "median_ms" in r}
+    out = {}
+    for (g, b), r in by.items():
+        if b == "onnxruntime-int8" and (g, "onnxruntime") in by:
+            f = by[(g, "onnxruntime")]["median_ms"]
+            out[g] = {"fp32_ms": f, "int8_ms": r["median_ms"], "speedup": f / r["median_ms"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="export folder (siamattn export --out)")
@@ -269,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-runs", type=int, default=5, help="runs under the profilers (0: no breakdown)")
     parser.add_argument("--threads", type=int, default=0, help="threads for both CPU backends (0: physical cores)")
     parser.add_argument("--plugin-library", default=None, help="for TensorRT graphs that need our plugins")
+    parser.add_argument("--int8", type=Path, default=None,
+                        help="an INT8 export of the same model: its graphs run beside the FP32 ones (onnxruntime-int8)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -276,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     manifest = Manifest.load(args.model, verify=False)
     cfg = manifest.config()
     backends = [b for b in args.backends.split(",") if b]
+    int8 = Manifest.load(args.int8, verify=False) if args.int8 else None
+    if int8 is not None:
+        backends.append("onnxruntime-int8")
     graphs = [g for g in manifest.order if not args.graphs or g in args.graphs.split(",")]
     feeds = graph_inputs(manifest, threads)
     model = None
@@ -294,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
                 if b == "onnxruntime":
                     row.update(ort_graph(manifest.onnx_path(g), feeds[g], threads, args.runs, args.warmup,
                                          args.profile_runs))
+                elif b == "onnxruntime-int8":
+                    assert int8 is not None
+                    entry = int8.data["graphs"].get(g, {})
+                    path = int8.root / entry["cpu_file"] if entry.get("cpu_file") else int8.onnx_path(g)
+                    row.update(ort_graph(path, feeds[g], threads, args.runs, args.warmup, args.profile_runs))
+                    row["precision"] = entry.get("precision", "fp32")
+                    row["file"] = path.name
                 elif b == "torch":
                     row.update(torch_graph(model, g, feeds[g], args.runs, args.warmup, args.profile_runs))
                 elif b in ("tensorrt-rtx", "tensorrt"):
@@ -304,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                 row["error"] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             rows.append(row)
             _print_table([row])
+    speedups = _int8_speedups(rows)
+    for g, v in speedups.items():
+        print(f"{g}: INT8 {v['int8_ms']:.1f} ms vs FP32 {v['fp32_ms']:.1f} ms on ONNX Runtime: {v['speedup']:.2f}x")
     name = cfg.name if hasattr(cfg, "name") else manifest.data["config"].get("name", "model")
     out = args.out or Path(__file__).parent / "results" / f"graphs_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = {"cpu": cpu_name(), "logical_cpus": os.cpu_count(),
                "physical_cores": physical_cores(), "threads": threads, "load_avg_1_5_15": os.getloadavg(),
-               "python": sys.version.split()[0], "onnxruntime": onnxruntime.__version__}
+               "cpu_flags": cpu_flags(), "python": sys.version.split()[0], "onnxruntime": onnxruntime.__version__}
     if model is not None:
         import torch
 
@@ -320,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                                "model": str(args.model), "config": name,
                                "command": "python bench/graphs.py " + " ".join(argv if argv is not None
                                                                                else sys.argv[1:]),
-                               "machine": machine, "date": time.strftime("%Y-%m-%d"), "results": rows},
+                               "machine": machine, "date": time.strftime("%Y-%m-%d"), "results": rows,
+                               "int8_model": str(args.int8) if args.int8 else None, "int8_speedup": speedups},
                               indent=2))
     print(f"wrote {out}")
     return 0

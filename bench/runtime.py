@@ -12,6 +12,13 @@ crop position, size and mask change like in a real video.
 
     python bench/runtime.py --model out/demo/model --multi 1,2,4,8,16 [--clip-frames 24] [--threads N]
 
+    python bench/runtime.py --model out/fp32 --int8 out/int8 --backends onnxruntime,torch [--rounds R]
+
+With ``--int8 DIR`` (an INT8 export of the same model) the end-to-end form also tracks with it on ONNX Runtime
+(``onnxruntime-int8``, interleaved with the others), gives its per-frame speed-up over the FP32 export (paired),
+and ONNX Runtime's op-type profile of both search graphs on the same crop and cache (what stays float in the
+INT8 graph, and its cost). The JSON records the CPU's INT8 flags (VNNI, AMX).
+
 The third form measures many targets (ONNX Runtime): per frame, one MultiTracker holding N targets (one search
 call per chunk of the export's max_targets) against N single Trackers (N search calls), both on the same
 frames in the same run, interleaved frame by frame; the ratio is taken per frame (paired). Then the search
@@ -43,7 +50,7 @@ import numpy as np
 
 from siamattn.config import load_config
 from siamattn.geometry import anchor_shapes, context_size
-from siamattn.host import cpu_name
+from siamattn.host import cpu_flags, cpu_name
 from siamattn.runtime import Tracker
 
 STAGES = ("crop", "post", "refine", "mask", "total")
@@ -124,12 +131,13 @@ def run_case(width: int, height: int, box_wh: tuple[int, int], frames: int, with
 def _open_backend(model_dir: Path, name: str, threads: int):
     """(tracker, label) for one backend name; torch runs FP16 + CUDA graphs when a GPU is present. CPU
     backends get the same thread count (``threads``)."""
-    if name == "onnxruntime":
+    if name in ("onnxruntime", "onnxruntime-int8"):
         from siamattn.runtime.graph_backend import GraphBackend
         from siamattn.runtime.ort_runner import OnnxRuntimeRunner
 
         manifest = _manifest(model_dir)
-        runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, "auto", threads)
+        cpu = {n: manifest.root / f for n in manifest.order if (f := manifest.data["graphs"][n].get("cpu_file"))}
+        runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, "auto", threads, cpu)
         return Tracker(GraphBackend(runner), manifest.config()), f"onnxruntime {runner.device} {manifest.precision}"
     if name != "torch":
         t = Tracker(model_dir, backend=name, device="auto")
@@ -154,7 +162,8 @@ def _manifest(model_dir: Path):
     return Manifest.load(model_dir, verify=False)
 
 
-def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: int, rounds: int) -> dict:
+def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: int, rounds: int,
+               int8_dir: Path | None = None) -> dict:
     """Every backend tracks the clip ``rounds`` times, interleaved frame by frame (the backend order
     alternates per frame), so that load from other jobs on the machine falls on all backends alike."""
     from siamattn.errors import SiamAttnError
@@ -165,7 +174,8 @@ def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: 
     trackers, rows = [], []
     for name in backends:
         try:
-            tracker, label = _open_backend(model_dir, name, threads)
+            tracker, label = _open_backend(int8_dir if name == "onnxruntime-int8" and int8_dir else model_dir, name,
+                                           threads)
         except (SiamAttnError, ImportError) as exc:
             rows.append({"backend": name, "error": str(exc).splitlines()[0]})
             continue
@@ -202,7 +212,32 @@ def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: 
         result["torch_over_onnxruntime"] = {"median": float(np.median(ratio)),
                                             "p10": float(np.percentile(ratio, 10)),
                                             "p90": float(np.percentile(ratio, 90))}
+    if "onnxruntime" in names and "onnxruntime-int8" in names:
+        ratio = np.concatenate([np.asarray(f) / np.asarray(q)
+                                for f, q in zip(totals["onnxruntime"], totals["onnxruntime-int8"], strict=True)])
+        result["fp32_over_int8_onnxruntime"] = {"median": float(np.median(ratio)),
+                                                "p10": float(np.percentile(ratio, 10)),
+                                                "p90": float(np.percentile(ratio, 90))}
     return result
+
+
+def int8_search_profiles(model_dir: Path, int8_dir: Path, threads: int, runs: int = 5) -> dict:
+    """Op-type profile (ms per run) of the FP32 search graph and the INT8 one the CPU runs, on the same real crop
+    and cache (the demo clip's second frame from its first), alternating."""
+    from siamattn.runtime.demo import DEMO_INIT, demo_clip
+    from siamattn.runtime.loader import load_reference
+    from siamattn.runtime.polygraphy_data import record_graph_io
+    from siamattn.runtime.video import open_source
+
+    fp32, q = _manifest(model_dir), _manifest(int8_dir)
+    calls = record_graph_io(open_source(str(demo_clip()), 2), DEMO_INIT, load_reference(model_dir), fp32.config(), 2)
+    feeds = calls["search"][0][0]
+    entry = q.data["graphs"]["search"]
+    int8_path = q.root / entry["cpu_file"] if entry.get("cpu_file") else q.onnx_path("search")
+    profiles = _op_profiles_ms({"fp32": (fp32.onnx_path("search"), feeds), "int8": (int8_path, feeds)}, threads, runs)
+    return {"search_op_profile_ms": profiles,
+            "search_total_ms": {k: float(sum(v.values())) for k, v in profiles.items()},
+            "int8_search_layers": {k: entry.get("int8", {}).get(k) for k in ("int8_layers", "float_layers")}}
 
 
 def _target_boxes(n: int, width: int, height: int) -> list[tuple[float, float, float, float]]:
@@ -362,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads of every CPU backend (0: the physical cores)")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the clip (backends interleaved)")
+    parser.add_argument("--int8", type=Path, help="with --model: an INT8 export of the same model, tracked as "
+                                                  "onnxruntime-int8 beside the other backends")
     parser.add_argument("--multi", help="with --model: target counts, e.g. 1,2,4,8,16: one MultiTracker vs N "
                                         "single Trackers per frame (ONNX Runtime)")
     args = parser.parse_args(argv)
@@ -399,7 +436,10 @@ def main(argv: list[str] | None = None) -> int:
 
         threads = args.threads or physical_cores()
         load_before = os.getloadavg()
-        result = end_to_end(args.model, args.backends.split(","), args.clip_frames, threads, args.rounds)
+        backends = args.backends.split(",") + (["onnxruntime-int8"] if args.int8 else [])
+        result = end_to_end(args.model, backends, args.clip_frames, threads, args.rounds, args.int8)
+        if args.int8:
+            result["int8"] = int8_search_profiles(args.model, args.int8, threads)
         rows = result["rows"]
         print(f"{'backend':<34} {'frames':>6} {'median ms':>10} {'p90 ms':>8} {'fps':>7}  round medians ms")
         for r in rows:
@@ -409,13 +449,20 @@ def main(argv: list[str] | None = None) -> int:
                 rounds = " ".join(f"{m:.1f}" for m in r["round_medians_ms"])
                 print(f"{r['backend']:<34} {r['frames']:>6} {r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} "
                       f"{r['fps']:>7.1f}  {rounds}")
+        if "fp32_over_int8_onnxruntime" in result:
+            q = result["fp32_over_int8_onnxruntime"]
+            print(f"per-frame speed-up of the INT8 export over FP32 on ONNX Runtime: median {q['median']:.2f}x "
+                  f"(p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
+            for k, ops in result["int8"]["search_op_profile_ms"].items():
+                print(f"search graph {k} op profile (ms per run): "
+                      + ", ".join(f"{op} {ms:.1f}" for op, ms in list(ops.items())[:8]))
         if "torch_over_onnxruntime" in result:
             q = result["torch_over_onnxruntime"]
             print(f"per-frame speed-up of ONNX Runtime over torch (same frame, back to back): median "
                   f"{q['median']:.2f}x (p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
         out = args.out or results_dir / "runtime_e2e.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
+        machine = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "threads": threads,
                    "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
         print(f"threads {threads}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
         cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -36,8 +36,10 @@ def _run(args: argparse.Namespace) -> int:
     bad = sorted(set(keep) - set(islands))
     if bad:
         raise ConfigError(f"--keep-fp32: unknown island(s) {', '.join(bad)}; choose from {', '.join(islands)}")
+    precision = args.precision or cfg.export.precision
+    int8_opts = _int8_options(args, precision)
     opts = ExportOptions(
-        ops=args.ops or cfg.export.ops, precision=args.precision or cfg.export.precision,
+        ops=args.ops or cfg.export.ops, precision=precision, int8=int8_opts,
         xcorr=args.xcorr, deform_conv=args.deform_conv, trt_version=args.trt_version, keep_fp32=keep,
         template_fp16=args.template_fp16, engine=args.engine,
         plugin_library=args.plugin_library, verify=not args.no_verify, seed=args.seed,
@@ -48,6 +50,29 @@ def _run(args: argparse.Namespace) -> int:
 
     export_model(cfg, args.out, args.checkpoint, opts, log=log, overwrite=args.overwrite)
     return 0
+
+
+def _int8_options(args: argparse.Namespace, precision: str) -> Any:
+    """--calib-* into int8_export.Int8Options; they mean nothing without --precision int8."""
+    given = [o for o, v in (("--calib-source", args.calib_source), ("--calib-init", args.calib_init),
+                            ("--calib-frames", args.calib_frames), ("--calib-method", args.calib_method),
+                            ("--calib-cache", args.calib_cache)) if v is not None]
+    if precision != "int8":
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply to --precision int8")
+        return None
+    from siamattn.export.int8 import DEFAULT_METHOD
+    from siamattn.export.int8_export import Int8Options
+    from siamattn.runtime.video import parse_box
+
+    init = None
+    if args.calib_init is not None:
+        try:
+            init = parse_box(args.calib_init)
+        except SiamAttnError as exc:
+            raise ConfigError(f"--calib-init: {exc}") from exc
+    return Int8Options(source=args.calib_source, init=init, frames=args.calib_frames,
+                       method=args.calib_method or DEFAULT_METHOD, cache=args.calib_cache)
 
 
 def _build_engines(args: argparse.Namespace) -> int:
@@ -92,6 +117,26 @@ def _add_choice(p: argparse.ArgumentParser, choice: choices.ExportChoice, *, def
     p.add_argument(choice.option, choices=choice.names, default=value, help=choice.help().replace("%", "%%"))
 
 
+def _add_calibration_args(p: argparse.ArgumentParser) -> None:
+    from siamattn.cli_args import positive_int
+
+    g = p.add_argument_group("INT8 calibration (--precision int8; docs/EXPORT.md \"INT8\")")
+    g.add_argument("--calib-source", metavar="SRC",
+                   help="video file, image folder, or a dataset as KIND:ROOT (like 'siamattn train --data'); the "
+                        "PyTorch FP32 tracker runs it and every graph is calibrated on its real feeds (default: the "
+                        "shipped demo clip bigbuckbunny.mp4 from 232,240,296,320)")
+    g.add_argument("--calib-init", metavar="X,Y,W,H",
+                   help="target box in the first frame of --calib-source (required for a video or folder)")
+    g.add_argument("--calib-frames", type=positive_int, metavar="N",
+                   help="frames the tracker runs for calibration, the first of each video initialising "
+                        "(default: 32, measured in docs/EXPORT.md)")
+    g.add_argument("--calib-method", choices=("entropy", "minmax", "percentile"),
+                   help="activation range estimator (ONNX Runtime's calibrators; default: minmax, measured best)")
+    g.add_argument("--calib-cache", metavar="FILE",
+                   help="calibration ranges and layer choices: written when FILE does not exist, reused (no "
+                        "calibration run) when it does; a cache of another model is refused")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from siamattn.cli import add_config_args
 
@@ -118,6 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-fp32", metavar="LIST",
                    help="comma-separated FP32 islands in FP16 graphs (default: all: "
                         f"{','.join(choices.FP32_ISLANDS)}; empty string for none)")
+    _add_calibration_args(p)
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-init model and example inputs")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.set_defaults(func=_run)

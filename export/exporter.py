@@ -51,6 +51,7 @@ class ExportOptions:
     verify: bool = True
     seed: int = 0
     graphs: tuple[str, ...] = field(default=STAGE_ORDER)
+    int8: Any = None  # int8_export.Int8Options for --precision int8 (None: calibrate on the demo clip)
 
 
 def is_earlier_export(folder: Path) -> str | None:
@@ -177,6 +178,7 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
     cfg.export.validate()
     backend = resolve_flavour(opts.engine)  # fails now, not after minutes of export, if missing
     opts = resolve_profile(opts, backend)
+    int8_plan = _int8_plan(cfg, checkpoint, opts, log) if opts.precision == "int8" else None
     required = backend is not None and opts.engine != "auto"  # engines asked for by name must all build
     if required:
         _check_plugins_available(cfg, opts, backend)
@@ -186,10 +188,24 @@ def export_model(cfg: Config, out_dir: str | os.PathLike[str], checkpoint: str |
         def shown(msg: str) -> None:  # paths as they will be, not the staging folder's
             log(msg.replace(str(staged.path), str(out)))
 
-        manifest = _export(cfg, staged.path, checkpoint, opts, backend, required, shown)
+        manifest = _export(cfg, staged.path, checkpoint, opts, backend, required, shown, int8_plan)
         staged.commit()
     log(f"wrote {out / FILE_NAME} ({time.monotonic() - t_start:.0f}s total)")
     return manifest
+
+
+def _int8_plan(cfg: Config, checkpoint: str | None, opts: ExportOptions, log: Log) -> Any:
+    """--precision int8: every calibration check before any work (export/int8_export.py). INT8 exports have no
+    batch graphs yet: several targets run one by one on the batch-1 graphs."""
+    from siamattn.export import int8_export
+
+    if cfg.export.max_targets > 1:
+        log("int8: no batch (*_multi) graphs in INT8 exports; several targets run one after another")
+        cfg.export.max_targets = 1
+    weights = {"sha256": sha256_file(checkpoint)} if checkpoint else {"seed": opts.seed}
+    lowering = {"ops": opts.ops, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv}
+    return int8_export.prepare(opts.int8 or int8_export.Int8Options(), weights, cfg.to_dict(), lowering,
+                               opts.trt_version, opts.ops)
 
 
 def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavour) -> None:
@@ -220,7 +236,7 @@ def _profile_entry(opts: ExportOptions, backend: TrtFlavour | None) -> dict[str,
 
 
 def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions, backend: TrtFlavour | None,
-            required: bool, log: Log) -> dict[str, Any]:
+            required: bool, log: Log, int8_plan: Any = None) -> dict[str, Any]:
     model, weights = load_model(cfg, checkpoint, opts.seed)
     if weights["source"] == "random-init":
         log(f"WARNING: {RANDOM_INIT_NOTE}")
@@ -263,6 +279,10 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
                 line += f"; PyTorch's own FP32 rounding noise there {worst[1]['fp32_noise']:.1e}"
             line += ")"
         log(line + f" [{time.monotonic() - t0:.1f}s]")
+    if int8_plan is not None:
+        from siamattn.export.int8_export import quantize_export
+
+        quantize_export(int8_plan, model, cfg, out, manifest, cfg.export.ir_version, log)
     write_manifest(out, manifest)
 
     if backend is None:

@@ -261,6 +261,9 @@ class Manifest:
             entries = [(g.file, g.sha256, "graph")]
             if g.engine is not None:
                 entries.append((g.engine.file, g.engine.sha256, "engine"))
+            cpu = self.data["graphs"][g.name]
+            if cpu.get("cpu_file"):  # INT8 exports: the uint8-activation twin ONNX Runtime loads on a CPU
+                entries.append((str(cpu["cpu_file"]), str(cpu.get("cpu_sha256")), "graph"))
             for file, digest, kind in entries:
                 path = self.root / file
                 if not path.is_file():

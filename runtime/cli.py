@@ -23,8 +23,14 @@ DEVICE_HELP = ("device for the ONNX Runtime and torch backends; auto = CUDA when
                "(default: %(default)s)")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="folder written by 'siamattn export' (manifest.json)")
+def _add_model_args(p: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:  # check: several exports side by side (runtime/compare_exports.py)
+        p.add_argument("--model", required=True, action="append",
+                       help="folder written by 'siamattn export' (manifest.json); repeat it to compare several "
+                            "exports in one table (DIR@BACKEND runs that one on BACKEND)")
+    else:
+        p.add_argument("--model", required=True, type=Path,
+                       help="folder written by 'siamattn export' (manifest.json)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
 
@@ -114,6 +120,14 @@ def _check(args: argparse.Namespace) -> int:
     from siamattn.runtime.loader import load_backend, load_reference, print_notes
     from siamattn.runtime.video import open_source, parse_box
 
+    if len(args.model) > 1:  # several exports side by side: the accuracy-vs-latency report
+        from siamattn.runtime.compare_exports import run_compare
+
+        return run_compare(args)
+    if args.eval_dataset is not None or args.eval_root is not None:
+        raise InputError("--eval-dataset/--eval-root score several exports side by side: give two or more --model "
+                         "(one export: siamattn eval)")
+    args.model = Path(args.model[0])
     box = parse_box(args.init)
     inputs = _inputs(args, "source", "model", "checkpoint")
     check_distinct({"--out": args.out, "--polygraphy": args.polygraphy})
@@ -219,9 +233,31 @@ def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, 
               "(docs/CHECK.md: comparing an engine with them)")
 
 
-def _eval(args: argparse.Namespace) -> int:
+def tracking_fn(tracker: Any, dataset: str) -> Any:
+    """The ``track_fn`` of :func:`siamattn.toolkit.evaluate.evaluate` for a tracker (siamattn eval, and the
+    several-export check's dataset metrics)."""
     import cv2
 
+    # VOT records each frame's region (tracker.output: the mask's rotated box or the box); the one-pass
+    # benchmarks record boxes
+    vot = dataset.lower().replace("-", "").startswith("vot")
+
+    def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
+        for i, path in enumerate(frame_paths):
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise InputError(f"frame '{path}' could not be read")
+            if i == 0:
+                tracker.init(frame, init_box)
+                yield tuple(float(v) for v in init_box)
+            else:
+                res = tracker.track(frame)
+                yield res.region if vot else res.box
+
+    return track_fn
+
+
+def _eval(args: argparse.Namespace) -> int:
     from siamattn.runtime.loader import print_notes
     from siamattn.runtime.tracker import Tracker
 
@@ -247,25 +283,9 @@ def _eval(args: argparse.Namespace) -> int:
         tracker.backend_label = f"torch {device} fp32"
     from siamattn.toolkit.evaluate import evaluate
 
-    # VOT records each frame's region (tracker.output: the mask's rotated box or the box); the one-pass
-    # benchmarks record boxes
-    vot = args.dataset.lower().replace("-", "").startswith("vot")
-
-    def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
-        for i, path in enumerate(frame_paths):
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise InputError(f"frame '{path}' could not be read")
-            if i == 0:
-                tracker.init(frame, init_box)
-                yield tuple(float(v) for v in init_box)
-            else:
-                res = tracker.track(frame)
-                yield res.region if vot else res.box
-
     with StagedDir(args.out, "--out") as staged:
-        summary = evaluate(args.dataset, args.root, track_fn, staged.path, tracker_name=args.name, split=args.split,
-                           progress=not args.quiet)
+        summary = evaluate(args.dataset, args.root, tracking_fn(tracker, args.dataset), staged.path,
+                           tracker_name=args.name, split=args.split, progress=not args.quiet)
         summary = _moved(summary, str(staged.path), str(args.out))  # name the final paths, not the staging ones
         (staged.path / "summary.json").write_text(json.dumps(summary, indent=2))
         staged.commit()
@@ -307,10 +327,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "shown but not a failure), or a frame without a flip under --min-iou fails; so "
                                    "does fps under --min-fps. Free running: both trackers run on their own; where "
                                    "they part and why is reported, not judged. Needs torch "
-                                   "(pip install 'siamattn-trt[export]').")
-    _add_model_args(p)
+                                   "(pip install 'siamattn-trt[export]'). With several --model: each export's "
+                                   "check against the same reference, one table and plot of latency against "
+                                   "fidelity with the Pareto front (docs/CHECK.md).")
+    _add_model_args(p, several=True)
     _add_source_args(p)
     p.add_argument("--checkpoint", type=Path, help="weights for the reference (default: the model folder's own)")
+    p.add_argument("--eval-dataset", choices=("otb", "got10k", "lasot", "trackingnet"),
+                   help="with several --model: also score each export on this benchmark (success AUC, precision; "
+                        "siamattn eval's metrics) in the table")
+    p.add_argument("--eval-root", type=Path, help="root of --eval-dataset")
     p.add_argument("--out", type=Path, default=Path("check_report"), help="report folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier report in --out (and --polygraphy files); without it they must not exist")

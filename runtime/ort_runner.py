@@ -63,7 +63,9 @@ class OnnxRuntimeRunner:
     """Runs ONNX graphs (by name -> path). ``device``: "auto" (CUDA if the installed onnxruntime has it),
     "cpu" or "cuda"; ``threads``: intra-op threads (0: the physical cores, see :func:`session_options`)."""
 
-    def __init__(self, paths: dict[str, Path], device: str = "auto", threads: int = 0) -> None:
+    def __init__(self, paths: dict[str, Path], device: str = "auto", threads: int = 0,
+                 cpu_paths: dict[str, Path] | None = None) -> None:
+        """``cpu_paths``: graphs to load instead on the CPU (INT8 exports' uint8-activation files, export/int8.py)."""
         ort = require("onnxruntime", "runtime", "the ONNX Runtime backend")
         available = ort.get_available_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in available:
@@ -72,6 +74,8 @@ class OnnxRuntimeRunner:
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
         self.device = "cuda" if use_cuda else "cpu"
         opts = session_options(ort, threads)
+        if not use_cuda and cpu_paths:
+            paths = {**paths, **cpu_paths}
         self._ort = ort
         self.sessions: dict[str, Any] = {}
         for name, path in paths.items():

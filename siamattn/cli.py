@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Options whose value may start with '-' (a box partly left of the frame: --init -5,40,40,60). argparse takes
 # such a value for an option unless it is a plain negative number, so it is glued on as --init=-5,40,40,60.
-NEGATIVE_VALUE_OPTIONS = ("--init",)
+NEGATIVE_VALUE_OPTIONS = ("--init", "--calib-init")
 _NUMBERS = re.compile(r"^-\d[\d.,\s+-]*$")
 
 

@@ -48,7 +48,9 @@ OPS = ExportChoice(
 
 PRECISION = ExportChoice(
     "--precision", "export.precision",
-    {"fp16": "FP16 graphs with FP32 islands (GPUs)", "fp32": "FP32 graphs (CPU, reference)"},
+    {"fp16": "FP16 graphs with FP32 islands (GPUs)", "fp32": "FP32 graphs (CPU, reference)",
+     "int8": "INT8 Q/DQ graphs calibrated on real frames, float layers chosen by measured sensitivity "
+             "(--calib-*; docs/EXPORT.md)"},
     None, "graph precision (default: config export.precision)")
 
 ENGINE = ExportChoice(

@@ -58,7 +58,7 @@ def test_unknown_key_is_named_with_its_path(tmp_path):
         ("model.attention.deformable=3", r"must be true or false"),
         ("model.backbone.blocks=[1,2]", r"four stage depths"),
         ("model.refine.enabled=false", r"'model\.refine\.mask' needs model\.refine\.enabled"),
-        ("export.precision=int4", r"'export\.precision' must be 'fp16' or 'fp32'"),
+        ("export.precision=int4", r"'export\.precision' must be one of 'fp16', 'fp32', 'int8'"),
         ("model.attention.channel_softmax=inverse", r"'model\.attention\.channel_softmax' must be 'plain' or"),
         ("model.refine.box_corr=full", r"'model\.refine\.box_corr' must be 'raw' or 'head'"),
         ("model.refine.mask_features=fpn", r"'model\.refine\.mask_features' must be 'corr' or 'laterals'"),
