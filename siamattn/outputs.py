@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import TypeVar
 
 from siamattn.errors import InputError, SiamAttnError
 
@@ -289,7 +290,31 @@ def _umask_mode(mode: int) -> int:
     return mode & ~umask
 
 
-class StagedFile:
+_S = TypeVar("_S", bound="_Staged")
+
+
+class _Staged:
+    """What a staged file and a staged folder share: leaving the ``with`` block without ``commit()`` discards the
+    staging copy, and a full disk becomes one line naming the output."""
+
+    flag: str
+    given: Path
+    existed: bool
+    committed: bool
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if not self.committed:
+            self.discard()
+        _raise_disk_full(exc, self.flag, self.given, self.existed)
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+
+class StagedFile(_Staged):
     """``with StagedFile(path, flag) as f:`` write ``f.tmp`` (same folder and suffix as ``path``: OpenCV picks
     the container from it), then ``f.commit()``; leaving the block without a commit removes ``f.tmp``.
 
@@ -311,14 +336,6 @@ class StagedFile:
             _remove_made(self._made)
             raise InputError(f"{flag} '{self.given}' cannot be written: {exc.strerror or exc}") from exc
         self.tmp = Path(tmp)
-
-    def __enter__(self) -> StagedFile:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if not self.committed:
-            self.discard()
-        _raise_disk_full(exc, self.flag, self.given, self.existed)
 
     def commit(self) -> None:
         with held_signals(), _moving(self.flag, self.given, self.existed):
@@ -342,7 +359,7 @@ def write_file(path: PathLike, data: bytes | str, flag: str = "output") -> None:
         f.commit()
 
 
-class StagedDir:
+class StagedDir(_Staged):
     """``with StagedDir(out, flag) as d:`` write the whole folder into ``d.path`` (a hidden folder beside
     ``out``), then ``d.commit()`` moves it into place (replacing an earlier ``out`` as a whole); leaving the
     block without a commit removes the staging folder. ``clone``: start from hard links of the existing
@@ -366,14 +383,6 @@ class StagedDir:
             except BaseException:
                 self.discard()
                 raise
-
-    def __enter__(self) -> StagedDir:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if not self.committed:
-            self.discard()
-        _raise_disk_full(exc, self.flag, self.given, self.existed)
 
     def commit(self) -> None:
         os.chmod(self.path, _umask_mode(0o777))  # mkdtemp makes it 0700

@@ -98,3 +98,15 @@ def bunny_frames(n: int) -> list:
     except MissingDependencyError as exc:  # make setup installs it; a bare pip install may not
         pytest.skip(str(exc))
     return list(open_source(str(clip), n))
+
+
+def make_unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """``path.read_text()`` raises PermissionError, as chmod 000 would for a user (root ignores chmod)."""
+    real = Path.read_text
+
+    def read_text(self, *a, **k):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)

@@ -161,17 +161,10 @@ def test_a_folder_given_as_config_is_called_a_folder(tmp_path):
 
 
 def test_an_unreadable_config_says_so(tmp_path, monkeypatch):
-    from pathlib import Path
+    from conftest import make_unreadable
 
     f = tmp_path / "c.yaml"
     f.write_text("base: tiny\n")
-    real = Path.read_text
-
-    def read_text(self, *a, **k):  # chmod 000 does not stop root: the error a user would get, raised here
-        if self == f:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Path, "read_text", read_text)
+    make_unreadable(monkeypatch, f)
     with pytest.raises(ConfigError, match=f"config file '{f}' cannot be read \\(Permission denied\\)"):
         load_config(f)

@@ -275,14 +275,9 @@ def test_manifest_config_that_disagrees_with_its_graphs_names_the_key(capsys, tm
 
 def test_unreadable_manifest_is_not_called_invalid_json(tiny_export_copy, monkeypatch):
     path = tiny_export_copy / "manifest.json"
-    real = Path.read_text
+    from conftest import make_unreadable
 
-    def read_text(self, *a, **k):  # chmod 000 does not stop root: the error a user would get, raised here
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Path, "read_text", read_text)
+    make_unreadable(monkeypatch, path)
     with pytest.raises(ManifestError, match=r"manifest\.json cannot be read \(Permission denied\)") as info:
         Manifest.load(tiny_export_copy)
     assert "JSON" not in str(info.value)
