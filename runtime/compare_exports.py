@@ -166,50 +166,68 @@ def write(rows: list[Row], out: Path, clip: str, frames: int, reference: str) ->
     return paths
 
 
+def is_earlier_comparison(folder: Path) -> str | None:
+    """None when ``folder`` holds an earlier several-export report (what --overwrite may replace)."""
+    from siamattn.outputs import only_names
+
+    return only_names(folder, "compare.json", lambda n: n.startswith("compare.") or re.match(r"\d+-", n) is not None)
+
+
 def run_compare(args: Any) -> int:
-    """``siamattn check`` with several --model: the check per export, then the table and plot in --out."""
+    """``siamattn check`` with several --model: the check per export, then the table and plot in --out (staged:
+    it appears complete or not at all)."""
+    import itertools
+
     from tqdm import tqdm
 
     from siamattn.errors import require
+    from siamattn.outputs import StagedDir, check_dir_output
     from siamattn.runtime.check import evaluate_thresholds, run_check, run_metadata, write_report
     from siamattn.runtime.loader import load_backend, load_reference, print_notes
-    from siamattn.runtime.video import check_folder, open_source, parse_box
+    from siamattn.runtime.video import open_source, parse_box
 
     box = parse_box(args.init)
-    check_folder("--out", args.out, args.out)
-    require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     if args.polygraphy is not None:
         raise InputError("--polygraphy writes one export's files: run it with a single --model")
     if (args.eval_dataset is None) != (args.eval_root is None):
         raise InputError("give --eval-dataset and --eval-root together")
     models = parse_models([str(m) for m in args.model], args.backend)
+    inputs = {"source": None if str(args.source).isdigit() else args.source, "--checkpoint": args.checkpoint,
+              "--eval-root": args.eval_root, **{f"--model folder {i + 1}": m for i, (m, _, _) in enumerate(models)}}
+    check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=inputs, what="comparison report",
+                     earlier=is_earlier_comparison)
+    require("torch", "export", "'siamattn check' (its reference is the PyTorch FP32 model)")
     same_weights([m for m, _, _ in models])
-    frames = list(open_source(args.source, args.max_frames))
-    if len(frames) < 2:
+    # each export reads the clip again, one frame at a time: a long or large clip never sits in memory
+    if len(list(itertools.islice(open_source(args.source, args.max_frames), 2))) < 2:
         raise InputError(f"source '{args.source}' needs at least 2 frames for a check")
     reference = load_reference(models[0][0], args.checkpoint)
     rows: list[Row] = []
-    for i, (model, backend_name, label) in enumerate(models):
-        notes: list[str] = []
-        backend, cfg, name = load_backend(model, backend_name, args.device, notes)
-        print_notes(notes, args.quiet)
-        bar = tqdm(total=len(frames) - 1, unit="frame", desc=f"[{i + 1}/{len(models)}] {label} ({name})",
-                   disable=args.quiet)
-        try:
-            report = run_check(frames, box, reference, backend, cfg, name, divergence_iou=args.divergence_iou,
-                               progress=lambda *_, b=bar: b.update(1))
-        finally:
-            bar.close()
-        report.run = run_metadata(model, args.source, box, name, args.device, args.checkpoint)
-        evaluate_thresholds(report, args.min_iou, args.max_rel_error, args.min_fps, args.tie_margin)
-        sub = Path(args.out) / f"{i + 1}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}"
-        write_report(report, sub)
-        row = row_of(label, model, report, sub, args.tie_margin)
-        if getattr(args, "eval_dataset", None):
-            row.eval = _eval_metrics(model, backend_name, args, sub)
-        rows.append(row)
-    mark_pareto(rows)
-    paths = write(rows, Path(args.out), str(args.source), len(frames), "torch fp32")
+    with StagedDir(args.out, "--out") as staged:
+        for i, (model, backend_name, label) in enumerate(models):
+            notes: list[str] = []
+            backend, cfg, name = load_backend(model, backend_name, args.device, notes)
+            print_notes(notes, args.quiet)
+            source = open_source(args.source, args.max_frames)
+            bar = tqdm(total=source.length - 1 if source.length else None, unit="frame",
+                       desc=f"[{i + 1}/{len(models)}] {label} ({name})", disable=args.quiet)
+            try:
+                report = run_check(source, box, reference, backend, cfg, name, divergence_iou=args.divergence_iou,
+                                   progress=lambda *_, b=bar: b.update(1))
+            finally:
+                bar.close()
+            report.run = run_metadata(model, args.source, box, name, args.device, args.checkpoint)
+            evaluate_thresholds(report, args.min_iou, args.max_rel_error, args.min_fps, args.tie_margin)
+            sub = f"{i + 1}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}"
+            write_report(report, staged.path / sub)
+            row = row_of(label, model, report, Path(args.out) / sub, args.tie_margin)
+            if getattr(args, "eval_dataset", None):
+                row.eval = _eval_metrics(model, backend_name, args, staged.path / sub)
+            rows.append(row)
+        mark_pareto(rows)
+        written = write(rows, staged.path, str(args.source), report.tracked + 1, "torch fp32")
+        staged.commit()
+    paths = {k: Path(args.out) / p.name for k, p in written.items()}
     if not args.quiet:
         print(paths["md"].read_text())
         print(f"report: {paths['md']}  {paths['json']}  {paths['png']}")
