@@ -39,7 +39,7 @@ from siamattn.export.errors import EngineBuildError
 from siamattn.export.manifest import sha256_file
 from siamattn.outputs import pause_point, write_file
 from siamattn.plugins import names as plugin_names
-from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, resolve_flavour, rtx_library_dir
+from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, register_plugin_library, resolve_flavour, rtx_library_dir
 
 RTX_UNVERSIONED = "libtensorrt_rtx.so"
 PLUGIN_LOG_PREFIX = "[siamattn plugins]"  # how plugins/trt/plugin_entry.cpp's log_error starts each line
@@ -295,16 +295,9 @@ def _batch_profile(builder: Any, network: Any, config: Any, max_batch: int) -> N
 
 
 def load_plugin_library(trt: ModuleType, path: str, label: str) -> None:
-    """Register our plugins: ``load_library`` (TensorRT >= 8.6), else (8.5) load the library into the process,
-    where its IPluginV2 glue registers itself with the running TensorRT (plugins/trt/plugin_entry_v2.cpp)."""
+    """Register our plugins for a build; any failure is this graph's one-line build error."""
     try:
-        registry = trt.get_plugin_registry()
-        if hasattr(registry, "load_library"):
-            registry.load_library(str(path))
-        else:
-            import ctypes
-
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        register_plugin_library(trt, path)
     except Exception as exc:
         raise EngineBuildError(f"[{label}] could not load the plugin library {path}: {exc}") from exc
 

@@ -57,12 +57,6 @@ class TorchBackend(SlotZeroBackend):
         self._graph_key: tuple[int, ...] | None = None
         self._static_x: Any = None
 
-    @classmethod
-    def from_checkpoint(cls, path: str, **kwargs: Any) -> TorchBackend:
-        from siamattn.training.model import load_checkpoint
-
-        return cls(load_checkpoint(path), **kwargs)
-
     def _tensor(self, a: np.ndarray) -> Any:
         return self._torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype, non_blocking=True)
 

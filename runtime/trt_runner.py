@@ -37,15 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from siamattn import export_choices
+from siamattn import export_choices, tensorrt_env
 from siamattn.errors import MissingDependencyError, SiamAttnError
 from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphSpec, TensorSpec
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str]:
     """Return (module, flavour) for "tensorrt", "tensorrt-rtx" or "auto" (full TensorRT first)."""
-    from siamattn import tensorrt_env
-
     return tensorrt_env.import_tensorrt(flavour)
 
 
@@ -133,11 +131,7 @@ class TensorRTRunner:
             if not Path(plugin_library).is_file():
                 raise SiamAttnError(f"plugin library '{plugin_library}' not found; build it with "
                                     "'siamattn plugins build' (needs the TensorRT headers)")
-            registry = trt.get_plugin_registry()
-            if hasattr(registry, "load_library"):
-                registry.load_library(str(plugin_library))
-            else:  # TensorRT 8.5: the IPluginV2 library registers itself when loaded (plugins/trt/plugin_entry_v2.cpp)
-                ctypes.CDLL(str(plugin_library), mode=ctypes.RTLD_GLOBAL)
+            tensorrt_env.register_plugin_library(trt, plugin_library)
         runtime = trt.Runtime(self._logger)
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._engines: dict[str, Any] = {}

@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -410,62 +410,58 @@ def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
     return summary
 
 
-def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: tuple[float, float, float, float], name: str,
+def _frame_record(i: int, box: Box, score: float, polygon: np.ndarray | None) -> dict:
+    return {"frame": i, "box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
+            "polygon": None if polygon is None else np.round(polygon, 2).tolist()}
+
+
+def _present(render: Callable[[], np.ndarray], writer: VideoWriter | None, show: bool) -> None:
+    """Draw the frame only when someone sees it: into the video, into the window."""
+    if writer is None and not show:
+        return
+    out = render()
+    if writer is not None:
+        writer.write(out)
+    if show:
+        cv2.imshow(WINDOW, out)
+
+
+def _fps_label(label: str, ms: dict[str, float]) -> str:
+    return f"{label}  {1000.0 / max(ms['total'], 1e-6):.0f} fps" if ms else label
+
+
+def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: Box, name: str,
                  writer: VideoWriter | None, show: bool) -> dict:
     if i == 0:
         tracker.init(frame, box)
         res_box, polygon, mask, score, ms = box, None, None, 1.0, {}
     else:
         r = tracker.track(frame)
-        res_box, polygon, mask, score, ms = r.box, r.polygon, r.mask, r.score, r.timings_ms
-        if getattr(r, "output", "polygon") == "box":  # tracker.output: box -> no rotated box drawn/written
-            polygon = None
-    if writer is not None or show:
-        label = f"{name}  frame {i}  score {score:.2f}"
-        if ms:
-            label += f"  {1000.0 / max(ms['total'], 1e-6):.0f} fps"
-        out = draw(frame, res_box, polygon, mask, label)
-        if writer is not None:
-            writer.write(out)
-        if show:
-            cv2.imshow(WINDOW, out)
-    return {"frame": i, "box": [round(float(v), 2) for v in res_box], "score": round(float(score), 4),
-            "polygon": None if polygon is None else np.round(polygon, 2).tolist(),
-            "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
+        res_box, polygon, mask, score, ms = r.box, r.reported_polygon, r.mask, r.score, r.timings_ms
+    label = _fps_label(f"{name}  frame {i}  score {score:.2f}", ms)
+    _present(lambda: draw(frame, res_box, polygon, mask, label), writer, show)
+    return {**_frame_record(i, res_box, score, polygon), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
 
 
 def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box], tracks: dict[int, dict], name: str,
                        writer: VideoWriter | None, show: bool) -> dict:
     """One frame of several targets: added on frame 0, tracked after; ``tracks`` gets each target's record."""
     ms: dict[str, float] = {}
+    drawn = []
     if i == 0:
-        drawn = []
         for b in boxes:
             tid = tracker.add(frame, b)
-            tracks[tid] = {"id": tid, "init": [float(v) for v in b], "frames": []}
+            tracks[tid] = {"id": tid, "init": [float(v) for v in b], "frames": [_frame_record(0, b, 1.0, None)]}
             drawn.append((tid, b, None, None))
-            tracks[tid]["frames"].append({"frame": 0, "box": [round(float(v), 2) for v in b], "score": 1.0,
-                                          "polygon": None})
     else:
         t0 = time.perf_counter()
         results = tracker.track(frame)
         ms = {"total": (time.perf_counter() - t0) * 1000.0}
-        drawn = []
         for tid, r in results.items():
-            polygon = None if getattr(r, "output", "polygon") == "box" else r.polygon
-            drawn.append((tid, r.box, polygon, r.mask))
-            tracks[tid]["frames"].append({"frame": i, "box": [round(float(v), 2) for v in r.box],
-                                          "score": round(float(r.score), 4),
-                                          "polygon": None if polygon is None else np.round(polygon, 2).tolist()})
-    if writer is not None or show:
-        label = f"{name}  frame {i}  {len(drawn)} targets"
-        if ms:
-            label += f"  {1000.0 / max(ms['total'], 1e-6):.0f} fps"
-        out = draw_targets(frame, drawn, label)
-        if writer is not None:
-            writer.write(out)
-        if show:
-            cv2.imshow(WINDOW, out)
+            drawn.append((tid, r.box, r.reported_polygon, r.mask))
+            tracks[tid]["frames"].append(_frame_record(i, r.box, r.score, r.reported_polygon))
+    label = _fps_label(f"{name}  frame {i}  {len(drawn)} targets", ms)
+    _present(lambda: draw_targets(frame, drawn, label), writer, show)
     return {"frame": i, "targets": len(drawn), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
 
 

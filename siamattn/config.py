@@ -212,10 +212,9 @@ class TrackerConfig:
     refine_box: bool = True  # apply the box refinement when the model has it
     mask_threshold: float = 0.2
     min_size: float = 10.0  # width/height clip floor in pixels
-    # Crop/frame geometry of the tracking step (docs/DESIGN.md §3): "pysot" = SiamRPN++/SiamMask's (crop
-    # centre 127, centre-aligned mask paste-back, clip to W/H); "authors" = the SiamAttn authors' tracker
-    # (RPN centre 127.5, crop box from round(s_x), half-pixel RoI inset, edge-aligned paste-back with the
-    # (W-1)/W shrink, clip to W-1/H-1), needed to reproduce their released models box for box.
+    # Crop/frame geometry of the tracking step (docs/DESIGN.md §3 "Tracker geometry"): "pysot" =
+    # SiamRPN++/SiamMask's; "authors" = the SiamAttn authors' tracker, needed to reproduce their released
+    # models box for box.
     geometry: str = "pysot"
     # The result a benchmark reports per frame (TrackResult.region): "polygon" = the rotated box from the
     # mask when the model has one (VOT), "box" = the axis-aligned box (OTB and other one-pass benchmarks).
