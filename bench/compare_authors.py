@@ -47,6 +47,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from siamattn import geometry
+
 STAGE_TOL = 1e-5
 IOU_MIN = 0.99
 MODES = {"vot": "vot2018", "otb": "otb100"}
@@ -285,38 +287,22 @@ class PluginCPURunner:
         return handle.numpy() if hasattr(handle, "numpy") else np.asarray(handle)
 
 
-class Recorder:
-    """Backend wrapper that keeps the RoIs and box deltas of the first frames (to compare with their debug)."""
-
-    def __init__(self, backend: Any) -> None:
-        self.b = backend
-        self.has_refine, self.has_mask = backend.has_refine, backend.has_mask
-        self.calls: list[dict[str, Any]] = []
-
-    def init_template(self, z: np.ndarray) -> None:
-        self.b.init_template(z)
-
-    def search(self, x: np.ndarray) -> Any:
-        self.calls.append({})
-        return self.b.search(x)
-
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        d = self.b.refine_box(roi)
-        self.calls[-1].update(box_roi=np.asarray(roi)[0, 1:].tolist(), deltas=np.asarray(d).reshape(-1).tolist())
-        return d
-
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        self.calls[-1]["mask_roi"] = np.asarray(roi)[0, 1:].tolist()
-        return self.b.refine_mask(roi)
+def frame_calls(recorded: list[tuple[str, np.ndarray, Any]]) -> list[dict[str, Any]]:
+    """The check's recorded backend calls as one dict per frame: its box RoI and deltas and its mask RoI
+    (to compare with their debug)."""
+    calls: list[dict[str, Any]] = []
+    for call, inp, out in recorded:
+        if call == "search":
+            calls.append({})
+        elif call == "refine_box":
+            calls[-1].update(box_roi=inp[0, 1:].tolist(), deltas=out.reshape(-1).tolist())
+        elif call == "refine_mask":
+            calls[-1]["mask_roi"] = inp[0, 1:].tolist()
+    return calls
 
 
 def box_iou(a: list[float], b: list[float]) -> float:
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
-    ih = max(0.0, min(ay2, by2) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    return float(geometry.box_iou(geometry.xywh_to_xyxy(a), geometry.xywh_to_xyxy(b)).reshape(-1)[0])
 
 
 def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -328,14 +314,9 @@ def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def read_frames(video: Path, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    from siamattn.runtime.video import open_source
+
+    frames = list(open_source(str(video), n))
     if len(frames) < n:
         sys.exit(f"error: '{video}' has {len(frames)} frames, the comparison needs {n}")
     return frames
@@ -344,8 +325,9 @@ def read_frames(video: Path, n: int) -> list[np.ndarray]:
 def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
           theirs: list[dict]) -> tuple[list[dict], list[dict]]:
     from siamattn.runtime import Tracker
+    from siamattn.runtime.check import CallRecorder
 
-    rec = Recorder(backend)
+    rec = CallRecorder(backend)
     tracker = Tracker(rec, cfg)
     tracker.init(frames[0], tuple(init))
     out = [{"frame": 0, "bbox": list(init)}]
@@ -359,7 +341,7 @@ def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
             print(f"  (below {IOU_MIN}: ours {np.round(out[-1]['bbox'], 2).tolist()}, theirs "
                   f"{np.round(theirs[i]['bbox'], 2).tolist()})")
     print()
-    return out, rec.calls
+    return out, frame_calls(rec.calls)
 
 
 def track_lockstep(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
@@ -482,7 +464,7 @@ def main() -> int:
         cfgs[m] = from_dict(read_checkpoint(ckpts[m])["config"])
     report["tracking"] = {}
     for name in [b for b in args.backends.split(",") if b]:
-        from siamattn.export.manifest import Manifest
+        from siamattn.manifest import Manifest
         from siamattn.runtime.graph_backend import GraphBackend
 
         if name in ("torch", "torch-onednn-off"):

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from siamattn import export_choices as choices
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import EngineBuildError
-from siamattn.export.manifest import sha256_file
+from siamattn.manifest import sha256_file
 from siamattn.outputs import pause_point, write_file
 from siamattn.plugins import names as plugin_names
 from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, register_plugin_library, resolve_flavour, rtx_library_dir

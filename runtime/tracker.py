@@ -44,7 +44,7 @@ import numpy as np
 from siamattn.config import Config
 from siamattn.errors import InputError
 from siamattn.geometry import context_size, roi_in_crop
-from siamattn.runtime.backend import Backend, BackendOutputError, BatchBackend, as_batch_backend, check_backend
+from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
 from siamattn.runtime.postprocess import (
     CropWindow,
     FrameMask,
@@ -156,7 +156,7 @@ class MultiTracker:
         self.backend_label = type(model).__name__
         if isinstance(model, (str, bytes, os.PathLike)):
             model = as_path(model, "model folder")
-            # lazy: the loader reads manifests (siamattn.export); a Backend object needs none of it
+            # lazy: the loader reads manifests and opens runtimes; a Backend object needs none of it
             from siamattn.runtime.loader import load_backend
 
             model, loaded_cfg, self.backend_label = load_backend(model, backend, device, notes)
@@ -165,8 +165,7 @@ class MultiTracker:
             raise TypeError(f"{type(self).__name__}(backend, cfg): a Backend object needs the model's Config")
         check_backend(model)
         self.backend: Backend = model  # type: ignore[assignment]
-        self._batch: BatchBackend = as_batch_backend(model)  # type: ignore[arg-type]
-        self.max_batch = max(1, int(self._batch.max_batch))
+        self.max_batch = max(1, int(self.backend.max_batch))
         self.cfg = cfg
         t = cfg.tracker
         self._exemplar = t.exemplar_size
@@ -218,7 +217,7 @@ class MultiTracker:
         target = _Target(self._next_id, (x + (w - 1) / 2.0, y + (h - 1) / 2.0), (w, h), pad_color(img))
         s_z = max(1, round(context_size(w, h, self._context)))  # pysot rounds at init (half to even)
         z = get_subwindow(img, target.center, self._exemplar, s_z, target.pad, out=self._z_buf)
-        self._batch.set_template(target.id, z)
+        self.backend.set_template(target.id, z)
         self._next_id += 1
         self._targets[target.id] = target
         self._info = info
@@ -229,7 +228,7 @@ class MultiTracker:
         """Stop tracking ``target_id`` and free its template."""
         self._target_of(target_id, "remove")
         del self._targets[target_id]
-        self._batch.drop_template(target_id)
+        self.backend.drop_template(target_id)
 
     @_serialized
     def clear(self) -> None:
@@ -306,7 +305,7 @@ class MultiTracker:
         with clock.stage("crop"):
             x_crops, wins = self._search_crops(img, chunk)
         with clock.stage("search"):
-            cls, loc = self._batch.search_batch(x_crops, [t.id for t in chunk])
+            cls, loc = self.backend.search_batch(x_crops, [t.id for t in chunk])
             cls, loc = np.asarray(cls), np.asarray(loc)
         with clock.stage("post"):
             sels = [self.rpn.select(cls[i : i + 1], loc[i : i + 1], t.size[0] * win.scale, t.size[1] * win.scale)
@@ -354,7 +353,7 @@ class MultiTracker:
             clipped.append(c_box)
             rois[i] = roi[0]
             rois[i, 0] = i  # batch item i of the last search
-        deltas = np.asarray(self._batch.refine_box_batch(rois))
+        deltas = np.asarray(self.backend.refine_box_batch(rois))
         if deltas.size != 4 * len(boxes):
             raise BackendOutputError(f"backend refine_box() must return 4 finite deltas per target (shape "
                                      f"({len(boxes)}, 4)), got {deltas.shape}")
@@ -377,7 +376,7 @@ class MultiTracker:
             crop_boxes.append(box_crop)
             rois[i] = roi_in_crop(box_crop)[0]
             rois[i, 0] = i
-        out = np.asarray(self._batch.refine_mask_batch(rois))
+        out = np.asarray(self.backend.refine_mask_batch(rois))
         m = self._mask_size
         if out.shape != (n, 1, m, m) or not np.isfinite(out).all():
             raise BackendOutputError(

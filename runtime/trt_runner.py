@@ -119,7 +119,8 @@ class TensorRTRunner:
         if expected_version and expected_version.split(".")[:2] != self.version.split(".")[:2]:
             raise SiamAttnError(
                 f"engines were built with {self.flavour} {expected_version} but {self.version} is installed "
-                f"(export profile {profile or '10'}): engines are tied to the TensorRT version; {rebuild}"
+                f"(export profile {profile or export_choices.DEFAULT_TRT_PROFILE}): engines are tied to the TensorRT "
+                f"version; {rebuild}"
             )
         self.cudart = cudart = _cudart()
         count = cudart.cudaGetDeviceCount()

@@ -23,6 +23,9 @@ from siamattn.errors import ConfigError
 from siamattn.validate import SEED_MAX, is_finite_number
 
 BACKBONES = ("resnet50", "mobilenetv2", "alexnet")
+# Every backbone's correlated maps have stride 8: one score-map cell per 8 crop px, the anchors' grid step
+# (anchors.stride) and the step tracker.score_size counts in.
+FEATURE_STRIDE = 8
 MOBILENET_VARIANTS = ("torchvision", "pysot")
 
 
@@ -177,7 +180,7 @@ class ModelConfig:
 
 @dataclass
 class AnchorConfig:
-    stride: int = 8
+    stride: int = FEATURE_STRIDE
     ratios: list[float] = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])
     scales: list[float] = field(default_factory=lambda: [8.0])
 
@@ -222,7 +225,7 @@ class TrackerConfig:
 
     @property
     def score_size(self) -> int:
-        return (self.instance_size - self.exemplar_size) // 8 + 1 + self.base_size
+        return (self.instance_size - self.exemplar_size) // FEATURE_STRIDE + 1 + self.base_size
 
     def validate(self) -> None:
         _check(0.0 <= self.window_influence <= 1.0, "tracker.window_influence", "must be in [0, 1]")

@@ -54,10 +54,8 @@ from siamattn.outputs import StagedFile, check_folder, check_not_input, pause_po
 from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
 from siamattn.training.losses import rois_for_model, siamattn_loss
 from siamattn.training.model import SiamAttn, build_model, save_checkpoint
-from siamattn.training.model.alexnet import AlexNetLegacy, load_alexnet
+from siamattn.training.model.backbone import BACKBONES
 from siamattn.training.model.checkpoint import check_state_dict, read_checkpoint
-from siamattn.training.model.mobilenet import DilatedMobileNetV2, load_mobilenetv2
-from siamattn.training.model.resnet import AtrousResNet50, load_torchvision_resnet
 from siamattn.training.pairs import PairDataset, PairFailure, StepSampler, collate
 from siamattn.training.sampling import MixedSampler
 
@@ -130,12 +128,7 @@ def lr_at(t: float, cfg: TrainConfig) -> float:
 
 def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
     """The five backbone stages (stem, layer1..layer4 or their equivalents; AlexNet: conv1..conv5)."""
-    if isinstance(backbone, AtrousResNet50):
-        return [nn.ModuleList([backbone.conv1, backbone.bn1]), backbone.layer1, backbone.layer2, backbone.layer3,
-                backbone.layer4]
-    if isinstance(backbone, DilatedMobileNetV2 | AlexNetLegacy):
-        return [backbone.stage(k) for k in range(5)]
-    raise TypeError(f"unknown backbone {type(backbone).__name__}")
+    return [backbone.stage(k) for k in range(5)]
 
 
 def backbone_trainable(cfg: TrainConfig, epoch: int) -> tuple[bool, ...]:
@@ -162,12 +155,7 @@ def init_backbone(model: SiamAttn, cfg: Config) -> str:
     ck = cfg.model.backbone.checkpoint
     if not ck:
         return "backbone: random init"
-    if isinstance(model.backbone, DilatedMobileNetV2):
-        load_mobilenetv2(model.backbone, ck)
-    elif isinstance(model.backbone, AlexNetLegacy):
-        load_alexnet(model.backbone, ck)
-    else:
-        load_torchvision_resnet(model.backbone, ck)
+    BACKBONES[cfg.model.backbone.name].load_pretrained(model.backbone, ck)
     return f"backbone: weights from {ck}"
 
 
