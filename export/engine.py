@@ -185,6 +185,31 @@ def _make_logger(trt: ModuleType) -> Any:
     return Logger()
 
 
+def _parse_error(parser: Any, logger: Any, onnx_path: Path, label: str) -> EngineBuildError:
+    """The one-line failure of a parse: each error at its ONNX node, our plugins' logged reasons, a hint."""
+    names = _onnx_node_names(onnx_path)
+    problems, failed_ops = [], set()
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        idx = int(err.node()) if callable(getattr(err, "node", None)) else -1
+        name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
+        failed_ops.add(op)
+        where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
+        problems.append(f"{where}: {' '.join(err.desc().split())}")
+    hint = ""
+    if any("Plugin not found" in p for p in problems):
+        hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
+                "--plugin-library), or re-export with --ops portable --deform-conv gridsample")
+    elif "Conv" in failed_ops:
+        hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
+                "--xcorr shift_add")
+    # Our plugins' own reasons (a creator refusing an attribute) come first; they say what to fix.
+    ours = [line for line in logger.errors if PLUGIN_LOG_PREFIX in line]
+    logged = "".join(f"; {' '.join(line.split())}" for line in ours[-3:])
+    return EngineBuildError(
+        f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
+
+
 def build_engine(
     backend: TrtFlavour,
     onnx_path: str | os.PathLike[str],
@@ -220,27 +245,7 @@ def build_engine(
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
-        names = _onnx_node_names(onnx_path)
-        problems, failed_ops = [], set()
-        for i in range(parser.num_errors):
-            err = parser.get_error(i)
-            idx = int(err.node()) if callable(getattr(err, "node", None)) else -1
-            name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
-            failed_ops.add(op)
-            where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
-            problems.append(f"{where}: {' '.join(err.desc().split())}")
-        hint = ""
-        if any("Plugin not found" in p for p in problems):
-            hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
-                    "--plugin-library), or re-export with --ops portable --deform-conv gridsample")
-        elif "Conv" in failed_ops:
-            hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
-                    "--xcorr shift_add")
-        # Our plugins' own reasons (a creator refusing an attribute) come first; they say what to fix.
-        ours = [line for line in logger.errors if PLUGIN_LOG_PREFIX in line]
-        logged = "".join(f"; {' '.join(line.split())}" for line in ours[-3:])
-        raise EngineBuildError(
-            f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
+        raise _parse_error(parser, logger, onnx_path, label)
     config = builder.create_builder_config()
     _batch_profile(builder, network, config, max_batch)
     constrained = None

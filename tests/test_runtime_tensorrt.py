@@ -354,6 +354,7 @@ def test_dropped_targets_free_their_memory(fakes, tmp_path):
 
 
 def test_loader_runs_the_batch_engines_when_all_were_built(fakes, tmp_path, monkeypatch):
+    from siamattn.manifest import EnginesInfo
     from siamattn.runtime import loader
 
     _, paths = fakes
@@ -362,7 +363,7 @@ def test_loader_runs_the_batch_engines_when_all_were_built(fakes, tmp_path, monk
     class Manifest:
         def __init__(self, built):
             self.root, self.order, self.built = tmp_path, list(everything), built
-            self.data = {"engines": {"backend": "tensorrt", "version": "10.3.0", "skipped": {}}, "export": {}}
+            self.engines, self.trt_profile = EnginesInfo("tensorrt", "10.3.0", None, {}), None
 
         def engine_path(self, name):
             return everything[name] if name in self.built else None

@@ -114,6 +114,12 @@ def deform_roi_pool(
             raise ValueError(f"deform_roi_pool: mode='mmdet_v1' needs a fixed sampling_ratio >= 1 "
                              f"(the authors use 4), got {sampling_ratio}")
         return _pool_mmdet_v1(feat, rois, offset, ph, pw, spatial_scale, sampling_ratio, gamma)
+    return _pool_mmcv(feat, rois, offset, ph, pw, spatial_scale, sampling_ratio, gamma)
+
+
+def _pool_mmcv(feat: Tensor, rois: Tensor, offset: Tensor | None, ph: int, pw: int, spatial_scale: float,
+               sampling_ratio: int, gamma: float) -> Tensor:
+    """The mmcv pooling of docs/DESIGN.md §4.2 (inputs checked by :func:`deform_roi_pool`)."""
     n, c, h, w = feat.shape
     k = rois.shape[0]
     if k == 0:
