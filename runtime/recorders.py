@@ -14,7 +14,8 @@ from siamattn.runtime.postprocess import RPNPostprocessor, RPNSelection
 
 
 class CallRecorder:
-    """Wraps a backend and records every input and output, so the other backend can replay them."""
+    """Wraps a backend and records every call's input and output: the check compares the two sides' outputs
+    and gives the deployed backend the reference's RoIs."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
