@@ -3,13 +3,13 @@
 Per frame (the authors' inference order, docs/DESIGN.md §3):
 
 1. search crop of ``round(s_x)`` frame pixels around the current centre, resized to 255;
-2. ``backend.search`` -> cls/loc; foreground softmax, anchor decode, change penalty, cosine window, argmax;
+2. ``backend.search_batch`` -> cls/loc; foreground softmax, anchor decode, change penalty, cosine window, argmax;
 3. when the model has box refinement and ``tracker.refine_box``: the RPN box (clipped to the crop) as a
-   RoI in the 255 crop -> ``backend.refine_box`` -> deltas scaled by ``model.refine.box_stds``;
+   RoI in the 255 crop -> ``backend.refine_box_batch`` -> deltas scaled by ``model.refine.box_stds``;
 4. to frame pixels (divide by ``scale_z``, add the centre), centre moves fully, size smoothed with
    ``lr = penalty * score * tracker.lr``, clipped to the frame;
 5. when the model has a mask: the smoothed box mapped back into this frame's crop as a RoI ->
-   ``backend.refine_mask`` -> pasted into the frame, thresholded, largest contour -> rotated box.
+   ``backend.refine_mask_batch`` -> pasted into the frame, thresholded, largest contour -> rotated box.
 
 Crop <-> frame mapping, RoIs, clips and the mask paste-back are asked of ``tracker.geometry``
 (:class:`~siamattn.runtime.postprocess.TrackerGeometry`, docs/DESIGN.md §3); everything else is shared.
