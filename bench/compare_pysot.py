@@ -128,7 +128,7 @@ def main() -> int:
 
                 backend: Any = TorchBackend(load_checkpoint(ck))
             elif backend_name == "onnxruntime":
-                from siamattn.export.manifest import Manifest
+                from siamattn.manifest import Manifest
                 from siamattn.runtime.graph_backend import GraphBackend
                 from siamattn.runtime.ort_runner import OnnxRuntimeRunner
 

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from siamattn.export.manifest import Manifest
 from siamattn.host import cpu_flags, cpu_name
+from siamattn.manifest import Manifest
 from siamattn.runtime.ort_runner import physical_cores, session_options
 
 TOP = 8

@@ -43,6 +43,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -58,6 +59,8 @@ STAGES = ("crop", "post", "refine", "mask", "total")
 
 class PrecomputedBackend:
     """Returns fixed arrays; a few peak positions cycle so the target keeps moving (not a static crop)."""
+
+    max_batch = 1
 
     def __init__(self, cfg, box_wh: tuple[float, float], with_mask: bool) -> None:
         self.has_refine = True
@@ -88,17 +91,20 @@ class PrecomputedBackend:
         self._mask = blob.astype(np.float32)[None, None]
         self._i = 0
 
-    def init_template(self, z_crop: np.ndarray) -> None:
+    def set_template(self, slot: int, z_crop: np.ndarray) -> None:
         self._i = 0
 
-    def search(self, x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def drop_template(self, slot: int) -> None:
+        pass
+
+    def search_batch(self, x_crops: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         self._i += 1
         return self._outputs[self._i % len(self._outputs)]
 
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
+    def refine_box_batch(self, rois: np.ndarray) -> np.ndarray:
         return self._deltas
 
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
+    def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
         return self._mask
 
 
@@ -157,7 +163,7 @@ def _open_backend(model_dir: Path, name: str, threads: int):
 
 
 def _manifest(model_dir: Path):
-    from siamattn.export.manifest import Manifest
+    from siamattn.manifest import Manifest
 
     return Manifest.load(model_dir, verify=False)
 

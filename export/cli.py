@@ -80,7 +80,7 @@ def _build_engines(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from siamattn.export.engine import build_engines
-    from siamattn.export.manifest import FILE_NAME, Manifest, write_manifest
+    from siamattn.manifest import FILE_NAME, Manifest, write_manifest
     from siamattn.outputs import StagedDir, check_folder, pause_point, real
     from siamattn.tensorrt_env import resolve_flavour
 

@@ -36,10 +36,10 @@ from typing import Any, TextIO
 from siamattn import export_choices as choices
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import EngineBuildError
-from siamattn.export.manifest import sha256_file
+from siamattn.manifest import sha256_file
 from siamattn.outputs import pause_point, write_file
 from siamattn.plugins import names as plugin_names
-from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, resolve_flavour, rtx_library_dir
+from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, register_plugin_library, resolve_flavour, rtx_library_dir
 
 RTX_UNVERSIONED = "libtensorrt_rtx.so"
 PLUGIN_LOG_PREFIX = "[siamattn plugins]"  # how plugins/trt/plugin_entry.cpp's log_error starts each line
@@ -185,6 +185,31 @@ def _make_logger(trt: ModuleType) -> Any:
     return Logger()
 
 
+def _parse_error(parser: Any, logger: Any, onnx_path: Path, label: str) -> EngineBuildError:
+    """The one-line failure of a parse: each error at its ONNX node, our plugins' logged reasons, a hint."""
+    names = _onnx_node_names(onnx_path)
+    problems, failed_ops = [], set()
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        idx = int(err.node()) if callable(getattr(err, "node", None)) else -1
+        name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
+        failed_ops.add(op)
+        where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
+        problems.append(f"{where}: {' '.join(err.desc().split())}")
+    hint = ""
+    if any("Plugin not found" in p for p in problems):
+        hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
+                "--plugin-library), or re-export with --ops portable --deform-conv gridsample")
+    elif "Conv" in failed_ops:
+        hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
+                "--xcorr shift_add")
+    # Our plugins' own reasons (a creator refusing an attribute) come first; they say what to fix.
+    ours = [line for line in logger.errors if PLUGIN_LOG_PREFIX in line]
+    logged = "".join(f"; {' '.join(line.split())}" for line in ours[-3:])
+    return EngineBuildError(
+        f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
+
+
 def build_engine(
     backend: TrtFlavour,
     onnx_path: str | os.PathLike[str],
@@ -220,27 +245,7 @@ def build_engine(
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
-        names = _onnx_node_names(onnx_path)
-        problems, failed_ops = [], set()
-        for i in range(parser.num_errors):
-            err = parser.get_error(i)
-            idx = int(err.node()) if callable(getattr(err, "node", None)) else -1
-            name, op = names[idx] if 0 <= idx < len(names) else (getattr(err, "node_name", lambda: "")(), "?")
-            failed_ops.add(op)
-            where = f"ONNX node '{name}' ({op}, #{idx})" if idx >= 0 else "the graph"
-            problems.append(f"{where}: {' '.join(err.desc().split())}")
-        hint = ""
-        if any("Plugin not found" in p for p in problems):
-            hint = (" -- the graph needs our plugin library: build it with 'siamattn plugins build' (or pass "
-                    "--plugin-library), or re-export with --ops portable --deform-conv gridsample")
-        elif "Conv" in failed_ops:
-            hint = (" -- if this is the depth-wise xcorr (a Conv whose weights are a tensor), re-export with "
-                    "--xcorr shift_add")
-        # Our plugins' own reasons (a creator refusing an attribute) come first; they say what to fix.
-        ours = [line for line in logger.errors if PLUGIN_LOG_PREFIX in line]
-        logged = "".join(f"; {' '.join(line.split())}" for line in ours[-3:])
-        raise EngineBuildError(
-            f"[{label}] TensorRT could not parse {onnx_path.name}: {'; '.join(problems)}{logged}{hint}")
+        raise _parse_error(parser, logger, onnx_path, label)
     config = builder.create_builder_config()
     _batch_profile(builder, network, config, max_batch)
     constrained = None
@@ -295,16 +300,9 @@ def _batch_profile(builder: Any, network: Any, config: Any, max_batch: int) -> N
 
 
 def load_plugin_library(trt: ModuleType, path: str, label: str) -> None:
-    """Register our plugins: ``load_library`` (TensorRT >= 8.6), else (8.5) load the library into the process,
-    where its IPluginV2 glue registers itself with the running TensorRT (plugins/trt/plugin_entry_v2.cpp)."""
+    """Register our plugins for a build; any failure is this graph's one-line build error."""
     try:
-        registry = trt.get_plugin_registry()
-        if hasattr(registry, "load_library"):
-            registry.load_library(str(path))
-        else:
-            import ctypes
-
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        register_plugin_library(trt, path)
     except Exception as exc:
         raise EngineBuildError(f"[{label}] could not load the plugin library {path}: {exc}") from exc
 

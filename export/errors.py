@@ -1,16 +1,14 @@
-"""Errors of the export stage (torch-free, so the runtime can catch ManifestError without torch)."""
+"""Errors of the export stage (torch-free)."""
 
 from __future__ import annotations
 
-from siamattn.errors import SiamAttnError
+from siamattn.errors import ManifestError, SiamAttnError
+
+__all__ = ["EngineBuildError", "ExportError", "ManifestError"]  # ManifestError lives in the core now
 
 
 class ExportError(SiamAttnError, RuntimeError):
     """Exporting or post-processing a graph failed for a reason the user can act on."""
-
-
-class ManifestError(SiamAttnError, ValueError):
-    """An export directory or its manifest.json is missing, corrupt or does not match its files."""
 
 
 class EngineBuildError(SiamAttnError, RuntimeError):

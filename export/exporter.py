@@ -20,11 +20,11 @@ from siamattn.export import engine as engines
 from siamattn.export.fp16 import ISLANDS, convert_to_fp16, find_islands
 from siamattn.export.graphs import MULTI_SUFFIX, Stage, export_stage, stages
 from siamattn.export.lowering import DEFAULT_XCORR, lowerings
-from siamattn.export.manifest import FILE_NAME, FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
 from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
 from siamattn.export.random_model import random_model
 from siamattn.export.verify import compare, rounding_noise, run_onnx
+from siamattn.manifest import FILE_NAME, FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
 from siamattn.outputs import StagedDir, check_dir_output, only_names, pause_point
 from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 from siamattn.training.model import SiamAttn, load_checkpoint
@@ -127,7 +127,7 @@ def export_graph(stage: Stage, cfg: Config, opts: ExportOptions) -> tuple[onnx.M
     """One stage through dynamo export, the post-pass, FP16 conversion (or, for the 8.5 profile, the FP32 layers
     of the builder's precision constraints), the opset the profile's parser reads, and the checker."""
     assert opts.xcorr is not None and opts.deform_conv is not None, "resolve_profile first"
-    profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
+    profile = choices.trt_profile(opts.trt_version)
     # dynamo writes opset 18+ only; older targets are down-converted afterwards (export/opset.py).
     opset = max(min(cfg.export.opset, profile.opset), 18)
     batch = stage.max_batch if stage.dynamic_axes else None
@@ -226,7 +226,7 @@ def _check_plugins_available(cfg: Config, opts: ExportOptions, backend: TrtFlavo
 
 def _profile_entry(opts: ExportOptions, backend: TrtFlavour | None) -> dict[str, Any]:
     """manifest export.trt_profile: the TensorRT the graphs are for, how FP16 is built, which DeformConv runs."""
-    profile = choices.TRT_PROFILES[opts.trt_version or choices.DEFAULT_TRT_PROFILE]
+    profile = choices.trt_profile(opts.trt_version)
     assert opts.deform_conv is not None
     return {"name": profile.name, "opset": profile.opset,
             "typing": "strongly-typed" if profile.strongly_typed else "fp16-builder-flag+fp32-layer-constraints",
@@ -245,7 +245,7 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.to_dict(),
         "export": {"ops": opts.ops, "precision": opts.precision,
-                   "opset": choices.TRT_PROFILES[opts.trt_version or "10"].opset,
+                   "opset": choices.trt_profile(opts.trt_version).opset,
                    "trt_profile": _profile_entry(opts, backend),
                    "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
                    "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],

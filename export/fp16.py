@@ -329,39 +329,56 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = ISLANDS
                     continue
                 target = TensorProto.FLOAT if (node.op_type, k) in _PINNED_FP32 else want
                 node.input[k] = as_type(name, target)
-        if node.op_type == "Cast":
-            to = next(a for a in node.attribute if a.name == "to")
-            if to.i in FLOAT_TYPES:
-                to.i = want
-        if node.op_type == "ConstantOfShape":
-            _type_constant_of_shape(node)
-        if node.op_type in ("Constant", "ConstantOfShape"):
-            for a in node.attribute:
-                if a.name == "value" and a.t.data_type in FLOAT_TYPES and a.t.data_type != want:
-                    arr = numpy_helper.to_array(a.t).astype(np.float16 if want == TensorProto.FLOAT16 else np.float32)
-                    a.t.CopyFrom(numpy_helper.from_array(arr, a.t.name))
+        _retype_node(node, want)
         for o in node.output:
             if types.get(o) in FLOAT_TYPES:
                 current[o] = want
         new_nodes.append(node)
 
-    # Graph outputs stay FP32: the producer writes an internal FP16 value, a Cast writes the output name.
-    out_names = {o.name for o in g.output}
+    output_casts = _fp32_outputs(new_nodes, {o.name for o in g.output}, current)
+    new_nodes += output_casts
+    report.casts += len(output_casts)
+    _replace_graph(g, new_nodes, new_inits, current)
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    return model, report
+
+
+def _retype_node(node: onnx.NodeProto, want: int) -> None:
+    """A node's own float types (Cast targets, constant values) -> ``want``."""
+    if node.op_type == "Cast":
+        to = next(a for a in node.attribute if a.name == "to")
+        if to.i in FLOAT_TYPES:
+            to.i = want
+    if node.op_type == "ConstantOfShape":
+        _type_constant_of_shape(node)
+    if node.op_type in ("Constant", "ConstantOfShape"):
+        for a in node.attribute:
+            if a.name == "value" and a.t.data_type in FLOAT_TYPES and a.t.data_type != want:
+                arr = numpy_helper.to_array(a.t).astype(np.float16 if want == TensorProto.FLOAT16 else np.float32)
+                a.t.CopyFrom(numpy_helper.from_array(arr, a.t.name))
+
+
+def _fp32_outputs(nodes: list[onnx.NodeProto], out_names: set[str], current: dict[str, int]) -> list[onnx.NodeProto]:
+    """Graph outputs stay FP32: the producer writes an internal FP16 value, a Cast (returned) writes the
+    output name."""
     output_casts = []
-    for node in new_nodes:
+    for node in nodes:
         for k, o in enumerate(node.output):
             if o in out_names and current.get(o) == TensorProto.FLOAT16:
                 internal = f"{o}__fp16"
                 node.output[k] = internal
                 current[internal], current[o] = TensorProto.FLOAT16, TensorProto.FLOAT
-                for other in new_nodes:
+                for other in nodes:
                     for j, name in enumerate(other.input):
                         if name == o:
                             other.input[j] = internal
                 output_casts.append(helper.make_node("Cast", [internal], [o], to=TensorProto.FLOAT, name=f"cast_{o}"))
-    new_nodes += output_casts
-    report.casts += len(output_casts)
+    return output_casts
 
+
+def _replace_graph(g: onnx.GraphProto, new_nodes: list[onnx.NodeProto], new_inits: list[onnx.TensorProto],
+                   current: dict[str, int]) -> None:
+    """The converted nodes and weights into ``g``, unused weights dropped, value types made redoable."""
     del g.node[:]
     g.node.extend(new_nodes)
     g.initializer.extend(new_inits)
@@ -377,5 +394,3 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = ISLANDS
             v.type.tensor_type.elem_type = current[v.name]
     del g.value_info[:]
     g.value_info.extend(vis)
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    return model, report

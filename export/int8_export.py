@@ -19,8 +19,8 @@ import onnx
 from siamattn.errors import ConfigError, InputError
 from siamattn.export import calibration as calib
 from siamattn.export import int8
-from siamattn.export.manifest import sha256_file
 from siamattn.export.postpass import op_counts
+from siamattn.manifest import sha256_file
 from siamattn.outputs import write_file
 
 CPU_SUFFIX = ".cpu.onnx"

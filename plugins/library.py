@@ -182,9 +182,6 @@ class DeformLibrary:
     def build_info(self) -> str:
         return self._lib.siamattn_build_info().decode()
 
-    def raw(self) -> ctypes.CDLL:
-        return self._lib
-
     def check(self, status: int, what: str) -> None:
         if status != 0:
             msg = self._lib.siamattn_last_error().decode() or self._lib.siamattn_status_string(status).decode()

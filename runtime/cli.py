@@ -219,7 +219,7 @@ def _earlier_polygraphy(folder: Path) -> str | None:
 
 def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, float], reference: Any, cfg: Any,
                       out_dir: Path) -> None:
-    from siamattn.export.manifest import Manifest
+    from siamattn.manifest import Manifest
     from siamattn.runtime.polygraphy_data import record_graph_io, write_polygraphy_data
     from siamattn.runtime.video import open_source
 

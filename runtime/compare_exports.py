@@ -68,7 +68,7 @@ def parse_models(models: list[str], default_backend: str) -> list[tuple[Path, st
 
 def same_weights(models: list[Path]) -> None:
     """One reference for all: every export must come from the same weights (checkpoint sha256 or seed)."""
-    from siamattn.export.manifest import Manifest
+    from siamattn.manifest import Manifest
 
     idents = {}
     for m in models:

@@ -54,14 +54,14 @@ def _export(checkpoint: Path, old: Path, out: Path, engine: str, shown: Path) ->
     the checkpoint and options are unchanged; ``shown``: the final demo folder, for the printed paths."""
     from siamattn.config import apply_overrides, from_dict
     from siamattn.export.exporter import ExportOptions, export_model
-    from siamattn.export.manifest import Manifest, sha256_file
+    from siamattn.manifest import Manifest, sha256_file
     from siamattn.training.model.checkpoint import read_checkpoint
 
     model_dir = out / "model"
     precision = "fp16" if engine != "none" else "fp32"  # FP16 is for GPUs; ONNX Runtime CPU runs FP32 best
     try:
         m = Manifest.load(old / "model")
-        same = (m.data["weights"].get("sha256") == sha256_file(checkpoint) and m.precision == precision
+        same = (m.weights.sha256 == sha256_file(checkpoint) and m.precision == precision
                 and (engine == "none" or all(m.engine_path(n) for n in m.order)))
         if same:
             print(f"[demo] reusing export in {shown / 'model'}")

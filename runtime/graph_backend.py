@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from siamattn.errors import SiamAttnError
-from siamattn.runtime.backend import SlotZeroBackend
 
 GRAPHS = ("template", "search", "refine_box", "refine_mask")
 
@@ -59,11 +58,13 @@ class GraphRunner(Protocol):
 
 # Graphs with a batch dimension (export.max_targets > 1): the per-frame graphs of several targets at once.
 MULTI_SUFFIX = "_multi"
+# Target sets whose stacked caches are kept: the chunks of one frame reuse theirs; past this, older sets
+# (targets since added or removed) are dropped together.
+STACKED_SETS_KEPT = 8
 
 
-class GraphBackend(SlotZeroBackend):
-    """Backend over a :class:`GraphRunner` (see module docstring); a
-    :class:`~siamattn.runtime.backend.BatchBackend` too.
+class GraphBackend:
+    """:class:`~siamattn.runtime.backend.Backend` over a :class:`GraphRunner` (see module docstring).
 
     Templates are kept per slot as the template graph's output handles. A batch of one runs the batch-1
     graphs (``search``, ``refine_*``) on the slot's handles directly; a batch of n > 1 runs the ``*_multi``
@@ -94,6 +95,9 @@ class GraphBackend(SlotZeroBackend):
             self._host_input[name] = fresh[0]
         self._templates: dict[int, dict[str, Any]] = {}  # slot -> template graph outputs
         self._stacked: dict[tuple[int, ...], dict[str, Any]] = {}  # slots -> concatenated cache handles
+        # ... and the host arrays they were uploaded from, referenced while the handles live (ONNX Runtime CPU
+        # values share their memory)
+        self._stacked_host: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
         self._search_out: dict[str, Any] = {}
         self._suffix = ""  # which graph family ran the last search ("" or MULTI_SUFFIX)
         self._cls_name, self._loc_name = self._find_output("search", "cls"), self._find_output("search", "loc")
@@ -118,7 +122,7 @@ class GraphBackend(SlotZeroBackend):
                 raise SiamAttnError(f"graph '{graph}' needs '{inp.name}' before it was computed (call order)")
         return self.runner.run(graph, feeds)
 
-    # -- BatchBackend ------------------------------------------------------------------------------
+    # -- Backend (siamattn.runtime.backend) ----------------------------------------------------------
     def set_template(self, slot: int, z_crop: np.ndarray) -> None:
         self.drop_template(slot)
         self._search_out = {}
@@ -137,28 +141,28 @@ class GraphBackend(SlotZeroBackend):
             self._release(old)
         for key in [k for k in self._stacked if slot in k]:
             self._release(self._stacked.pop(key))
+            del self._stacked_host[key]
 
     def _stacked_cache(self, graph: str, slots: tuple[int, ...]) -> dict[str, Any]:
         cache = self._stacked.get(slots)
         if cache is None:
-            if len(self._stacked) >= 8:  # chunks of a frame reuse theirs; older target sets are dropped
+            if len(self._stacked) >= STACKED_SETS_KEPT:
                 for old in self._stacked.values():
                     self._release(old)
                 self._stacked.clear()
+                self._stacked_host.clear()
             names = [i.name for i in self.runner.specs[graph].inputs if i.name != self._host_input[graph]]
             host = {n: np.concatenate([np.asarray(self.runner.download(self._templates[s][n])) for s in slots])
                     for n in names}
-            # the host arrays stay referenced beside their handles (ONNX Runtime CPU values share their memory)
             cache = {n: self.runner.upload(graph, n, a) for n, a in host.items()}
-            cache["__host__"] = host
-            self._stacked[slots] = cache
+            self._stacked[slots], self._stacked_host[slots] = cache, host
         return cache
 
     def search_batch(self, x_crops: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(int(s) for s in slots)
         missing = [s for s in key if s not in self._templates]
         if missing or not key:
-            raise SiamAttnError(f"search() called before init_template() (slots {missing or '[]'})")
+            raise SiamAttnError(f"search_batch() called before set_template() (slots {missing or '[]'})")
         if len(key) > self.max_batch or len(set(key)) != len(key) or (
                 len(key) > 1 and x_crops.shape[0] != len(key)):
             raise SiamAttnError(f"search_batch: {x_crops.shape[0]} crops for slots {list(key)}, at most "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from siamattn.config import Config
 from siamattn.errors import SiamAttnError, require
-from siamattn.export.manifest import Manifest
+from siamattn.manifest import Manifest
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES, Backend, check_choice
 from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphBackend
 from siamattn.validate import as_path
@@ -28,8 +28,7 @@ def _tensorrt(manifest: Manifest, device: str) -> Backend:
     names = [n for n in manifest.order if not n.endswith(MULTI_SUFFIX)]
     missing = [n for n in names if manifest.engine_path(n) is None]
     if missing:
-        skipped = manifest.data.get("engines", {}).get("skipped", {})
-        why = skipped.get(missing[0], "built without an engine backend")
+        why = manifest.engines.skipped.get(missing[0], "built without an engine backend")
         raise SiamAttnError(f"export '{manifest.root}' has no TensorRT engine for {', '.join(missing)} ({why}); "
                             "re-export with --engine tensorrt on the target machine")
     # The batch engines (optimisation profile over the target axis) when every one of them was built; else
@@ -37,12 +36,10 @@ def _tensorrt(manifest: Manifest, device: str) -> Backend:
     multi = [n for n in manifest.order if n.endswith(MULTI_SUFFIX)]
     if multi and all(manifest.engine_path(n) is not None for n in multi):
         names += multi
-    eng = manifest.data.get("engines", {})
-    plugin = eng.get("plugin_library")
+    eng = manifest.engines
     runner = TensorRTRunner({n: manifest.engine_path(n) for n in names},  # type: ignore[misc]
-                            plugin_library=Path(plugin) if plugin else None,
-                            flavour=eng.get("backend") or "auto", expected_version=eng.get("version"),
-                            profile=(manifest.data.get("export", {}).get("trt_profile") or {}).get("name"))
+                            plugin_library=Path(eng.plugin_library) if eng.plugin_library else None,
+                            flavour=eng.backend or "auto", expected_version=eng.version, profile=manifest.trt_profile)
     return GraphBackend(runner, max_batch=runner.max_batch)
 
 
@@ -74,16 +71,16 @@ def load_reference(model_dir: str | Path, checkpoint: str | Path | None = None, 
 
     manifest = Manifest.load(model_dir, verify=False)
     cfg = manifest.config()
-    weights = manifest.data.get("weights", {})
-    if checkpoint is None and weights.get("source") == "random-init":
+    weights = manifest.weights
+    if checkpoint is None and weights.source == "random-init":
         from siamattn.export.random_model import random_model
 
-        return TorchBackend(random_model(cfg, int(weights.get("seed") or 0)), device=torch_device(device))
+        return TorchBackend(random_model(cfg, int(weights.seed or 0)), device=torch_device(device))
     from siamattn.training.model import load_checkpoint
 
     if checkpoint is not None:  # the user's own file: its own errors (missing, a folder, not a checkpoint)
         return TorchBackend(load_checkpoint(checkpoint, cfg), device=torch_device(device))
-    path = weights.get("path")
+    path = weights.path
     if not path or not Path(path).is_file():
         fix = f"pass {checkpoint_option} PATH" if checkpoint_option else (
             f"put them back there, or re-export from them: siamattn export --checkpoint PATH --out {model_dir}")
@@ -110,8 +107,8 @@ def load_backend(model_dir: str | Path, backend: str = "auto", device: str = "au
     if backend in ("auto", "tensorrt"):
         try:
             b = _tensorrt(manifest, device)
-            eng = manifest.data["engines"]
-            return b, cfg, f"{eng['backend']} {eng['version']} {precision}"
+            eng = manifest.engines
+            return b, cfg, f"{eng.backend} {eng.version} {precision}"
         except SiamAttnError as exc:
             if backend == "tensorrt":
                 raise

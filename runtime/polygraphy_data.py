@@ -14,7 +14,7 @@ recorded from the PyTorch reference tracker running the clip, so the inputs are 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ class _GraphTap:
     """A :class:`Backend` over the reference :class:`TorchBackend` that records each graph call's feeds and
     outputs under the exported graphs' tensor names."""
 
+    max_batch = 1  # the recorded feeds are the batch-1 graphs'
+
     def __init__(self, reference: Any) -> None:
         self.ref = reference
         self.has_refine, self.has_mask = reference.has_refine, reference.has_mask
@@ -43,25 +45,28 @@ class _GraphTap:
             ({k: np.array(v, np.float32) for k, v in feeds.items()},
              {k: np.array(v, np.float32) for k, v in outputs.items()}))
 
-    def init_template(self, z: np.ndarray) -> None:
-        self.ref.init_template(z)
-        self._cache = self.ref.cache_arrays()
+    def set_template(self, slot: int, z: np.ndarray) -> None:
+        self.ref.set_template(slot, z)
+        self._cache = self.ref.cache_arrays(slot)
         self._keep("template", {"z": z}, self._cache)
 
-    def search(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cls, loc = self.ref.search(x)
+    def drop_template(self, slot: int) -> None:
+        self.ref.drop_template(slot)
+
+    def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        cls, loc = self.ref.search_batch(x, slots)
         self._search = self.ref.search_arrays()
         self._keep("search", {"x": x, **self._cache}, self._search)
         return cls, loc
 
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        out = self.ref.refine_box(roi)
-        self._keep("refine_box", {"box_feat": self._search["box_feat"], "rois": roi}, {"box_deltas": out})
+    def refine_box_batch(self, rois: np.ndarray) -> np.ndarray:
+        out = self.ref.refine_box_batch(rois)
+        self._keep("refine_box", {"box_feat": self._search["box_feat"], "rois": rois}, {"box_deltas": out})
         return out
 
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        out = self.ref.refine_mask(roi)
-        self._keep("refine_mask", {"mask_feat": self._search["mask_feat"], "rois": roi}, {"mask": out})
+    def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
+        out = self.ref.refine_mask_batch(rois)
+        self._keep("refine_mask", {"mask_feat": self._search["mask_feat"], "rois": rois}, {"mask": out})
         return out
 
 

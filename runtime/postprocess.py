@@ -47,7 +47,6 @@ class RPNSelection:
     box: tuple[float, float, float, float]  # decoded (cx, cy, w, h), centre offset from the crop centre, crop px
     score: float  # foreground probability at index
     penalty: float  # scale/ratio change penalty at index
-    pscore: float  # penalty * score * (1 - window_influence) + window * window_influence (the argmax value)
 
     @property
     def lr(self) -> float:
@@ -70,9 +69,7 @@ class RPNPostprocessor:
         hann = np.hanning(self.score_size)
         self.window = np.tile(np.outer(hann, hann).ravel(), self.k)  # same cosine window for every anchor
         self._window_term = (self.window * self.window_influence).astype(np.float32)
-        # The SiamAttn authors' tracker decodes the chosen box in float32 (numpy float32 arrays); their boxes
-        # are only reproduced over many frames when ours rounds the same way (docs/MODELS.md).
-        self.float32_box = t.geometry == "authors"
+        self.float32_box = tracker_geometry(cfg).float32_box
         self.cls_shape = (1, 2 * self.k, self.score_size, self.score_size)
         self.loc_shape = (1, 4 * self.k, self.score_size, self.score_size)
 
@@ -145,8 +142,7 @@ class RPNPostprocessor:
         flat = cls.reshape(2, -1)
         score_b = 0.5 + 0.5 * math.tanh(0.5 * (float(flat[1, best]) - float(flat[0, best])))
         pen_b = float(self.penalty(box[2], box[3], target_w, target_h))
-        ps_b = pen_b * score_b * (1.0 - self.window_influence) + float(self.window[best]) * self.window_influence
-        return RPNSelection(best, box, score_b, pen_b, ps_b)
+        return RPNSelection(best, box, score_b, pen_b)
 
 
 def _exp(x: float) -> float:
@@ -221,12 +217,8 @@ class CropWindow(NamedTuple):
 
 
 class TrackerGeometry:
-    """pysot's crop <-> frame geometry (tracker.geometry "pysot", docs/DESIGN.md §3).
-
-    Crop pixel ``u`` is frame ``cx + (u - c) / scale_z`` with ``c = (instance_size - 1) / 2`` (127), the
-    centre the RPN offsets are measured from. Box RoI: the RPN box with its centre in the crop ``[0, 254]``
-    and its size in ``[min_size, 255]``, no inset. Mask: centre-aligned tiling of the RoI, mapped with the
-    same crop -> frame map. Frame clip: centre in ``[0, W]``, size in ``[min_size, W]``.
+    """pysot's crop <-> frame geometry (tracker.geometry "pysot"): the one answer to every question of where
+    a crop, box, RoI or mask lies, as docs/DESIGN.md §3 "Tracker geometry" states it.
 
     :class:`AuthorsGeometry` overrides only what the SiamAttn authors' tracker does differently; the
     tracking step (:class:`~siamattn.runtime.tracker.Tracker`) is shared.
@@ -235,6 +227,7 @@ class TrackerGeometry:
     name = "pysot"
     roi_inset = 0.0  # moved inwards on each side of the box RoI (crop px)
     frame_margin = 0.0  # frame clip bounds are (W - margin, H - margin)
+    float32_box = False  # the chosen RPN box is decoded in float32 (RPNPostprocessor.decode_box)
 
     def __init__(self, instance_size: int, min_size: float) -> None:
         self.instance_size = instance_size
@@ -282,19 +275,14 @@ class TrackerGeometry:
 
 
 class AuthorsGeometry(TrackerGeometry):
-    """The SiamAttn authors' tracker geometry (tracker.geometry "authors", docs/DESIGN.md §3).
-
-    Differences from pysot's: the RPN offsets are measured from ``instance_size / 2`` (127.5); the crop's
-    top-left frame corner is ``centre - round(s_x) / 2`` and crop px ``u`` is frame
-    ``corner + u / scale_z``; the box RoI size is clipped to ``[min_size, 254]`` and inset by half a pixel;
-    the mask is edge-aligned in its RoI and pasted with ``round(s_x) / instance_size`` frame px per crop
-    px, the whole map shrunk by ``(W-1)/W``, ``(H-1)/H``; the frame clip is ``[0, W-1]`` / ``[min_size,
-    W-1]``.
-    """
+    """The SiamAttn authors' tracker geometry (tracker.geometry "authors"; what differs: docs/DESIGN.md §3)."""
 
     name = "authors"
     roi_inset = 0.5
     frame_margin = 1.0
+    # their tracker decodes the chosen box in float32 (numpy float32 arrays); their boxes are only reproduced
+    # over many frames when ours rounds the same way (docs/MODELS.md)
+    float32_box = True
 
     def __init__(self, instance_size: int, min_size: float) -> None:
         super().__init__(instance_size, min_size)
@@ -304,7 +292,7 @@ class AuthorsGeometry(TrackerGeometry):
         return float(self.instance_size - 1), float(self.instance_size - 1)
 
     def box_roi(self, box: Sequence[float]) -> tuple[tuple[float, float, float, float], np.ndarray]:
-        # their tracker adds the crop centre to the float32 box in float32 (see RPNPostprocessor.float32_box)
+        # their tracker adds the crop centre to the float32 box in float32 (float32_box)
         c = np.float32(self.rpn_centre)
         cx, cy = float(np.float32(box[0]) + c), float(np.float32(box[1]) + c)
         clipped = clip_cxcywh((cx, cy, box[2], box[3]), self._roi_centre_max, self.min_size, self._roi_size_max)
@@ -365,10 +353,6 @@ class FrameMask:
         ph, pw = self.patch.shape
         full[self.y : self.y + ph, self.x : self.x + pw] = self.patch
         return full
-
-    @property
-    def area(self) -> int:
-        return int(np.count_nonzero(self.patch))
 
 
 def paste_mask(

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from siamattn.errors import InputError, require
-from siamattn.runtime.backend import SlotZeroBackend
 
 
 def torch_device(device: str = "auto") -> str:
@@ -27,7 +26,7 @@ def torch_device(device: str = "auto") -> str:
     return device
 
 
-class TorchBackend(SlotZeroBackend):
+class TorchBackend:
     """:class:`~siamattn.runtime.backend.Backend` over a :class:`siamattn.training.model.SiamAttn`.
 
     ``device``: "cpu", "cuda" or "cuda:N". ``half``: FP16 weights and activations (CUDA only; the channel
@@ -57,12 +56,6 @@ class TorchBackend(SlotZeroBackend):
         self._graph_key: tuple[int, ...] | None = None
         self._static_x: Any = None
 
-    @classmethod
-    def from_checkpoint(cls, path: str, **kwargs: Any) -> TorchBackend:
-        from siamattn.training.model import load_checkpoint
-
-        return cls(load_checkpoint(path), **kwargs)
-
     def _tensor(self, a: np.ndarray) -> Any:
         return self._torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype, non_blocking=True)
 
@@ -81,7 +74,7 @@ class TorchBackend(SlotZeroBackend):
         """All outputs of the last search (cls, loc and the refinement features), by graph output name."""
         return {k: self._host(v) for k, v in self._out.items()}
 
-    # -- BatchBackend (module docstring of siamattn.runtime.backend) --------------------------------
+    # -- Backend (siamattn.runtime.backend) ----------------------------------------------------------
     def set_template(self, slot: int, z_crop: np.ndarray) -> None:
         self.drop_template(slot)
         with self._torch.inference_mode():
@@ -121,7 +114,7 @@ class TorchBackend(SlotZeroBackend):
     def search_batch(self, x_crops: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(int(s) for s in slots)
         if not key or any(s not in self._templates for s in key):
-            raise InputError("torch backend: search() called before init_template()")
+            raise InputError("torch backend: search_batch() called before set_template()")
         if len(key) > self.max_batch or len(set(key)) != len(key) or (
                 len(key) > 1 and x_crops.shape[0] != len(key)):
             raise InputError(f"torch backend: {x_crops.shape[0]} crops for slots {list(key)}, at most "

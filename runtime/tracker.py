@@ -3,20 +3,16 @@
 Per frame (the authors' inference order, docs/DESIGN.md §3):
 
 1. search crop of ``round(s_x)`` frame pixels around the current centre, resized to 255;
-2. ``backend.search`` -> cls/loc; foreground softmax, anchor decode, change penalty, cosine window, argmax;
+2. ``backend.search_batch`` -> cls/loc; foreground softmax, anchor decode, change penalty, cosine window, argmax;
 3. when the model has box refinement and ``tracker.refine_box``: the RPN box (clipped to the crop) as a
-   RoI in the 255 crop -> ``backend.refine_box`` -> deltas scaled by ``model.refine.box_stds``;
+   RoI in the 255 crop -> ``backend.refine_box_batch`` -> deltas scaled by ``model.refine.box_stds``;
 4. to frame pixels (divide by ``scale_z``, add the centre), centre moves fully, size smoothed with
    ``lr = penalty * score * tracker.lr``, clipped to the frame;
 5. when the model has a mask: the smoothed box mapped back into this frame's crop as a RoI ->
-   ``backend.refine_mask`` -> pasted into the frame, thresholded, largest contour -> rotated box.
+   ``backend.refine_mask_batch`` -> pasted into the frame, thresholded, largest contour -> rotated box.
 
-Crop <-> frame mapping, RoIs, clips and the mask paste-back follow ``tracker.geometry``
-(:class:`~siamattn.runtime.postprocess.TrackerGeometry`): "pysot": crop pixel ``u`` (centre 127) is frame
-``cx + (u - 127) / scale_z``, where ``cx`` is the centre the crop was taken around and ``scale_z =
-exemplar_size / s_z`` (s_z unrounded); "authors": the SiamAttn authors' variant
-(:class:`~siamattn.runtime.postprocess.AuthorsGeometry`: RPN centre 127.5, frame ``cx - round(s_x)/2 +
-u / scale_z``, half-pixel RoI inset, edge-aligned paste-back, clip to W-1/H-1). Everything else is shared.
+Crop <-> frame mapping, RoIs, clips and the mask paste-back are asked of ``tracker.geometry``
+(:class:`~siamattn.runtime.postprocess.TrackerGeometry`, docs/DESIGN.md §3); everything else is shared.
 
 Box conventions as the reference tracker: the initial box (x, y, w, h) has its centre at
 ``x + (w-1)/2``; reported boxes are ``(cx - w/2, cy - h/2, w, h)``.
@@ -34,11 +30,12 @@ video); a target leaving the frame is kept at the border by the clipping of step
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -47,7 +44,7 @@ import numpy as np
 from siamattn.config import Config
 from siamattn.errors import InputError
 from siamattn.geometry import context_size, roi_in_crop
-from siamattn.runtime.backend import Backend, BackendOutputError, BatchBackend, as_batch_backend, check_backend
+from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
 from siamattn.runtime.postprocess import (
     CropWindow,
     FrameMask,
@@ -76,7 +73,26 @@ def _serialized(method: _F) -> _F:
     return locked  # type: ignore[return-value]
 
 
-_MIN_CONTOUR_AREA = 100.0  # pysot: a mask contour must cover more than 100 px to give the rotated box
+class _StageClock:
+    """Wall time per stage of one step, in ms: ``with clock.stage("search"): ...``; a stage timed twice adds
+    up. ``carried_ms`` (time spent before the clock started) counts toward the first stage and the total."""
+
+    def __init__(self, carried_ms: float = 0.0) -> None:
+        self.ms: dict[str, float] = {}
+        self._carried = self._carry = carried_ms
+        self._start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1000.0 + self._carry
+        self._carry = 0.0
+
+    def finish(self) -> dict[str, float]:
+        """The stages and their ``total``, start to now."""
+        self.ms["total"] = (time.perf_counter() - self._start) * 1000.0 + self._carried
+        return self.ms
 
 
 @dataclass
@@ -99,12 +115,16 @@ class TrackResult:
         return x + w / 2.0, y + h / 2.0
 
     @property
+    def reported_polygon(self) -> np.ndarray | None:
+        """The rotated box when ``output`` is "polygon" (None without a mask), None when it is "box"."""
+        return self.polygon if self.output == "polygon" else None
+
+    @property
     def region(self) -> tuple[float, ...]:
         """What a benchmark records for this frame (tracker.output): the rotated box as 8 numbers
         (x1, y1, ..., x4, y4) when ``output`` is "polygon" and the model has a mask, else the box (x, y, w, h)."""
-        if self.output == "polygon" and self.polygon is not None:
-            return tuple(float(v) for v in self.polygon.reshape(-1))
-        return tuple(float(v) for v in self.box)
+        polygon = self.reported_polygon
+        return tuple(float(v) for v in (self.box if polygon is None else polygon.reshape(-1)))
 
 
 @dataclass
@@ -136,7 +156,7 @@ class MultiTracker:
         self.backend_label = type(model).__name__
         if isinstance(model, (str, bytes, os.PathLike)):
             model = as_path(model, "model folder")
-            # lazy: the loader reads manifests (siamattn.export); a Backend object needs none of it
+            # lazy: the loader reads manifests and opens runtimes; a Backend object needs none of it
             from siamattn.runtime.loader import load_backend
 
             model, loaded_cfg, self.backend_label = load_backend(model, backend, device, notes)
@@ -145,8 +165,7 @@ class MultiTracker:
             raise TypeError(f"{type(self).__name__}(backend, cfg): a Backend object needs the model's Config")
         check_backend(model)
         self.backend: Backend = model  # type: ignore[assignment]
-        self._batch: BatchBackend = as_batch_backend(model)  # type: ignore[arg-type]
-        self.max_batch = max(1, int(self._batch.max_batch))
+        self.max_batch = max(1, int(self.backend.max_batch))
         self.cfg = cfg
         t = cfg.tracker
         self._exemplar = t.exemplar_size
@@ -198,7 +217,7 @@ class MultiTracker:
         target = _Target(self._next_id, (x + (w - 1) / 2.0, y + (h - 1) / 2.0), (w, h), pad_color(img))
         s_z = max(1, round(context_size(w, h, self._context)))  # pysot rounds at init (half to even)
         z = get_subwindow(img, target.center, self._exemplar, s_z, target.pad, out=self._z_buf)
-        self._batch.set_template(target.id, z)
+        self.backend.set_template(target.id, z)
         self._next_id += 1
         self._targets[target.id] = target
         self._info = info
@@ -209,7 +228,7 @@ class MultiTracker:
         """Stop tracking ``target_id`` and free its template."""
         self._target_of(target_id, "remove")
         del self._targets[target_id]
-        self._batch.drop_template(target_id)
+        self.backend.drop_template(target_id)
 
     @_serialized
     def clear(self) -> None:
@@ -280,54 +299,31 @@ class MultiTracker:
         """One batch: n crops -> one search call -> per-target RPN selection -> one refine_box call ->
         per-target state update -> one refine_mask call -> per-target paste-back. Timings are the batch's
         (the same dict for its targets); ``crop`` includes the frame validation of the first batch."""
-        t0 = time.perf_counter()
-        fw, fh = info.width, info.height
+        clock = _StageClock(t_valid * 1000.0)
+        frame_wh = (info.width, info.height)
         n = len(chunk)
-        x_crops = self._x_buf[:n]
-        wins: list[CropWindow] = []
-        for i, t in enumerate(chunk):
-            w0, h0 = t.size
-            s_z = context_size(w0, h0, self._context)
-            scale_z = self._exemplar / s_z
-            crop_sz = max(1, round(s_z * self._instance / self._exemplar))
-            get_subwindow(img, t.center, self._instance, crop_sz, t.pad, out=x_crops[i : i + 1])
-            wins.append(CropWindow(t.center[0], t.center[1], scale_z, crop_sz))
-        t1 = time.perf_counter()
-
-        cls, loc = self._batch.search_batch(x_crops, [t.id for t in chunk])
-        cls, loc = np.asarray(cls), np.asarray(loc)
-        t2 = time.perf_counter()
-
-        sels = [self.rpn.select(cls[i : i + 1], loc[i : i + 1], t.size[0] * win.scale, t.size[1] * win.scale)
-                for i, (t, win) in enumerate(zip(chunk, wins, strict=True))]
-        boxes = [s.box for s in sels]  # offsets from the geometry's RPN centre, crop px
-        t3 = time.perf_counter()
-
-        if self.use_refine:
-            boxes = self._refine(boxes)
-        t4 = time.perf_counter()
-
-        for t, sel, box, win in zip(chunk, sels, boxes, wins, strict=True):
-            new_box = self.geometry.box_to_frame(box, win)
-            cx, cy, w, h = smooth_and_clip(t.size, new_box, sel.lr * self._lr, (fw, fh), self._min_size,
-                                           self.geometry.frame_margin)
-            t.center, t.size = (cx, cy), (w, h)
-        t5 = time.perf_counter()
-
-        masks: list[tuple[FrameMask | None, np.ndarray | None]] = [(None, None)] * n
-        if self.use_mask:
-            masks = self._masks(chunk, wins, (fw, fh))
-        t6 = time.perf_counter()
-
-        ms = 1000.0
-        timings = {
-            "crop": (t1 - t0 + t_valid) * ms,
-            "search": (t2 - t1) * ms,
-            "post": ((t3 - t2) + (t5 - t4)) * ms,
-            "refine": (t4 - t3) * ms,
-            "mask": (t6 - t5) * ms,
-            "total": (t6 - t0 + t_valid) * ms,
-        }
+        with clock.stage("crop"):
+            x_crops, wins = self._search_crops(img, chunk)
+        with clock.stage("search"):
+            cls, loc = self.backend.search_batch(x_crops, [t.id for t in chunk])
+            cls, loc = np.asarray(cls), np.asarray(loc)
+        with clock.stage("post"):
+            sels = [self.rpn.select(cls[i : i + 1], loc[i : i + 1], t.size[0] * win.scale, t.size[1] * win.scale)
+                    for i, (t, win) in enumerate(zip(chunk, wins, strict=True))]
+            boxes = [s.box for s in sels]  # offsets from the geometry's RPN centre, crop px
+        with clock.stage("refine"):
+            if self.use_refine:
+                boxes = self._refine(boxes)
+        with clock.stage("post"):
+            for t, sel, box, win in zip(chunk, sels, boxes, wins, strict=True):
+                new_box = self.geometry.box_to_frame(box, win)
+                cx, cy, w, h = smooth_and_clip(t.size, new_box, sel.lr * self._lr, frame_wh, self._min_size,
+                                               self.geometry.frame_margin)
+                t.center, t.size = (cx, cy), (w, h)
+        with clock.stage("mask"):
+            masks: list[tuple[FrameMask | None, np.ndarray | None]] = (
+                self._masks(chunk, wins, frame_wh) if self.use_mask else [(None, None)] * n)
+        timings = clock.finish()
         if n > 1:
             timings["batch"] = float(n)
         out: dict[int, TrackResult] = {}
@@ -336,6 +332,17 @@ class MultiTracker:
             out[t.id] = TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index,
                                     timings if n == 1 else dict(timings), self._output)
         return out
+
+    def _search_crops(self, img: np.ndarray, chunk: list[_Target]) -> tuple[np.ndarray, list[CropWindow]]:
+        """Each target's search crop, stacked in the reused input buffer, and the window it was cut from."""
+        x_crops = self._x_buf[: len(chunk)]
+        wins: list[CropWindow] = []
+        for i, t in enumerate(chunk):
+            s_z = context_size(*t.size, self._context)
+            crop_sz = max(1, round(s_z * self._instance / self._exemplar))
+            get_subwindow(img, t.center, self._instance, crop_sz, t.pad, out=x_crops[i : i + 1])
+            wins.append(CropWindow(t.center[0], t.center[1], self._exemplar / s_z, crop_sz))
+        return x_crops, wins
 
     def _refine(self, boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
         """Box refinement on the RPN boxes (offsets from the RPN centre, crop px), one call for the batch;
@@ -346,7 +353,7 @@ class MultiTracker:
             clipped.append(c_box)
             rois[i] = roi[0]
             rois[i, 0] = i  # batch item i of the last search
-        deltas = np.asarray(self._batch.refine_box_batch(rois))
+        deltas = np.asarray(self.backend.refine_box_batch(rois))
         if deltas.size != 4 * len(boxes):
             raise BackendOutputError(f"backend refine_box() must return 4 finite deltas per target (shape "
                                      f"({len(boxes)}, 4)), got {deltas.shape}")
@@ -369,7 +376,7 @@ class MultiTracker:
             crop_boxes.append(box_crop)
             rois[i] = roi_in_crop(box_crop)[0]
             rois[i, 0] = i
-        out = np.asarray(self._batch.refine_mask_batch(rois))
+        out = np.asarray(self.backend.refine_mask_batch(rois))
         m = self._mask_size
         if out.shape != (n, 1, m, m) or not np.isfinite(out).all():
             raise BackendOutputError(
@@ -381,7 +388,7 @@ class MultiTracker:
         for i, (t, win, box_crop) in enumerate(zip(chunk, wins, crop_boxes, strict=True)):
             to_frame = self.geometry.mask_to_frame(rois[i : i + 1], box_crop, m, win, frame_wh)  # axis-aligned 2x3
             mask = paste_mask(out[i, 0], to_frame, frame_wh, self._mask_threshold)
-            polygon = mask_polygon(mask, _MIN_CONTOUR_AREA)
+            polygon = mask_polygon(mask)
             if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left
                 (cx, cy), (w, h) = t.center, t.size
                 x1, y1 = cx - w / 2.0, cy - h / 2.0
@@ -398,10 +405,6 @@ class Tracker(MultiTracker):
     :class:`~siamattn.errors.InputError` naming the choices; why ``auto`` did not pick TensorRT is appended
     to ``notes``, or warned without a list); ``Tracker(backend_object, cfg)`` runs any :class:`Backend`.
     """
-
-    @property
-    def initialized(self) -> bool:
-        return bool(self._targets)
 
     @property
     def _target(self) -> _Target:

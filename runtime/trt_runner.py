@@ -37,15 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from siamattn import export_choices
+from siamattn import export_choices, tensorrt_env
 from siamattn.errors import MissingDependencyError, SiamAttnError
 from siamattn.runtime.graph_backend import MULTI_SUFFIX, GraphSpec, TensorSpec
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str]:
     """Return (module, flavour) for "tensorrt", "tensorrt-rtx" or "auto" (full TensorRT first)."""
-    from siamattn import tensorrt_env
-
     return tensorrt_env.import_tensorrt(flavour)
 
 
@@ -112,17 +110,7 @@ class TensorRTRunner:
         trt, self.flavour = import_tensorrt(flavour)
         self.version = trt.__version__
         model_dir = Path(next(iter(paths.values()))).parent if paths else Path("MODEL_DIR")
-        # The export's TensorRT profile (manifest export.trt_profile: opset, plugin glue, typing) must be this
-        # TensorRT's, or no rebuild of the engines can help: say so first.
-        mismatch = export_choices.profile_mismatch(profile, self.flavour, self.version)
-        if mismatch:
-            raise SiamAttnError(f"'{model_dir}': {mismatch}")
-        rebuild = f"rebuild them on this device with 'siamattn build-engines --model {model_dir}' (no torch needed)"
-        if expected_version and expected_version.split(".")[:2] != self.version.split(".")[:2]:
-            raise SiamAttnError(
-                f"engines were built with {self.flavour} {expected_version} but {self.version} is installed "
-                f"(export profile {profile or '10'}): engines are tied to the TensorRT version; {rebuild}"
-            )
+        rebuild = self._refuse_other_tensorrt(model_dir, profile, expected_version)
         self.cudart = cudart = _cudart()
         count = cudart.cudaGetDeviceCount()
         if int(count[0]) != 0 or count[1] == 0:
@@ -133,11 +121,7 @@ class TensorRTRunner:
             if not Path(plugin_library).is_file():
                 raise SiamAttnError(f"plugin library '{plugin_library}' not found; build it with "
                                     "'siamattn plugins build' (needs the TensorRT headers)")
-            registry = trt.get_plugin_registry()
-            if hasattr(registry, "load_library"):
-                registry.load_library(str(plugin_library))
-            else:  # TensorRT 8.5: the IPluginV2 library registers itself when loaded (plugins/trt/plugin_entry_v2.cpp)
-                ctypes.CDLL(str(plugin_library), mode=ctypes.RTLD_GLOBAL)
+            tensorrt_env.register_plugin_library(trt, plugin_library)
         runtime = trt.Runtime(self._logger)
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._engines: dict[str, Any] = {}
@@ -148,45 +132,14 @@ class TensorRTRunner:
         max_shapes: dict[tuple[str, str], tuple[int, ...]] = {}  # (graph, tensor) -> buffer shape
         host_io = {"cls", "loc"}  # outputs the host reads; plus every graph's final output and fresh inputs
         for name, path in paths.items():
-            data = Path(path).read_bytes()
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                raise SiamAttnError(
-                    f"engine '{path}' could not be loaded by {self.flavour} {self.version} (corrupt, built for "
-                    f"another TensorRT version or GPU, or a plugin is missing); {rebuild}"
-                )
-            self._engines[name] = engine
-            self._contexts[name] = engine.create_execution_context()
-            inputs, outputs = [], []
-            for i in range(engine.num_io_tensors):
-                tname = engine.get_tensor_name(i)
-                shape = tuple(int(d) for d in engine.get_tensor_shape(tname))
-                spec = TensorSpec(tname, shape, np.dtype(trt.nptype(engine.get_tensor_dtype(tname))).name)
-                is_input = engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT
-                (inputs if is_input else outputs).append(spec)
-            self.specs[name] = GraphSpec(name, tuple(inputs), tuple(outputs))
-            self._batch_axis(name, engine, inputs, outputs, max_shapes, rebuild)
+            self._load_engine(trt, runtime, name, Path(path), max_shapes, rebuild)
             if name.startswith("refine"):
-                host_io.update(o.name for o in outputs)
+                host_io.update(o.name for o in self.specs[name].outputs)
         produced = {o.name for s in self.specs.values() for o in s.outputs}
         for spec in self.specs.values():
             host_io.update(i.name for i in spec.inputs if i.name not in produced)
         self._fresh = {g: {i.name for i in s.inputs if i.name not in produced} for g, s in self.specs.items()}
-        # One buffer per tensor name and graph family: producer output and consumer input share memory.
-        self._buffers: dict[tuple[str, str], _Buffer] = {}
-        for spec in self.specs.values():
-            family = self._family(spec.name)
-            for t in (*spec.inputs, *spec.outputs):
-                shape = max_shapes.get((spec.name, t.name), t.shape)
-                buf = self._buffers.get((family, t.name))
-                if buf is None:
-                    self._buffers[(family, t.name)] = _Buffer(cudart, shape, np.dtype(t.dtype), t.name in host_io)
-                elif buf.shape != shape:
-                    raise SiamAttnError(f"tensor '{t.name}' has shape {shape} in graph '{spec.name}' but "
-                                        f"{buf.shape} elsewhere: engines from different exports")
-        for name, ctx in self._contexts.items():
-            for t in (*self.specs[name].inputs, *self.specs[name].outputs):
-                ctx.set_tensor_address(t.name, int(self._bound(name, t.name).device))
+        self._bind_buffers(host_io, max_shapes)
         # the most targets one call of every batch engine takes (1 without batch engines)
         self.max_batch = min((hi for _, hi in self._batch_range.values()), default=1)
         self._shape_n: dict[str, int] = {}  # batch engine -> target count its context's input shapes are set to
@@ -196,6 +149,61 @@ class TensorRTRunner:
         self._use_graph = cuda_graph and os.environ.get("SIAMATTN_NO_CUDA_GRAPH") != "1"
         self._graphs: dict[str, Any] = {}
         self._runs: dict[str, int] = {}
+
+    def _refuse_other_tensorrt(self, model_dir: Path, profile: str | None, expected_version: str | None) -> str:
+        """Refuse engines this TensorRT cannot run; returns the rebuild advice for later errors."""
+        # The export's TensorRT profile (manifest export.trt_profile: opset, plugin glue, typing) must be this
+        # TensorRT's, or no rebuild of the engines can help: say so first.
+        mismatch = export_choices.profile_mismatch(profile, self.flavour, self.version)
+        if mismatch:
+            raise SiamAttnError(f"'{model_dir}': {mismatch}")
+        rebuild = f"rebuild them on this device with 'siamattn build-engines --model {model_dir}' (no torch needed)"
+        if expected_version and expected_version.split(".")[:2] != self.version.split(".")[:2]:
+            raise SiamAttnError(
+                f"engines were built with {self.flavour} {expected_version} but {self.version} is installed "
+                f"(export profile {profile or export_choices.DEFAULT_TRT_PROFILE}): engines are tied to the TensorRT "
+                f"version; {rebuild}"
+            )
+        return rebuild
+
+    def _load_engine(self, trt: Any, runtime: Any, name: str, path: Path,
+                     max_shapes: dict[tuple[str, str], tuple[int, ...]], rebuild: str) -> None:
+        """Deserialize one engine, make its execution context and read its tensors into ``specs``."""
+        engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            raise SiamAttnError(
+                f"engine '{path}' could not be loaded by {self.flavour} {self.version} (corrupt, built for "
+                f"another TensorRT version or GPU, or a plugin is missing); {rebuild}"
+            )
+        self._engines[name] = engine
+        self._contexts[name] = engine.create_execution_context()
+        inputs, outputs = [], []
+        for i in range(engine.num_io_tensors):
+            tname = engine.get_tensor_name(i)
+            shape = tuple(int(d) for d in engine.get_tensor_shape(tname))
+            spec = TensorSpec(tname, shape, np.dtype(trt.nptype(engine.get_tensor_dtype(tname))).name)
+            is_input = engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT
+            (inputs if is_input else outputs).append(spec)
+        self.specs[name] = GraphSpec(name, tuple(inputs), tuple(outputs))
+        self._batch_axis(name, engine, inputs, outputs, max_shapes, rebuild)
+
+    def _bind_buffers(self, host_io: set[str], max_shapes: dict[tuple[str, str], tuple[int, ...]]) -> None:
+        """One buffer per tensor name and graph family (producer output and consumer input share memory),
+        bound once into every context: the addresses never change."""
+        self._buffers: dict[tuple[str, str], _Buffer] = {}
+        for spec in self.specs.values():
+            family = self._family(spec.name)
+            for t in (*spec.inputs, *spec.outputs):
+                shape = max_shapes.get((spec.name, t.name), t.shape)
+                buf = self._buffers.get((family, t.name))
+                if buf is None:
+                    self._buffers[(family, t.name)] = _Buffer(self.cudart, shape, np.dtype(t.dtype), t.name in host_io)
+                elif buf.shape != shape:
+                    raise SiamAttnError(f"tensor '{t.name}' has shape {shape} in graph '{spec.name}' but "
+                                        f"{buf.shape} elsewhere: engines from different exports")
+        for name, ctx in self._contexts.items():
+            for t in (*self.specs[name].inputs, *self.specs[name].outputs):
+                ctx.set_tensor_address(t.name, int(self._bound(name, t.name).device))
 
     @staticmethod
     def _family(graph: str) -> str:

@@ -23,6 +23,9 @@ from siamattn.errors import ConfigError
 from siamattn.validate import SEED_MAX, is_finite_number
 
 BACKBONES = ("resnet50", "mobilenetv2", "alexnet")
+# Every backbone's correlated maps have stride 8: one score-map cell per 8 crop px, the anchors' grid step
+# (anchors.stride) and the step tracker.score_size counts in.
+FEATURE_STRIDE = 8
 MOBILENET_VARIANTS = ("torchvision", "pysot")
 
 
@@ -177,7 +180,7 @@ class ModelConfig:
 
 @dataclass
 class AnchorConfig:
-    stride: int = 8
+    stride: int = FEATURE_STRIDE
     ratios: list[float] = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])
     scales: list[float] = field(default_factory=lambda: [8.0])
 
@@ -212,10 +215,9 @@ class TrackerConfig:
     refine_box: bool = True  # apply the box refinement when the model has it
     mask_threshold: float = 0.2
     min_size: float = 10.0  # width/height clip floor in pixels
-    # Crop/frame geometry of the tracking step (docs/DESIGN.md §3): "pysot" = SiamRPN++/SiamMask's (crop
-    # centre 127, centre-aligned mask paste-back, clip to W/H); "authors" = the SiamAttn authors' tracker
-    # (RPN centre 127.5, crop box from round(s_x), half-pixel RoI inset, edge-aligned paste-back with the
-    # (W-1)/W shrink, clip to W-1/H-1), needed to reproduce their released models box for box.
+    # Crop/frame geometry of the tracking step (docs/DESIGN.md §3 "Tracker geometry"): "pysot" =
+    # SiamRPN++/SiamMask's; "authors" = the SiamAttn authors' tracker, needed to reproduce their released
+    # models box for box.
     geometry: str = "pysot"
     # The result a benchmark reports per frame (TrackResult.region): "polygon" = the rotated box from the
     # mask when the model has one (VOT), "box" = the axis-aligned box (OTB and other one-pass benchmarks).
@@ -223,7 +225,7 @@ class TrackerConfig:
 
     @property
     def score_size(self) -> int:
-        return (self.instance_size - self.exemplar_size) // 8 + 1 + self.base_size
+        return (self.instance_size - self.exemplar_size) // FEATURE_STRIDE + 1 + self.base_size
 
     def validate(self) -> None:
         _check(0.0 <= self.window_influence <= 1.0, "tracker.window_influence", "must be in [0, 1]")

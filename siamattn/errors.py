@@ -52,3 +52,7 @@ def require(module: str, extra: str, feature: str):
             f"{feature} needs the Python package '{module}', which is not installed "
             f"({exc}). Install it with: pip install 'siamattn-trt[{extra}]'"
         ) from exc
+
+
+class ManifestError(SiamAttnError, ValueError):
+    """An export directory or its manifest.json is missing, corrupt or does not match its files."""

@@ -116,6 +116,11 @@ TRT_PROFILES: dict[str, TrtProfile] = {
 DEFAULT_TRT_PROFILE = "10"
 
 
+def trt_profile(name: str | None) -> TrtProfile:
+    """The profile ``name`` (``--trt-version``, manifest ``export.trt_profile.name``); None -> the default."""
+    return TRT_PROFILES[name or DEFAULT_TRT_PROFILE]
+
+
 def trt_profile_for(version: str | None) -> str:
     """The profile of an installed TensorRT version ("8.5.2.2" -> "8.5", "10.3.0" -> "10"); None -> the default.
     TensorRT-RTX (1.x) builds what the 10 profile describes."""

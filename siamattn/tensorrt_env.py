@@ -4,12 +4,14 @@ Export (engine building), the runtime (engine running), the demo and the plugin 
 
 * :func:`resolve_flavour` / :func:`import_tensorrt`: full TensorRT (``tensorrt``) or TensorRT-RTX
   (``tensorrt_rtx``, or ``tensorrt_rtx_bindings`` as the tensorrt-rtx pip wheels name it);
+* :func:`register_plugin_library`: our plugins into a TensorRT, for building and running engines;
 * :func:`rtx_library_dir`: where the TensorRT-RTX wheel keeps its shared libraries;
 * :func:`cuda_device_count` / :func:`local_cuda_arch`: NVIDIA GPUs through cuda-python, then ``nvidia-smi``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import importlib.util
 import re
@@ -100,6 +102,17 @@ def import_tensorrt(flavour: str = "auto") -> tuple[ModuleType, str]:
             "no TensorRT Python package found: install TensorRT (JetPack on Jetson, or 'pip install tensorrt') or "
             "TensorRT-RTX ('pip install siamattn-trt[tensorrt-rtx]'), or use --backend onnxruntime")
     return found.load(), found.flavour
+
+
+def register_plugin_library(trt: ModuleType, path: str | Path) -> None:
+    """Register our TensorRT plugins with ``trt`` (engine building and running both need them):
+    ``load_library`` (TensorRT >= 8.6), else (8.5) load the library into the process, where its IPluginV2 glue
+    registers itself with the running TensorRT (plugins/trt/plugin_entry_v2.cpp)."""
+    registry = trt.get_plugin_registry()
+    if hasattr(registry, "load_library"):
+        registry.load_library(str(path))
+    else:
+        ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
 
 
 def rtx_library_dir() -> Path | None:

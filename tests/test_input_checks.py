@@ -292,6 +292,10 @@ class _SlowBackend:
     """A one-target backend that notices two calls running at once (each call sleeps to widen the window)."""
 
     has_refine = has_mask = False
+    max_batch = 1
+
+    def drop_template(self, slot):
+        pass
 
     def __init__(self) -> None:
         from test_runtime_tracker import FakeBackend
@@ -306,18 +310,18 @@ class _SlowBackend:
         time.sleep(0.002)
         self.active -= 1
 
-    def init_template(self, z):
+    def set_template(self, slot, z):
         self._enter()
-        self.inner.init_template(z)
+        self.inner.set_template(slot, z)
 
-    def search(self, x):
+    def search_batch(self, x, slots):
         self._enter()
-        return self.inner.search(x)
+        return self.inner.search_batch(x, slots)
 
-    def refine_box(self, roi):  # pragma: no cover - has_refine is False
+    def refine_box_batch(self, roi):  # pragma: no cover - has_refine is False
         raise AssertionError
 
-    refine_mask = refine_box
+    refine_mask_batch = refine_box_batch
 
 
 def test_one_tracker_shared_by_threads_runs_one_call_at_a_time():

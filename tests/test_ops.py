@@ -109,15 +109,13 @@ def test_deform_roi_pool_zero_size_rois_pool_to_zero_only_when_adaptive():
         (-1.0, "edge0"),  # exactly -1 is inside the RoIAlign rule: clamps to row 0
         (-1.0 - 1e-6, "zero"),  # just beyond -1: contributes 0
         (-0.4, "edge0"),  # (-1, 0) clamps to 0
-        (5.0, "edgeH"),  # exactly H (=6 rows -> H-1=5 ... use H below)
+        (6.0, "edgeH"),  # exactly H (6 rows): clamps to the last row
     ],
 )
 def test_deform_roi_pool_border_samples(coord, expect):
     # A 1x1 bin with one sample at its centre lets us place the sample exactly: sample = x1*s - 0.5 + 0.5*rw.
     h = w = 6
     feat = torch.arange(h * w, dtype=torch.float64).view(1, 1, h, w) + 1.0
-    if coord == 5.0:
-        coord = float(h)  # exactly H
     # choose rois so that the sample y = coord and x = 2.0
     y1 = coord + 0.5 - 0.5  # rh = 1 -> sample at sy + 0.5 = y1 - 0.5 + 0.5
     rois = torch.tensor([[0, 2.0, y1, 3.0, y1 + 1.0]], dtype=torch.float64)

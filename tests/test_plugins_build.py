@@ -220,10 +220,11 @@ def test_info_cli_lists_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert main(["plugins", "info"]) == 0
     out = capsys.readouterr().out
     assert "impl=cpu" in out
-    if (lib_dir / LIB_FILES["trt"]).is_file():
-        # the library compiled from siamattn_plugin_names.h reports what the Python side read from it
-        assert names.info_plugins() + " " in out
-        assert names.info_plugins() == "plugins=DeformConv/1/,SiamAttnDeformConv/1/,DeformRoIPool/1/"
+    if not (lib_dir / LIB_FILES["trt"]).is_file():
+        pytest.skip(f"no TensorRT plugin library in {lib_dir}: its plugin list is not checked")
+    # the library compiled from siamattn_plugin_names.h reports what the Python side read from it
+    assert names.info_plugins() + " " in out
+    assert names.info_plugins() == "plugins=DeformConv/1/,SiamAttnDeformConv/1/,DeformRoIPool/1/"
 
 
 # ------------------------------------------------------------------------------- every TensorRT our users run

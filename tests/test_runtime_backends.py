@@ -11,10 +11,9 @@ import pytest
 
 from siamattn.cli import main
 from siamattn.errors import SiamAttnError
-from siamattn.runtime.check import _Recorder, compare_graphs
+from siamattn.runtime.check import run_check
 from siamattn.runtime.graph_backend import GraphBackend, GraphSpec, TensorSpec
 from siamattn.runtime.loader import load_backend, load_reference
-from siamattn.runtime.tracker import Tracker
 
 
 def _clip() -> Path:
@@ -72,10 +71,10 @@ def test_graph_backend_wires_tensors_by_name():
     runner = FakeRunner()
     b = GraphBackend(runner)
     assert b.has_refine and not b.has_mask
-    b.init_template(np.full((1, 3), 1.0))  # a = 3, b = 2
-    cls, loc = b.search(np.full((2,), 5.0))  # 10 + 6 = 16
+    b.set_template(0, np.full((1, 3), 1.0))  # a = 3, b = 2
+    cls, loc = b.search_batch(np.full((2,), 5.0), (0,))  # 10 + 6 = 16
     assert cls[0] == 16 and loc[0] == -16
-    assert b.refine_box(np.array([[0, 1, 2, 3, 4]], dtype=np.float32))[0] == 17 + 10
+    assert b.refine_box_batch(np.array([[0, 1, 2, 3, 4]], dtype=np.float32))[0] == 17 + 10
     # the template graph ran once; the search graph was fed its outputs without a host round trip
     assert [c[0] for c in runner.calls] == ["template", "search", "refine_box"]
     assert runner.calls[1][1]["a"] is not None and runner.calls[1][1]["a"][0] == 3
@@ -88,11 +87,11 @@ def test_graph_backend_rejects_mixed_exports_and_bad_call_order():
     with pytest.raises(SiamAttnError, match="exactly one input that no other graph produces"):
         GraphBackend(runner)
     b = GraphBackend(FakeRunner())
-    with pytest.raises(SiamAttnError, match="before init_template"):
-        b.search(np.zeros(2))
-    b.init_template(np.zeros((1, 3)))
+    with pytest.raises(SiamAttnError, match="before set_template"):
+        b.search_batch(np.zeros(2), (0,))
+    b.set_template(0, np.zeros((1, 3)))
     with pytest.raises(SiamAttnError, match="before search"):
-        b.refine_box(np.zeros((1, 5), dtype=np.float32))
+        b.refine_box_batch(np.zeros((1, 5), dtype=np.float32))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -104,12 +103,7 @@ def test_onnxruntime_backend_matches_torch_reference_on_identical_inputs(tiny_ex
     backend, cfg, name = load_backend(tiny_export, "onnxruntime", "cpu")
     assert name.startswith("onnxruntime cpu")
     ref = load_reference(tiny_export)
-    rec = _Recorder(ref)
-    t = Tracker(rec, cfg)
-    t.init(frames[0], INIT)
-    for f in frames[1:]:
-        t.track(f)
-    errors = compare_graphs(rec.calls, backend)
+    errors = run_check(frames, INIT, ref, backend, cfg, name).output_diffs  # lock step: identical inputs
     assert {(e.graph, e.output) for e in errors} == {("search", "cls"), ("search", "loc"), ("refine_box", "deltas"),
                                                      ("refine_mask", "mask")}
     for e in errors:

@@ -120,13 +120,11 @@ class Planted:
 
     def __init__(self, inner: Any, call: str, change: Any) -> None:
         self.inner, self.call, self.change = inner, call, change
-        self.has_refine, self.has_mask = inner.has_refine, inner.has_mask
+        self.has_refine, self.has_mask, self.max_batch = inner.has_refine, inner.has_mask, inner.max_batch
+        self.set_template, self.drop_template = inner.set_template, inner.drop_template
 
-    def init_template(self, z: np.ndarray) -> None:
-        self.inner.init_template(z)
-
-    def search(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cls, loc = (np.array(a, np.float32) for a in self.inner.search(x))
+    def search_batch(self, x: np.ndarray, slots: Any) -> tuple[np.ndarray, np.ndarray]:
+        cls, loc = (np.array(a, np.float32) for a in self.inner.search_batch(x, slots))
         if self.call in ("search/cls", "search/loc"):
             if self.call == "search/cls":
                 cls = self.change(cls)
@@ -134,12 +132,12 @@ class Planted:
                 loc = self.change(loc)
         return cls, loc
 
-    def refine_box(self, roi: np.ndarray) -> np.ndarray:
-        out = np.array(self.inner.refine_box(roi), np.float32)
+    def refine_box_batch(self, roi: np.ndarray) -> np.ndarray:
+        out = np.array(self.inner.refine_box_batch(roi), np.float32)
         return self.change(out) if self.call == "refine_box" else out
 
-    def refine_mask(self, roi: np.ndarray) -> np.ndarray:
-        out = np.array(self.inner.refine_mask(roi), np.float32)
+    def refine_mask_batch(self, roi: np.ndarray) -> np.ndarray:
+        out = np.array(self.inner.refine_mask_batch(roi), np.float32)
         return self.change(out) if self.call == "refine_mask" else out
 
 

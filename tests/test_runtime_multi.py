@@ -107,21 +107,25 @@ def test_multi_equals_lone_trackers_torch(one_torch_thread):
 
 
 class _Plain:
-    """A backend without batch support (one template at a time)."""
+    """A backend that runs the networks' shapes only, one target per call."""
 
     has_refine = has_mask = False
+    max_batch = 1
 
-    def init_template(self, z):
+    def drop_template(self, slot):
         pass
 
-    def search(self, x):
+    def set_template(self, slot, z):
+        pass
+
+    def search_batch(self, x, slots):
         k, s = 5, 25
         return np.zeros((1, 2 * k, s, s), np.float32), np.zeros((1, 4 * k, s, s), np.float32)
 
-    def refine_box(self, roi):
+    def refine_box_batch(self, roi):
         raise AssertionError
 
-    def refine_mask(self, roi):
+    def refine_mask_batch(self, roi):
         raise AssertionError
 
 
@@ -133,8 +137,6 @@ def test_multi_tracker_api_errors():
         mt.track(frame)
     a = mt.add(frame, (10, 10, 30, 30))
     assert mt.ids == [a] and set(mt.track(frame)) == {a}
-    with pytest.raises(InputError, match="one target at a time"):
-        mt.add(frame, (50, 50, 30, 30))  # a plain backend holds one template
     with pytest.raises(InputError, match="mid-video"):
         mt.track(np.zeros((60, 80, 3), np.uint8))
     with pytest.raises(InputError, match="no target with id 99"):

@@ -243,14 +243,14 @@ def test_engines_share_buffers_and_the_search_graph_is_replayed(fakes):
     # the template's output buffer *is* the search engine's input buffer: no copy between engines
     assert runner._contexts["template"].addr["a"] == runner._contexts["search"].addr["a"]
     assert runner._contexts["search"].addr["box_feat"] == runner._contexts["refine_box"].addr["box_feat"]
-    backend.init_template(np.ones((1, 3), np.float32))  # a = 3, b = 3
+    backend.set_template(0, np.ones((1, 3), np.float32))  # a = 3, b = 3
     for i in range(5):
         x = np.arange(4, dtype=np.float32).reshape(1, 4) + i
-        cls, loc = backend.search(x)
+        cls, loc = backend.search_batch(x, (0,))
         np.testing.assert_allclose(cls, x * 3 + 3)
         np.testing.assert_allclose(loc, -x)
     assert cudart.launches == 3  # two direct runs, then the captured graph replays with the new inputs
-    deltas = backend.refine_box(np.array([[0, 1, 2, 3, 4]], np.float32))
+    deltas = backend.refine_box_batch(np.array([[0, 1, 2, 3, 4]], np.float32))
     np.testing.assert_allclose(deltas, (x + 1).mean() + np.array([[1, 2, 3, 4]]))
 
 
@@ -303,11 +303,11 @@ def test_batch_engines_give_each_item_the_batch1_result(fakes, tmp_path):
     assert cudart.mallocs == mallocs, "no allocation per frame"
     for templates, x, rois, cls, loc, deltas in results:
         for i, z in enumerate(templates):
-            lone.init_template(z)
-            c1, l1 = lone.search(x[i : i + 1])
+            lone.set_template(0, z)
+            c1, l1 = lone.search_batch(x[i : i + 1], (0,))
             np.testing.assert_array_equal(cls[i : i + 1], c1)
             np.testing.assert_array_equal(loc[i : i + 1], l1)
-            d1 = lone.refine_box(np.concatenate([[0.0], rois[i, 1:]])[None].astype(np.float32))
+            d1 = lone.refine_box_batch(np.concatenate([[0.0], rois[i, 1:]])[None].astype(np.float32))
             np.testing.assert_array_equal(deltas[i : i + 1], d1)
     h2d, d2d = 1, 3
     x_bytes, roi_bytes, out_bytes = 4 * 4, 5 * 4, 4 * 4
@@ -354,6 +354,7 @@ def test_dropped_targets_free_their_memory(fakes, tmp_path):
 
 
 def test_loader_runs_the_batch_engines_when_all_were_built(fakes, tmp_path, monkeypatch):
+    from siamattn.manifest import EnginesInfo
     from siamattn.runtime import loader
 
     _, paths = fakes
@@ -362,7 +363,7 @@ def test_loader_runs_the_batch_engines_when_all_were_built(fakes, tmp_path, monk
     class Manifest:
         def __init__(self, built):
             self.root, self.order, self.built = tmp_path, list(everything), built
-            self.data = {"engines": {"backend": "tensorrt", "version": "10.3.0", "skipped": {}}, "export": {}}
+            self.engines, self.trt_profile = EnginesInfo("tensorrt", "10.3.0", None, {}), None
 
         def engine_path(self, name):
             return everything[name] if name in self.built else None

@@ -18,6 +18,16 @@ PACKAGES = {"siamattn.configs": "configs", "siamattn.training": "training", "sia
 # they sit beside training, below export.
 LAYERS = {"siamattn.training": 0, "siamattn.plugins": 0, "siamattn.export": 1, "siamattn.runtime": 2}
 STAGES = tuple(LAYERS)
+# The runtime reads an export through the core (siamattn.manifest) and imports neither the export nor the
+# training stage, except (module, what it imports) for these, each to get a model into the PyTorch backend:
+RUNTIME_MAY_IMPORT = {
+    ("siamattn.runtime.loader", "siamattn.training.model"),  # load_reference: the export's checkpoint
+    ("siamattn.runtime.loader", "siamattn.export.random_model"),  # load_reference: its random-init weights
+    ("siamattn.runtime.cli", "siamattn.training.model"),  # eval --checkpoint: a checkpoint on the torch backend
+    # `siamattn demo` exports the shipped checkpoint (reading it for its hash) before it tracks with the export
+    ("siamattn.runtime.demo", "siamattn.training.model.checkpoint"),
+    ("siamattn.runtime.demo", "siamattn.export.exporter"),
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -117,7 +127,7 @@ def _is_package(mod: str) -> bool:
 
 def test_the_module_map_covers_the_stages() -> None:
     # guards the test itself: a renamed folder would otherwise make every check below vacuous
-    for stage in (*LAYERS, "siamattn.config", "siamattn.runtime.tracker", "siamattn.export.manifest"):
+    for stage in (*LAYERS, "siamattn.config", "siamattn.manifest", "siamattn.runtime.tracker"):
         assert stage in MODULES, stage
 
 
@@ -175,3 +185,21 @@ def test_layer_check_sees_planted_violations() -> None:
         "siamattn.export.graphs -> siamattn.runtime.tracker",
         "siamattn.geometry (core) -> siamattn.training.targets",
         "siamattn.training.trainer -> siamattn.plugins.build"]
+
+
+def _runtime_violations(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{mod} -> {dep}" for mod, deps in graph.items() if _stage(mod) == "siamattn.runtime"
+                  for dep in deps
+                  if _stage(dep) in ("siamattn.export", "siamattn.training") and (mod, dep) not in RUNTIME_MAY_IMPORT)
+
+
+def test_runtime_imports_no_export_or_training_stage() -> None:
+    assert _runtime_violations(_graph()) == []
+
+
+def test_runtime_check_sees_planted_violations() -> None:
+    planted = {"siamattn.runtime.tracker": {"siamattn.export.manifest", "siamattn.manifest"},
+               "siamattn.runtime.loader": {"siamattn.training.model", "siamattn.export.graphs"},
+               "siamattn.export.exporter": {"siamattn.training.model"}}
+    assert _runtime_violations(planted) == ["siamattn.runtime.loader -> siamattn.export.graphs",
+                                            "siamattn.runtime.tracker -> siamattn.export.manifest"]

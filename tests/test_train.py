@@ -20,6 +20,7 @@ from siamattn.training.model.checkpoint import read_checkpoint
 from siamattn.training.pairs import collate
 from siamattn.training.trainer import (
     Dist,
+    StepState,
     _step,
     apply_trainable,
     backbone_stages,
@@ -93,7 +94,8 @@ def train_steps(cfg, batch: dict[str, torch.Tensor], steps: int = 6) -> tuple[to
     losses = []
     for _ in range(steps):
         set_modes(model, flags)
-        losses.append(_step(model, model, batch, cfg.train, opt, sched, scaler, torch.device("cpu"), False, Dist()))
+        losses.append(_step(model, model, batch, cfg.train, StepState(opt, sched, scaler, torch.device("cpu"), False,
+                                                                      Dist())))
     return model, losses
 
 
@@ -127,8 +129,8 @@ def test_one_step_of_the_authors_network_reaches_every_parameter(data):
     apply_trainable(model, flags)
     set_modes(model, flags)
     opt, sched = build_optimizer(model, cfg.train, 10)
-    _step(model, model, batch, cfg.train, opt, sched, torch.amp.GradScaler("cuda", enabled=False),
-          torch.device("cpu"), False, Dist())
+    _step(model, model, batch, cfg.train, StepState(opt, sched, torch.amp.GradScaler("cuda", enabled=False),
+                                                    torch.device("cpu"), False, Dist()))
     # _step clears gradients before its backward, not after: they are this step's
     zero = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
     assert zero == []
@@ -209,7 +211,7 @@ def test_backbone_is_frozen_before_its_epoch_then_only_listed_stages_train(data)
         apply_trainable(model, flags)
         set_modes(model, flags)
         before = snapshot()
-        _step(model, model, batch, cfg.train, opt, sched, scaler, torch.device("cpu"), False, Dist())
+        _step(model, model, batch, cfg.train, StepState(opt, sched, scaler, torch.device("cpu"), False, Dist()))
         after = snapshot()
         # frozen stages keep weights and BatchNorm statistics; trained ones change
         assert [not torch.equal(a, b) for a, b in zip(before, after, strict=True)] == moved

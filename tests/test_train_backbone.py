@@ -155,3 +155,10 @@ def test_config_rules_for_backbone_weights():
         load_config("tiny", ["model.backbone.name=vgg"])
     model = build_model(_cfg())
     assert init_backbone(model, _cfg()) == "backbone: random init"
+
+
+def test_every_configured_backbone_has_one_registry_row():
+    from siamattn.config import BACKBONES as NAMES
+    from siamattn.training.model.backbone import BACKBONES
+
+    assert set(BACKBONES) == set(NAMES)

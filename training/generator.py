@@ -549,7 +549,7 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
     if rng.random() < 0.3:
         t0 = int(rng.integers(1, length))
         defocus[t0:t0 + int(rng.integers(5, 15))] = rng.uniform(0.8, 2.0)
-    velocity = np.stack([np.gradient(track.cx), np.gradient(track.cy)], axis=1) if length > 1 else np.zeros((1, 2))
+    velocity = np.stack([np.gradient(track.cx), np.gradient(track.cy)], axis=1)
 
     mask_dir = out_dir / _MASK_DIR
     mask_dir.mkdir(parents=True, exist_ok=True)

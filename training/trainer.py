@@ -54,10 +54,8 @@ from siamattn.outputs import StagedFile, check_folder, check_not_input, pause_po
 from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
 from siamattn.training.losses import rois_for_model, siamattn_loss
 from siamattn.training.model import SiamAttn, build_model, save_checkpoint
-from siamattn.training.model.alexnet import AlexNetLegacy, load_alexnet
+from siamattn.training.model.backbone import BACKBONES
 from siamattn.training.model.checkpoint import check_state_dict, read_checkpoint
-from siamattn.training.model.mobilenet import DilatedMobileNetV2, load_mobilenetv2
-from siamattn.training.model.resnet import AtrousResNet50, load_torchvision_resnet
 from siamattn.training.pairs import PairDataset, PairFailure, StepSampler, collate
 from siamattn.training.sampling import MixedSampler
 
@@ -130,12 +128,7 @@ def lr_at(t: float, cfg: TrainConfig) -> float:
 
 def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
     """The five backbone stages (stem, layer1..layer4 or their equivalents; AlexNet: conv1..conv5)."""
-    if isinstance(backbone, AtrousResNet50):
-        return [nn.ModuleList([backbone.conv1, backbone.bn1]), backbone.layer1, backbone.layer2, backbone.layer3,
-                backbone.layer4]
-    if isinstance(backbone, DilatedMobileNetV2 | AlexNetLegacy):
-        return [backbone.stage(k) for k in range(5)]
-    raise TypeError(f"unknown backbone {type(backbone).__name__}")
+    return [backbone.stage(k) for k in range(5)]
 
 
 def backbone_trainable(cfg: TrainConfig, epoch: int) -> tuple[bool, ...]:
@@ -162,12 +155,7 @@ def init_backbone(model: SiamAttn, cfg: Config) -> str:
     ck = cfg.model.backbone.checkpoint
     if not ck:
         return "backbone: random init"
-    if isinstance(model.backbone, DilatedMobileNetV2):
-        load_mobilenetv2(model.backbone, ck)
-    elif isinstance(model.backbone, AlexNetLegacy):
-        load_alexnet(model.backbone, ck)
-    else:
-        load_torchvision_resnet(model.backbone, ck)
+    BACKBONES[cfg.model.backbone.name].load_pretrained(model.backbone, ck)
     return f"backbone: weights from {ck}"
 
 
@@ -399,8 +387,8 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
             write_file(out / "config.yaml", cfg.to_yaml(), "config.yaml")
             print(f"training {cfg.name}: {t.epochs} epochs x {steps_per_epoch} steps of {t.batch_size} pairs on "
                   f"{d.world} x {device.type}; {note or f'resumed at epoch {start_epoch}'}", flush=True)
-        return _loop(opts, d, device, on_step, cfg, model, loader, sampler, opt, sched, scaler, use_amp, workers,
-                     start_epoch, steps_per_epoch, None if payload is None else start_epoch * steps_per_epoch)
+        return _loop(opts, StepState(opt, sched, scaler, device, use_amp, d), on_step, cfg, model, loader, sampler,
+                     workers, start_epoch, steps_per_epoch, None if payload is None else start_epoch * steps_per_epoch)
     except BaseException:
         if d.main and payload is None and not last.exists():
             _remove_new_run(out, made)
@@ -418,10 +406,10 @@ def _remove_new_run(out: Path, made: bool) -> None:
             entry.unlink(missing_ok=True)
 
 
-def _loop(opts: TrainOptions, d: Dist, device: torch.device, on_step: Callable[[dict[str, float]], None] | None,
-          cfg: Config, model: SiamAttn, loader: DataLoader, sampler: StepSampler, opt: torch.optim.Optimizer,
-          sched: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler, use_amp: bool, workers: int,
+def _loop(opts: TrainOptions, state: StepState, on_step: Callable[[dict[str, float]], None] | None,
+          cfg: Config, model: SiamAttn, loader: DataLoader, sampler: StepSampler, workers: int,
           start_epoch: int, steps_per_epoch: int, resumed_step: int | None) -> Path:
+    d, device, opt, sched, scaler = state.dist, state.device, state.opt, state.sched, state.scaler
     out = Path(opts.out)
     last = out / LAST
     t = cfg.train
@@ -459,7 +447,7 @@ def _loop(opts: TrainOptions, d: Dist, device: torch.device, on_step: Callable[[
                 if isinstance(batch, PairFailure):  # a data error inside a worker: the same one line here
                     batch.reraise()
                 lr = float(opt.param_groups[0]["lr"])  # the lr this step uses
-                stats = _step(net, model, batch, t, opt, sched, scaler, device, use_amp, d)
+                stats = _step(net, model, batch, t, state)
                 step += 1
                 now = time.perf_counter()
                 row = {"epoch": epoch + 1, "step": step, "lr": lr,
@@ -500,9 +488,21 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
+@dataclass(frozen=True)
+class StepState:
+    """What one training step updates (optimiser, schedule, AMP loss scaler) and where it runs."""
+
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    use_amp: bool
+    dist: Dist
+
+
 def _step(net: nn.Module, model: SiamAttn, batch: dict[str, torch.Tensor], t: TrainConfig,
-          opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler,
-          device: torch.device, use_amp: bool, d: Dist) -> dict[str, float]:
+          s: StepState) -> dict[str, float]:
+    opt, sched, scaler, device, use_amp, d = s.opt, s.sched, s.scaler, s.device, s.use_amp, s.dist
     opt.zero_grad(set_to_none=True)
     a = t.accum_steps
     sums = torch.zeros(5, dtype=torch.float64)

@@ -109,19 +109,25 @@ def deform_roi_pool(
     ph, pw = _pair(output_size)
     _check_inputs(feat, rois, offset, ph, pw)
     mode_id(mode)
-    if mode == "mmdet_v1":
-        if sampling_ratio < 1:
-            raise ValueError(f"deform_roi_pool: mode='mmdet_v1' needs a fixed sampling_ratio >= 1 "
-                             f"(the authors use 4), got {sampling_ratio}")
-        return _pool_mmdet_v1(feat, rois, offset, ph, pw, spatial_scale, sampling_ratio, gamma)
+    if mode == "mmdet_v1" and sampling_ratio < 1:
+        raise ValueError(f"deform_roi_pool: mode='mmdet_v1' needs a fixed sampling_ratio >= 1 "
+                         f"(the authors use 4), got {sampling_ratio}")
+    if rois.shape[0] == 0:
+        return feat.new_zeros((0, feat.shape[1], ph, pw))
+    # Coordinates, interpolation weights and accumulation stay in (at least) FP32 even for FP16 features:
+    # at 128..256 px FP16 resolves only 1/8 px (docs/DESIGN.md §4.1).
+    rois = rois.to(torch.promote_types(feat.dtype, torch.float32))
+    pool = _pool_mmdet_v1 if mode == "mmdet_v1" else _pool_mmcv
+    return pool(feat, rois, offset, ph, pw, spatial_scale, sampling_ratio, gamma)
+
+
+def _pool_mmcv(feat: Tensor, rois: Tensor, offset: Tensor | None, ph: int, pw: int, spatial_scale: float,
+               sampling_ratio: int, gamma: float) -> Tensor:
+    """The mmcv pooling of docs/DESIGN.md §4.2 (inputs checked by :func:`deform_roi_pool`; ``rois`` at least
+    FP32, one or more)."""
     n, c, h, w = feat.shape
     k = rois.shape[0]
-    if k == 0:
-        return feat.new_zeros((0, c, ph, pw))
-    # Coordinates, interpolation weights and accumulation stay in (at least) FP32 even for FP16 features:
-    # at 128..256 px FP16 resolves only 1/8 px.
-    dtype = torch.promote_types(feat.dtype, torch.float32)
-    rois = rois.to(dtype)
+    dtype = rois.dtype
     batch = rois[:, 0].long()
     sx = rois[:, 1] * spatial_scale - 0.5
     sy = rois[:, 2] * spatial_scale - 0.5
@@ -211,11 +217,7 @@ def _pool_mmdet_v1(feat: Tensor, rois: Tensor, offset: Tensor | None, ph: int, p
     authors' kernel order, so border decisions (a sample exactly at -0.5 or W-0.5) match in FP32."""
     n, c, h, w = feat.shape
     k = rois.shape[0]
-    if k == 0:
-        return feat.new_zeros((0, c, ph, pw))
-    # Coordinates, weights and accumulation in FP32 at least, even for FP16 features (docs/DESIGN.md §4.1).
-    dtype = torch.promote_types(feat.dtype, torch.float32)
-    rois = rois.to(dtype)
+    dtype = rois.dtype  # FP32 at least, even for FP16 features (docs/DESIGN.md §4.1)
     # The kernel multiplies by spatial_scale and trans_std as floats of the compute type.
     s = torch.tensor(spatial_scale, dtype=dtype, device=feat.device)
     batch = rois[:, 0].long()

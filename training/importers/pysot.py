@@ -10,9 +10,9 @@ code's defaults), written for this project (docs/MODELS.md); nothing of pysot's 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from siamattn.config import Config
+from siamattn.config import FEATURE_STRIDE, Config
 from siamattn.errors import ConfigError
 from siamattn.training.importers.keymap import KeyTable, Row
 from siamattn.training.importers.yacs_yaml import as_number, as_numbers, lookup
@@ -74,149 +74,181 @@ def experiment_name(data: dict[str, Any], path: str | Path) -> str:
     return meta if isinstance(meta, str) and meta else path.stem
 
 
-def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -> dict[str, Any]:
-    """pysot's YAML -> overrides of ``BASE_CONFIG`` (dotted keys). Raises :class:`ConfigError` with one line
-    naming the first key this project cannot build (or that pysot itself would refuse)."""
-    src = f"--config-file '{Path(path).name}'"
+class _Reader:
+    """Reads pysot's YAML, failing with one line that names the key (and the file)."""
 
-    def fail(key: str, what: str) -> None:
-        raise ConfigError(f"{src}: {key} {what}")
+    def __init__(self, data: dict[str, Any], path: str | Path) -> None:
+        self.data = data
+        self.src = f"--config-file '{Path(path).name}'"
 
-    def need(key: str, ok: bool, what: str) -> None:
+    def get(self, key: str) -> Any:
+        return _get(self.data, key)
+
+    def fail(self, key: str, what: str) -> NoReturn:
+        raise ConfigError(f"{self.src}: {key} {what}")
+
+    def need(self, key: str, ok: bool, what: str) -> None:
         if not ok:
-            fail(f"{key} = {_get(data, key)!r}", what)
+            self.fail(f"{key} = {self.get(key)!r}", what)
 
-    for section, known in KNOWN.items():
-        node = data if not section else data.get(section, {})
-        if not isinstance(node, dict):
-            fail(section, "is not a mapping")
-        unknown = sorted(set(node) - known)
-        if unknown:
-            fail(f"{section + '.' if section else ''}{unknown[0]}", "is not a key of pysot's config (its own "
-                 "code would refuse the file); check the spelling")
+    def known_keys(self) -> None:
+        for section, known in KNOWN.items():
+            node = self.data if not section else self.data.get(section, {})
+            if not isinstance(node, dict):
+                self.fail(section, "is not a mapping")
+            unknown = sorted(set(node) - known)
+            if unknown:
+                self.fail(f"{section + '.' if section else ''}{unknown[0]}", "is not a key of pysot's config (its "
+                          "own code would refuse the file); check the spelling")
 
-    def kwargs(section: str, module: str) -> dict[str, Any]:
-        given = _get(data, f"{section}.KWARGS")
-        need(f"{section}.KWARGS", isinstance(given, dict), "is not a mapping")
+    def kwargs(self, section: str, module: str) -> dict[str, Any]:
+        given = self.get(f"{section}.KWARGS")
+        self.need(f"{section}.KWARGS", isinstance(given, dict), "is not a mapping")
         unknown = sorted(set(given) - set(KWARGS[module]))
         if unknown:
-            fail(f"{section}.KWARGS.{unknown[0]}", f"is not an argument of pysot's {module}")
+            self.fail(f"{section}.KWARGS.{unknown[0]}", f"is not an argument of pysot's {module}")
         return {**KWARGS[module], **given}
 
-    def ints(key: str, value: Any, n: int | None = None) -> list[int]:
+    def ints(self, key: str, value: Any, n: int | None = None) -> list[int]:
         ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok or (n is not None and len(value) != n):
-            fail(f"{key} = {value!r}", f"is not a list of {n or 'some'} integers")
+            self.fail(f"{key} = {value!r}", f"is not a list of {n or 'some'} integers")
         return list(value)
 
-    def numbers(key: str) -> list[float]:
-        vals = as_numbers(_get(data, key))
-        need(key, vals is not None, "is not a list of finite numbers")
+    def numbers(self, key: str) -> list[float]:
+        vals = as_numbers(self.get(key))
+        self.need(key, vals is not None, "is not a list of finite numbers")
         return vals or []
 
-    def number(key: str) -> float:
-        value = as_number(_get(data, key))
-        need(key, value is not None, "is not a finite number")
+    def number(self, key: str) -> float:
+        value = as_number(self.get(key))
+        self.need(key, value is not None, "is not a finite number")
         assert value is not None
         return value
 
+    def positive(self, key: str, value: Any) -> float:
+        mult = as_number(value)
+        self.need(key, mult is not None and mult > 0, "is not a positive number")
+        assert mult is not None
+        return mult
+
+
+def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -> dict[str, Any]:
+    """pysot's YAML -> overrides of ``BASE_CONFIG`` (dotted keys). Raises :class:`ConfigError` with one line
+    naming the first key this project cannot build (or that pysot itself would refuse)."""
+    r = _Reader(data, path)
+    r.known_keys()
     out: dict[str, Any] = {}
-    # -- backbone: which one, its width and which of its maps are the correlation levels
-    kind = _get(data, "BACKBONE.TYPE")
-    need("BACKBONE.TYPE", kind in ("resnet50", "mobilenetv2", "alexnetlegacy"),
-         "is not one this project builds (resnet50, mobilenetv2, alexnetlegacy)")
-    kw = kwargs("BACKBONE", kind)
+    levels = _backbone(r, out)
+    _neck(r, levels, out)
+    num = _rpn(r, levels, weighted_from_keys, out)
+    _tracker(r, num, out)
+    out["name"] = experiment_name(data, path)
+    return out
+
+
+def _backbone(r: _Reader, out: dict[str, Any]) -> int:
+    """Which backbone, its width and which of its maps are the correlation levels; returns how many."""
+    kind = r.get("BACKBONE.TYPE")
+    r.need("BACKBONE.TYPE", kind in ("resnet50", "mobilenetv2", "alexnetlegacy"),
+           "is not one this project builds (resnet50, mobilenetv2, alexnetlegacy)")
+    kw = r.kwargs("BACKBONE", kind)
     if kind == "resnet50":
-        need("BACKBONE.KWARGS.used_layers", kw["used_layers"] == [2, 3, 4], "is not [2, 3, 4] (layer2..layer4)")
+        r.need("BACKBONE.KWARGS.used_layers", kw["used_layers"] == [2, 3, 4], "is not [2, 3, 4] (layer2..layer4)")
         out["model.backbone.name"] = "resnet50"
     elif kind == "mobilenetv2":
-        used = ints("BACKBONE.KWARGS.used_layers", kw["used_layers"], 3)
+        used = r.ints("BACKBONE.KWARGS.used_layers", kw["used_layers"], 3)
         if not (3 <= used[0] < used[1] < used[2] == 7):
-            fail(f"BACKBONE.KWARGS.used_layers = {used!r}", "is not three increasing stride-8 layers (3..7) "
-                 "ending with layer7 (the network here ends at its last level)")
-        mult = as_number(kw["width_mult"])
-        need("BACKBONE.KWARGS.width_mult", mult is not None and mult > 0, "is not a positive number")
+            r.fail(f"BACKBONE.KWARGS.used_layers = {used!r}", "is not three increasing stride-8 layers (3..7) "
+                   "ending with layer7 (the network here ends at its last level)")
+        mult = r.positive("BACKBONE.KWARGS.width_mult", kw["width_mult"])
         out.update({"model.backbone.name": "mobilenetv2", "model.backbone.variant": "pysot",
                     "model.backbone.width_mult": mult,
                     "model.backbone.stride8_blocks": [MBV2_FIRST[L] + MBV2_BLOCKS[L - 1] - 1 for L in used]})
     else:
-        mult = as_number(kw["width_mult"])
-        need("BACKBONE.KWARGS.width_mult", mult is not None and mult > 0, "is not a positive number")
+        mult = r.positive("BACKBONE.KWARGS.width_mult", kw["width_mult"])
         out.update({"model.backbone.name": "alexnet", "model.backbone.width_mult": mult})
-    levels = 1 if kind == "alexnetlegacy" else 3
+    return 1 if kind == "alexnetlegacy" else 3
 
-    # -- neck: pysot's AdjustAllLayer (1x1 conv + BN per level, template centre crop) or none
-    adjust = _get(data, "ADJUST.ADJUST")
-    need("ADJUST.ADJUST", isinstance(adjust, bool), "is not true or false")
-    if adjust:
-        need("ADJUST.TYPE", _get(data, "ADJUST.TYPE") == "AdjustAllLayer", "is not 'AdjustAllLayer'")
-        kw = kwargs("ADJUST", "AdjustAllLayer")
-        ins = ints("ADJUST.KWARGS.in_channels", kw["in_channels"], levels)
-        outs = ints("ADJUST.KWARGS.out_channels", kw["out_channels"], levels)
-        if len(set(outs)) != 1:
-            fail(f"ADJUST.KWARGS.out_channels = {outs!r}", "differ (the levels here share one width)")
-        crop = kw["center_size"]
-        need("ADJUST.KWARGS.center_size", isinstance(crop, int) and crop % 2 == 1, "is not an odd integer")
-        out.update({"model.neck.enabled": True, "model.neck.channels": outs[0], "model.neck.template_crop": crop,
-                    "_neck_in": ins})  # checked against the built backbone by the caller
-    else:
+
+def _neck(r: _Reader, levels: int, out: dict[str, Any]) -> None:
+    """pysot's AdjustAllLayer (1x1 conv + BN per level, template centre crop) or none."""
+    adjust = r.get("ADJUST.ADJUST")
+    r.need("ADJUST.ADJUST", isinstance(adjust, bool), "is not true or false")
+    if not adjust:
         out["model.neck.enabled"] = False
-    width = out.get("model.neck.channels")  # None: the backbone's own width (checked by the model)
+        return
+    r.need("ADJUST.TYPE", r.get("ADJUST.TYPE") == "AdjustAllLayer", "is not 'AdjustAllLayer'")
+    kw = r.kwargs("ADJUST", "AdjustAllLayer")
+    ins = r.ints("ADJUST.KWARGS.in_channels", kw["in_channels"], levels)
+    outs = r.ints("ADJUST.KWARGS.out_channels", kw["out_channels"], levels)
+    if len(set(outs)) != 1:
+        r.fail(f"ADJUST.KWARGS.out_channels = {outs!r}", "differ (the levels here share one width)")
+    crop = kw["center_size"]
+    r.need("ADJUST.KWARGS.center_size", isinstance(crop, int) and crop % 2 == 1, "is not an odd integer")
+    out.update({"model.neck.enabled": True, "model.neck.channels": outs[0], "model.neck.template_crop": crop,
+                "_neck_in": ins})  # checked against the built backbone by the caller
 
-    # -- RPN: three depth-wise correlation levels (MultiRPN) or one (DepthwiseRPN)
-    rpn = _get(data, "RPN.TYPE")
-    need("RPN.TYPE", rpn == ("DepthwiseRPN" if levels == 1 else "MultiRPN"),
-         f"does not fit {levels} backbone level{'s' if levels > 1 else ''} "
-         f"({'DepthwiseRPN' if levels == 1 else 'MultiRPN'} does; UPChannelRPN is not built here)")
-    kw = kwargs("RPN", rpn)
-    num = len(numbers("ANCHOR.RATIOS")) * len(numbers("ANCHOR.SCALES"))
-    need("RPN.KWARGS.anchor_num", kw["anchor_num"] == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
+
+def _rpn(r: _Reader, levels: int, weighted_from_keys: bool, out: dict[str, Any]) -> int:
+    """Three depth-wise correlation levels (MultiRPN) or one (DepthwiseRPN); returns the anchor count."""
+    width = out.get("model.neck.channels")  # None: the backbone's own width (checked by the model)
+    rpn = r.get("RPN.TYPE")
+    r.need("RPN.TYPE", rpn == ("DepthwiseRPN" if levels == 1 else "MultiRPN"),
+           f"does not fit {levels} backbone level{'s' if levels > 1 else ''} "
+           f"({'DepthwiseRPN' if levels == 1 else 'MultiRPN'} does; UPChannelRPN is not built here)")
+    kw = r.kwargs("RPN", rpn)
+    num = len(r.numbers("ANCHOR.RATIOS")) * len(r.numbers("ANCHOR.SCALES"))
+    r.need("RPN.KWARGS.anchor_num", kw["anchor_num"] == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
     if rpn == "MultiRPN":
-        ins = ints("RPN.KWARGS.in_channels", kw["in_channels"], levels)
+        ins = r.ints("RPN.KWARGS.in_channels", kw["in_channels"], levels)
         if width is not None and set(ins) != {width}:
-            fail(f"RPN.KWARGS.in_channels = {ins!r}", f"differs from the neck's width {width}")
+            r.fail(f"RPN.KWARGS.in_channels = {ins!r}", f"differs from the neck's width {width}")
         weighted = kw["weighted"]
-        need("RPN.KWARGS.weighted", isinstance(weighted, bool), "is not true or false")
+        r.need("RPN.KWARGS.weighted", isinstance(weighted, bool), "is not true or false")
         hidden = ins[0]  # pysot's MultiRPN builds DepthwiseRPN(anchor_num, c, c)
     else:
-        ins = ints("RPN.KWARGS.in_channels", [kw["in_channels"]], 1)
+        ins = r.ints("RPN.KWARGS.in_channels", [kw["in_channels"]], 1)
         if width is not None and ins[0] != width:
-            fail(f"RPN.KWARGS.in_channels = {ins[0]!r}", f"differs from the neck's width {width}")
+            r.fail(f"RPN.KWARGS.in_channels = {ins[0]!r}", f"differs from the neck's width {width}")
         out["_rpn_in"] = ins[0]  # with no neck: checked against the backbone by the caller
-        hidden = ints("RPN.KWARGS.out_channels", [kw["out_channels"]], 1)[0]
+        hidden = r.ints("RPN.KWARGS.out_channels", [kw["out_channels"]], 1)[0]
         weighted = False
     if bool(weighted) != weighted_from_keys:
         has = "has" if weighted_from_keys else "has no"
-        fail(f"RPN.KWARGS.weighted = {weighted!r}", f"(pysot's default: False) disagrees with the checkpoint, "
-             f"which {has} rpn_head.cls_weight")
+        r.fail(f"RPN.KWARGS.weighted = {weighted!r}", f"(pysot's default: False) disagrees with the checkpoint, "
+               f"which {has} rpn_head.cls_weight")
     out.update({"model.rpn.hidden": hidden, "model.rpn.weighted_fusion": bool(weighted)})
+    return num
 
-    need("MASK.MASK", _get(data, "MASK.MASK") is False,
-         "builds SiamMask's mask branch, which this project does not (docs/MODELS.md, 'SiamMask')")
-    need("REFINE.REFINE", _get(data, "REFINE.REFINE") is False, "(SiamMask's refine module) is not built here")
-    need("TRACK.TYPE", _get(data, "TRACK.TYPE") == "SiamRPNTracker",
-         "is not 'SiamRPNTracker' (the long-term and mask trackers are not reproduced here)")
-    need("ANCHOR.STRIDE", _get(data, "ANCHOR.STRIDE") == 8, "is not 8 (the networks' output stride)")
-    need("ANCHOR.ANCHOR_NUM", _get(data, "ANCHOR.ANCHOR_NUM") == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
+
+def _tracker(r: _Reader, num: int, out: dict[str, Any]) -> None:
+    """The branches pysot's SiamRPN tracker leaves out, the anchors and the tracker settings."""
+    r.need("MASK.MASK", r.get("MASK.MASK") is False,
+           "builds SiamMask's mask branch, which this project does not (docs/MODELS.md, 'SiamMask')")
+    r.need("REFINE.REFINE", r.get("REFINE.REFINE") is False, "(SiamMask's refine module) is not built here")
+    r.need("TRACK.TYPE", r.get("TRACK.TYPE") == "SiamRPNTracker",
+           "is not 'SiamRPNTracker' (the long-term and mask trackers are not reproduced here)")
+    r.need("ANCHOR.STRIDE", r.get("ANCHOR.STRIDE") == FEATURE_STRIDE,
+           f"is not {FEATURE_STRIDE} (the networks' output stride)")
+    r.need("ANCHOR.ANCHOR_NUM", r.get("ANCHOR.ANCHOR_NUM") == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
     for key in ("TRACK.EXEMPLAR_SIZE", "TRACK.INSTANCE_SIZE", "TRACK.BASE_SIZE"):
-        value = _get(data, key)
-        need(key, isinstance(value, int) and not isinstance(value, bool) and value >= 0, "is not an integer")
-    need("TRACK.EXEMPLAR_SIZE", _get(data, "TRACK.EXEMPLAR_SIZE") == 127, "is not 127 (the template crop here)")
+        value = r.get(key)
+        r.need(key, isinstance(value, int) and not isinstance(value, bool) and value >= 0, "is not an integer")
+    r.need("TRACK.EXEMPLAR_SIZE", r.get("TRACK.EXEMPLAR_SIZE") == 127, "is not 127 (the template crop here)")
     out.update({
-        "anchors.ratios": numbers("ANCHOR.RATIOS"),
-        "anchors.scales": numbers("ANCHOR.SCALES"),
-        "tracker.penalty_k": number("TRACK.PENALTY_K"),
-        "tracker.window_influence": number("TRACK.WINDOW_INFLUENCE"),
-        "tracker.lr": number("TRACK.LR"),
-        "tracker.context_amount": number("TRACK.CONTEXT_AMOUNT"),
+        "anchors.ratios": r.numbers("ANCHOR.RATIOS"),
+        "anchors.scales": r.numbers("ANCHOR.SCALES"),
+        "tracker.penalty_k": r.number("TRACK.PENALTY_K"),
+        "tracker.window_influence": r.number("TRACK.WINDOW_INFLUENCE"),
+        "tracker.lr": r.number("TRACK.LR"),
+        "tracker.context_amount": r.number("TRACK.CONTEXT_AMOUNT"),
         "tracker.exemplar_size": 127,
-        "tracker.instance_size": _get(data, "TRACK.INSTANCE_SIZE"),
-        "tracker.base_size": _get(data, "TRACK.BASE_SIZE"),
+        "tracker.instance_size": r.get("TRACK.INSTANCE_SIZE"),
+        "tracker.base_size": r.get("TRACK.BASE_SIZE"),
         "tracker.geometry": "pysot",
         "tracker.output": "box",  # pysot's SiamRPNTracker reports the box
-        "name": experiment_name(data, path),
     })
-    return out
 
 
 def check_network(cfg: Config, extra: dict[str, Any], path: str | Path) -> None:

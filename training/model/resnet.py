@@ -83,6 +83,10 @@ class AtrousResNet50(nn.Module):
         layers += [Bottleneck(out, planes, 1, dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def stage(self, k: int) -> nn.Module:
+        """Stage ``k`` of five: the stem (conv1 + bn1), then layer1..layer4."""
+        return [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3, self.layer4][k]
+
     def forward(self, x: Tensor) -> list[Tensor]:
         f0 = self.relu(self.bn1(self.conv1(x)))
         f1 = self.layer1(self.maxpool(f0))

@@ -1,0 +1,114 @@
+"""Frame sources of a run: a video file, an image folder or a camera (:func:`open_source`), and the initial
+box as the CLI takes it (:func:`parse_box`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from siamattn.errors import InputError
+from siamattn.validate import as_path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class SourceEndedEarly(InputError):
+    """The source stopped before the frames its container (or folder) announced: corrupt or truncated."""
+
+
+@dataclass
+class Source:
+    """An opened frame source. ``length`` is None for cameras and streams of unknown length.
+
+    Iterating raises :class:`SourceEndedEarly` after the last good frame when a video yields fewer frames
+    than its container announces, or when an image of a folder cannot be read.
+    """
+
+    name: str
+    length: int | None
+    fps: float
+    _frames: Iterator[np.ndarray]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._frames
+
+
+def _video_frames(cap: cv2.VideoCapture, limit: int | None, name: str, announced: int | None) -> Iterator[np.ndarray]:
+    """Frames of an opened capture; ``announced`` = the container's frame count (None for cameras)."""
+    try:
+        n = 0
+        while limit is None or n < limit:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield frame
+    finally:
+        cap.release()
+    if announced is not None and limit is not None and n < limit:
+        raise SourceEndedEarly(f"video '{name}' ended early: {n} of its {announced} frames could be read "
+                               "(the file is corrupt or truncated)")
+
+
+def _image_frames(paths: list[Path]) -> Iterator[np.ndarray]:
+    for i, p in enumerate(paths):
+        frame = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise SourceEndedEarly(f"image '{p}' could not be read (corrupt or not an image): the folder ended "
+                                   f"early after {i} of {len(paths)} images")
+        yield frame
+
+
+def check_max_frames(max_frames: int | None) -> None:
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"max_frames must be a positive number of frames, got {max_frames}")
+
+
+def open_source(source: str | int | os.PathLike[str], max_frames: int | None = None) -> Source:
+    """Open a video file, a folder of images (sorted by name) or a camera index ("0" or 0); a path may be
+    ``str``, ``bytes`` or ``os.PathLike``."""
+    check_max_frames(max_frames)
+    if isinstance(source, bool) or not isinstance(source, int):
+        source = as_path(source, "source")
+    text = str(source)
+    if text.isdigit():
+        cap = cv2.VideoCapture(int(text))
+        if not cap.isOpened():
+            raise InputError(f"camera {text} could not be opened (is it connected and free?)")
+        return Source(f"camera {text}", max_frames, cap.get(cv2.CAP_PROP_FPS) or 30.0,
+                      _video_frames(cap, max_frames, f"camera {text}", None))
+    path = Path(text)
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise InputError(f"folder '{path}' has no images ({', '.join(IMAGE_SUFFIXES)})")
+        if max_frames is not None:
+            paths = paths[:max_frames]
+        return Source(str(path), len(paths), 30.0, _image_frames(paths))
+    if not path.exists():
+        raise InputError(f"source '{path}' does not exist (give a video file, an image folder or a camera index)")
+    cap = cv2.VideoCapture(str(path))
+    ok = cap.isOpened()
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+    if not ok or count <= 0:
+        cap.release()
+        raise InputError(f"video '{path}' could not be read (unsupported codec or corrupt file)")
+    length = min(count, max_frames) if max_frames is not None else count
+    return Source(str(path), length, cap.get(cv2.CAP_PROP_FPS) or 30.0, _video_frames(cap, length, str(path), count))
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """'x,y,w,h' -> floats, with a clear error for anything else."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise InputError(f"--init must be x,y,w,h (four numbers), got '{text}'")
+    return values  # type: ignore[return-value]
