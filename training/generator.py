@@ -511,21 +511,8 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
     sources = (*CLIPS, *STILLS)
     clips = [_background(c, max_side) for c in sources]
 
-    # background: one shot of one clip, played forwards and backwards, or a still, seen through a moving camera
-    if rng.random() < VIDEO_BACKGROUND_PROB:
-        clip_id = int(rng.integers(len(CLIPS)))
-    else:
-        clip_id = len(CLIPS) + int(rng.integers(len(STILLS)))
-    frames, shots = clips[clip_id]
-    a, b = shots[int(rng.integers(len(shots)))]
-    if b - a > 1:
-        speed = rng.choice([0.5, 1.0, 1.0])
-        pos = rng.uniform(0, b - a - 1) + np.arange(length) * speed
-        period = 2 * (b - a - 1)
-        pos = np.mod(pos, period)
-        bg_index = a + np.where(pos <= b - a - 1, pos, period - pos).astype(int)
-    else:
-        bg_index = np.full(length, a)
+    clip_id, (a, b), bg_index = _background_shot(rng, clips, length)
+    frames = clips[clip_id][0]
     cam = _camera(rng, length, (frames.shape[2], frames.shape[1]), size)
 
     target = load_object(OBJECTS[int(rng.integers(len(OBJECTS)))])
@@ -541,14 +528,7 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
     m0 = _warp_layer(target, _affine(target, track, 0), size)[1]
     occluders = [o for o in occluders if not (m0 & _warp_layer(o.cut, _affine(o.cut, o.track, 0), size)[1]).any()]
 
-    gain = np.exp(_ou(rng, length, 0.012, 0.03, 0.3))
-    for _ in range(int(rng.random() < 0.3)):  # a flash or a passing shadow
-        t0 = int(rng.integers(1, length))
-        gain[t0:t0 + int(rng.integers(3, 9))] *= rng.choice([rng.uniform(0.45, 0.7), rng.uniform(1.3, 1.6)])
-    defocus = np.zeros(length)
-    if rng.random() < 0.3:
-        t0 = int(rng.integers(1, length))
-        defocus[t0:t0 + int(rng.integers(5, 15))] = rng.uniform(0.8, 2.0)
+    gain, defocus = _photometrics(rng, length)
     velocity = np.stack([np.gradient(track.cx), np.gradient(track.cy)], axis=1)
 
     mask_dir = out_dir / _MASK_DIR
@@ -579,40 +559,83 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
                     [cv2.IMWRITE_JPEG_QUALITY, 90])
         cv2.imwrite(str(mask_dir / f"{t + 1:08d}.png"), visible.astype(np.uint8) * 255)
 
-        full_area = max(int(full.sum()), 1)
-        ratio = float(visible.sum()) / full_area
-        ys, xs = np.nonzero(visible)
-        if xs.size:
-            box = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-        else:
-            fy, fx = np.nonzero(full)
-            x0, x1 = np.clip([fx.min() - pad, fx.max() + 1 - pad], 0, W) if fx.size else (0, 0)
-            y0, y1 = np.clip([fy.min() - pad, fy.max() + 1 - pad], 0, H) if fy.size else (0, 0)
-            box = [x0, y0, x1 - x0, y1 - y0]
-        boxes.append(box)
+        ratio = float(visible.sum()) / max(int(full.sum()), 1)
+        boxes.append(_visible_box(visible, full, pad, size))
         absence.append(int(ratio < ABSENT_BELOW))
         cover.append(0 if ratio < ABSENT_BELOW else int(min(8, math.ceil(8 * ratio - 1e-9))))
         cut_by.append(int(full[pad:pad + H, pad:pad + W].sum() < full.sum()))
 
+    _write_annotations(out_dir, boxes, {"absence": absence, "cover": cover, "cut_by_image": cut_by},
+                       f"seed {seed}, split {split}, sequence {index}", target.name, size,
+                       f"{sources[clip_id]} frames {a}-{b - 1}", len(distractors), len(occluders), length)
+    return target.name
+
+
+def _background_shot(rng: np.random.Generator, clips: list, length: int) -> tuple[int, tuple[int, int], np.ndarray]:
+    """One shot of one clip, played forwards and backwards, or a still (later seen through a moving camera):
+    (source index, the shot's frame range, the background frame of each sequence frame)."""
+    if rng.random() < VIDEO_BACKGROUND_PROB:
+        clip_id = int(rng.integers(len(CLIPS)))
+    else:
+        clip_id = len(CLIPS) + int(rng.integers(len(STILLS)))
+    shots = clips[clip_id][1]
+    a, b = shots[int(rng.integers(len(shots)))]
+    if b - a > 1:
+        speed = rng.choice([0.5, 1.0, 1.0])
+        pos = rng.uniform(0, b - a - 1) + np.arange(length) * speed
+        period = 2 * (b - a - 1)
+        pos = np.mod(pos, period)
+        return clip_id, (a, b), a + np.where(pos <= b - a - 1, pos, period - pos).astype(int)
+    return clip_id, (a, b), np.full(length, a)
+
+
+def _photometrics(rng: np.random.Generator, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame exposure gain (a slow drift, sometimes a flash or a passing shadow) and defocus blur sigma."""
+    gain = np.exp(_ou(rng, length, 0.012, 0.03, 0.3))
+    for _ in range(int(rng.random() < 0.3)):
+        t0 = int(rng.integers(1, length))
+        gain[t0:t0 + int(rng.integers(3, 9))] *= rng.choice([rng.uniform(0.45, 0.7), rng.uniform(1.3, 1.6)])
+    defocus = np.zeros(length)
+    if rng.random() < 0.3:
+        t0 = int(rng.integers(1, length))
+        defocus[t0:t0 + int(rng.integers(5, 15))] = rng.uniform(0.8, 2.0)
+    return gain, defocus
+
+
+def _visible_box(visible: np.ndarray, full: np.ndarray, pad: int, size: tuple[int, int]) -> list:
+    """The box of the target's visible pixels; when none is visible, its whole extent clipped to the image."""
+    W, H = size
+    ys, xs = np.nonzero(visible)
+    if xs.size:
+        return [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+    fy, fx = np.nonzero(full)
+    x0, x1 = np.clip([fx.min() - pad, fx.max() + 1 - pad], 0, W) if fx.size else (0, 0)
+    y0, y1 = np.clip([fy.min() - pad, fy.max() + 1 - pad], 0, H) if fy.size else (0, 0)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def _write_annotations(out_dir: Path, boxes: list, labels: dict[str, list[int]], origin: str, object_name: str,
+                       size: tuple[int, int], background: str, distractors: int, occluders: int, length: int) -> None:
+    """groundtruth.txt, the per-frame .label files and meta_info.ini, in GOT-10k's formats."""
+    W, H = size
     np.savetxt(out_dir / "groundtruth.txt", np.array(boxes, dtype=np.float64), fmt="%.4f", delimiter=",")
-    for name, values in (("absence", absence), ("cover", cover), ("cut_by_image", cut_by)):
+    for name, values in labels.items():
         (out_dir / f"{name}.label").write_text("".join(f"{v}\n" for v in values))
     (out_dir / "meta_info.ini").write_text(
         "[METAINFO]\n"
-        f"url: generated by siamattn.training.generator (seed {seed}, split {split}, sequence {index})\n"
+        f"url: generated by siamattn.training.generator ({origin})\n"
         "begin: 00:00:00\n"
         f"end: {length}\n"
         "anno_fps: 10Hz\n"
-        f"object_class: {target.name}\n"
+        f"object_class: {object_name}\n"
         "motion_class: synthetic\n"
-        f"major_class: {OBJECT_KINDS[target.name]}\n"
+        f"major_class: {OBJECT_KINDS[object_name]}\n"
         "root_class: object\n"
         "motion_adverb: smoothly\n"
         f"resolution: ({W}, {H})\n"
-        f"background: {sources[clip_id]} frames {a}-{b - 1}\n"
-        f"distractors: {len(distractors)}\n"
-        f"occluders: {len(occluders)}\n")
-    return target.name
+        f"background: {background}\n"
+        f"distractors: {distractors}\n"
+        f"occluders: {occluders}\n")
 
 
 def sequence_name(split: str, index: int) -> str:
