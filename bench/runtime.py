@@ -410,73 +410,92 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results_dir = Path(__file__).parent / "results"
     if args.model and args.multi:
-        from siamattn.runtime.ort_runner import physical_cores
-
-        threads = args.threads or physical_cores()
-        load_before = os.getloadavg()
-        print(f"{'targets':>7} {'calls':>6} {'multi ms':>10} {'singles ms':>11} {'ms/target':>10} {'ratio':>7} "
-              "(p10-p90)")
-        counts = [int(v) for v in args.multi.split(",")]
-        result = many_targets(args.model, counts, args.clip_frames, threads)
-        result["search_graph"] = alone = search_graph_alone(args.model, counts, 7, threads)
-        for r in alone["rows"]:
-            print(f"{r['graph']} on {r['targets']} target(s): {r['median_ms']:.1f} ms ({r['per_target_ms']:.1f} "
-                  "per target)")
-        for what, ops in alone["op_profile_ms"].items():
-            print(f"{what} op profile (ms per run): " + ", ".join(f"{k} {v:.1f}" for k, v in list(ops.items())[:6]))
-        out = args.out or results_dir / "runtime_multi.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
-                   "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
-        print(f"{result['backend']}, max_targets {result['max_targets']}, threads {threads}; load average before "
-              f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
-        cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        out.write_text(json.dumps({"what": "ms per frame: one MultiTracker with N targets vs N single Trackers, "
-                                           "bigbuckbunny.mp4, interleaved per frame", "command": cmd,
-                                   "model": str(args.model), "machine": machine, "date": time.strftime("%Y-%m-%d"),
-                                   **result}, indent=2))
-        print(f"wrote {out}")
-        return 0
+        return _many_targets_main(args, argv, results_dir)
     if args.model:
-        from siamattn.runtime.ort_runner import physical_cores
+        return _end_to_end_main(args, argv, results_dir)
+    return _host_main(args, results_dir)
 
-        threads = args.threads or physical_cores()
-        load_before = os.getloadavg()
-        backends = args.backends.split(",") + (["onnxruntime-int8"] if args.int8 else [])
-        result = end_to_end(args.model, backends, args.clip_frames, threads, args.rounds, args.int8)
-        if args.int8:
-            result["int8"] = int8_search_profiles(args.model, args.int8, threads)
-        rows = result["rows"]
-        print(f"{'backend':<34} {'frames':>6} {'median ms':>10} {'p90 ms':>8} {'fps':>7}  round medians ms")
-        for r in rows:
-            if "error" in r:
-                print(f"{r['backend']:<34} not available: {r['error']}")
-            else:
-                rounds = " ".join(f"{m:.1f}" for m in r["round_medians_ms"])
-                print(f"{r['backend']:<34} {r['frames']:>6} {r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} "
-                      f"{r['fps']:>7.1f}  {rounds}")
-        if "fp32_over_int8_onnxruntime" in result:
-            q = result["fp32_over_int8_onnxruntime"]
-            print(f"per-frame speed-up of the INT8 export over FP32 on ONNX Runtime: median {q['median']:.2f}x "
-                  f"(p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
-            for k, ops in result["int8"]["search_op_profile_ms"].items():
-                print(f"search graph {k} op profile (ms per run): "
-                      + ", ".join(f"{op} {ms:.1f}" for op, ms in list(ops.items())[:8]))
-        if "torch_over_onnxruntime" in result:
-            q = result["torch_over_onnxruntime"]
-            print(f"per-frame speed-up of ONNX Runtime over torch (same frame, back to back): median "
-                  f"{q['median']:.2f}x (p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
-        out = args.out or results_dir / "runtime_e2e.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "threads": threads,
-                   "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
-        print(f"threads {threads}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
-        cmd = "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        out.write_text(json.dumps({"what": "end-to-end ms per frame on bigbuckbunny.mp4, backends interleaved",
-                                   "command": cmd, "model": str(args.model), "machine": machine,
-                                   "date": time.strftime("%Y-%m-%d"), **result}, indent=2))
-        print(f"wrote {out}")
-        return 0
+
+def _command(argv: list[str] | None) -> str:
+    return "python bench/runtime.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def _many_targets_main(args: argparse.Namespace, argv: list[str] | None, results_dir: Path) -> int:
+    """--model --multi: one MultiTracker with N targets vs N single Trackers, and the search graphs alone."""
+    from siamattn.runtime.ort_runner import physical_cores
+
+    threads = args.threads or physical_cores()
+    load_before = os.getloadavg()
+    print(f"{'targets':>7} {'calls':>6} {'multi ms':>10} {'singles ms':>11} {'ms/target':>10} {'ratio':>7} "
+          "(p10-p90)")
+    counts = [int(v) for v in args.multi.split(",")]
+    result = many_targets(args.model, counts, args.clip_frames, threads)
+    result["search_graph"] = alone = search_graph_alone(args.model, counts, 7, threads)
+    for r in alone["rows"]:
+        print(f"{r['graph']} on {r['targets']} target(s): {r['median_ms']:.1f} ms ({r['per_target_ms']:.1f} "
+              "per target)")
+    for what, ops in alone["op_profile_ms"].items():
+        print(f"{what} op profile (ms per run): " + ", ".join(f"{k} {v:.1f}" for k, v in list(ops.items())[:6]))
+    out = args.out or results_dir / "runtime_multi.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
+               "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
+    print(f"{result['backend']}, max_targets {result['max_targets']}, threads {threads}; load average before "
+          f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+    cmd = _command(argv)
+    out.write_text(json.dumps({"what": "ms per frame: one MultiTracker with N targets vs N single Trackers, "
+                                       "bigbuckbunny.mp4, interleaved per frame", "command": cmd,
+                               "model": str(args.model), "machine": machine, "date": time.strftime("%Y-%m-%d"),
+                               **result}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def _end_to_end_main(args: argparse.Namespace, argv: list[str] | None, results_dir: Path) -> int:
+    """--model: end-to-end ms per frame per backend (and INT8 beside FP32 with --int8)."""
+    from siamattn.runtime.ort_runner import physical_cores
+
+    threads = args.threads or physical_cores()
+    load_before = os.getloadavg()
+    backends = args.backends.split(",") + (["onnxruntime-int8"] if args.int8 else [])
+    result = end_to_end(args.model, backends, args.clip_frames, threads, args.rounds, args.int8)
+    if args.int8:
+        result["int8"] = int8_search_profiles(args.model, args.int8, threads)
+    rows = result["rows"]
+    print(f"{'backend':<34} {'frames':>6} {'median ms':>10} {'p90 ms':>8} {'fps':>7}  round medians ms")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['backend']:<34} not available: {r['error']}")
+        else:
+            rounds = " ".join(f"{m:.1f}" for m in r["round_medians_ms"])
+            print(f"{r['backend']:<34} {r['frames']:>6} {r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} "
+                  f"{r['fps']:>7.1f}  {rounds}")
+    if "fp32_over_int8_onnxruntime" in result:
+        q = result["fp32_over_int8_onnxruntime"]
+        print(f"per-frame speed-up of the INT8 export over FP32 on ONNX Runtime: median {q['median']:.2f}x "
+              f"(p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
+        for k, ops in result["int8"]["search_op_profile_ms"].items():
+            print(f"search graph {k} op profile (ms per run): "
+                  + ", ".join(f"{op} {ms:.1f}" for op, ms in list(ops.items())[:8]))
+    if "torch_over_onnxruntime" in result:
+        q = result["torch_over_onnxruntime"]
+        print(f"per-frame speed-up of ONNX Runtime over torch (same frame, back to back): median "
+              f"{q['median']:.2f}x (p10 {q['p10']:.2f}, p90 {q['p90']:.2f})")
+    out = args.out or results_dir / "runtime_e2e.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "threads": threads,
+               "load_avg_1_5_15_before": load_before, "load_avg_1_5_15_after": os.getloadavg()}
+    print(f"threads {threads}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+    cmd = _command(argv)
+    out.write_text(json.dumps({"what": "end-to-end ms per frame on bigbuckbunny.mp4, backends interleaved",
+                               "command": cmd, "model": str(args.model), "machine": machine,
+                               "date": time.strftime("%Y-%m-%d"), **result}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def _host_main(args: argparse.Namespace, results_dir: Path) -> int:
+    """No --model: the host-side cost of the tracker (a backend returning precomputed maps)."""
     args.out = args.out or results_dir / "runtime_host.json"
     cases = [
         (640, 480, (80, 60), False),
