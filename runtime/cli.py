@@ -233,33 +233,10 @@ def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, 
               "(docs/CHECK.md: comparing an engine with them)")
 
 
-def tracking_fn(tracker: Any, dataset: str) -> Any:
-    """The ``track_fn`` of :func:`siamattn.toolkit.evaluate.evaluate` for a tracker (siamattn eval, and the
-    several-export check's dataset metrics)."""
-    import cv2
-
-    # VOT records each frame's region (tracker.output: the mask's rotated box or the box); the one-pass
-    # benchmarks record boxes
-    vot = dataset.lower().replace("-", "").startswith("vot")
-
-    def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
-        for i, path in enumerate(frame_paths):
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise InputError(f"frame '{path}' could not be read")
-            if i == 0:
-                tracker.init(frame, init_box)
-                yield tuple(float(v) for v in init_box)
-            else:
-                res = tracker.track(frame)
-                yield res.region if vot else res.box
-
-    return track_fn
-
-
 def _eval(args: argparse.Namespace) -> int:
     from siamattn.runtime.loader import print_notes
     from siamattn.runtime.tracker import Tracker
+    from siamattn.runtime.video import tracking_fn as video_tracking_fn
 
     if (args.model is None) == (args.checkpoint is None):
         raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
@@ -284,7 +261,7 @@ def _eval(args: argparse.Namespace) -> int:
     from siamattn.toolkit.evaluate import evaluate
 
     with StagedDir(args.out, "--out") as staged:
-        summary = evaluate(args.dataset, args.root, tracking_fn(tracker, args.dataset), staged.path,
+        summary = evaluate(args.dataset, args.root, video_tracking_fn(tracker, args.dataset), staged.path,
                            tracker_name=args.name, split=args.split, progress=not args.quiet)
         summary = _moved(summary, str(staged.path), str(args.out))  # name the final paths, not the staging ones
         (staged.path / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -236,8 +236,8 @@ def run_compare(args: Any) -> int:
 
 def _eval_metrics(model: Path, backend: str, args: Any, out: Path) -> dict[str, float]:
     """Success AUC and precision of this export on --eval-dataset, with ``siamattn eval``'s code."""
-    from siamattn.runtime.cli import tracking_fn
     from siamattn.runtime.tracker import Tracker
+    from siamattn.runtime.video import tracking_fn
     from siamattn.toolkit.evaluate import evaluate
 
     tracker = Tracker(model, backend=backend, device=args.device, notes=[])

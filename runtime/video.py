@@ -194,3 +194,25 @@ def _finish(records: list[dict], name: str, pending: dict[str, StagedFile], writ
         for p in pending.values():
             p.commit()
     return summary
+
+
+def tracking_fn(tracker: Any, dataset: str) -> Any:
+    """The ``track_fn`` of :func:`siamattn.toolkit.evaluate.evaluate` for a tracker (siamattn eval, and the
+    several-export check's dataset metrics)."""
+    # VOT records each frame's region (tracker.output: the mask's rotated box or the box); the one-pass
+    # benchmarks record boxes
+    vot = dataset.lower().replace("-", "").startswith("vot")
+
+    def track_fn(frame_paths: list, init_box: tuple[float, float, float, float]):
+        for i, path in enumerate(frame_paths):
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise InputError(f"frame '{path}' could not be read")
+            if i == 0:
+                tracker.init(frame, init_box)
+                yield tuple(float(v) for v in init_box)
+            else:
+                res = tracker.track(frame)
+                yield res.region if vot else res.box
+
+    return track_fn

@@ -463,5 +463,5 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, clip, delay):
     assert "Traceback" not in err and "not installed" not in err, err
     if proc.returncode == 130:
         assert err.strip() == "interrupted"
-    else:  # it was faster than the signal: the model folder's own error
-        assert proc.returncode == 2 and err.strip().startswith("error: export directory")
+    else:  # it was faster than the signal: the model folder's own error (the signal may then land in the exit)
+        assert proc.returncode in (2, -signal.SIGINT) and err.strip().startswith("error: export directory"), err

@@ -65,7 +65,9 @@ COVERED = {
     "siamattn import --from pysot": "test_import_pysot",
     "siamattn export --config siamattn_r50 --checkpoint ck.pt": "test_import_export_track_check_eval_build_engines",
     "siamattn export --config siamattn_r50 [--checkpoint ck.pt]": "test_import_export_track_check_eval_build_engines",
-    "siamattn export --checkpoint assets/demo/model.pt": "test_export_of_the_shipped_demo_model",
+    "siamattn export --checkpoint assets/demo/model.pt --out": "test_export_of_the_shipped_demo_model",
+    "siamattn export --checkpoint assets/demo/model.pt --precision int8": "test_int8_export_and_the_comparison",
+    "siamattn check --model fp32/ --model fp16/ --model int8/": "test_int8_export_and_the_comparison",
     "siamattn track --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn check --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn check ... --polygraphy": "test_import_export_track_check_eval_build_engines",
@@ -264,7 +266,7 @@ def test_make_demo(tmp_path, monkeypatch, capsys, one_torch_thread):
 def test_export_of_the_shipped_demo_model(tmp_path, monkeypatch, capsys, one_torch_thread):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "assets").symlink_to(ROOT / "assets")
-    rc, out, err = run_line("siamattn export --checkpoint assets/demo/model.pt", tmp_path, capsys)
+    rc, out, err = run_line("siamattn export --checkpoint assets/demo/model.pt --out", tmp_path, capsys)
     assert rc == 0, err
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["export"]["precision"] == "fp16"
@@ -282,5 +284,26 @@ def test_a_planted_fp16_regression_fails_the_export_line(tmp_path, monkeypatch, 
     monkeypatch.setattr(fp16, "_type_constant_of_shape", lambda node: None)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "assets").symlink_to(ROOT / "assets")
-    rc, out, err = run_line("siamattn export --checkpoint assets/demo/model.pt", tmp_path, capsys)
+    rc, out, err = run_line("siamattn export --checkpoint assets/demo/model.pt --out", tmp_path, capsys)
     assert rc == 2 and "search_multi" in err and "Concat" in err, err
+
+
+def test_int8_export_and_the_comparison(tmp_path, monkeypatch, capsys, one_torch_thread):
+    """The INT8 line as typed (calibrated on the demo clip by default), then the several-export check of the same
+    model's FP32, FP16 and INT8 exports (the first two made here, as a user would with --precision)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "assets").symlink_to(ROOT / "assets")
+    rc, out, err = run_line("siamattn export --checkpoint assets/demo/model.pt --precision int8", tmp_path, capsys)
+    assert rc == 0, err
+    manifest = json.loads((tmp_path / "int8" / "manifest.json").read_text())
+    assert manifest["export"]["precision"] == "int8" and "bigbuckbunny" in json.dumps(manifest["export"]["int8"])
+    for precision in ("fp32", "fp16"):
+        assert main(["export", "--checkpoint", "assets/demo/model.pt", "--precision", precision, "--out",
+                     f"{precision}/", "--engine", "none", "--no-verify"]) == 0
+    write_clip(tmp_path / "video.mp4")
+    capsys.readouterr()
+    rc, out, err = run_line("siamattn check --model fp32/ --model fp16/ --model int8/", tmp_path, capsys,
+                            **{"x,y,w,h": BUNNY_INIT})
+    assert rc in (0, 1), err  # 1: an export's verdict failed; the comparison itself ran
+    table = json.loads((tmp_path / "check_report" / "compare.json").read_text())
+    assert [r["precision"] for r in table["rows"]] == ["fp32", "fp16", "int8"]
