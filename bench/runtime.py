@@ -211,19 +211,14 @@ def end_to_end(model_dir: Path, backends: list[str], clip_frames: int, threads: 
                      "fps": float(1000.0 / a.mean())})
     result = {"rows": rows}
     names = [n for n, _, _ in trackers]
-    if "onnxruntime" in names and "torch" in names:
-        # paired per frame: each frame's two runs were back to back, so their ratio cancels slow load drifts
-        ratio = np.concatenate([np.asarray(t) / np.asarray(o)
-                                for t, o in zip(totals["torch"], totals["onnxruntime"], strict=True)])
-        result["torch_over_onnxruntime"] = {"median": float(np.median(ratio)),
-                                            "p10": float(np.percentile(ratio, 10)),
-                                            "p90": float(np.percentile(ratio, 90))}
-    if "onnxruntime" in names and "onnxruntime-int8" in names:
-        ratio = np.concatenate([np.asarray(f) / np.asarray(q)
-                                for f, q in zip(totals["onnxruntime"], totals["onnxruntime-int8"], strict=True)])
-        result["fp32_over_int8_onnxruntime"] = {"median": float(np.median(ratio)),
-                                                "p10": float(np.percentile(ratio, 10)),
-                                                "p90": float(np.percentile(ratio, 90))}
+    # paired per frame: each frame's runs were back to back, so their ratio cancels slow load drifts
+    for slow, fast, key in (("torch", "onnxruntime", "torch_over_onnxruntime"),
+                            ("onnxruntime", "onnxruntime-int8", "fp32_over_int8_onnxruntime")):
+        if slow in names and fast in names:
+            ratio = np.concatenate([np.asarray(a) / np.asarray(b)
+                                    for a, b in zip(totals[slow], totals[fast], strict=True)])
+            result[key] = {"median": float(np.median(ratio)), "p10": float(np.percentile(ratio, 10)),
+                           "p90": float(np.percentile(ratio, 90))}
     return result
 
 
