@@ -63,7 +63,7 @@ def _int8_options(args: argparse.Namespace, precision: str) -> Any:
         return None
     from siamattn.export.int8 import DEFAULT_METHOD
     from siamattn.export.int8_export import Int8Options
-    from siamattn.runtime.video import parse_box
+    from siamattn.validate import parse_box
 
     init = None
     if args.calib_init is not None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from siamattn.errors import InputError
 from siamattn.validate import as_path
+from siamattn.validate import parse_box as parse_box  # re-exported: it lives in the core (export reads --calib-init)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -100,15 +101,3 @@ def open_source(source: str | int | os.PathLike[str], max_frames: int | None = N
         raise InputError(f"video '{path}' could not be read (unsupported codec or corrupt file)")
     length = min(count, max_frames) if max_frames is not None else count
     return Source(str(path), length, cap.get(cv2.CAP_PROP_FPS) or 30.0, _video_frames(cap, length, str(path), count))
-
-
-def parse_box(text: str) -> tuple[float, float, float, float]:
-    """'x,y,w,h' -> floats, with a clear error for anything else."""
-    parts = text.replace(" ", "").split(",")
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise InputError(f"--init must be x,y,w,h (four numbers), got '{text}'")
-    return values  # type: ignore[return-value]

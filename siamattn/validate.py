@@ -52,3 +52,15 @@ def as_path(value: object, what: str = "path") -> Path:
         except (TypeError, ValueError) as exc:  # a PathLike returning something else, NUL bytes
             raise InputError(f"{what} is not a usable path ({exc}): {value!r}") from exc
     raise InputError(f"{what} must be a path (str or os.PathLike), got {type(value).__name__}: {value!r}")
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """'x,y,w,h' -> floats, with a clear error for anything else."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise InputError(f"--init must be x,y,w,h (four numbers), got '{text}'")
+    return values  # type: ignore[return-value]
