@@ -1,7 +1,7 @@
 """Evaluate trained checkpoints against each other and a tracker that never moves, on held-out generated
 sequences.
 
-    python assets/demo/evaluate_demo.py --checkpoint new=/work/runs/demo25/last.pt \
+    python assets/demo/evaluate_demo.py --checkpoint new=runs/demo25/last.pt \
         --checkpoint shipped=assets/demo/model.pt --root /tmp/demo/gen --split val --out /tmp/demo/eval
 
 Runs :class:`siamattn.runtime.tracker.Tracker` over the PyTorch backend (the reference every deployed

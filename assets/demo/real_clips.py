@@ -1,6 +1,6 @@
 """Track real clips that no demo model trained on and draw what each checkpoint does, side by side.
 
-    python assets/demo/real_clips.py --checkpoint new=/work/runs/demo25/last.pt \
+    python assets/demo/real_clips.py --checkpoint new=runs/demo25/last.pt \
         --checkpoint shipped=assets/demo/model.pt --clip bunny --out /tmp/bunny.png
 
 Each row is one checkpoint, each column a frame (every ``--every``-th): the tracked box in green, the mask's
