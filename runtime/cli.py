@@ -36,7 +36,9 @@ def _add_model_args(p: argparse.ArgumentParser, several: bool = False) -> None:
 
 
 def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
-    p.add_argument("--source", required=True, help="video file, folder of images, or camera index (e.g. 0)")
+    p.add_argument("--source", required=True,
+                   help="video file, folder of images, camera index (e.g. 0), stream URL (rtsp://, http(s)://, "
+                        "udp://, tcp://) or GStreamer pipeline ending in appsink (an OpenCV with GStreamer)")
     if several:
         p.add_argument("--init", action="append", metavar="X,Y,W,H",
                        help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60); "
@@ -49,6 +51,28 @@ def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
                        help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60)")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames, the init frame included (default: all)")
+
+
+def _add_live_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                   help="track the newest frame of a camera or stream, skipping (and counting) the frames a slower "
+                        "tracker cannot keep up with; the default for cameras and streams. --no-realtime tracks "
+                        "every frame in order, falling behind a faster source")
+    p.add_argument("--reconnect", type=int, default=0, metavar="N",
+                   help="reopen a stream that stalls or drops up to N times in a row, with a doubling pause "
+                        "(default: %(default)s: the run ends with the stream)")
+    p.add_argument("--stall-timeout", type=number(0), default=5.0, metavar="S",
+                   help="a stream that gives no frame for S seconds has stalled; also the time to connect "
+                        "(default: %(default)s)")
+
+
+def _live_line(summary: dict) -> str:
+    """The summary's live-source part, for the printed line."""
+    if "dropped" not in summary:
+        return ""
+    return (f"; {'real time' if summary['realtime'] else 'every frame'}: {summary['dropped']} frames dropped, "
+            f"capture to result median {summary['median_capture_to_result_ms'] or 0:.1f} ms"
+            + (f", {summary['reconnects']} reconnects" if summary["reconnects"] else ""))
 
 
 def _track(args: argparse.Namespace) -> int:
@@ -71,7 +95,10 @@ def _track(args: argparse.Namespace) -> int:
     check_video_output("--save", args.save)
     if args.show:
         check_display()
-    source = open_source(args.source, args.max_frames)
+    if args.reconnect < 0:
+        raise InputError(f"--reconnect must be 0 or more tries, got {args.reconnect}")
+    source = open_source(args.source, args.max_frames, realtime=args.realtime, reconnect=args.reconnect,
+                         stall_timeout=args.stall_timeout)
     notes: list[str] = []
     kind = Tracker if len(boxes) == 1 else MultiTracker
     tracker = kind(args.model, backend=args.backend, device=args.device, notes=notes)
@@ -84,7 +111,8 @@ def _track(args: argparse.Namespace) -> int:
         print(f"{summary['frames']} frames{several}, {summary['tracked']} tracked after the init frame with {name}: "
               f"median "
               f"{summary['median_ms'] or 0:.1f} ms/frame ({summary['fps'] or 0:.1f} fps)"
-              + (f"; video: {args.save}" if args.save else "") + (f"; json: {args.json}" if args.json else ""))
+              + _live_line(summary) + (f"; video: {args.save}" if args.save else "")
+              + (f"; json: {args.json}" if args.json else ""))
     return 0
 
 
@@ -291,6 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="per-frame results (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --save/--json files")
     p.add_argument("--show", action="store_true", help="display frames in a window (needs a display; q or Esc stops)")
+    _add_live_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary (errors still print)")
     p.set_defaults(func=_track)
 

@@ -69,6 +69,8 @@ COVERED = {
     "siamattn export --checkpoint assets/demo/model.pt --precision int8": "test_int8_export_and_the_comparison",
     "siamattn check --model fp32/ --model fp16/ --model int8/": "test_int8_export_and_the_comparison",
     "siamattn track --model model/": "test_import_export_track_check_eval_build_engines",
+    "siamattn track --source http://": "tests/test_live_sources.py::test_readme_live_line_tracks_a_stream_with_the_"
+                                       "tiny_model",
     "siamattn check --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn check ... --polygraphy": "test_import_export_track_check_eval_build_engines",
     "siamattn eval --model model/": "test_import_export_track_check_eval_build_engines",
