@@ -26,17 +26,13 @@ import cv2
 import numpy as np
 
 from siamattn.errors import InputError
-from siamattn.runtime.sources import SourceEndedEarly
+from siamattn.runtime.source_errors import StreamLost as StreamLost  # re-exported: raised here
 
 # the URL schemes OpenCV's FFmpeg backend reads live
 STREAM_SCHEMES = ("rtsp", "http", "https", "udp", "tcp")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 FIRST_BACKOFF_S = 0.5  # the pause before the first reopening; doubled each try, at most MAX_BACKOFF_S
 MAX_BACKOFF_S = 8.0
-
-
-class StreamLost(SourceEndedEarly):
-    """A live stream stopped and could not be reopened: the frames tracked so far are kept and written."""
 
 
 @dataclass

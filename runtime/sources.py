@@ -8,23 +8,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from siamattn.errors import InputError
+from siamattn.runtime.live import LiveStats, open_live, stream_kind
+from siamattn.runtime.source_errors import SourceEndedEarly as SourceEndedEarly  # re-exported: its old home
 from siamattn.validate import as_path
 from siamattn.validate import parse_box as parse_box  # re-exported: it lives in the core (export reads --calib-init)
 
-if TYPE_CHECKING:
-    from siamattn.runtime.live import LiveStats
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class SourceEndedEarly(InputError):
-    """The source stopped before the frames its container (or folder) announced: corrupt or truncated."""
 
 
 @dataclass
@@ -97,8 +91,6 @@ def open_source(source: str | int | os.PathLike[str], max_frames: int | None = N
     Cameras and streams are live (:mod:`~siamattn.runtime.live`): ``realtime`` (default for them: on) tracks
     the newest frame and counts the skipped ones; a stream that stalls ``stall_timeout`` seconds or drops is
     reopened up to ``reconnect`` times. Files and folders are read frame by frame (``realtime`` refused)."""
-    from siamattn.runtime.live import open_live, stream_kind
-
     check_max_frames(max_frames)
     if isinstance(source, bool) or not isinstance(source, int):
         as_path(source, "source")  # refuses what is no path; Path() would fold a URL's '//'

@@ -153,3 +153,21 @@ def test_resume_refuses_a_folder_that_is_not_an_eval(tiny_export, data, tmp_path
     assert main(eval_args(tiny_export, data, out, "--resume")) == 2
     assert "is not an earlier eval output (it holds notes.txt)" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_readme_eval_lines(tiny_export, data, serial, tmp_path, monkeypatch):
+    """The README's --workers, --shard and --merge lines as typed (the second shard: the same line with 2/2
+    into part2/), on the dataset of the serial run laid out as its default val split."""
+    from tests.test_readme_commands import command, fill
+
+    shutil.copytree(tiny_export, tmp_path / "model")
+    shutil.copytree(data / "train", tmp_path / "got10k" / "val")
+    monkeypatch.chdir(tmp_path)
+    root = {"GOT10K_ROOT": "got10k"}
+    assert main(fill(command("siamattn eval --workers 2"), **root)) == 0
+    shard = command("siamattn eval --shard 1/2")
+    assert main(fill(shard, **root)) == 0
+    assert main(fill(shard.replace("1/2", "2/2").replace("part1/", "part2/"), **root)) == 0
+    assert main(fill(command("siamattn eval --merge part1/ part2/"), **root)) == 0
+    for out in (tmp_path / "eval2", tmp_path / "merged"):
+        assert boxes(out) == boxes(serial) and metrics(out) == metrics(serial)
