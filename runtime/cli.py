@@ -341,8 +341,10 @@ def _run_sequences(args: argparse.Namespace, spec: Any, devices: list[str] | Non
                     names=names, progress=not args.quiet)
         return tracker.backend_label
     todo = names if names is not None else open_benchmark(args.dataset, args.root, split=args.split).names
-    return run_workers(spec, devices, min(workers, len(todo)), args.dataset, args.root, args.split, todo, results,
-                       progress=not args.quiet)
+    label, notes = run_workers(spec, devices, min(workers, len(todo)), args.dataset, args.root, args.split, todo,
+                               results, progress=not args.quiet)
+    print_notes(notes, args.quiet)
+    return label
 
 
 def _score(args: argparse.Namespace, staged: StagedDir, label: str) -> dict:

@@ -95,8 +95,9 @@ def _worker(wid: int, spec: TrackerSpec, dataset: str, root: Path, split: str, r
         spec = replace(spec, device="cuda")
     name = None
     try:
-        tracker = build_tracker(spec)
-        reports.put(("ready", wid, tracker.backend_label))
+        notes: list[str] = []  # the parent prints them, once
+        tracker = build_tracker(spec, notes)
+        reports.put(("ready", wid, (tracker.backend_label, notes)))
         track_fn = tracking_fn(tracker, dataset)
         ds = open_benchmark(dataset, root, split=split)
         while (name := tasks.get()) is not None:
@@ -109,9 +110,10 @@ def _worker(wid: int, spec: TrackerSpec, dataset: str, root: Path, split: str, r
 
 
 def run_workers(spec: TrackerSpec, devices: list[str] | None, workers: int, dataset: str, root: Path, split: str,
-                names: list[str], results: Path, progress: bool = True) -> str:
-    """Track ``names`` in ``workers`` spawned processes into ``results``; returns the trackers' label. A worker
-    that fails or dies fails the run, naming its sequence."""
+                names: list[str], results: Path, progress: bool = True) -> tuple[str, list[str]]:
+    """Track ``names`` in ``workers`` spawned processes into ``results``; returns the trackers' label and the
+    first worker's notes (the backend it fell back to). A worker that fails or dies fails the run, naming its
+    sequence."""
     from tqdm import tqdm
 
     ctx = mp.get_context("spawn")  # a fresh interpreter: no copied ONNX Runtime/CUDA state, as on any OS
@@ -128,7 +130,7 @@ def run_workers(spec: TrackerSpec, devices: list[str] | None, workers: int, data
     for p in procs:
         p.start()
     current: dict[int, str | None] = {}
-    label = ""
+    label: tuple[str, list[str]] | None = None
     done = 0
     try:
         with tqdm(total=len(names), desc=f"tracking {dataset} ({workers} workers)", unit="seq",
@@ -157,7 +159,7 @@ def run_workers(spec: TrackerSpec, devices: list[str] | None, workers: int, data
                 p.terminate()
         for p in procs:
             p.join(timeout=10)
-    return label
+    return label or ("", [])
 
 
 def _check_alive(procs: list[Any], current: dict[int, str | None]) -> None:

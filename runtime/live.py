@@ -124,8 +124,9 @@ class _Feed:
                 self.stats.ended = f"the stream ended after {self.read_count} frames"
                 return None
             if tries == self.reconnect:
+                tried = f"{self.reconnect} tr{'y' if self.reconnect == 1 else 'ies'}"
                 raise StreamLost(f"stream '{self.name}' stopped after {self.read_count} frames and could not be "
-                                 f"reopened in {self.reconnect} tries (--reconnect)")
+                                 f"reopened in {tried} (--reconnect)")
             self.close()
             self.stop.wait(min(FIRST_BACKOFF_S * 2 ** tries, MAX_BACKOFF_S))
             tries += 1

@@ -100,8 +100,8 @@ def test_a_killed_worker_fails_the_run_naming_its_sequence(tiny_export, data, tm
     victim = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())[2]
     flag, out = tmp_path / "paused.pid", tmp_path / "eval"
     env = dict(os.environ, SIAMATTN_PAUSE_AT=f"eval:{victim}", SIAMATTN_PAUSE_FILE=str(flag))
-    proc = subprocess.Popen([sys.executable, "-m", "siamattn", *eval_args(tiny_export, data, out, "--workers", "2",
-                                                                          "--resume")],
+    proc = subprocess.Popen([sys.executable, "-m", "siamattn", *eval_args(tiny_export, data, out, "--devices",
+                                                                          "cpu,cpu", "--resume")],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 180
     while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -171,3 +171,16 @@ def test_readme_eval_lines(tiny_export, data, serial, tmp_path, monkeypatch):
     assert main(fill(command("siamattn eval --merge part1/ part2/"), **root)) == 0
     for out in (tmp_path / "eval2", tmp_path / "merged"):
         assert boxes(out) == boxes(serial) and metrics(out) == metrics(serial)
+
+
+def test_a_worker_gets_its_gpu_as_cuda(tiny_export, data, tmp_path, capsys):
+    """--devices cuda:1: the worker asks its backend for 'cuda' (CUDA_VISIBLE_DEVICES=1 names the GPU); on a
+    machine without one, its backend's refusal comes back as one line naming the worker."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine's ONNX Runtime has CUDA")
+    assert main(eval_args(tiny_export, data, tmp_path / "eval", "--devices", "cuda:1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: eval worker 1 failed on its start:") and "CUDA" in err[0], err

@@ -52,10 +52,12 @@ def decode(frame: np.ndarray) -> int:
 
 class Stream:
     """An MJPEG-over-HTTP server: frames 0..``frames``-1 at ``fps``, numbered on one count across connections.
-    ``cut``: the first connection closes after that many frames; ``reopen``: whether a later one is served."""
+    ``cut``: the first connection closes after that many frames (with ``stall``: after that many seconds of
+    silence); ``reopen``: whether a later connection is served."""
 
-    def __init__(self, fps: float, frames: int, cut: int | None = None, reopen: bool = True) -> None:
-        self.fps, self.frames, self.cut, self.reopen = fps, frames, cut, reopen
+    def __init__(self, fps: float, frames: int, cut: int | None = None, reopen: bool = True,
+                 stall: float = 0.0) -> None:
+        self.fps, self.frames, self.cut, self.reopen, self.stall = fps, frames, cut, reopen, stall
         self.sent: dict[int, float] = {}
         self.next = 0
         self.connections = 0
@@ -70,6 +72,7 @@ class Stream:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.block_on_close = False  # a stalled connection's thread is not waited for
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mjpg"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -84,6 +87,7 @@ class Stream:
         start, t0 = self.next, time.monotonic()
         while self.next < self.frames:
             if self.cut is not None and self.connections == 1 and self.next >= self.cut:
+                time.sleep(self.stall)  # the stream stalls, the connection open
                 return  # the connection drops mid-stream
             time.sleep(max(0.0, t0 + (self.next - start) / self.fps - time.monotonic()))
             jpg = cv2.imencode(".jpg", encode(self.next), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
@@ -200,6 +204,18 @@ def test_a_cut_stream_reconnects_then_fails_in_one_line_keeping_what_was_tracked
     assert f"written to '{js}'" in msg
     doc = json.loads(js.read_text())
     assert doc["summary"]["reconnects"] == 1 and len(doc["frames"]) == 16
+
+
+def test_a_stalled_stream_is_reopened_after_the_stall_timeout(streams, tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "FIRST_BACKOFF_S", 0.05)
+    stream = streams(30.0, 12, cut=5, stall=5.0)  # frames 0..4, then silence on an open connection
+    tracker = SlowTracker(0.0)
+    t0 = time.monotonic()
+    with pytest.raises(StreamLost, match="stopped after 12 frames and could not be reopened in 1 try"):
+        track_video(tracker, "slow", open_source(stream.url, realtime=True, reconnect=1, stall_timeout=0.7), BOX,
+                    quiet=True)
+    assert [i for i, _ in tracker.seen] == list(range(12))  # a slower tracker than nothing: every frame
+    assert time.monotonic() - t0 < 4.0  # the stall was cut short by the timeout, not waited out
 
 
 def test_without_reconnect_a_cut_stream_ends_the_run(streams, tmp_path):
