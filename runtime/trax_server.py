@@ -66,8 +66,7 @@ def init_box(region: Any, frame_shape: tuple[int, ...]) -> tuple[float, float, f
         return float(xs.min() + ox), float(ys.min() + oy), float(xs.max() - xs.min() + 1), float(
             ys.max() - ys.min() + 1)
     kind = getattr(region, "type", type(region).__name__)
-    raise InputError(f"TraX region type '{kind}' cannot initialise the tracker; send a rectangle, polygon or mask "
-                     f"({', '.join(REGION_FORMATS)})")
+    raise InputError(f"TraX region type '{kind}' cannot initialise the tracker; send a rectangle, polygon or mask")
 
 
 def out_region(result: Any, mode: str) -> Any:

@@ -80,6 +80,8 @@ COVERED = {
     "siamattn build-engines --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn plugins build": "tests/test_plugins_build.py::test_plugins_build_with_its_defaults",
     "siamattn plugins emulate": "tests/test_plugins_emulation.py::test_cli_emulate_with_its_defaults",
+    "siamattn vot --model model/ --write-trackers": (
+        "tests/test_vot.py::test_readme_vot_lines_as_typed_and_vot_test_of_a_multi_object_entry"),
 }
 
 
