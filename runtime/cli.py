@@ -503,7 +503,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--max-frames", type=positive_int, default=None, help="track only the first N frames")
     p.set_defaults(func=_demo)
-
-    from siamattn.runtime.vot import register as register_vot  # the TraX server for the VOT toolkit
-
-    register_vot(sub)
