@@ -49,14 +49,17 @@ def protect_stdout() -> None:
     sys.stdout = sys.stderr
 
 
-def init_box(region: Any, frame_shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+def init_box(region: Any) -> tuple[float, float, float, float]:
     """The (x, y, w, h) box a TraX region initialises the tracker with."""
     import trax
 
     if isinstance(region, trax.Rectangle):
         return tuple(float(v) for v in region.bounds())  # type: ignore[return-value]
     if isinstance(region, trax.Polygon):
-        return tuple(float(v) for v in vot_init_box(np.array(list(region), dtype=np.float64)))  # type: ignore
+        points = np.array(list(region), dtype=np.float64)
+        if len(points) < 3:
+            raise InputError(f"the TraX polygon to initialise from has {len(points)} points; it needs at least 3")
+        return tuple(float(v) for v in vot_init_box(points))  # type: ignore[return-value]
     if isinstance(region, trax.Mask):
         ys, xs = np.nonzero(region.array())
         if xs.size == 0:
@@ -123,7 +126,7 @@ class Session:
     def _add(self, frame: np.ndarray, objects: list[tuple[Any, dict]]) -> list[tuple[Any, dict]]:
         """Start the client's new objects on ``frame``; their reply is the region they came with."""
         for region, _ in objects:
-            self.ids.append(self.tracker.add(frame, init_box(region, frame.shape)))
+            self.ids.append(self.tracker.add(frame, init_box(region)))
         return [(region, {}) for region, _ in objects]
 
     def initialize(self, frame: np.ndarray, objects: list[tuple[Any, dict]]) -> list[tuple[Any, dict]]:
