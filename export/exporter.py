@@ -18,7 +18,7 @@ from siamattn import export_choices as choices
 from siamattn.config import Config
 from siamattn.export import engine as engines
 from siamattn.export.fp16 import ISLANDS, convert_to_fp16, find_islands
-from siamattn.export.graphs import MULTI_SUFFIX, Stage, export_stage, stages
+from siamattn.export.graphs import LOST_SUFFIX, MULTI_SUFFIX, Stage, export_stage, stages
 from siamattn.export.lowering import DEFAULT_XCORR, lowerings
 from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
@@ -257,7 +257,7 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
         "verification": {},
     }
     all_stages = [s for s in stages(model, opts.seed, cfg.export.max_targets)
-                  if s.name.removesuffix(MULTI_SUFFIX) in opts.graphs]
+                  if s.name.removesuffix(MULTI_SUFFIX).removesuffix(LOST_SUFFIX) in opts.graphs]
     for stage in all_stages:
         t0 = time.monotonic()
         log(f"[{stage.name}] exporting ({opts.ops}, {graph_precision(stage.name, opts)}) ...")

@@ -222,10 +222,27 @@ class TrackerConfig:
     # The result a benchmark reports per frame (TrackResult.region): "polygon" = the rotated box from the
     # mask when the model has one (VOT), "box" = the axis-aligned box (OTB and other one-pass benchmarks).
     output: str = "polygon"
+    # Long-term mode (pysot's SiamRPNLTTracker, docs/DESIGN.md "Long-term search"): a target whose chosen
+    # anchor scores below confidence_low keeps its state and is searched next frame in a lost_instance_size
+    # window with almost no cosine window (lost_window_influence); it returns to the normal window once a score
+    # exceeds confidence_high. The export adds the lost-window graphs (search_lost, refine_*_lost).
+    long_term: bool = False
+    lost_instance_size: int = 831
+    confidence_low: float = 0.85
+    confidence_high: float = 0.998
+    lost_window_influence: float = 0.001
 
     @property
     def score_size(self) -> int:
-        return (self.instance_size - self.exemplar_size) // FEATURE_STRIDE + 1 + self.base_size
+        return self.score_size_at(self.instance_size)
+
+    @property
+    def lost_score_size(self) -> int:
+        return self.score_size_at(self.lost_instance_size)
+
+    def score_size_at(self, instance_size: int) -> int:
+        """Score map side for a search crop of ``instance_size`` px (25 at 255, 97 at 831)."""
+        return (instance_size - self.exemplar_size) // FEATURE_STRIDE + 1 + self.base_size
 
     def validate(self) -> None:
         _check(0.0 <= self.window_influence <= 1.0, "tracker.window_influence", "must be in [0, 1]")
@@ -241,6 +258,16 @@ class TrackerConfig:
                f"must be one of {', '.join(map(repr, TRACKER_GEOMETRIES))}, got {self.geometry!r}")
         _check(self.output in TRACKER_OUTPUTS, "tracker.output",
                f"must be one of {', '.join(map(repr, TRACKER_OUTPUTS))}, got {self.output!r}")
+        self._validate_long_term()
+
+    def _validate_long_term(self) -> None:
+        _check(self.lost_score_size > self.score_size, "tracker.lost_instance_size",
+               f"({self.lost_instance_size}) must be larger than the normal window tracker.instance_size "
+               f"({self.instance_size}) by at least {FEATURE_STRIDE} px (a larger score map), e.g. 831")
+        _check(0.0 <= self.confidence_low <= self.confidence_high <= 1.0, "tracker.confidence_low",
+               f"({self.confidence_low}) must be in [0, tracker.confidence_high ({self.confidence_high})] "
+               "and confidence_high <= 1")
+        _check(0.0 <= self.lost_window_influence <= 1.0, "tracker.lost_window_influence", "must be in [0, 1]")
 
 
 @dataclass
