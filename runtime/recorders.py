@@ -22,6 +22,7 @@ class CallRecorder:
         self.has_refine, self.has_mask, self.max_batch = inner.has_refine, inner.has_mask, inner.max_batch
         self.calls: list[tuple[str, np.ndarray, Any]] = []
         self.set_template, self.drop_template = inner.set_template, inner.drop_template
+        self.search_sizes = getattr(inner, "search_sizes", None)  # the long-term check of the tracker
 
     def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         cls, loc = self.inner.search_batch(x, slots)
@@ -55,6 +56,7 @@ class CropWatch:
         self.has_refine, self.has_mask, self.max_batch = inner.has_refine, inner.has_mask, inner.max_batch
         self.x: np.ndarray | None = None
         self.set_template, self.drop_template = inner.set_template, inner.drop_template
+        self.search_sizes = getattr(inner, "search_sizes", None)
         self.refine_box_batch, self.refine_mask_batch = inner.refine_box_batch, inner.refine_mask_batch
 
     def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -43,12 +43,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
-from siamattn.config import Config
+from siamattn.config import Config, with_long_term
 from siamattn.errors import InputError
 from siamattn.geometry import context_size, roi_in_crop
 from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
@@ -179,9 +179,7 @@ class MultiTracker:
         check_backend(model)
         self.backend: Backend = model  # type: ignore[assignment]
         self.max_batch = max(1, int(self.backend.max_batch))
-        if long_term is not None:
-            cfg = replace(cfg, tracker=replace(cfg.tracker, long_term=bool(long_term)))
-        self.cfg = cfg
+        self.cfg = cfg = with_long_term(cfg, long_term)
         t = cfg.tracker
         self.long_term = t.long_term
         self._rule = LongTermRule(t.confidence_low, t.confidence_high)
@@ -371,7 +369,7 @@ class MultiTracker:
             t.center, t.size = (cx, cy), (w, h)
             return cx, cy, w, h
         if self._rule.follows(sel.score):
-            t.center, t.size = smoothed[:2], smoothed[2:]
+            t.center, t.size = _bounded(smoothed, frame_wh, self._min_size)
         t.lost = self._rule.next_lost(t.lost, sel.score)
         return clip_to_frame((*t.center, *t.size), frame_wh, self._min_size, margin)
 
@@ -444,6 +442,17 @@ class MultiTracker:
                 polygon = np.array([[x1, y1], [x1 + w, y1], [x1 + w, y1 + h], [x1, y1 + h]], dtype=np.float32)
             result.append((mask, polygon))
         return result
+
+
+def _bounded(box: tuple[float, float, float, float], frame_wh: tuple[int, int],
+             min_size: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The long-term state, unclipped as pysot's long-term tracker keeps it, but within a frame's width and height
+    around the frame and no larger than the frame: pysot lets a runaway box (a wild size delta) grow until its
+    crop no longer fits in memory; inside these bounds the two are the same (docs/DESIGN.md "Long-term search")."""
+    cx, cy, w, h = box
+    fw, fh = frame_wh
+    return ((min(max(cx, -fw), 2.0 * fw), min(max(cy, -fh), 2.0 * fh)),
+            (min(max(w, min_size), fw), min(max(h, min_size), fh)))
 
 
 def _check_lost_window(backend: Backend, size: int) -> None:

@@ -377,6 +377,14 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def with_long_term(cfg: Config, on: bool | None) -> Config:
+    """``cfg`` with tracker.long_term set to ``on`` (None or False from a CLI switch: unchanged when None; the
+    run-time switch of ``siamattn track/check/eval --long-term`` and ``Tracker(..., long_term=)``)."""
+    if on is None or on == cfg.tracker.long_term:
+        return cfg
+    return dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, long_term=bool(on)))
+
+
 # ----------------------------------------------------------------------------------------------------
 # loading and validation
 

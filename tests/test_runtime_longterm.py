@@ -197,3 +197,21 @@ def test_manifest_lost_size_must_match_its_graph(lt_export, tmp_path):
 def test_an_export_without_lost_graphs_refuses_long_term(tiny_export):
     with pytest.raises(InputError, match=r"re-export with --set tracker\.long_term=true"):
         Tracker(tiny_export, backend="onnxruntime", device="cpu", long_term=True)
+
+
+def test_onnxruntime_follows_torch_on_the_lost_window_graphs(lt_export, one_torch_thread):
+    """Lock step over a real clip with a cut (the target leaves and comes back): ONNX Runtime's search, box and
+    mask graphs at both windows against PyTorch's, on the same crops and RoIs; both windows run."""
+    from siamattn.runtime.check import evaluate_thresholds, run_check
+    from siamattn.runtime.loader import load_backend, load_reference
+    from siamattn.runtime.sources import BUNNY_BOX, lost_and_found_clip
+
+    frames = lost_and_found_clip(4, 3, 5)
+    backend, cfg, name = load_backend(lt_export, "onnxruntime", "cpu")
+    report = run_check(frames, BUNNY_BOX, load_reference(lt_export), backend, cfg, name)
+    evaluate_thresholds(report)
+    assert not report.failures, report.failures
+    assert 0 < len(report.lost_frames) < report.tracked  # both windows ran
+    assert min(f.iou for f in report.lockstep) >= 0.99
+    assert {d.graph for d in report.output_diffs} >= {"search", "refine_box", "refine_mask"}
+    assert report.worst_rel_error < 1e-4
