@@ -79,10 +79,20 @@ class NeckConfig:
     # RPN as they are, so they must all have one width
     enabled: bool = True
     channels: int = 256  # every level is projected to this width
+    # A width per level instead (pysot's ADJUST out_channels when they differ, e.g. [128, 256, 512] of its
+    # long-term experiment); empty: every level has `channels`. Each level's attention and RPN block then have
+    # its width (and a 0 model.rpn.hidden means that width); refinement needs one width.
+    level_channels: list[int] = field(default_factory=list)
     template_crop: int = 7  # template maps (15x15) are centre-cropped to this size
+
+    def widths(self, levels: int) -> list[int]:
+        """The output width of each of ``levels`` levels."""
+        return list(self.level_channels) if self.level_channels else [self.channels] * levels
 
     def validate(self) -> None:
         _check(self.channels >= 8 and self.channels % 8 == 0, "model.neck.channels", "must be a multiple of 8")
+        _check(all(c >= 8 and c % 8 == 0 for c in self.level_channels), "model.neck.level_channels",
+               f"must be multiples of 8, got {self.level_channels}")
         _check(self.template_crop % 2 == 1, "model.neck.template_crop", "must be odd")
 
 
@@ -115,7 +125,7 @@ class AttentionConfig:
 
 @dataclass
 class RPNConfig:
-    hidden: int = 256  # channels of the per-branch 3x3 conv before the depth-wise correlation
+    hidden: int = 256  # channels of the per-branch 3x3 conv before the depth-wise correlation (0: the level's width)
     weighted_fusion: bool = True  # softmax-normalised learned weights over the three levels
 
 
@@ -176,6 +186,13 @@ class ModelConfig:
         _check(not self.refine.enabled or self.backbone.levels == 3, "model.refine.enabled",
                f"needs a backbone with three stride-8 levels and early maps ({self.backbone.name!r} has "
                f"{self.backbone.levels})")
+        widths = self.neck.level_channels
+        _check(not widths or len(widths) == self.backbone.levels, "model.neck.level_channels",
+               f"needs one width per level ({self.backbone.levels}), got {widths}")
+        _check(not widths or not self.refine.enabled or len(set(widths)) == 1, "model.neck.level_channels",
+               f"of different widths ({widths}) cannot feed the region refinement (it sums the levels); set "
+               "model.refine.enabled: false")
+        _check(self.rpn.hidden >= 0, "model.rpn.hidden", "must be >= 0 (0: each level's width)")
 
 
 @dataclass

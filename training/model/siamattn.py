@@ -34,9 +34,10 @@ class SiamAttn(nn.Module):
         # when the backbone has them) feed the refinement's mask features (training/model/backbone.py)
         self.levels = levels = self.backbone.levels
         self.neck = Neck(ch[-levels:], m.neck)
-        c = self.neck.channels
-        self.dsa = nn.ModuleList(DSA(c, m.attention) for _ in range(levels))
-        self.rpn = MultiRPN(levels, c, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
+        widths = self.neck.level_channels
+        c = widths[0]  # the refinement's width (the config makes the levels' widths equal when it is on)
+        self.dsa = nn.ModuleList(DSA(w, m.attention) for w in widths)
+        self.rpn = MultiRPN(levels, widths, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
         self.refine: RegionRefinement | None = None
         if m.refine.enabled:  # the config guarantees stride-2/4 maps (ModelConfig.validate)
             t = cfg.tracker  # both windows, so the long-term mode can be switched on at run time
