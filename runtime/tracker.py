@@ -265,10 +265,11 @@ class MultiTracker:
         return t.center, t.size
 
     @_serialized
-    def set_state(self, target_id: int, center: object, size: object) -> None:
+    def set_state(self, target_id: int, center: object, size: object, lost: bool | None = None) -> None:
         """Move a target to ``center`` (x, y) with ``size`` (w, h), frame px, keeping its template: its next
         search crop is cut there (e.g. a detector's correction, or stepping in lock with another tracker's
-        states). The inverse of :meth:`state`."""
+        states). The inverse of :meth:`state`. ``lost`` (long-term mode): search it next in the lost window
+        (True) or the normal one (False); None keeps its mode."""
         self._target_of(target_id, "set_state")
         if has_bool(center) or has_bool(size):
             raise InputError(f"set_state(): centre and size must be numbers, not True/False; got {center!r}, {size!r}")
@@ -286,8 +287,12 @@ class MultiTracker:
                 c[1] + s[1] / 2 > 0 and c[1] - s[1] / 2 < self._info.height):
             raise InputError(f"set_state(): the box (centre {c[0]:g}, {c[1]:g}, size {s[0]:g} x {s[1]:g}) lies outside "
                              f"the {self._info.width}x{self._info.height} frame; give frame pixels")
+        if lost and not self.long_term:
+            raise InputError("set_state(lost=True) needs the long-term mode (tracker.long_term / long_term=True)")
         t = self._targets[target_id]
         t.center, t.size = (float(c[0]), float(c[1])), (float(s[0]), float(s[1]))
+        if lost is not None:
+            t.lost = bool(lost)
 
     def _size_changed(self, info: FrameInfo) -> str:
         assert self._info is not None
