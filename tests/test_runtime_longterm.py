@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from test_runtime_cli_inputs import BOX, one_line_error, run_cli, track_args, write_clip
 from test_runtime_tracker import K, reference_rpn_choice
 
 from siamattn.config import load_config
@@ -215,3 +216,17 @@ def test_onnxruntime_follows_torch_on_the_lost_window_graphs(lt_export, one_torc
     assert min(f.iou for f in report.lockstep) >= 0.99
     assert {d.graph for d in report.output_diffs} >= {"search", "refine_box", "refine_mask"}
     assert report.worst_rel_error < 1e-4
+
+
+@pytest.mark.parametrize("command", ["track", "check", "eval"])
+def test_long_term_switch_on_an_export_without_lost_graphs_is_one_line(command, tiny_export, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.avi", frames=3)
+    argv = {"track": track_args(tiny_export, clip, "--long-term"),
+            "check": ["check", "--model", str(tiny_export), "--backend", "onnxruntime", "--source", str(clip),
+                      "--init", BOX, "--long-term", "--quiet", "--out", str(tmp_path / "report")],
+            "eval": ["eval", "--model", str(tiny_export), "--backend", "onnxruntime", "--dataset", "otb", "--root",
+                     str(clip.parent / "otb"), "--long-term", "--quiet", "--out", str(tmp_path / "eval")]}[command]
+    (tmp_path / "otb").mkdir()
+    rc, err = run_cli(capsys, argv)
+    assert rc == 2 and "long-term mode needs a search graph for the 831 px lost window" in one_line_error(err)
+    assert not (tmp_path / "report").exists() and not (tmp_path / "eval").exists()
