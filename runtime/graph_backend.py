@@ -180,10 +180,8 @@ class GraphBackend:
             raise SiamAttnError(f"search_batch: {x_crops.shape[0]} crops for slots {list(key)}, at most "
                                 f"{self.max_batch} distinct slots, one per crop")
         self._search_out = {}
-        family = self._family.get(int(x_crops.shape[-1]))
-        if family is None:
-            raise SiamAttnError(f"search_batch: a {x_crops.shape[-1]} px crop, but the export's search graphs take "
-                                f"{', '.join(map(str, self._family))} px")
+        # the lost window's crops run the *_lost graphs; any other crop the normal ones (their runtime checks it)
+        family = self._family.get(int(x_crops.shape[-1]), "")
         if family:  # the lost window: batch 1 per call
             if len(key) != 1:
                 raise SiamAttnError(f"search_batch: the {LOST_SUFFIX[1:]}-window graphs take one target per call, "

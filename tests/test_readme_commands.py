@@ -184,6 +184,11 @@ def test_long_term_export_and_track(tmp_path, monkeypatch, capsys, one_torch_thr
         capsys.readouterr().err
     manifest = json.loads((tmp_path / "lt" / "manifest.json").read_text())
     assert {"search_lost", "search_multi"} <= set(manifest["graphs"])
+    assert manifest["graphs"]["search_lost"]["inputs"][0]["shape"] == [1, 3, 831, 831]
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt_rtx_bindings") is not None:  # --engine auto: the lost graph's engine too
+        assert manifest["graphs"]["search_lost"]["engine"], manifest["engines"]["skipped"]
     assert main(fill(command("siamattn track --model lt/"), **{"x,y,w,h": BUNNY_INIT})) == 0, capsys.readouterr().err
     assert "frames" in capsys.readouterr().out
 
