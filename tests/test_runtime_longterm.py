@@ -230,3 +230,15 @@ def test_long_term_switch_on_an_export_without_lost_graphs_is_one_line(command, 
     rc, err = run_cli(capsys, argv)
     assert rc == 2 and "long-term mode needs a search graph for the 831 px lost window" in one_line_error(err)
     assert not (tmp_path / "report").exists() and not (tmp_path / "eval").exists()
+
+
+def test_track_long_term_records_the_window_per_frame(lt_export, tmp_path, capsys):
+    """`siamattn track` on an export with the lost-window graphs: each JSON frame says which window it searched
+    (the random network's scores are far below confidence_low: lost from the second tracked frame on)."""
+    clip = write_clip(tmp_path / "clip.avi", frames=4)
+    out = tmp_path / "t.json"
+    rc, err = run_cli(capsys, track_args(lt_export, clip, "--json", str(out)))
+    assert rc == 0, err
+    frames = json.loads(out.read_text())["frames"]
+    assert [f["lost"] for f in frames] == [False, False, True, True]
+    assert [f["score"] < 0.85 for f in frames[1:]] == [True, True, True]
