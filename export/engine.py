@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from siamattn import export_choices as choices
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import EngineBuildError
-from siamattn.manifest import sha256_file
+from siamattn.manifest import EngineSpec, ManifestDraft, sha256_file
 from siamattn.outputs import pause_point, write_file
 from siamattn.plugins import names as plugin_names
 from siamattn.tensorrt_env import FLAVOUR_MODULES, TrtFlavour, register_plugin_library, resolve_flavour, rtx_library_dir
@@ -402,16 +402,16 @@ def find_plugin_library(explicit: str | None, backend: TrtFlavour | None = None,
         return None, str(exc)
 
 
-def _needs_plugins(entry: dict[str, Any], backend: TrtFlavour) -> bool:
+def _needs_plugins(entry: Mapping[str, Any], backend: TrtFlavour) -> bool:
     if entry["custom_ops"]:
         return True
     # TensorRT-RTX imports standard DeformConv only through a plugin named DeformConv (docs/DESIGN.md §6).
     return backend.is_rtx and entry["op_counts"].get(plugin_names.DEFORM_CONV.name, 0) > 0
 
 
-def needs_plugins(manifest: dict[str, Any], backend: TrtFlavour) -> list[str]:
+def needs_plugins(manifest: ManifestDraft, backend: TrtFlavour) -> list[str]:
     """Graphs of an export whose engines need our TensorRT plugin library under ``backend``."""
-    return [n for n in manifest["order"] if _needs_plugins(manifest["graphs"][n], backend)]
+    return [n for n in manifest.order if _needs_plugins(manifest.entry(n), backend)]
 
 
 def plugins_missing_error(graphs: list[str], why: str) -> EngineBuildError:
@@ -422,7 +422,7 @@ def plugins_missing_error(graphs: list[str], why: str) -> EngineBuildError:
         + f": needs the siamattn TensorRT plugins (run `siamattn plugins build`, or pass --plugin-library): {reason}")
 
 
-def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, precision: str,
+def build_engines(manifest: ManifestDraft, out: Path, backend: TrtFlavour, precision: str,
                   plugin_library: str | None, log: Callable[[str], None], *, required: bool = True) -> None:
     """Build one engine per graph of an export folder and record them in ``manifest`` (torch-free, so a
     Jetson can build its engines from ONNX exported elsewhere).
@@ -430,9 +430,8 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
     ``required``: every engine was asked for, so one that cannot be built is an :class:`EngineBuildError`
     (raised before any build starts when the plugin library is missing). Otherwise (an export's
     ``--engine auto``) such graphs are skipped with a note and recorded in ``engines.skipped``."""
-    section = manifest["engines"]
-    section.update(backend=backend.flavour, version=backend.version)
-    profile = manifest.get("export", {}).get("trt_profile") or {}
+    manifest.start_engines(backend.flavour, backend.version)
+    profile = manifest.export.get("trt_profile") or {}
     mismatch = choices.profile_mismatch(profile.get("name"), backend.flavour, backend.version)
     if mismatch:
         raise EngineBuildError(f"engines not built: {mismatch}")
@@ -440,9 +439,9 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
     cache = None if backend.is_rtx else str(out / "timing.cache")
     plugin_lib: str | None = None
     plugin_why = ""
-    if any(_needs_plugins(manifest["graphs"][n], backend) for n in manifest["order"]):
+    if needs_plugins(manifest, backend):
         plugin_lib, plugin_why = find_plugin_library(plugin_library, backend, log)
-        section["plugin_library"] = plugin_lib
+        manifest.set_engines_field(plugin_library=plugin_lib)
     typing = ("FP16 builder flag + FP32 layer constraints" if weakly_typed and precision == "fp16"
               else f"strongly typed ({precision} graph types)")
     log(f"engines: {backend.flavour} {backend.version}, {typing}"
@@ -450,25 +449,24 @@ def build_engines(manifest: dict[str, Any], out: Path, backend: TrtFlavour, prec
     if required and plugin_lib is None and needs_plugins(manifest, backend):
         raise plugins_missing_error(needs_plugins(manifest, backend), plugin_why)
     rows = []
-    for name in manifest["order"]:
-        entry = manifest["graphs"][name]
+    for name in manifest.order:
+        entry = manifest.entry(name)
         needs = _needs_plugins(entry, backend)
         if needs and plugin_lib is None:
             reason = (f"needs the siamattn TensorRT plugins ({', '.join(entry['custom_ops']) or 'DeformConv'}) "
                       f"but the plugin library is unavailable: {plugin_why.splitlines()[0] if plugin_why else '?'}")
-            section["skipped"][name] = reason
+            manifest.skip_engine(name, reason)
             log(f"[{name}] engine skipped: {reason}")
             continue
         fp32_layers = entry.get("fp32_layers", []) if weakly_typed and entry.get("precision") == "fp16" else None
         res = build_engine_subprocess(backend, out / entry["file"], out / f"{name}.engine", label=name,
                                       plugin_library=plugin_lib if needs else None, timing_cache=cache,
                                       fp32_layers=fp32_layers, max_batch=int(entry.get("max_batch", 1)))
-        entry["engine"] = {"file": res.file, "sha256": res.sha256, "bytes": res.bytes, "backend": res.backend,
-                           "version": res.version, "layers": res.layers, "build_s": res.build_s}
-        if res.fp32_constrained is not None:
-            entry["engine"]["fp32_layers_constrained"] = res.fp32_constrained
+        extra = {} if res.fp32_constrained is None else {"fp32_layers_constrained": res.fp32_constrained}
+        manifest.record_engine(name, EngineSpec(res.file, res.sha256, res.bytes, res.backend, res.version,
+                                                res.layers, res.build_s), **extra)
         if res.timing_cache:
-            section["timing_cache"] = res.timing_cache
+            manifest.set_engines_field(timing_cache=res.timing_cache)
         rows.append((name, res.layers, res.build_s, res.bytes))
         pause_point("engine:built")
     if rows:

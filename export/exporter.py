@@ -24,7 +24,7 @@ from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
 from siamattn.export.random_model import random_model
 from siamattn.export.verify import compare, rounding_noise, run_onnx
-from siamattn.manifest import FILE_NAME, FORMAT, STAGE_ORDER, VERSION, sha256_file, write_manifest
+from siamattn.manifest import FILE_NAME, STAGE_ORDER, ManifestDraft, sha256_file
 from siamattn.outputs import StagedDir, check_dir_output, only_names, pause_point
 from siamattn.tensorrt_env import TrtFlavour, resolve_flavour
 from siamattn.training.model import SiamAttn, load_checkpoint
@@ -242,22 +242,16 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
     model, weights = load_model(cfg, checkpoint, opts.seed)
     if weights["source"] == "random-init":
         log(f"WARNING: {RANDOM_INIT_NOTE}")
-    manifest: dict[str, Any] = {
-        "format": FORMAT, "version": VERSION,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": cfg.to_dict(),
-        "export": {"ops": opts.ops, "precision": opts.precision,
-                   "opset": choices.trt_profile(opts.trt_version).opset,
-                   "trt_profile": _profile_entry(opts, backend),
-                   "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
-                   "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],
-                   "template_fp16": opts.precision == "fp16" and opts.template_fp16,
-                   "max_targets": cfg.export.max_targets,
-                   "io_dtype": "float32", "exporter": "torch.onnx.export(dynamo=True)"},
-        "weights": weights, "versions": _versions(backend), "order": [], "graphs": {},
-        "engines": {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}},
-        "verification": {},
-    }
+    manifest = ManifestDraft.new(
+        created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), config=cfg.to_dict(),
+        export={"ops": opts.ops, "precision": opts.precision, "opset": choices.trt_profile(opts.trt_version).opset,
+                "trt_profile": _profile_entry(opts, backend),
+                "ir_version": cfg.export.ir_version, "xcorr": opts.xcorr, "deform_conv": opts.deform_conv,
+                "fp32_islands": list(opts.keep_fp32) if opts.precision == "fp16" else [],
+                "template_fp16": opts.precision == "fp16" and opts.template_fp16,
+                "max_targets": cfg.export.max_targets,
+                "io_dtype": "float32", "exporter": "torch.onnx.export(dynamo=True)"},
+        weights=weights, versions=_versions(backend))
     all_stages = [s for s in stages(model, opts.seed, cfg.export.max_targets)
                   if s.name.removesuffix(MULTI_SUFFIX).removesuffix(LOST_SUFFIX) in opts.graphs]
     for stage in all_stages:
@@ -268,13 +262,12 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
         onnx.save(graph, str(path))
         pause_point("export:graph")
         entry = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, **describe_io(graph),
-                 "custom_ops": custom_ops(graph), "op_counts": op_counts(graph), **info, "engine": None}
-        manifest["graphs"][stage.name] = entry
-        manifest["order"].append(stage.name)
+                 "custom_ops": custom_ops(graph), "op_counts": op_counts(graph), **info}
+        manifest.add_graph(stage.name, entry)
         line = f"[{stage.name}] {path.name}: {len(graph.graph.node)} nodes, {entry['bytes'] / 2**20:.1f} MiB"
         if opts.verify:
             check = verify_graph(stage, graph)
-            manifest["verification"][stage.name] = check
+            manifest.set_verification(stage.name, check)
             worst = max(check.items(), key=lambda kv: kv[1]["rel_err"])
             line += f", max |err|/range vs PyTorch {worst[1]['rel_err']:.1e} ({worst[0]}, {worst[1]['runner']}"
             if info["precision"] == "fp32":  # the yardstick of an FP32 graph (docs/EXPORT.md, "Parity figures")
@@ -285,16 +278,17 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
         from siamattn.export.int8_export import quantize_export
 
         quantize_export(int8_plan, model, cfg, out, manifest, cfg.export.ir_version, log)
-    write_manifest(out, manifest)
+    manifest.write(out)
 
     if backend is None:
         reason = ("--engine none" if opts.engine == "none" else
                   "no TensorRT Python module is installed (pip install 'siamattn-trt[tensorrt-rtx]' for AOT builds)")
         log(f"engines: skipped ({reason})")
-        manifest["engines"]["skipped"] = {name: reason for name in manifest["order"]}
+        for name in manifest.order:
+            manifest.skip_engine(name, reason)
     else:
         engines.build_engines(manifest, out, backend, opts.precision, opts.plugin_library, log, required=required)
-    write_manifest(out, manifest)
-    return manifest
+    manifest.write(out)
+    return manifest.as_dict()
 
 

@@ -20,7 +20,7 @@ from siamattn.errors import ConfigError, InputError
 from siamattn.export import calibration as calib
 from siamattn.export import int8
 from siamattn.export.postpass import op_counts
-from siamattn.manifest import sha256_file
+from siamattn.manifest import ManifestDraft, sha256_file
 from siamattn.outputs import write_file
 
 CPU_SUFFIX = ".cpu.onnx"
@@ -69,11 +69,11 @@ def prepare(opts: Int8Options, weights: dict[str, Any], cfg_dict: dict[str, Any]
     return Int8Plan(opts, key, source, cache)
 
 
-def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: dict[str, Any], ir_version: int,
+def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: ManifestDraft, ir_version: int,
                     log: int8.Log) -> None:
     """Quantize the per-frame graphs of ``manifest`` in ``out`` (written FP32 by the exporter) and record how."""
     t0 = time.monotonic()
-    names = [n for n in manifest["order"] if n in int8.QUANTIZED_GRAPHS and not manifest["graphs"][n]["custom_ops"]]
+    names = [n for n in manifest.order if n in int8.QUANTIZED_GRAPHS and not manifest.entry(n)["custom_ops"]]
     entry: dict[str, Any] = {
         "library": f"onnxruntime.quantization {_ort_version()} (QDQ, quantize_static)",
         "weights": "int8 symmetric, per output channel", "activations": "int8 symmetric, per tensor",
@@ -84,9 +84,9 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
         "verification": "the top-level 'verification' is of the FP32 graphs before quantization (random inputs); the "
                         "INT8 graphs' error on real held-back feeds is graphs.<name>.int8.error_held_back",
     }
-    for n in manifest["order"]:
+    for n in manifest.order:
         if n in int8.QUANTIZED_GRAPHS and n not in names:
-            entry["float_graphs"][n] = (f"plugin nodes ({', '.join(manifest['graphs'][n]['custom_ops'])}): ONNX "
+            entry["float_graphs"][n] = (f"plugin nodes ({', '.join(manifest.entry(n)['custom_ops'])}): ONNX "
                                         "Runtime cannot run it to calibrate; stays FP32 (--ops portable for INT8)")
             log(f"[{n}] int8: {entry['float_graphs'][n]}")
     if plan.cache is not None:
@@ -109,7 +109,7 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
                                  "choose a clip where the target is visible")
             fit, held = int8.split_records(records)
             counts[name] = {"calibration": len(fit), "held_back": len(held)}
-            path = out / manifest["graphs"][name]["file"]
+            path = out / manifest.entry(name)["file"]
             log(f"[{name}] int8: {plan.opts.method} ranges from {len(fit)} calls; sensitivity on {len(held)} "
                 "held-back calls ...")
             ranges[name] = int8.calibrate(path, [f for f, _ in fit], plan.opts.method)
@@ -124,8 +124,7 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
             _write_cache(Path(plan.opts.cache), plan.key, entry["calibration"], ranges, layers, decisions)
             log(f"int8: calibration cache written to {plan.opts.cache}")
     for name in names:
-        g = manifest["graphs"][name]
-        path = out / g["file"]
+        path = out / manifest.entry(name)["file"]
         if name not in ranges:
             raise InputError(f"--calib-cache '{plan.opts.cache}' has no ranges for graph '{name}'; delete it")
         q = int8.finalize_qdq(int8.quantize(path, ranges[name], layers[name], path), ir_version, name)
@@ -133,14 +132,14 @@ def quantize_export(plan: Int8Plan, model: Any, cfg: Any, out: Path, manifest: d
         cpu_path = out / f"{name}{CPU_SUFFIX}"
         onnx.save(int8.finalize_qdq(int8.cpu_variant(q), ir_version, name), str(cpu_path))
         d = decisions.get(name, {})
-        g.update({"sha256": sha256_file(path), "bytes": path.stat().st_size, "op_counts": op_counts(q),
-                  "precision": "int8", "cpu_file": cpu_path.name, "cpu_sha256": sha256_file(cpu_path),
-                  "int8": {"qdq": int8.count_qdq(q), "int8_layers": len(layers[name]), **d}})
+        manifest.update_graph(name, sha256=sha256_file(path), bytes=path.stat().st_size, op_counts=op_counts(q),
+                              precision="int8", cpu_file=cpu_path.name, cpu_sha256=sha256_file(cpu_path),
+                              int8={"qdq": int8.count_qdq(q), "int8_layers": len(layers[name]), **d})
         err = d.get("error_held_back", {})
         log(f"[{name}] int8: {len(layers[name])} INT8 layers, {d.get('float_layers', '?')} float; held-back "
             f"error " + ", ".join(f"{k} {v:.2e}" for k, v in err.items()))
     entry["seconds"] = round(time.monotonic() - t0, 1)
-    manifest["export"]["int8"] = entry
+    manifest.set_export("int8", entry)
 
 
 def _write_cache(path: Path, key: str, calibration: dict[str, Any], ranges: dict[str, Any],

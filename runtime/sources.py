@@ -1,5 +1,6 @@
-"""Frame sources of a run: a video file, an image folder or a camera (:func:`open_source`), and the initial
-box as the CLI takes it (:func:`parse_box`)."""
+"""Frame sources of a run: a video file, an image folder, a camera, a network stream or a GStreamer pipeline
+(:func:`open_source`; the live ones in :mod:`~siamattn.runtime.live`), and the initial box as the CLI takes it
+(:func:`parse_box`)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,18 @@ import cv2
 import numpy as np
 
 from siamattn.errors import InputError
+from siamattn.runtime.live import LiveStats, open_live, stream_kind
+from siamattn.runtime.source_errors import SourceEndedEarly as SourceEndedEarly  # re-exported: its old home
 from siamattn.validate import as_path
 from siamattn.validate import parse_box as parse_box  # re-exported: it lives in the core (export reads --calib-init)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class SourceEndedEarly(InputError):
-    """The source stopped before the frames its container (or folder) announced: corrupt or truncated."""
-
-
 @dataclass
 class Source:
-    """An opened frame source. ``length`` is None for cameras and streams of unknown length.
+    """An opened frame source. ``length`` is None for cameras and streams of unknown length. ``live``: for a
+    camera or stream, the capture time, stream number and drop count of the frame just yielded.
 
     Iterating raises :class:`SourceEndedEarly` after the last good frame when a video yields fewer frames
     than its container announces, or when an image of a folder cannot be read.
@@ -34,9 +34,22 @@ class Source:
     length: int | None
     fps: float
     _frames: Iterator[np.ndarray]
+    live: LiveStats | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._frames
+
+    def close(self) -> None:
+        """Stop reading: a live source's reader thread ends and its capture is released."""
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _video_frames(cap: cv2.VideoCapture, limit: int | None, name: str, announced: int | None) -> Iterator[np.ndarray]:
@@ -70,19 +83,37 @@ def check_max_frames(max_frames: int | None) -> None:
         raise InputError(f"max_frames must be a positive number of frames, got {max_frames}")
 
 
-def open_source(source: str | int | os.PathLike[str], max_frames: int | None = None) -> Source:
-    """Open a video file, a folder of images (sorted by name) or a camera index ("0" or 0); a path may be
-    ``str``, ``bytes`` or ``os.PathLike``."""
+def open_source(source: str | int | os.PathLike[str], max_frames: int | None = None, *,
+                realtime: bool | None = None, reconnect: int = 0, stall_timeout: float = 5.0) -> Source:
+    """Open a video file, a folder of images (sorted by name), a camera index ("0" or 0), a stream URL
+    (rtsp, http(s), udp, tcp) or a GStreamer pipeline; a path may be ``str``, ``bytes`` or ``os.PathLike``.
+
+    Cameras and streams are live (:mod:`~siamattn.runtime.live`): ``realtime`` (default for them: on) tracks
+    the newest frame and counts the skipped ones; a stream that stalls ``stall_timeout`` seconds or drops is
+    reopened up to ``reconnect`` times. Files and folders are read frame by frame (``realtime`` refused)."""
     check_max_frames(max_frames)
     if isinstance(source, bool) or not isinstance(source, int):
-        source = as_path(source, "source")
+        as_path(source, "source")  # refuses what is no path; Path() would fold a URL's '//'
+        source = os.fsdecode(source)
     text = str(source)
-    if text.isdigit():
+    kind = "camera" if text.isdigit() else stream_kind(text)
+    if kind is None:
+        if realtime:
+            raise InputError(f"source '{text}': real-time reading is for cameras and streams; a file or folder is "
+                             "read frame by frame (drop --realtime)")
+        return _open_file(text, max_frames)
+    live = realtime is not False
+    if kind == "camera":
         cap = cv2.VideoCapture(int(text))
         if not cap.isOpened():
             raise InputError(f"camera {text} could not be opened (is it connected and free?)")
-        return Source(f"camera {text}", max_frames, cap.get(cv2.CAP_PROP_FPS) or 30.0,
-                      _video_frames(cap, max_frames, f"camera {text}", None))
+        frames, stats, fps = open_live(text, kind, live, 0, stall_timeout, max_frames, cap=cap)
+        return Source(f"camera {text}", max_frames, fps, frames, stats)
+    frames, stats, fps = open_live(text, kind, live, reconnect, stall_timeout, max_frames)
+    return Source(text, max_frames, fps, frames, stats)
+
+
+def _open_file(text: str, max_frames: int | None) -> Source:
     path = Path(text)
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from siamattn.errors import InputError, require
+from siamattn.runtime.graph_backend import STACKED_SETS_KEPT
 
 
 def torch_device(device: str = "auto") -> str:
@@ -91,7 +92,7 @@ class TorchBackend:
             return self._templates[slots[0]]
         cache = self._stacked.get(slots)
         if cache is None:
-            if len(self._stacked) >= 8:
+            if len(self._stacked) >= STACKED_SETS_KEPT:
                 self._stacked.clear()
             first = self._templates[slots[0]]
             cache = {k: self._torch.cat([self._templates[s][k] for s in slots]) for k in first}

@@ -30,6 +30,7 @@ from siamattn.runtime.draw import (
     target_color,
     window_closed,
 )
+from siamattn.runtime.live import LiveStats
 from siamattn.runtime.output_files import VIDEO_FOURCC, VideoWriter, check_outputs, check_video_output
 from siamattn.runtime.sources import (
     IMAGE_SUFFIXES,
@@ -88,6 +89,8 @@ def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
                         records.append(_track_frame(tracker, i, frame, box, name, writer, show))
                     else:
                         records.append(_track_frame_multi(tracker, i, frame, box, tracks, name, writer, show))
+                    if source.live is not None:
+                        records[-1].update(_capture_record(source.live))
                     ms = records[-1]["latency_ms"]
                     if ms:
                         bar.set_postfix(fps=f"{1000.0 / max(ms['total'], 1e-6):.1f}")
@@ -98,6 +101,7 @@ def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
             except SourceEndedEarly as exc:
                 ended_early = exc
             finally:
+                source.close()  # a live source's reader thread stops here, not at interpreter exit
                 bar.close()
                 if writer is not None:
                     writer.close()
@@ -106,14 +110,31 @@ def track_video(tracker: Any, name: str, source: Source, box: Box | list[Box],
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM) keeps what was tracked (the usual way to stop a camera); a failure keeps nothing
             if records:
-                _finish(records, name, pending, writer, None, tracks)
+                _finish(records, name, pending, writer, None, tracks, source.live)
             raise
-        summary = _finish(records, name, pending, writer, ended_early, tracks)
+        summary = _finish(records, name, pending, writer, ended_early, tracks, source.live)
     if ended_early is not None:
         kept = " and ".join(f"'{p.given}'" for p in pending.values())
-        raise SourceEndedEarly(f"{ended_early}; the {len(records)} frames read were tracked"
+        raise type(ended_early)(f"{ended_early}; the {len(records)} frames read were tracked"
                                + (f" and written to {kept}" if kept else "")) from ended_early
     return summary
+
+
+def _capture_record(live: LiveStats) -> dict:
+    """A live frame's capture time (Unix seconds), its number in the stream and the latency from its capture
+    (read off the stream) to its result (tracked, and drawn and written when asked)."""
+    return {"stream_frame": live.index, "captured_at": round(live.captured_wall, 4),
+            "capture_to_result_ms": round((time.monotonic() - live.captured) * 1000.0, 3)}
+
+
+def _live_summary(records: list[dict], live: LiveStats) -> dict:
+    lat = [r["capture_to_result_ms"] for r in records if "capture_to_result_ms" in r]
+    out: dict[str, Any] = {"realtime": live.realtime, "dropped": live.dropped, "reconnects": live.reconnects,
+                           "median_capture_to_result_ms": float(np.median(lat)) if lat else None,
+                           "max_capture_to_result_ms": max(lat) if lat else None}
+    if live.ended:
+        out["stream_ended"] = live.ended
+    return out
 
 
 def _frame_record(i: int, box: Box, score: float, polygon: np.ndarray | None, lost: bool | None = None) -> dict:
@@ -185,7 +206,8 @@ def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box]
 
 
 def _finish(records: list[dict], name: str, pending: dict[str, StagedFile], writer: VideoWriter | None,
-            ended_early: SourceEndedEarly | None, tracks: dict[int, dict] | None = None) -> dict:
+            ended_early: SourceEndedEarly | None, tracks: dict[int, dict] | None = None,
+            live: LiveStats | None = None) -> dict:
     """Summary of the run; writes the JSON and moves both outputs into place."""
     totals = [r["latency_ms"]["total"] for r in records[1:]]
     summary: dict[str, Any] = {"backend": name, "frames": len(records), "tracked": len(records) - 1,
@@ -195,6 +217,8 @@ def _finish(records: list[dict], name: str, pending: dict[str, StagedFile], writ
         summary["ended_early"] = str(ended_early)
     if tracks is not None:
         summary["targets"] = len(tracks)
+    if live is not None:
+        summary.update(_live_summary(records, live))
     if "json" in pending:
         doc: dict[str, Any] = {"summary": summary, "frames": records}
         if tracks is not None:

@@ -24,6 +24,7 @@ STAGE_CLIS = (
     "siamattn.export.cli",
     "siamattn.plugins.cli",
     "siamattn.runtime.cli",
+    "siamattn.runtime.vot",
 )
 
 

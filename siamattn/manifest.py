@@ -32,8 +32,10 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from siamattn import export_choices
@@ -56,8 +58,10 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 
 def write_manifest(directory: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write atomically (a reader never sees half a manifest)."""
+    """Write atomically (a reader never sees half a manifest). Checked first with the reader's own schema, so
+    a writer cannot leave a manifest that :meth:`Manifest.load` refuses."""
     directory = Path(directory)
+    validate_manifest(directory / FILE_NAME, data)
     fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=directory)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2)
@@ -95,6 +99,8 @@ class GraphSpec:
     outputs: tuple[TensorSpec, ...]
     custom_ops: tuple[str, ...]
     engine: EngineSpec | None
+    cpu_file: str | None = None  # INT8 exports: the uint8-activation twin ONNX Runtime loads on a CPU
+    cpu_sha256: str | None = None
 
     def input(self, name: str) -> TensorSpec:
         for t in self.inputs:
@@ -125,7 +131,8 @@ _EXPORT = {
 _GRAPH = {
     "file": ((str,), True), "sha256": ((str,), True), "inputs": ((list,), True), "outputs": ((list,), True),
     "custom_ops": ((list,), False), "op_counts": ((dict,), False), "precision": ((str,), False),
-    "engine": ((dict, _NULL), False), "bytes": ((int,), False),
+    "engine": ((dict, _NULL), False), "bytes": ((int,), False), "cpu_file": ((str,), False),
+    "cpu_sha256": ((str,), False),
 }
 _ENGINES = {
     "backend": ((str, _NULL), False), "version": ((str, _NULL), False), "timing_cache": ((str, _NULL), False),
@@ -256,7 +263,8 @@ class Manifest:
                 graphs[name] = GraphSpec(name, str(g["file"]), str(g["sha256"]),
                                          _tensors(g["inputs"], f"{path} graph '{name}' inputs"),
                                          _tensors(g["outputs"], f"{path} graph '{name}' outputs"),
-                                         tuple(g.get("custom_ops", ())), engine)
+                                         tuple(g.get("custom_ops", ())), engine,
+                                         g.get("cpu_file"), g.get("cpu_sha256"))
             except KeyError as exc:
                 raise ManifestError(f"{path}: graph '{name}' lacks {exc}; re-run 'siamattn export'") from exc
         manifest = cls(root, data, graphs)
@@ -281,9 +289,8 @@ class Manifest:
             entries = [(g.file, g.sha256, "graph")]
             if g.engine is not None:
                 entries.append((g.engine.file, g.engine.sha256, "engine"))
-            cpu = self.data["graphs"][g.name]
-            if cpu.get("cpu_file"):  # INT8 exports: the uint8-activation twin ONNX Runtime loads on a CPU
-                entries.append((str(cpu["cpu_file"]), str(cpu.get("cpu_sha256")), "graph"))
+            if g.cpu_file:
+                entries.append((g.cpu_file, str(g.cpu_sha256), "graph"))
             for file, digest, kind in entries:
                 path = self.root / file
                 if not path.is_file():
@@ -377,6 +384,102 @@ class Manifest:
     def onnx_path(self, name: str) -> Path:
         return self.root / self.graph(name).file
 
+    def cpu_paths(self) -> dict[str, Path]:
+        """INT8 exports: graph -> its uint8-activation twin, what ONNX Runtime runs on a CPU (export/int8.py)."""
+        return {n: self.root / g.cpu_file for n, g in self.graphs.items() if g.cpu_file}
+
     def engine_path(self, name: str) -> Path | None:
         e = self.graph(name).engine
         return None if e is None else self.root / e.file
+
+
+def empty_engines() -> dict[str, Any]:
+    """The ``engines`` section of an export with no engines built yet."""
+    return {"backend": None, "version": None, "timing_cache": None, "plugin_library": None, "skipped": {}}
+
+
+class ManifestDraft:
+    """A manifest being written: the one place that gives ``manifest.json`` its shape. The exporter, the INT8
+    pass and the engine builder (at export and in ``siamattn build-engines``) change it only through these
+    methods; :meth:`write` checks it against the same schema :meth:`Manifest.load` reads with."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    @classmethod
+    def new(cls, *, created_utc: str, config: dict[str, Any], export: dict[str, Any], weights: dict[str, Any],
+            versions: dict[str, Any]) -> ManifestDraft:
+        return cls({"format": FORMAT, "version": VERSION, "created_utc": created_utc, "config": config,
+                    "export": export, "weights": weights, "versions": versions, "order": [], "graphs": {},
+                    "engines": empty_engines(), "verification": {}})
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ManifestDraft:
+        """A loaded export's manifest, to update (a deep copy: the loaded one is left as it was)."""
+        return cls(json.loads(json.dumps(manifest.data)))
+
+    # -- reading what was written so far ----------------------------------------------------------
+    @property
+    def order(self) -> list[str]:
+        return list(self._data["order"])
+
+    def entry(self, name: str) -> Mapping[str, Any]:
+        """Graph ``name``'s entry, read-only (change it with :meth:`update_graph`)."""
+        return MappingProxyType(self._data["graphs"][name])
+
+    @property
+    def export(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._data["export"])
+
+    @property
+    def engines(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._data["engines"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document (a copy)."""
+        return json.loads(json.dumps(self._data))
+
+    # -- graphs -----------------------------------------------------------------------------------
+    def add_graph(self, name: str, entry: dict[str, Any]) -> None:
+        if name in self._data["graphs"]:
+            raise ValueError(f"graph {name!r} is already in the manifest")
+        self._data["graphs"][name] = {**entry, "engine": None}
+        self._data["order"].append(name)
+
+    def update_graph(self, name: str, **fields: Any) -> None:
+        """Replace fields of a written graph's entry (the INT8 pass rewrites a graph in place)."""
+        self._data["graphs"][name].update(fields)
+
+    def set_verification(self, name: str, check: dict[str, Any]) -> None:
+        self._data["verification"][name] = check
+
+    def set_export(self, key: str, value: Any) -> None:
+        """An ``export`` field that is known only once the graphs exist (e.g. ``int8``)."""
+        self._data["export"][key] = value
+
+    # -- engines ----------------------------------------------------------------------------------
+    def reset_engines(self, flavour: str, version: str) -> None:
+        """Forget every engine: they are about to be rebuilt by TensorRT ``flavour`` ``version``."""
+        self._data["engines"] = empty_engines()
+        for name in self._data["order"]:
+            self._data["graphs"][name]["engine"] = None
+        self._data.setdefault("versions", {})["tensorrt"] = {"flavour": flavour, "version": version}
+
+    def start_engines(self, flavour: str, version: str) -> None:
+        self._data["engines"].update(backend=flavour, version=version)
+
+    def set_engines_field(self, **fields: str | None) -> None:
+        """``timing_cache`` / ``plugin_library`` of the engines section."""
+        unknown = set(fields) - {"timing_cache", "plugin_library"}
+        if unknown:
+            raise ValueError(f"not an engines field: {sorted(unknown)}")
+        self._data["engines"].update(fields)
+
+    def record_engine(self, name: str, engine: EngineSpec, **extra: Any) -> None:
+        self._data["graphs"][name]["engine"] = {**asdict(engine), **extra}
+
+    def skip_engine(self, name: str, reason: str) -> None:
+        self._data["engines"]["skipped"][name] = reason
+
+    def write(self, directory: str | os.PathLike[str]) -> Path:
+        return write_manifest(directory, self._data)

@@ -18,7 +18,7 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", ["track", "check", "eval", "demo", "configs"])
+@pytest.mark.parametrize("command", ["track", "check", "eval", "demo", "configs", "vot"])
 def test_every_option_has_help(command):
     sub = subparsers()[command]
     missing = [a.option_strings or a.dest for a in sub._actions if not a.help and a.dest != "help"]

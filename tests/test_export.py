@@ -31,6 +31,7 @@ from siamattn.export.manifest import Manifest
 from siamattn.export.postpass import finalize, optimize
 from siamattn.export.random_model import random_images, random_model, random_rois
 from siamattn.export.verify import compare, rounding_noise, run_onnx
+from siamattn.manifest import ManifestDraft
 from siamattn.ops import deform_conv2d, deform_roi_pool, xcorr_depthwise
 from siamattn.plugins.testing import trt_plugin_library_or_skip
 from siamattn.tensorrt_env import resolve_flavour
@@ -694,7 +695,9 @@ def test_plugin_graphs_build_with_the_plugin_library(plugin32, tmp_path):
     for name in ("refine_box_multi", "refine_mask_multi"):
         assert manifest["graphs"][name]["custom_ops"] == ["siamattn::DeformRoIPool"], name
     assert manifest["graphs"]["search_multi"]["op_counts"].get("DeformConv", 0) > 0
-    build_engines(manifest, out, resolve_flavour("tensorrt-rtx"), "fp32", str(lib), log=lambda m: None)
+    draft = ManifestDraft.of(Manifest.load(out))
+    build_engines(draft, out, resolve_flavour("tensorrt-rtx"), "fp32", str(lib), log=lambda m: None)
+    manifest = draft.as_dict()
     assert manifest["engines"]["plugin_library"] == str(lib)
     for name in manifest["order"]:
         engine = manifest["graphs"][name]["engine"]

@@ -105,6 +105,35 @@ def test_manifest_is_validated_whole_on_load(tmp_path, changes, expect):
     assert "\n" not in str(info.value)
 
 
+def test_manifest_draft_writes_what_the_reader_loads_and_refuses_what_it_would_not(tmp_path_factory, tiny_export):
+    """The writer checks with the reader's schema: a bad entry fails at write time, nothing is written."""
+    from siamattn.manifest import EngineSpec, ManifestDraft
+
+    loaded = Manifest.load(tiny_export)
+    draft = ManifestDraft.of(loaded)
+    draft.reset_engines("tensorrt", "10.3.0")
+    assert draft.as_dict()["versions"]["tensorrt"] == {"flavour": "tensorrt", "version": "10.3.0"}
+    assert loaded.data.get("versions", {}).get("tensorrt") != {"flavour": "tensorrt", "version": "10.3.0"}
+    spec = EngineSpec("search.engine", "ab", 12, "tensorrt", "10.3.0", 7, 1.5)
+    draft.record_engine("search", spec, fp32_layers_constrained=3)
+    draft.skip_engine("template", "why not")
+    copy = tmp_path_factory.mktemp("draft")
+    for f in tiny_export.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "search.engine").write_bytes(b"x" * 12)
+    draft.write(copy)
+    again = Manifest.load(copy, verify=False)
+    assert again.graph("search").engine == spec and again.engines.skipped == {"template": "why not"}
+    assert again.data["graphs"]["search"]["engine"]["fp32_layers_constrained"] == 3
+    with pytest.raises(ValueError, match="already in the manifest"):
+        draft.add_graph("search", {})
+    draft.add_graph("extra", {"file": "extra.onnx", "inputs": [], "outputs": []})  # no sha256
+    before = (copy / "manifest.json").read_bytes()
+    with pytest.raises(ManifestError, match=r"graphs\.extra\.sha256' is missing"):
+        draft.write(copy)
+    assert (copy / "manifest.json").read_bytes() == before
+
+
 def test_damaged_manifest_is_one_line_from_the_cli(capsys, tmp_path):
     folder = _write_manifest(tmp_path / "m", export={"ops": "portable"})
     err = _cli_error(capsys, ["build-engines", "--model", str(folder)])

@@ -143,8 +143,8 @@ def tiny_int8(tiny_export: Path, tiny_calls, tmp_path_factory) -> Path:
     """The cached tiny FP32 export quantized in place by the exporter's INT8 step (quantize_export)."""
     import siamattn.export.calibration as calibration
     from siamattn.export.int8_export import Int8Options, prepare, quantize_export
-    from siamattn.export.manifest import Manifest, write_manifest
     from siamattn.export.random_model import random_model
+    from siamattn.manifest import Manifest, ManifestDraft
 
     out = tmp_path_factory.mktemp("int8") / "model"
     shutil.copytree(tiny_export, out)
@@ -156,10 +156,11 @@ def tiny_int8(tiny_export: Path, tiny_calls, tmp_path_factory) -> Path:
     orig = calibration.collect_feeds
     calibration.collect_feeds = lambda *a: tiny_calls  # recorded above from the same model and frames
     try:
-        quantize_export(plan, random_model(cfg, 0), cfg, out, manifest, 10, lambda s: None)
+        draft = ManifestDraft(manifest)
+        quantize_export(plan, random_model(cfg, 0), cfg, out, draft, 10, lambda s: None)
     finally:
         calibration.collect_feeds = orig
-    write_manifest(out, manifest)
+    draft.write(out)
     return out
 
 

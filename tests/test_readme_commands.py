@@ -71,12 +71,19 @@ COVERED = {
     "siamattn track --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn export --checkpoint ck.pt --set tracker.long_term=true": "test_long_term_export_and_track",
     "siamattn track --model lt/": "test_long_term_export_and_track",
+    "siamattn track --source http://": "tests/test_live_sources.py::test_readme_live_line_tracks_a_stream_with_the_"
+                                       "tiny_model",
     "siamattn check --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn check ... --polygraphy": "test_import_export_track_check_eval_build_engines",
     "siamattn eval --model model/": "test_import_export_track_check_eval_build_engines",
+    "siamattn eval --workers 2": "tests/test_eval_workers.py::test_readme_eval_lines",
+    "siamattn eval --shard 1/2": "tests/test_eval_workers.py::test_readme_eval_lines",
+    "siamattn eval --merge part1/ part2/": "tests/test_eval_workers.py::test_readme_eval_lines",
     "siamattn build-engines --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn plugins build": "tests/test_plugins_build.py::test_plugins_build_with_its_defaults",
     "siamattn plugins emulate": "tests/test_plugins_emulation.py::test_cli_emulate_with_its_defaults",
+    "siamattn vot --model model/ --write-trackers": (
+        "tests/test_vot.py::test_readme_vot_lines_as_typed_and_vot_test_of_a_multi_object_entry"),
 }
 
 

@@ -23,7 +23,7 @@ STAGES = tuple(LAYERS)
 RUNTIME_MAY_IMPORT = {
     ("siamattn.runtime.loader", "siamattn.training.model"),  # load_reference: the export's checkpoint
     ("siamattn.runtime.loader", "siamattn.export.random_model"),  # load_reference: its random-init weights
-    ("siamattn.runtime.cli", "siamattn.training.model"),  # eval --checkpoint: a checkpoint on the torch backend
+    ("siamattn.runtime.eval_workers", "siamattn.training.model"),  # eval --checkpoint: on the torch backend
     # `siamattn demo` exports the shipped checkpoint (reading it for its hash) before it tracks with the export
     ("siamattn.runtime.demo", "siamattn.training.model.checkpoint"),
     ("siamattn.runtime.demo", "siamattn.export.exporter"),

@@ -15,7 +15,9 @@ Result layouts (the pysot / got10k formats, comma-separated, one line per frame)
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,15 +67,51 @@ def _safe(name: str) -> str:
 # result files
 
 
-def write_boxes(path: Path, boxes: np.ndarray) -> None:
+def _atomic_text(path: Path, text: str) -> None:
+    """A result file appears complete or not at all (a killed worker leaves nothing a resumed run would keep)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, M.as_boxes(boxes), fmt="%.4f", delimiter=",")
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _table(values: np.ndarray, fmt: str) -> str:
+    buf = io.StringIO()
+    np.savetxt(buf, values, fmt=fmt, delimiter=",")
+    return buf.getvalue()
+
+
+def write_boxes(path: Path, boxes: np.ndarray) -> None:
+    _atomic_text(path, _table(M.as_boxes(boxes), "%.4f"))
 
 
 def write_vot_trajectory(path: Path, traj: Sequence[np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{int(r[0])}" if len(r) == 1 else ",".join(f"{v:.4f}" for v in r) for r in traj]
-    path.write_text("\n".join(lines) + "\n")
+    _atomic_text(path, "\n".join(lines) + "\n")
+
+
+def result_file(kind: str, results_dir: Path, name: str) -> Path:
+    """The file that holds a sequence's boxes (or VOT trajectory); written last, so it marks the sequence done."""
+    return results_dir / sequence_files(kind, name)[-1]
+
+
+def sequence_files(kind: str, name: str) -> list[Path]:
+    """A sequence's result files, relative to the results folder: its times (when the layout has them) and its
+    boxes (:func:`result_file`)."""
+    if kind == "vot":
+        return [Path("baseline") / name / f"{name}_001.txt"]
+    if kind == "got10k":
+        return [Path(name) / f"{name}_time.txt", Path(name) / f"{name}_001.txt"]
+    return [Path("times") / f"{_safe(name)}_time.txt", Path(f"{_safe(name)}.txt")]
+
+
+def sequence_done(kind: str, results_dir: Path, name: str, num_frames: int) -> bool:
+    """Whether a sequence's result file is there with one line per frame (a resumed run keeps it)."""
+    try:
+        lines = [line for line in result_file(kind, results_dir, name).read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(lines) == num_frames
 
 
 def read_vot_trajectory(path: Path) -> list[np.ndarray]:
@@ -196,6 +234,35 @@ def _track_all(track_fn: M.TrackFn, frames: list[str], init_box: np.ndarray) -> 
     return np.stack(boxes), elapsed
 
 
+def track_sequence(kind: str, ds: VideoDataset, name: str, track_fn: M.TrackFn, results_dir: Path) -> None:
+    """Run ``track_fn`` over one sequence and write its result files (the times first, the boxes last)."""
+    seq = ds.sequence(ds.index(name))
+    frames = [str(p) for p in seq.frame_paths]
+    if kind == "vot":
+        traj = M.run_reset_protocol(frames, seq.polygons, track_fn, image_size(seq.frame_paths[0]))
+        write_vot_trajectory(result_file(kind, results_dir, name), traj)
+        return
+    if not M.valid_boxes(seq.boxes_xywh[:1])[0]:
+        raise InputError(f"sequence {name!r} has no valid first-frame box to initialise the tracker")
+    boxes, elapsed = _track_all(track_fn, frames, seq.boxes_xywh[0])
+    times, box_file = sequence_files(kind, name)
+    _atomic_text(results_dir / times, _table(np.full(len(frames), elapsed / max(len(frames), 1)), "%.8f"))
+    write_boxes(results_dir / box_file, boxes)
+
+
+def pending_sequences(dataset: str, root: str | Path, results_dir: str | Path, *, split: str = "val",
+                      names: Sequence[str] | None = None, resume: bool = False) -> list[str]:
+    """The sequences to run: all of them (``names`` or the dataset's), less, with ``resume``, those whose
+    result file in ``results_dir`` is complete."""
+    ds = open_benchmark(dataset, root, split=split, names=names)
+    seq_names = list(names) if names is not None else ds.names
+    if not resume:
+        return seq_names
+    kind = _kind(dataset)
+    return [n for n in seq_names
+            if not sequence_done(kind, Path(results_dir), n, len(ds.sequence(ds.index(n)).frame_paths))]
+
+
 def run_tracker(dataset: str, root: str | Path, track_fn: M.TrackFn, results_dir: str | Path, *,
                 split: str = "val", names: Sequence[str] | None = None, progress: bool = True) -> Path:
     """Run ``track_fn`` over every sequence and write the benchmark's result files into ``results_dir``."""
@@ -206,24 +273,7 @@ def run_tracker(dataset: str, root: str | Path, track_fn: M.TrackFn, results_dir
     results_dir = Path(results_dir)
     seq_names = list(names) if names is not None else ds.names
     for name in tqdm(seq_names, desc=f"tracking {dataset}", unit="seq", disable=not progress):
-        seq = ds.sequence(ds.index(name))
-        frames = [str(p) for p in seq.frame_paths]
-        if kind == "vot":
-            size = image_size(seq.frame_paths[0])
-            traj = M.run_reset_protocol(frames, seq.polygons, track_fn, size)
-            write_vot_trajectory(results_dir / "baseline" / name / f"{name}_001.txt", traj)
-            continue
-        if not M.valid_boxes(seq.boxes_xywh[:1])[0]:
-            raise InputError(f"sequence {name!r} has no valid first-frame box to initialise the tracker")
-        boxes, elapsed = _track_all(track_fn, frames, seq.boxes_xywh[0])
-        per_frame = np.full(len(frames), elapsed / max(len(frames), 1))
-        if kind == "got10k":
-            write_boxes(results_dir / name / f"{name}_001.txt", boxes)
-            np.savetxt(results_dir / name / f"{name}_time.txt", per_frame, fmt="%.8f")
-        else:
-            write_boxes(results_dir / f"{_safe(name)}.txt", boxes)
-            (results_dir / "times").mkdir(parents=True, exist_ok=True)
-            np.savetxt(results_dir / "times" / f"{_safe(name)}_time.txt", per_frame, fmt="%.8f")
+        track_sequence(kind, ds, name, track_fn, results_dir)
     return results_dir
 
 
@@ -238,11 +288,19 @@ def evaluate(dataset: str, root: str | Path, track_fn: M.TrackFn, out_dir: str |
     ``expected_overlap_plot.png`` for VOT). Returns the summary dict. On GOT-10k's test split (ground truth
     withheld) it only writes the result files for submission.
     """
-    out = Path(out_dir)
-    results = out / "results" / tracker_name
+    results = Path(out_dir) / "results" / tracker_name
     start = time.perf_counter()
     run_tracker(dataset, root, track_fn, results, split=split, names=names, progress=progress)
-    elapsed = time.perf_counter() - start
+    return score(dataset, root, out_dir, time.perf_counter() - start, tracker_name=tracker_name, split=split,
+                 names=names, plots=plots)
+
+
+def score(dataset: str, root: str | Path, out_dir: str | Path, elapsed: float | None, *, tracker_name: str = "siamattn",
+          split: str = "val", names: Sequence[str] | None = None, plots: bool = True) -> dict:
+    """The second half of :func:`evaluate`: score ``out_dir/results/<tracker_name>/`` (written in ``elapsed``
+    seconds, by one process or several) into ``out_dir/summary.json`` and the plots."""
+    out = Path(out_dir)
+    results = out / "results" / tracker_name
     if _kind(dataset) == "got10k" and split == "test":  # nothing to score locally
         summary = {"dataset": dataset, "root": str(root), "results": str(results), "tracker": tracker_name,
                    "wall_seconds": elapsed, "note": "GOT-10k test ground truth is withheld: submit the results "
