@@ -203,7 +203,7 @@ def test_an_export_without_lost_graphs_refuses_long_term(tiny_export):
 def test_onnxruntime_follows_torch_on_the_lost_window_graphs(lt_export, one_torch_thread):
     """Lock step over a real clip with a cut (the target leaves and comes back): ONNX Runtime's search, box and
     mask graphs at both windows against PyTorch's, on the same crops and RoIs; both windows run."""
-    from siamattn.runtime.check import evaluate_thresholds, run_check
+    from siamattn.runtime.check import evaluate_thresholds, run_check, summary_markdown
     from siamattn.runtime.loader import load_backend, load_reference
     from siamattn.runtime.sources import BUNNY_BOX, lost_and_found_clip
 
@@ -216,6 +216,8 @@ def test_onnxruntime_follows_torch_on_the_lost_window_graphs(lt_export, one_torc
     assert min(f.iou for f in report.lockstep) >= 0.99
     assert {d.graph for d in report.output_diffs} >= {"search", "refine_box", "refine_mask"}
     assert report.worst_rel_error < 1e-4
+    assert f"Long-term mode: {len(report.lost_frames)} of these frames ran the lost-window graphs" in \
+        summary_markdown(report)
 
 
 @pytest.mark.parametrize("command", ["track", "check", "eval"])
