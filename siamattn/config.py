@@ -395,8 +395,8 @@ class Config:
 
 
 def with_long_term(cfg: Config, on: bool | None) -> Config:
-    """``cfg`` with tracker.long_term set to ``on`` (None or False from a CLI switch: unchanged when None; the
-    run-time switch of ``siamattn track/check/eval --long-term`` and ``Tracker(..., long_term=)``)."""
+    """``cfg`` with tracker.long_term set to ``on``; None leaves it as it is. The run-time switch of
+    ``siamattn track/check/eval --long-term`` and ``Tracker(..., long_term=)``."""
     if on is None or on == cfg.tracker.long_term:
         return cfg
     return dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, long_term=bool(on)))
