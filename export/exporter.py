@@ -18,7 +18,7 @@ from siamattn import export_choices as choices
 from siamattn.config import Config
 from siamattn.export import engine as engines
 from siamattn.export.fp16 import ISLANDS, convert_to_fp16, find_islands
-from siamattn.export.graphs import MULTI_SUFFIX, Stage, export_stage, stages
+from siamattn.export.graphs import LOST_SUFFIX, MULTI_SUFFIX, Stage, export_stage, stages
 from siamattn.export.lowering import DEFAULT_XCORR, lowerings
 from siamattn.export.opset import downgrade_opset
 from siamattn.export.postpass import custom_ops, describe_io, finalize, op_counts, optimize
@@ -94,6 +94,8 @@ def load_model(cfg: Config, checkpoint: str | None, seed: int) -> tuple[SiamAttn
 
 
 def graph_precision(name: str, opts: ExportOptions) -> str:
+    if opts.precision == "int8" and name.endswith(LOST_SUFFIX):
+        return "fp32"  # the long-term lost-window graphs are not calibrated (docs/EXPORT.md "INT8")
     return "fp32" if name == "template" and not opts.template_fp16 else opts.precision
 
 
@@ -251,7 +253,7 @@ def _export(cfg: Config, out: Path, checkpoint: str | None, opts: ExportOptions,
                 "io_dtype": "float32", "exporter": "torch.onnx.export(dynamo=True)"},
         weights=weights, versions=_versions(backend))
     all_stages = [s for s in stages(model, opts.seed, cfg.export.max_targets)
-                  if s.name.removesuffix(MULTI_SUFFIX) in opts.graphs]
+                  if s.name.removesuffix(MULTI_SUFFIX).removesuffix(LOST_SUFFIX) in opts.graphs]
     for stage in all_stages:
         t0 = time.monotonic()
         log(f"[{stage.name}] exporting ({opts.ops}, {graph_precision(stage.name, opts)}) ...")

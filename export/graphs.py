@@ -13,6 +13,10 @@ With ``export.max_targets`` > 1 the per-frame graphs are exported a second time 
 every tensor's first axis is the target (1..max_targets), the cache tensors are the targets' template caches
 stacked on that axis, and ``rois`` row i is ``[i, x1, y1, x2, y2]`` on target i's features.
 
+With ``tracker.long_term`` the per-frame graphs are exported once more at the lost window (``search_lost``,
+``refine_box_lost``, ``refine_mask_lost``; docs/DESIGN.md "Long-term search"): the same names and weights, ``x``
+[1,3,L,L] with L = tracker.lost_instance_size (831), larger score maps and features, RoIs in the L crop.
+
 Graph inputs and outputs are FP32 in every precision mode: FP16 lives inside the graphs (see fp16.py), so
 the host side never converts and the cache passes from the template graph to the search graph unchanged.
 """
@@ -97,6 +101,7 @@ class Stage:
 
 
 MULTI_SUFFIX = "_multi"
+LOST_SUFFIX = "_lost"
 
 
 def stages(model: SiamAttn, seed: int = 0, max_targets: int = 1) -> list[Stage]:
@@ -121,9 +126,28 @@ def stages(model: SiamAttn, seed: int = 0, max_targets: int = 1) -> list[Stage]:
     if model.has_mask:
         result.append(Stage("refine_mask", _RefineMask(model).eval(),
                             {"mask_feat": searched["mask_feat"], "rois": rois}, ["mask"]))
+    lost = _lost_stages(model, result, cache, seed) if cfg.tracker.long_term else []
     if max_targets > 1:
         result += _batch_stages(model, result, cache, seed, max_targets)
-    return result
+    return result + lost
+
+
+def _lost_stages(model: SiamAttn, single: list[Stage], cache: dict[str, Tensor], seed: int) -> list[Stage]:
+    """The per-frame stages again at the long-term lost window (static shapes, batch 1)."""
+    size = model.cfg.tracker.lost_instance_size
+    _, x = random_images(model.cfg, seed=seed + 2, instance_size=size)
+    with torch.no_grad():
+        searched = model.search(x, cache)
+    rois = random_rois(model.cfg, seed=seed, instance_size=size)
+    out = []
+    for stage in single[1:]:
+        if stage.name == "search":
+            inputs = {"x": x, **cache}
+        else:
+            feat = "box_feat" if stage.name == "refine_box" else "mask_feat"
+            inputs = {feat: searched[feat], "rois": rois}
+        out.append(Stage(stage.name + LOST_SUFFIX, stage.module, inputs, stage.output_names))
+    return out
 
 
 def _batch_stages(model: SiamAttn, single: list[Stage], cache: dict[str, Tensor], seed: int,

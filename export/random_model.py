@@ -22,19 +22,22 @@ _ATTENTION_SCALARS = ("alpha", "beta", "gamma", "gamma_c")  # gamma_c: model.att
 RESIDUAL_SCALE = 0.2
 
 
-def random_images(cfg: Config, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Template and search images (raw 0..255 floats, NCHW) of the configured sizes."""
+def random_images(cfg: Config, batch: int = 1, seed: int = 0,
+                  instance_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Template and search images (raw 0..255 floats, NCHW) of the configured sizes (``instance_size``: another
+    search crop side, e.g. the long-term mode's lost window)."""
     g = torch.Generator().manual_seed(seed)
     t = cfg.tracker
+    i = instance_size or t.instance_size
     z = torch.rand(batch, 3, t.exemplar_size, t.exemplar_size, generator=g) * 255.0
-    x = torch.rand(batch, 3, t.instance_size, t.instance_size, generator=g) * 255.0
+    x = torch.rand(batch, 3, i, i, generator=g) * 255.0
     return z, x
 
 
-def random_rois(cfg: Config, count: int = 1, seed: int = 0) -> torch.Tensor:
+def random_rois(cfg: Config, count: int = 1, seed: int = 0, instance_size: int | None = None) -> torch.Tensor:
     """RoIs [count,5] = (0, x1, y1, x2, y2) inside the search crop, of plausible target sizes."""
     g = torch.Generator().manual_seed(seed)
-    size = float(cfg.tracker.instance_size)
+    size = float(instance_size or cfg.tracker.instance_size)
     wh = (0.2 + 0.4 * torch.rand(count, 2, generator=g)) * size
     centre = size / 2 + (torch.rand(count, 2, generator=g) - 0.5) * 0.3 * size
     lo, hi = centre - wh / 2, centre + wh / 2

@@ -107,8 +107,11 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
     ref_rec, dep_rec = CallRecorder(reference), CallRecorder(backend)
     free_watch = CropWatch(backend)
     ref_t, lock_t, free_t = Tracker(ref_rec, cfg), Tracker(dep_rec, cfg), Tracker(free_watch, cfg)
-    ref_sel, lock_sel, free_sel = (SelectionRecorder(t.rpn) for t in (ref_t, lock_t, free_t))
-    ref_t.rpn, lock_t.rpn, free_t.rpn = ref_sel, lock_sel, free_sel  # type: ignore[assignment]
+    ref_sel, lock_sel, free_sel = (SelectionRecorder(t.rpn, t.rpn_lost) for t in (ref_t, lock_t, free_t))
+    for t, sel in ((ref_t, ref_sel), (lock_t, lock_sel), (free_t, free_sel)):
+        t.rpn = sel  # type: ignore[assignment]
+        if t.rpn_lost is not None:  # long-term mode: the same recorder picks the lost window's by map shape
+            t.rpn_lost = sel  # type: ignore[assignment]
     # One deployed backend serves both of its trackers: the same template crop initialises it, and each
     # tracker's step (search, then its refinements) runs whole before the other's.
     ref_t.init(first, init_box)
@@ -138,6 +141,8 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
         r, d = a.best_index, b.best_index
         report.lockstep.append(LockstepFrame(i, {}, r, d, float(ps_ref[r] - ps_ref[d]), float(ps_dep[d] - ps_dep[r]),
                                              _iou(a.box, b.box), err))
+        if a.lost:
+            report.lost_frames.append(i)
 
         centre_gap = float(np.hypot(free_t.center[0] - ref_centre[0], free_t.center[1] - ref_centre[1]))
         c = free_t.track(f)
@@ -147,7 +152,9 @@ def run_check(frames: Iterable[np.ndarray], init_box: tuple[float, float, float,
         report.iou.append(iou)
         if report.first_divergence is None and iou < divergence_iou:
             report.first_divergence = i
-        if report.first_flip is None and c.best_index != r:
+        if report.first_flip is None and c.lost != a.lost:  # different windows: no common anchor to compare
+            report.first_flip, report.first_flip_margin = i, float("inf")
+        elif report.first_flip is None and c.best_index != r:
             ps_free = free_sel.last_pscores()  # on the free tracker's own crop
             report.first_flip = i
             report.first_flip_margin = max(float(ps_ref[r] - ps_ref[c.best_index]),

@@ -85,6 +85,8 @@ class CheckReport:
     output_range: dict[str, float] = field(default_factory=dict)  # max |reference output| over the clip
     precision: str = ""  # of the deployed backend; empty: from its name (precision_of)
     thresholds: dict[str, float | None] = field(default_factory=dict)  # what evaluate_thresholds applied
+    # long-term mode: lock-step frames the reference searched in the lost window (the lost-window graphs ran)
+    lost_frames: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.precision = self.precision or precision_of(self.backend)

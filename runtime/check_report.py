@@ -75,6 +75,9 @@ def summary_markdown(report: CheckReport) -> str:
                   f"{len(flips) - len(ties)} wider). Box IoU on the {len(ls_iou)} frames without a flip: "
                   + (f"min {min(ls_iou):.4f}, mean {float(np.mean(ls_iou)):.4f}" if ls_iou else "none")
                   + (f" (required >= {th['min_iou']:g})." if th.get("min_iou") is not None else "."), ""]
+        if report.lost_frames:
+            lines += [f"Long-term mode: {len(report.lost_frames)} of these frames ran the lost-window graphs "
+                      f"(first {report.lost_frames[0]}, last {report.lost_frames[-1]}).", ""]
     tol = th.get("max_rel_error")
     lines += ["| graph | output | max abs | mean abs | max / range | at frame | tolerance |",
               "|---|---|---|---|---|---|---|"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from siamattn.cli_args import number, positive_int
+from siamattn.config import with_long_term
 from siamattn.errors import InputError, require
 from siamattn.outputs import StagedDir, check_dir_output, held_signals, only_names, pause_point
 from siamattn.runtime.backend import BACKEND_CHOICES, DEVICE_CHOICES
@@ -34,6 +35,20 @@ def _add_model_args(p: argparse.ArgumentParser, several: bool = False) -> None:
                        help="folder written by 'siamattn export' (manifest.json)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
+    _add_long_term_arg(p)
+
+
+def _add_long_term_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--long-term", action="store_true",
+                   help="long-term mode (pysot's SiamRPNLTTracker): a target scoring below tracker.confidence_low is "
+                        "searched in the tracker.lost_instance_size window until it scores above confidence_high; "
+                        "the export needs its lost-window graphs (tracker.long_term: true at export; "
+                        "docs/DESIGN.md 'Long-term search'). Default: the export's tracker.long_term")
+
+
+def _long_term(args: argparse.Namespace) -> bool | None:
+    """--long-term forces the mode on; without it the export's (or checkpoint's) tracker.long_term decides."""
+    return True if getattr(args, "long_term", False) else None
 
 
 def _add_source_args(p: argparse.ArgumentParser, several: bool = False) -> None:
@@ -102,7 +117,7 @@ def _track(args: argparse.Namespace) -> int:
                          stall_timeout=args.stall_timeout)
     notes: list[str] = []
     kind = Tracker if len(boxes) == 1 else MultiTracker
-    tracker = kind(args.model, backend=args.backend, device=args.device, notes=notes)
+    tracker = kind(args.model, backend=args.backend, device=args.device, notes=notes, long_term=_long_term(args))
     name = tracker.backend_label
     print_notes(notes, args.quiet)
     summary = track_video(tracker, name, source, boxes[0] if len(boxes) == 1 else boxes, args.save, args.json,
@@ -178,6 +193,7 @@ def _check(args: argparse.Namespace) -> int:
         raise InputError(f"source '{args.source}' needs at least 2 frames for a check")
     notes: list[str] = []
     backend, cfg, name = load_backend(args.model, args.backend, args.device, notes)
+    cfg = with_long_term(cfg, args.long_term or None)
     reference = load_reference(args.model, args.checkpoint)
     print_notes(notes, args.quiet)
     bar = tqdm(total=source.length - 1 if source.length else None, unit="frame", desc=f"check {name} vs torch",
@@ -297,7 +313,7 @@ def _eval(args: argparse.Namespace) -> int:
         check_dir_output("--out", args.out, overwrite=args.overwrite, inputs=inputs, what="eval output",
                          earlier=_earlier_eval)
     _check_root(args)
-    spec = TrackerSpec(args.model, args.checkpoint, args.backend, args.device)
+    spec = TrackerSpec(args.model, args.checkpoint, args.backend, args.device, _long_term(args))
     workers = args.workers or (len(devices) if devices else 1)
     names = shard_names(open_benchmark(args.dataset, args.root, split=args.split).names, shard) if shard else None
     if not (args.resume or shard):
@@ -478,6 +494,7 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint (runs the torch backend)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP + "; with --model")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=DEVICE_HELP)
+    _add_long_term_arg(p)
     p.add_argument("--dataset", required=True,
                    choices=("otb", "got10k", "lasot", "trackingnet", "vot", "vot2016", "vot2017", "vot2018"),
                    help="benchmark layout of --root (plain vot: the VOT2017/2018 EAO interval)")

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from siamattn.config import with_long_term
 from siamattn.errors import InputError
 from siamattn.runtime.backend import BACKEND_CHOICES
 from siamattn.runtime.check import OUTPUTS, CheckReport
@@ -207,6 +208,7 @@ def run_compare(args: Any) -> int:
         for i, (model, backend_name, label) in enumerate(models):
             notes: list[str] = []
             backend, cfg, name = load_backend(model, backend_name, args.device, notes)
+            cfg = with_long_term(cfg, getattr(args, "long_term", False) or None)
             print_notes(notes, args.quiet)
             source = open_source(args.source, args.max_frames)
             bar = tqdm(total=source.length - 1 if source.length else None, unit="frame",

@@ -33,6 +33,7 @@ class TrackerSpec:
     checkpoint: Path | None
     backend: str
     device: str
+    long_term: bool | None = None  # --long-term: True; None: the export's (or checkpoint's) tracker.long_term
 
 
 def build_tracker(spec: TrackerSpec, notes: list[str] | None = None) -> Any:
@@ -40,14 +41,14 @@ def build_tracker(spec: TrackerSpec, notes: list[str] | None = None) -> Any:
     from siamattn.runtime.tracker import Tracker
 
     if spec.model is not None:
-        return Tracker(spec.model, backend=spec.backend, device=spec.device, notes=notes)
+        return Tracker(spec.model, backend=spec.backend, device=spec.device, notes=notes, long_term=spec.long_term)
     require("torch", "export", "'siamattn eval --checkpoint' (it runs the PyTorch model)")
     from siamattn.runtime.torch_backend import TorchBackend, torch_device
     from siamattn.training.model import load_checkpoint
 
     model = load_checkpoint(spec.checkpoint)
     device = torch_device(spec.device)
-    tracker = Tracker(TorchBackend(model, device=device), model.cfg)
+    tracker = Tracker(TorchBackend(model, device=device), model.cfg, long_term=spec.long_term)
     tracker.backend_label = f"torch {device} fp32"
     return tracker
 

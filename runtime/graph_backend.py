@@ -58,6 +58,9 @@ class GraphRunner(Protocol):
 
 # Graphs with a batch dimension (export.max_targets > 1): the per-frame graphs of several targets at once.
 MULTI_SUFFIX = "_multi"
+# The per-frame graphs at the long-term mode's lost window (tracker.lost_instance_size; batch 1): a search crop
+# of that side runs them (docs/DESIGN.md "Long-term search").
+LOST_SUFFIX = "_lost"
 # Target sets whose stacked caches are kept: the chunks of one frame reuse theirs; past this, older sets
 # (targets since added or removed) are dropped together.
 STACKED_SETS_KEPT = 8
@@ -101,6 +104,15 @@ class GraphBackend:
         self._search_out: dict[str, Any] = {}
         self._suffix = ""  # which graph family ran the last search ("" or MULTI_SUFFIX)
         self._cls_name, self._loc_name = self._find_output("search", "cls"), self._find_output("search", "loc")
+        # search crop side -> the graph family that takes it
+        self._family = {self._crop_side(g): g[len("search"):] for g in ("search", "search" + LOST_SUFFIX)
+                        if g in specs}
+        self.search_sizes = tuple(self._family)
+
+    def _crop_side(self, graph: str) -> int:
+        spec = self.runner.specs[graph]
+        (x,) = [i for i in spec.inputs if i.name == self._host_input[graph]]
+        return int(x.shape[-1])
 
     def _find_output(self, graph: str, name: str) -> str:
         names = [o.name for o in self.runner.specs[graph].outputs]
@@ -168,7 +180,15 @@ class GraphBackend:
             raise SiamAttnError(f"search_batch: {x_crops.shape[0]} crops for slots {list(key)}, at most "
                                 f"{self.max_batch} distinct slots, one per crop")
         self._search_out = {}
-        if len(key) == 1:
+        # the lost window's crops run the *_lost graphs; any other crop the normal ones (their runtime checks it)
+        family = self._family.get(int(x_crops.shape[-1]), "")
+        if family:  # the lost window: batch 1 per call
+            if len(key) != 1:
+                raise SiamAttnError(f"search_batch: the {LOST_SUFFIX[1:]}-window graphs take one target per call, "
+                                    f"got {len(key)}")
+            self._suffix = family
+            self._search_out = self._run("search" + family, x_crops, self._templates[key[0]])
+        elif len(key) == 1:
             self._suffix = ""
             self._search_out = self._run("search", x_crops, self._templates[key[0]])
         else:

@@ -28,13 +28,17 @@ __all__ = [
     "AuthorsGeometry",
     "CropWindow",
     "FrameMask",
+    "LongTermRule",
     "RPNPostprocessor",
     "RPNSelection",
+    "SearchWindow",
     "TrackerGeometry",
     "apply_box_deltas",
+    "clip_to_frame",
     "mask_polygon",
     "paste_mask",
     "smooth_and_clip",
+    "smooth_box",
     "tracker_geometry",
 ]
 
@@ -57,19 +61,21 @@ class RPNSelection:
 class RPNPostprocessor:
     """Turns one frame's cls/loc maps into the selected box. Anchors and window are built once here."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, lost: bool = False) -> None:
+        """``lost``: the long-term mode's lost window (tracker.lost_instance_size's score map and
+        tracker.lost_window_influence) instead of the normal one."""
         t, a = cfg.tracker, cfg.anchors
         self.k = a.num
-        self.score_size = t.score_size
+        self.score_size = t.lost_score_size if lost else t.score_size
         self.penalty_k = t.penalty_k
-        self.window_influence = t.window_influence
+        self.window_influence = t.lost_window_influence if lost else t.window_influence
         # Vector work over all anchors is float32 (float32 exp/tanh are ~4x faster than float64 here); the
         # chosen anchor's box, score and penalty are then recomputed in float64 from the raw outputs.
         self.anchors = generate_anchors(a.stride, a.ratios, a.scales, self.score_size)
         hann = np.hanning(self.score_size)
         self.window = np.tile(np.outer(hann, hann).ravel(), self.k)  # same cosine window for every anchor
         self._window_term = (self.window * self.window_influence).astype(np.float32)
-        self.float32_box = tracker_geometry(cfg).float32_box
+        self.float32_box = GEOMETRIES[t.geometry].float32_box
         self.cls_shape = (1, 2 * self.k, self.score_size, self.score_size)
         self.loc_shape = (1, 4 * self.k, self.score_size, self.score_size)
 
@@ -184,6 +190,22 @@ def apply_box_deltas(
     return float(out[0]), float(out[1]), float(out[2]), float(out[3])
 
 
+def smooth_box(size: Sequence[float], new_box: Sequence[float], lr: float) -> tuple[float, float, float, float]:
+    """pysot's size smoothing: the centre moves fully to ``new_box``'s centre (cx, cy, w, h frame px); only w, h
+    are smoothed, ``size*(1-lr) + new*lr``."""
+    cx, cy, w_new, h_new = new_box
+    return cx, cy, size[0] * (1.0 - lr) + w_new * lr, size[1] * (1.0 - lr) + h_new * lr
+
+
+def clip_to_frame(box: Sequence[float], frame_wh: tuple[int, int], min_size: float,
+                  margin: float = 0.0) -> tuple[float, float, float, float]:
+    """cx in [0, W], cy in [0, H], w in [min_size, W], h in [min_size, H] with ``W = width - margin``,
+    ``H = height - margin`` (margin 0: pysot; 1: the SiamAttn authors). Clipping keeps a target that leaves
+    the frame at the border (the reference behaviour) instead of losing it."""
+    bound = (frame_wh[0] - margin, frame_wh[1] - margin)
+    return clip_cxcywh(tuple(box), bound, min_size, bound)
+
+
 def smooth_and_clip(
     size: Sequence[float],
     new_box: Sequence[float],
@@ -192,18 +214,26 @@ def smooth_and_clip(
     min_size: float,
     margin: float = 0.0,
 ) -> tuple[float, float, float, float]:
-    """pysot's state update: the centre moves fully to ``new_box``'s centre; only w, h are smoothed,
-    ``size*(1-lr) + new*lr``; then cx in [0, W], cy in [0, H], w in [min_size, W], h in [min_size, H]
-    with ``W = width - margin``, ``H = height - margin`` (margin 0: pysot; 1: the SiamAttn authors).
+    """pysot's state update (:func:`smooth_box` then :func:`clip_to_frame`); ``new_box`` is (cx, cy, w, h) in
+    frame px."""
+    return clip_to_frame(smooth_box(size, new_box, lr), frame_wh, min_size, margin)
 
-    ``new_box`` is (cx, cy, w, h) in frame px. Clipping keeps a target that leaves the frame at the border
-    (the reference behaviour) instead of losing it.
-    """
-    cx, cy, w_new, h_new = new_box
-    w = size[0] * (1.0 - lr) + w_new * lr
-    h = size[1] * (1.0 - lr) + h_new * lr
-    bound = (frame_wh[0] - margin, frame_wh[1] - margin)
-    return clip_cxcywh((cx, cy, w, h), bound, min_size, bound)
+
+class LongTermRule(NamedTuple):
+    """pysot's SiamRPNLTTracker confidence rules (tracker.confidence_low/high, docs/DESIGN.md "Long-term
+    search"): the state follows the chosen box only when its score reaches ``low``; a score below ``low``
+    switches to the lost window, one above ``high`` back to the normal one, anything between keeps the mode."""
+
+    low: float
+    high: float
+
+    def follows(self, score: float) -> bool:
+        return score >= self.low
+
+    def next_lost(self, lost: bool, score: float) -> bool:
+        if score < self.low:
+            return True
+        return False if score > self.high else lost
 
 
 class CropWindow(NamedTuple):
@@ -327,10 +357,25 @@ class AuthorsGeometry(TrackerGeometry):
 GEOMETRIES: dict[str, type[TrackerGeometry]] = {"pysot": TrackerGeometry, "authors": AuthorsGeometry}
 
 
-def tracker_geometry(cfg: Config) -> TrackerGeometry:
-    """The geometry named by ``cfg.tracker.geometry``."""
+def tracker_geometry(cfg: Config, lost: bool = False) -> TrackerGeometry:
+    """The geometry named by ``cfg.tracker.geometry``, for the normal or (``lost``) the long-term lost window."""
     t = cfg.tracker
-    return GEOMETRIES[t.geometry](t.instance_size, t.min_size)
+    return GEOMETRIES[t.geometry](t.lost_instance_size if lost else t.instance_size, t.min_size)
+
+
+@dataclass(frozen=True)
+class SearchWindow:
+    """One search window of the tracking step: its crop side and crop geometry (its RPN post-processing is
+    ``RPNPostprocessor(cfg, lost)``)."""
+
+    instance_size: int
+    geometry: TrackerGeometry
+    lost: bool
+
+    @classmethod
+    def of(cls, cfg: Config, lost: bool = False) -> SearchWindow:
+        t = cfg.tracker
+        return cls(t.lost_instance_size if lost else t.instance_size, tracker_geometry(cfg, lost), lost)
 
 
 @dataclass(frozen=True)

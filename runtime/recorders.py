@@ -22,6 +22,7 @@ class CallRecorder:
         self.has_refine, self.has_mask, self.max_batch = inner.has_refine, inner.has_mask, inner.max_batch
         self.calls: list[tuple[str, np.ndarray, Any]] = []
         self.set_template, self.drop_template = inner.set_template, inner.drop_template
+        self.search_sizes = getattr(inner, "search_sizes", None)  # the long-term check of the tracker
 
     def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         cls, loc = self.inner.search_batch(x, slots)
@@ -55,6 +56,7 @@ class CropWatch:
         self.has_refine, self.has_mask, self.max_batch = inner.has_refine, inner.has_mask, inner.max_batch
         self.x: np.ndarray | None = None
         self.set_template, self.drop_template = inner.set_template, inner.drop_template
+        self.search_sizes = getattr(inner, "search_sizes", None)
         self.refine_box_batch, self.refine_mask_batch = inner.refine_box_batch, inner.refine_mask_batch
 
     def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -63,17 +65,21 @@ class CropWatch:
 
 
 class SelectionRecorder:
-    """Stands in for a tracker's :class:`RPNPostprocessor`: the same selection, with its inputs kept so the
-    check can read the whole penalised score map of the last frame (no second post-processing)."""
+    """Stands in for a tracker's :class:`RPNPostprocessor` (both of them in the long-term mode: ``lost`` is the
+    lost window's, picked by the score map's shape): the same selection, with its inputs kept so the check can
+    read the whole penalised score map of the last frame (no second post-processing)."""
 
-    def __init__(self, inner: RPNPostprocessor) -> None:
-        self.inner = inner
+    def __init__(self, inner: RPNPostprocessor, lost: RPNPostprocessor | None = None) -> None:
+        self.inner, self.lost = inner, lost
+        self.used = inner
         self.args: tuple[np.ndarray, np.ndarray, float, float] | None = None
 
     def select(self, cls: np.ndarray, loc: np.ndarray, target_w: float, target_h: float) -> RPNSelection:
         self.args = (cls, loc, target_w, target_h)
-        return self.inner.select(cls, loc, target_w, target_h)
+        lost = self.lost is not None and cls.shape == self.lost.cls_shape
+        self.used = self.lost if lost and self.lost is not None else self.inner
+        return self.used.select(cls, loc, target_w, target_h)
 
     def last_pscores(self) -> np.ndarray:
         assert self.args is not None, "no selection yet"
-        return self.inner.pscores(*self.args)
+        return self.used.pscores(*self.args)

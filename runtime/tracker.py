@@ -26,6 +26,13 @@ template slot in the backend; per frame the targets' search crops are stacked an
 Defined behaviour for awkward input: ``track`` before ``init`` and a frame whose size or channel count
 differs from the ``init`` frame raise :class:`~siamattn.errors.InputError` (call ``init`` again for a new
 video); a target leaving the frame is kept at the border by the clipping of step 4.
+
+Long-term mode (``tracker.long_term``, pysot's SiamRPNLTTracker; docs/DESIGN.md "Long-term search"): each target
+is in the normal or the lost mode. A chosen anchor scoring below ``tracker.confidence_low`` leaves the target's
+state unchanged and searches it in the ``tracker.lost_instance_size`` window from the next frame on (its own
+anchors, a cosine window of weight ``tracker.lost_window_influence``, the lost-window graphs); a score above
+``tracker.confidence_high`` brings it back. As in pysot's long-term tracker, the state is kept unclipped and only
+the reported box is clipped to the frame. Lost-mode targets are searched one per call.
 """
 
 from __future__ import annotations
@@ -41,19 +48,21 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from siamattn.config import Config
+from siamattn.config import Config, with_long_term
 from siamattn.errors import InputError
 from siamattn.geometry import context_size, roi_in_crop
 from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
 from siamattn.runtime.postprocess import (
     CropWindow,
     FrameMask,
+    LongTermRule,
     RPNPostprocessor,
+    SearchWindow,
     apply_box_deltas,
+    clip_to_frame,
     mask_polygon,
     paste_mask,
-    smooth_and_clip,
-    tracker_geometry,
+    smooth_box,
 )
 from siamattn.runtime.preprocess import FrameInfo, get_subwindow, has_bool, pad_color, validate_box, validate_frame
 from siamattn.validate import as_path
@@ -108,6 +117,7 @@ class TrackResult:
     # refine (RoI + box network + decode), mask (mask network + paste + rotated box), total
     timings_ms: dict[str, float] = field(default_factory=dict)
     output: str = "polygon"  # tracker.output: which of polygon/box is the frame's reported region
+    lost: bool = False  # long-term mode: this frame was searched in the lost window
 
     @property
     def center(self) -> tuple[float, float]:
@@ -135,6 +145,7 @@ class _Target:
     center: tuple[float, float]  # frame px
     size: tuple[float, float]  # w, h frame px
     pad: tuple[float, ...]  # crop padding colour (mean of the frame it was added on)
+    lost: bool = False  # long-term mode: the next search uses the lost window
 
 
 class MultiTracker:
@@ -151,7 +162,9 @@ class MultiTracker:
     """
 
     def __init__(self, model: Backend | str | os.PathLike[str], cfg: Config | None = None, *,
-                 backend: str = "auto", device: str = "auto", notes: list[str] | None = None) -> None:
+                 backend: str = "auto", device: str = "auto", notes: list[str] | None = None,
+                 long_term: bool | None = None) -> None:
+        """``long_term``: switch the long-term mode on or off (None: the config's ``tracker.long_term``)."""
         self._lock = threading.RLock()
         self.backend_label = type(model).__name__
         if isinstance(model, (str, bytes, os.PathLike)):
@@ -166,10 +179,14 @@ class MultiTracker:
         check_backend(model)
         self.backend: Backend = model  # type: ignore[assignment]
         self.max_batch = max(1, int(self.backend.max_batch))
-        self.cfg = cfg
+        self.cfg = cfg = with_long_term(cfg, long_term)
         t = cfg.tracker
+        self.long_term = t.long_term
+        self._rule = LongTermRule(t.confidence_low, t.confidence_high)
+        self._windows = (SearchWindow.of(cfg),) + ((SearchWindow.of(cfg, lost=True),) if t.long_term else ())
+        if t.long_term:
+            _check_lost_window(self.backend, t.lost_instance_size)
         self._exemplar = t.exemplar_size
-        self._instance = t.instance_size
         self._context = t.context_amount
         self._lr = t.lr
         self._min_size = t.min_size
@@ -179,11 +196,15 @@ class MultiTracker:
         self.use_refine = bool(self.backend.has_refine and t.refine_box)
         self.use_mask = bool(self.backend.has_mask)
         self.rpn = RPNPostprocessor(cfg)
-        self.geometry = tracker_geometry(cfg)  # crop <-> frame mapping, RoIs, clips, paste-back
+        # the lost window's anchors, window and score-map size (long-term mode)
+        self.rpn_lost = RPNPostprocessor(cfg, lost=True) if t.long_term else None
+        self.geometry = self._windows[0].geometry  # crop <-> frame mapping, RoIs, clips, paste-back
         self._output = t.output
-        # input buffers reused every frame (the Backend contract says backends copy before returning)
+        # input buffers reused every frame (the Backend contract says backends copy before returning); the lost
+        # window's on its first use
         self._z_buf = np.empty((1, 3, self._exemplar, self._exemplar), dtype=np.float32)
-        self._x_buf = np.empty((self.max_batch, 3, self._instance, self._instance), dtype=np.float32)
+        i = t.instance_size
+        self._x_bufs = {False: np.empty((self.max_batch, 3, i, i), dtype=np.float32)}
         self._info: FrameInfo | None = None  # frame size of the stream, set by the first add
         self._targets: dict[int, _Target] = {}
         self._next_id = 0
@@ -244,10 +265,11 @@ class MultiTracker:
         return t.center, t.size
 
     @_serialized
-    def set_state(self, target_id: int, center: object, size: object) -> None:
+    def set_state(self, target_id: int, center: object, size: object, lost: bool | None = None) -> None:
         """Move a target to ``center`` (x, y) with ``size`` (w, h), frame px, keeping its template: its next
         search crop is cut there (e.g. a detector's correction, or stepping in lock with another tracker's
-        states). The inverse of :meth:`state`."""
+        states). The inverse of :meth:`state`. ``lost`` (long-term mode): search it next in the lost window
+        (True) or the normal one (False); None keeps its mode."""
         self._target_of(target_id, "set_state")
         if has_bool(center) or has_bool(size):
             raise InputError(f"set_state(): centre and size must be numbers, not True/False; got {center!r}, {size!r}")
@@ -265,8 +287,12 @@ class MultiTracker:
                 c[1] + s[1] / 2 > 0 and c[1] - s[1] / 2 < self._info.height):
             raise InputError(f"set_state(): the box (centre {c[0]:g}, {c[1]:g}, size {s[0]:g} x {s[1]:g}) lies outside "
                              f"the {self._info.width}x{self._info.height} frame; give frame pixels")
+        if lost and not self.long_term:
+            raise InputError("set_state(lost=True) needs the long-term mode (tracker.long_term / long_term=True)")
         t = self._targets[target_id]
         t.center, t.size = (float(c[0]), float(c[1])), (float(s[0]), float(s[1]))
+        if lost is not None:
+            t.lost = bool(lost)
 
     def _size_changed(self, info: FrameInfo) -> str:
         assert self._info is not None
@@ -287,10 +313,13 @@ class MultiTracker:
         t_valid = time.perf_counter() - t0
         results: dict[int, TrackResult] = {}
         targets = list(self._targets.values())
-        for start in range(0, len(targets), self.max_batch):
-            results.update(self._track_chunk(img, info, targets[start : start + self.max_batch], t_valid))
+        normal = [t for t in targets if not t.lost]
+        chunks = [normal[i : i + self.max_batch] for i in range(0, len(normal), self.max_batch)]
+        chunks += [[t] for t in targets if t.lost]  # lost targets one per call (the lost graphs have batch 1)
+        for chunk in chunks:
+            results.update(self._track_chunk(img, info, chunk, t_valid))
             t_valid = 0.0
-        return results
+        return {t.id: results[t.id] for t in targets}
 
     # ------------------------------------------------------------------------------------------------
 
@@ -302,54 +331,76 @@ class MultiTracker:
         clock = _StageClock(t_valid * 1000.0)
         frame_wh = (info.width, info.height)
         n = len(chunk)
+        window = self._windows[int(chunk[0].lost)]  # every target of a chunk is in the same mode
         with clock.stage("crop"):
-            x_crops, wins = self._search_crops(img, chunk)
+            x_crops, wins = self._search_crops(img, chunk, window)
         with clock.stage("search"):
             cls, loc = self.backend.search_batch(x_crops, [t.id for t in chunk])
             cls, loc = np.asarray(cls), np.asarray(loc)
         with clock.stage("post"):
-            sels = [self.rpn.select(cls[i : i + 1], loc[i : i + 1], t.size[0] * win.scale, t.size[1] * win.scale)
+            rpn = self.rpn_lost if window.lost else self.rpn
+            assert rpn is not None  # a lost target implies the long-term mode
+            sels = [rpn.select(cls[i : i + 1], loc[i : i + 1], t.size[0] * win.scale, t.size[1] * win.scale)
                     for i, (t, win) in enumerate(zip(chunk, wins, strict=True))]
             boxes = [s.box for s in sels]  # offsets from the geometry's RPN centre, crop px
         with clock.stage("refine"):
             if self.use_refine:
-                boxes = self._refine(boxes)
+                boxes = self._refine(boxes, window)
         with clock.stage("post"):
-            for t, sel, box, win in zip(chunk, sels, boxes, wins, strict=True):
-                new_box = self.geometry.box_to_frame(box, win)
-                cx, cy, w, h = smooth_and_clip(t.size, new_box, sel.lr * self._lr, frame_wh, self._min_size,
-                                               self.geometry.frame_margin)
-                t.center, t.size = (cx, cy), (w, h)
+            shown = [self._update(t, sel, window.geometry.box_to_frame(box, win), frame_wh, window)
+                     for t, sel, box, win in zip(chunk, sels, boxes, wins, strict=True)]
         with clock.stage("mask"):
             masks: list[tuple[FrameMask | None, np.ndarray | None]] = (
-                self._masks(chunk, wins, frame_wh) if self.use_mask else [(None, None)] * n)
+                self._masks(shown, wins, frame_wh, window) if self.use_mask else [(None, None)] * n)
         timings = clock.finish()
         if n > 1:
             timings["batch"] = float(n)
         out: dict[int, TrackResult] = {}
-        for t, sel, (mask, polygon) in zip(chunk, sels, masks, strict=True):
-            (cx, cy), (w, h) = t.center, t.size
+        for t, sel, (cx, cy, w, h), (mask, polygon) in zip(chunk, sels, shown, masks, strict=True):
             out[t.id] = TrackResult((cx - w / 2.0, cy - h / 2.0, w, h), sel.score, polygon, mask, sel.index,
-                                    timings if n == 1 else dict(timings), self._output)
+                                    timings if n == 1 else dict(timings), self._output, window.lost)
         return out
 
-    def _search_crops(self, img: np.ndarray, chunk: list[_Target]) -> tuple[np.ndarray, list[CropWindow]]:
+    def _update(self, t: _Target, sel: Any, new_box: tuple[float, float, float, float], frame_wh: tuple[int, int],
+                window: SearchWindow) -> tuple[float, float, float, float]:
+        """The state update of one target; returns the box it reports (cx, cy, w, h frame px, clipped).
+        Normal mode: smoothed, clipped, and that is the state. Long-term mode (pysot's long-term tracker): the
+        state follows the smoothed box only when the score reaches confidence_low and stays unclipped; the mode
+        for the next frame follows the confidence rules."""
+        margin = window.geometry.frame_margin
+        smoothed = smooth_box(t.size, new_box, sel.lr * self._lr)
+        if not self.long_term:
+            cx, cy, w, h = clip_to_frame(smoothed, frame_wh, self._min_size, margin)
+            t.center, t.size = (cx, cy), (w, h)
+            return cx, cy, w, h
+        if self._rule.follows(sel.score):
+            t.center, t.size = _bounded(smoothed, frame_wh, self._min_size)
+        t.lost = self._rule.next_lost(t.lost, sel.score)
+        return clip_to_frame((*t.center, *t.size), frame_wh, self._min_size, margin)
+
+    def _search_crops(self, img: np.ndarray, chunk: list[_Target],
+                      window: SearchWindow) -> tuple[np.ndarray, list[CropWindow]]:
         """Each target's search crop, stacked in the reused input buffer, and the window it was cut from."""
-        x_crops = self._x_buf[: len(chunk)]
+        size = window.instance_size
+        buf = self._x_bufs.get(window.lost)
+        if buf is None:
+            buf = self._x_bufs[window.lost] = np.empty((1, 3, size, size), dtype=np.float32)
+        x_crops = buf[: len(chunk)]
         wins: list[CropWindow] = []
         for i, t in enumerate(chunk):
             s_z = context_size(*t.size, self._context)
-            crop_sz = max(1, round(s_z * self._instance / self._exemplar))
-            get_subwindow(img, t.center, self._instance, crop_sz, t.pad, out=x_crops[i : i + 1])
+            crop_sz = max(1, round(s_z * size / self._exemplar))
+            get_subwindow(img, t.center, size, crop_sz, t.pad, out=x_crops[i : i + 1])
             wins.append(CropWindow(t.center[0], t.center[1], self._exemplar / s_z, crop_sz))
         return x_crops, wins
 
-    def _refine(self, boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+    def _refine(self, boxes: list[tuple[float, float, float, float]],
+                window: SearchWindow) -> list[tuple[float, float, float, float]]:
         """Box refinement on the RPN boxes (offsets from the RPN centre, crop px), one call for the batch;
         returns the same frame. The deltas are decoded on the clipped box each RoI was built from."""
         clipped, rois = [], np.empty((len(boxes), 5), dtype=np.float32)
         for i, box in enumerate(boxes):
-            c_box, roi = self.geometry.box_roi(box)
+            c_box, roi = window.geometry.box_roi(box)
             clipped.append(c_box)
             rois[i] = roi[0]
             rois[i, 0] = i  # batch item i of the last search
@@ -358,21 +409,22 @@ class MultiTracker:
             raise BackendOutputError(f"backend refine_box() must return 4 finite deltas per target (shape "
                                      f"({len(boxes)}, 4)), got {deltas.shape}")
         deltas = deltas.reshape(len(boxes), 4)
-        c = self.geometry.rpn_centre
+        c = window.geometry.rpn_centre
         out = []
         for c_box, d in zip(clipped, deltas, strict=True):
             rx, ry, rw, rh = apply_box_deltas(c_box, d, self._box_stds)
             out.append((rx - c, ry - c, rw, rh))
         return out
 
-    def _masks(self, chunk: list[_Target], wins: list[CropWindow],
-               frame_wh: tuple[int, int]) -> list[tuple[FrameMask | None, np.ndarray | None]]:
-        """Masks on the smoothed, clipped boxes (mapped into this frame's crops), one call for the batch,
-        each pasted back; rotated box or axis box."""
-        n = len(chunk)
+    def _masks(self, shown: list[tuple[float, float, float, float]], wins: list[CropWindow], frame_wh: tuple[int, int],
+               window: SearchWindow) -> list[tuple[FrameMask | None, np.ndarray | None]]:
+        """Masks on the reported (smoothed, clipped) boxes (mapped into this frame's crops), one call for the
+        batch, each pasted back; rotated box or axis box."""
+        n = len(shown)
+        geometry = window.geometry
         crop_boxes, rois = [], np.empty((n, 5), dtype=np.float32)
-        for i, (t, win) in enumerate(zip(chunk, wins, strict=True)):
-            box_crop = self.geometry.frame_to_crop((*t.center, *t.size), win)
+        for i, (box, win) in enumerate(zip(shown, wins, strict=True)):
+            box_crop = geometry.frame_to_crop(box, win)
             crop_boxes.append(box_crop)
             rois[i] = roi_in_crop(box_crop)[0]
             rois[i, 0] = i
@@ -385,16 +437,37 @@ class MultiTracker:
                 "must match the exported model)"
             )
         result: list[tuple[FrameMask | None, np.ndarray | None]] = []
-        for i, (t, win, box_crop) in enumerate(zip(chunk, wins, crop_boxes, strict=True)):
-            to_frame = self.geometry.mask_to_frame(rois[i : i + 1], box_crop, m, win, frame_wh)  # axis-aligned 2x3
+        for i, (box, win, box_crop) in enumerate(zip(shown, wins, crop_boxes, strict=True)):
+            to_frame = geometry.mask_to_frame(rois[i : i + 1], box_crop, m, win, frame_wh)  # axis-aligned 2x3
             mask = paste_mask(out[i, 0], to_frame, frame_wh, self._mask_threshold)
             polygon = mask_polygon(mask)
             if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left
-                (cx, cy), (w, h) = t.center, t.size
+                cx, cy, w, h = box
                 x1, y1 = cx - w / 2.0, cy - h / 2.0
                 polygon = np.array([[x1, y1], [x1 + w, y1], [x1 + w, y1 + h], [x1, y1 + h]], dtype=np.float32)
             result.append((mask, polygon))
         return result
+
+
+def _bounded(box: tuple[float, float, float, float], frame_wh: tuple[int, int],
+             min_size: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The long-term state, unclipped as pysot's long-term tracker keeps it, but within a frame's width and height
+    around the frame and no larger than the frame: pysot lets a runaway box (a wild size delta) grow until its
+    crop no longer fits in memory; inside these bounds the two are the same (docs/DESIGN.md "Long-term search")."""
+    cx, cy, w, h = box
+    fw, fh = frame_wh
+    return ((min(max(cx, -fw), 2.0 * fw), min(max(cy, -fh), 2.0 * fh)),
+            (min(max(w, min_size), fw), min(max(h, min_size), fh)))
+
+
+def _check_lost_window(backend: Backend, size: int) -> None:
+    """An InputError when ``backend`` cannot search the lost window (an export without the lost-window
+    graphs); a backend that does not list its ``search_sizes`` (PyTorch, test fakes) runs any size."""
+    sizes = getattr(backend, "search_sizes", None)
+    if sizes is not None and size not in sizes:
+        raise InputError(f"long-term mode needs a search graph for the {size} px lost window, but the export has "
+                         f"{', '.join(map(str, sizes))} only; re-export with --set tracker.long_term=true "
+                         "(and tracker.lost_instance_size if it differs)")
 
 
 class Tracker(MultiTracker):
@@ -432,7 +505,7 @@ class Tracker(MultiTracker):
         if not self._targets:
             raise InputError("follow(): init() this tracker first (its template stays its own)")
         mine, theirs = self._target, other._target
-        mine.center, mine.size, mine.pad = theirs.center, theirs.size, theirs.pad
+        mine.center, mine.size, mine.pad, mine.lost = theirs.center, theirs.size, theirs.pad, theirs.lost
         self._info = other._info
 
     @_serialized

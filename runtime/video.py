@@ -137,9 +137,20 @@ def _live_summary(records: list[dict], live: LiveStats) -> dict:
     return out
 
 
-def _frame_record(i: int, box: Box, score: float, polygon: np.ndarray | None) -> dict:
-    return {"frame": i, "box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
-            "polygon": None if polygon is None else np.round(polygon, 2).tolist()}
+def _frame_record(i: int, box: Box, score: float, polygon: np.ndarray | None, lost: bool | None = None) -> dict:
+    """One frame of a track; ``lost`` (long-term mode only): the frame was searched in the lost window."""
+    record = {"frame": i, "box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
+              "polygon": None if polygon is None else np.round(polygon, 2).tolist()}
+    if lost is not None:
+        record["lost"] = lost
+    return record
+
+
+def _lost(tracker: Any, result: Any = None) -> bool | None:
+    """The record's ``lost`` value: None unless the tracker runs the long-term mode."""
+    if not getattr(tracker, "long_term", False):
+        return None
+    return bool(getattr(result, "lost", False))
 
 
 def _present(render: Callable[[], np.ndarray], writer: VideoWriter | None, show: bool) -> None:
@@ -161,13 +172,14 @@ def _track_frame(tracker: Any, i: int, frame: np.ndarray, box: Box, name: str,
                  writer: VideoWriter | None, show: bool) -> dict:
     if i == 0:
         tracker.init(frame, box)
-        res_box, polygon, mask, score, ms = box, None, None, 1.0, {}
+        res_box, polygon, mask, score, ms, r = box, None, None, 1.0, {}, None
     else:
         r = tracker.track(frame)
         res_box, polygon, mask, score, ms = r.box, r.reported_polygon, r.mask, r.score, r.timings_ms
-    label = _fps_label(f"{name}  frame {i}  score {score:.2f}", ms)
+    lost = _lost(tracker, r)
+    label = _fps_label(f"{name}  frame {i}  score {score:.2f}" + ("  (lost window)" if lost else ""), ms)
     _present(lambda: draw(frame, res_box, polygon, mask, label), writer, show)
-    return {**_frame_record(i, res_box, score, polygon), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
+    return {**_frame_record(i, res_box, score, polygon, lost), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}
 
 
 def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box], tracks: dict[int, dict], name: str,
@@ -178,7 +190,8 @@ def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box]
     if i == 0:
         for b in boxes:
             tid = tracker.add(frame, b)
-            tracks[tid] = {"id": tid, "init": [float(v) for v in b], "frames": [_frame_record(0, b, 1.0, None)]}
+            tracks[tid] = {"id": tid, "init": [float(v) for v in b],
+                           "frames": [_frame_record(0, b, 1.0, None, _lost(tracker))]}
             drawn.append((tid, b, None, None))
     else:
         t0 = time.perf_counter()
@@ -186,7 +199,7 @@ def _track_frame_multi(tracker: Any, i: int, frame: np.ndarray, boxes: list[Box]
         ms = {"total": (time.perf_counter() - t0) * 1000.0}
         for tid, r in results.items():
             drawn.append((tid, r.box, r.reported_polygon, r.mask))
-            tracks[tid]["frames"].append(_frame_record(i, r.box, r.score, r.reported_polygon))
+            tracks[tid]["frames"].append(_frame_record(i, r.box, r.score, r.reported_polygon, _lost(tracker, r)))
     label = _fps_label(f"{name}  frame {i}  {len(drawn)} targets", ms)
     _present(lambda: draw_targets(frame, drawn, label), writer, show)
     return {"frame": i, "targets": len(drawn), "latency_ms": {k: round(v, 3) for k, v in ms.items()}}

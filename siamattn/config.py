@@ -79,10 +79,20 @@ class NeckConfig:
     # RPN as they are, so they must all have one width
     enabled: bool = True
     channels: int = 256  # every level is projected to this width
+    # A width per level instead (pysot's ADJUST out_channels when they differ, e.g. [128, 256, 512] of its
+    # long-term experiment); empty: every level has `channels`. Each level's attention and RPN block then have
+    # its width (and a 0 model.rpn.hidden means that width); refinement needs one width.
+    level_channels: list[int] = field(default_factory=list)
     template_crop: int = 7  # template maps (15x15) are centre-cropped to this size
+
+    def widths(self, levels: int) -> list[int]:
+        """The output width of each of ``levels`` levels."""
+        return list(self.level_channels) if self.level_channels else [self.channels] * levels
 
     def validate(self) -> None:
         _check(self.channels >= 8 and self.channels % 8 == 0, "model.neck.channels", "must be a multiple of 8")
+        _check(all(c >= 8 and c % 8 == 0 for c in self.level_channels), "model.neck.level_channels",
+               f"must be multiples of 8, got {self.level_channels}")
         _check(self.template_crop % 2 == 1, "model.neck.template_crop", "must be odd")
 
 
@@ -115,7 +125,7 @@ class AttentionConfig:
 
 @dataclass
 class RPNConfig:
-    hidden: int = 256  # channels of the per-branch 3x3 conv before the depth-wise correlation
+    hidden: int = 256  # channels of the per-branch 3x3 conv before the depth-wise correlation (0: the level's width)
     weighted_fusion: bool = True  # softmax-normalised learned weights over the three levels
 
 
@@ -176,6 +186,13 @@ class ModelConfig:
         _check(not self.refine.enabled or self.backbone.levels == 3, "model.refine.enabled",
                f"needs a backbone with three stride-8 levels and early maps ({self.backbone.name!r} has "
                f"{self.backbone.levels})")
+        widths = self.neck.level_channels
+        _check(not widths or len(widths) == self.backbone.levels, "model.neck.level_channels",
+               f"needs one width per level ({self.backbone.levels}), got {widths}")
+        _check(not widths or not self.refine.enabled or len(set(widths)) == 1, "model.neck.level_channels",
+               f"of different widths ({widths}) cannot feed the region refinement (it sums the levels); set "
+               "model.refine.enabled: false")
+        _check(self.rpn.hidden >= 0, "model.rpn.hidden", "must be >= 0 (0: each level's width)")
 
 
 @dataclass
@@ -222,10 +239,27 @@ class TrackerConfig:
     # The result a benchmark reports per frame (TrackResult.region): "polygon" = the rotated box from the
     # mask when the model has one (VOT), "box" = the axis-aligned box (OTB and other one-pass benchmarks).
     output: str = "polygon"
+    # Long-term mode (pysot's SiamRPNLTTracker, docs/DESIGN.md "Long-term search"): a target whose chosen
+    # anchor scores below confidence_low keeps its state and is searched next frame in a lost_instance_size
+    # window with almost no cosine window (lost_window_influence); it returns to the normal window once a score
+    # exceeds confidence_high. The export adds the lost-window graphs (search_lost, refine_*_lost).
+    long_term: bool = False
+    lost_instance_size: int = 831
+    confidence_low: float = 0.85
+    confidence_high: float = 0.998
+    lost_window_influence: float = 0.001
 
     @property
     def score_size(self) -> int:
-        return (self.instance_size - self.exemplar_size) // FEATURE_STRIDE + 1 + self.base_size
+        return self.score_size_at(self.instance_size)
+
+    @property
+    def lost_score_size(self) -> int:
+        return self.score_size_at(self.lost_instance_size)
+
+    def score_size_at(self, instance_size: int) -> int:
+        """Score map side for a search crop of ``instance_size`` px (25 at 255, 97 at 831)."""
+        return (instance_size - self.exemplar_size) // FEATURE_STRIDE + 1 + self.base_size
 
     def validate(self) -> None:
         _check(0.0 <= self.window_influence <= 1.0, "tracker.window_influence", "must be in [0, 1]")
@@ -241,6 +275,16 @@ class TrackerConfig:
                f"must be one of {', '.join(map(repr, TRACKER_GEOMETRIES))}, got {self.geometry!r}")
         _check(self.output in TRACKER_OUTPUTS, "tracker.output",
                f"must be one of {', '.join(map(repr, TRACKER_OUTPUTS))}, got {self.output!r}")
+        self._validate_long_term()
+
+    def _validate_long_term(self) -> None:
+        _check(self.lost_score_size > self.score_size, "tracker.lost_instance_size",
+               f"({self.lost_instance_size}) must be larger than the normal window tracker.instance_size "
+               f"({self.instance_size}) by at least {FEATURE_STRIDE} px (a larger score map), e.g. 831")
+        _check(0.0 <= self.confidence_low <= self.confidence_high <= 1.0, "tracker.confidence_low",
+               f"({self.confidence_low}) must be in [0, tracker.confidence_high ({self.confidence_high})] "
+               "and confidence_high <= 1")
+        _check(0.0 <= self.lost_window_influence <= 1.0, "tracker.lost_window_influence", "must be in [0, 1]")
 
 
 @dataclass
@@ -348,6 +392,14 @@ class Config:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def with_long_term(cfg: Config, on: bool | None) -> Config:
+    """``cfg`` with tracker.long_term set to ``on``; None leaves it as it is. The run-time switch of
+    ``siamattn track/check/eval --long-term`` and ``Tracker(..., long_term=)``."""
+    if on is None or on == cfg.tracker.long_term:
+        return cfg
+    return dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, long_term=bool(on)))
 
 
 # ----------------------------------------------------------------------------------------------------

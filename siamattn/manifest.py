@@ -319,6 +319,8 @@ class Manifest:
             ("tracker.exemplar_size", t.exemplar_size, "template", "z", (t.exemplar_size, t.exemplar_size)),
             ("tracker.instance_size", t.instance_size, "search", "x", (t.instance_size, t.instance_size)),
             ("tracker.base_size", t.base_size, "search", "cls", (s, s)),
+            ("tracker.lost_instance_size", t.lost_instance_size, "search_lost", "x",
+             (t.lost_instance_size, t.lost_instance_size)),
             ("anchors (ratios x scales)", k, "search", "cls", (2 * k, s, s)),
             ("anchors (ratios x scales)", k, "search", "loc", (4 * k, s, s)),
             ("model.refine.mask_size", cfg.model.refine.mask_size, "refine_mask", "mask",

@@ -58,6 +58,17 @@ EXPERIMENTS = {
                     "KWARGS": {"in_channels": [44, 134, 448], "out_channels": [256, 256, 256]}},
          "RPN": _multi(False), "MASK": {"MASK": False}, "ANCHOR": ANCHOR, "TRACK": _track(0.04, 0.4, 0.5)},
         "siamrpn_mobilev2_l234_dwxcorr", "siamrpnpp_mobilev2"),
+    # its YAML as the model zoo has it: BACKBONE.CHANNELS, ADJUST.ADJUST_CHANNEL and RPN.WEIGHTED repeat KWARGS
+    "siamrpn_r50_l234_dwxcorr_lt": (
+        {"META_ARC": "siamrpn_r50_l234_dwxcorr",
+         "BACKBONE": {"TYPE": "resnet50", "KWARGS": {"used_layers": [2, 3, 4]}, "CHANNELS": [512, 1024, 2048]},
+         "ADJUST": {"ADJUST": True, "TYPE": "AdjustAllLayer", "ADJUST_CHANNEL": [128, 256, 512],
+                    "KWARGS": {"in_channels": [512, 1024, 2048], "out_channels": [128, 256, 512]}},
+         "RPN": {"TYPE": "MultiRPN", "WEIGHTED": True,
+                 "KWARGS": {"anchor_num": 5, "in_channels": [128, 256, 512], "weighted": True}},
+         "MASK": {"MASK": False}, "ANCHOR": ANCHOR,
+         "TRACK": {**_track(0.05, 0.28, 0.22), "TYPE": "SiamRPNLTTracker", "CONFIDENCE_LOW": 0.8,
+                   "CONFIDENCE_HIGH": 0.998}}, "siamrpn_r50_l234_dwxcorr_lt", "siamrpnpp_r50_lt"),
     "siamrpn_alex_dwxcorr": ({"META_ARC": "siamrpn_alex_dwxcorr", **ALEX}, "siamrpn_alex_dwxcorr", "siamrpn_alex"),
     "siamrpn_alex_dwxcorr_otb": ({"META_ARC": "siamrpn_alex_dwxcorr", **ALEX}, "siamrpn_alex_dwxcorr",
                                  "siamrpn_alex_otb"),
@@ -127,6 +138,10 @@ def test_fixtures_are_pysots_networks():
     assert [mbv2["backbone.layer0.0.weight"][0], *widths] == [44, 22, 33, 44, 89, 134, 224, 448]
     assert mbv2["backbone.layer1.0.conv.0.weight"] == (44, 44, 1, 1)
     assert r50["rpn_head.cls_weight"] == (3,) and r50["neck.downsample4.downsample.0.weight"] == (256, 2048, 1, 1)
+    lt = their_keys("siamrpn_r50_l234_dwxcorr_lt")  # a width per level, each RPN block at its level's width
+    assert lt["neck.downsample2.downsample.0.weight"] == (128, 512, 1, 1)
+    assert lt["rpn_head.rpn2.cls.conv_kernel.0.weight"] == (128, 128, 3, 3)
+    assert lt["rpn_head.rpn4.loc.head.0.weight"] == (512, 512, 1, 1)
 
 
 def test_the_table_moves_values_where_the_docs_say(tmp_path):
@@ -226,7 +241,7 @@ def _edit(name: str, dotted: str, value: object) -> dict:
 
 
 def test_yaml_errors_name_the_key(tmp_path):
-    alex, r50 = "siamrpn_alex_dwxcorr", "siamrpn_r50_l234_dwxcorr"
+    alex, r50, lt = "siamrpn_alex_dwxcorr", "siamrpn_r50_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr_lt"
     cases = [
         (alex, "TRACK.PENALTY", 0.1, "TRACK.PENALTY is not a key of pysot's config"),
         (alex, "BACKBONE.KWARGS.width", 1, "BACKBONE.KWARGS.width is not an argument of pysot's alexnetlegacy"),
@@ -236,11 +251,26 @@ def test_yaml_errors_name_the_key(tmp_path):
         (r50, "MASK.MASK", True, "SiamMask"),
         (r50, "RPN.KWARGS.weighted", False, "disagrees with the checkpoint, which has rpn_head.cls_weight"),
         (r50, "ADJUST.KWARGS.in_channels", [512, 1024, 1024], "differs from the backbone's level widths"),
-        (r50, "TRACK.TYPE", "SiamRPNLTTracker", "TRACK.TYPE = 'SiamRPNLTTracker' is not 'SiamRPNTracker'"),
+        (r50, "TRACK.TYPE", "SiamMaskTracker", "TRACK.TYPE = 'SiamMaskTracker' is not one of 'SiamRPNTracker', "
+         "'SiamRPNLTTracker'"),
+        (lt, "TRACK.LOST_INSTANCE_SIZE", 255, "TRACK.LOST_INSTANCE_SIZE = 255 is not an integer at least 8 px larger "
+         "than TRACK.INSTANCE_SIZE (255)"),
+        (lt, "TRACK.CONFIDENCE_LOW", 0.999, "TRACK.CONFIDENCE_LOW = 0.999 is not in [0, TRACK.CONFIDENCE_HIGH"),
+        (lt, "ADJUST.ADJUST_CHANNEL", [256, 256, 256], "ADJUST.ADJUST_CHANNEL = [256, 256, 256] differs from "
+         "ADJUST.KWARGS.out_channels"),
+        (lt, "RPN.KWARGS.in_channels", [256, 256, 256], "differs from the neck's widths [128, 256, 512]"),
     ]
     for name, key, value, expected in cases:
         err = _err(tmp_path, name, _edit(name, key, value))
         assert expected in err and "config.yaml" in err, (key, err)
+
+
+def test_lt_yaml_with_another_experiments_checkpoint_is_one_line(tmp_path):
+    """The long-term YAML (neck 128/256/512) with the 256-wide siamrpn_r50_l234_dwxcorr checkpoint: same keys,
+    other shapes."""
+    err = _err(tmp_path, "siamrpn_r50_l234_dwxcorr_lt", EXPERIMENTS["siamrpn_r50_l234_dwxcorr_lt"][0],
+               their_keys("siamrpn_r50_l234_dwxcorr"))
+    assert "neck.downsample2.downsample.0.weight" in err and "shape" in err, err
 
 
 def test_key_errors_name_unknown_and_missing_keys(tmp_path):

@@ -70,6 +70,8 @@ COVERED = {
     "siamattn check --model fp32/ --model fp16/ --model int8/": "test_int8_export_and_the_comparison",
     "siamattn track --model model/": "test_import_export_track_check_eval_build_engines",
     "siamattn demo --source": "tests/test_live_sources.py::test_demo_tracks_the_demo_model_on_a_live_stream",
+    "siamattn export --checkpoint ck.pt --set tracker.long_term=true": "test_long_term_export_and_track",
+    "siamattn track --model lt/": "test_long_term_export_and_track",
     "siamattn track --source http://": "tests/test_live_sources.py::test_readme_live_line_tracks_a_stream_with_the_"
                                        "tiny_model",
     "siamattn check --model model/": "test_import_export_track_check_eval_build_engines",
@@ -178,6 +180,25 @@ def test_import_pysot(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(fill(command("siamattn import --from pysot"), NAME=PYSOT_EXPERIMENT)) == 0, capsys.readouterr().err
     assert experiment.is_file() and (tmp_path / "ck.pt").is_file()
+
+
+@pytest.mark.slow
+def test_long_term_export_and_track(tmp_path, monkeypatch, capsys, one_torch_thread):
+    """The long-term lines on pysot's smallest network (imported by the README's pysot line): the export with the
+    lost-window graphs (with the batch graphs of the default export), then tracking with --long-term."""
+    test_import_pysot(tmp_path, monkeypatch, capsys)
+    write_clip(tmp_path / "video.mp4")
+    assert main(fill(command("siamattn export --checkpoint ck.pt --set tracker.long_term=true"))) == 0, \
+        capsys.readouterr().err
+    manifest = json.loads((tmp_path / "lt" / "manifest.json").read_text())
+    assert {"search_lost", "search_multi"} <= set(manifest["graphs"])
+    assert manifest["graphs"]["search_lost"]["inputs"][0]["shape"] == [1, 3, 831, 831]
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt_rtx_bindings") is not None:  # --engine auto: the lost graph's engine too
+        assert manifest["graphs"]["search_lost"]["engine"], manifest["engines"]["skipped"]
+    assert main(fill(command("siamattn track --model lt/"), **{"x,y,w,h": BUNNY_INIT})) == 0, capsys.readouterr().err
+    assert "frames" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")

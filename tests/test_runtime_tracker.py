@@ -378,8 +378,22 @@ def test_runtime_imports_without_torch():
 
 def _reference_rpn_step(cls, loc, center, size, frame_wh, t):
     """pysot's RPN step written out anchor by anchor, from the docs/DESIGN.md §3 description (slow, scalar)."""
+    box, scale, ps_raw, _ = reference_rpn_choice(cls, loc, size, t)
+    lr = ps_raw * t.lr
+    cx, cy = center[0] + box[0] / scale, center[1] + box[1] / scale
+    w0, h0 = size
+    w = w0 * (1 - lr) + box[2] / scale * lr
+    h = h0 * (1 - lr) + box[3] / scale * lr
+    fw, fh = frame_wh
+    return (min(max(cx, 0), fw), min(max(cy, 0), fh)), (min(max(w, 10), fw), min(max(h, 10), fh))
+
+
+def reference_rpn_choice(cls, loc, size, t, s=S, window_influence=None):
+    """The anchor pysot picks on an ``s`` x ``s`` map (cosine window weight ``window_influence``, default the
+    config's): (box in crop px as offsets from the centre, scale_z, penalty * score, score); scalar loops."""
+    window_influence = t.window_influence if window_influence is None else window_influence
     shapes = [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
-    hann = [0.5 - 0.5 * math.cos(2 * math.pi * i / (S - 1)) for i in range(S)]
+    hann = [0.5 - 0.5 * math.cos(2 * math.pi * i / (s - 1)) for i in range(s)]
     w0, h0 = size
     ctx = t.context_amount * (w0 + h0)
     s_z = math.sqrt((w0 + ctx) * (h0 + ctx))
@@ -391,27 +405,22 @@ def _reference_rpn_step(cls, loc, center, size, frame_wh, t):
         return math.sqrt((w + p) * (h + p))
 
     best = None
+    c = s // 2
     for a in range(K):
         wa, ha = shapes[a]
-        for y in range(S):
-            for x in range(S):
+        for y in range(s):
+            for x in range(s):
                 bg, fg = float(cls[0, a, y, x]), float(cls[0, K + a, y, x])
                 score = 1.0 / (1.0 + math.exp(bg - fg))
-                dx, dy, dw, dh = (float(loc[0, c * K + a, y, x]) for c in range(4))
-                box = (dx * wa + (x - 12) * 8, dy * ha + (y - 12) * 8, math.exp(dw) * wa, math.exp(dh) * ha)
+                dx, dy, dw, dh = (float(loc[0, c4 * K + a, y, x]) for c4 in range(4))
+                box = (dx * wa + (x - c) * 8, dy * ha + (y - c) * 8, math.exp(dw) * wa, math.exp(dh) * ha)
                 s_c = max(sz(box[2], box[3]) / sz(tw, th), sz(tw, th) / sz(box[2], box[3]))
                 r = (tw / th) / (box[2] / box[3])
                 pen = math.exp(-(max(r, 1 / r) * s_c - 1) * t.penalty_k)
-                ps = pen * score * (1 - t.window_influence) + hann[y] * hann[x] * t.window_influence
+                ps = pen * score * (1 - window_influence) + hann[y] * hann[x] * window_influence
                 if best is None or ps > best[0]:
-                    best = (ps, box, pen * score)
-    _, box, ps_raw = best
-    lr = ps_raw * t.lr
-    cx, cy = center[0] + box[0] / scale, center[1] + box[1] / scale
-    w = w0 * (1 - lr) + box[2] / scale * lr
-    h = h0 * (1 - lr) + box[3] / scale * lr
-    fw, fh = frame_wh
-    return (min(max(cx, 0), fw), min(max(cy, 0), fh)), (min(max(w, 10), fw), min(max(h, 10), fh))
+                    best = (ps, box, pen * score, score)
+    return best[1], scale, best[2], best[3]
 
 
 def test_rpn_tracking_matches_a_scalar_reference_over_random_outputs(cfg, frame):

@@ -66,10 +66,13 @@ class DeformRoIPool(nn.Module):
         return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
                 f"sampling_ratio={self.sampling_ratio}, gamma={self.gamma}, mode={self.mode!r}")
 
-    def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
+    def forward(self, feat: Tensor, rois: Tensor, spatial_scale: float | None = None) -> Tensor:
+        """``spatial_scale``: feature px per RoI px for this call (default: the constructor's); the long-term
+        mode's lost window pools the same weights on a larger map (docs/DESIGN.md "Long-term search")."""
         s = self.output_size
+        scale = self.spatial_scale if spatial_scale is None else spatial_scale
         # ``mode`` is the dispatch's 8th positional argument; every lowering accepts it.
-        args = (self.spatial_scale, self.sampling_ratio, self.gamma, self.mode)
+        args = (scale, self.sampling_ratio, self.gamma, self.mode)
         pooled = dispatch.deform_roi_pool(feat, rois, None, (s, s), *args)
         if self.offset_fc is None:
             return pooled

@@ -30,14 +30,19 @@ DEFAULTS: dict[str, Any] = {
     "ANCHOR.STRIDE": 8, "ANCHOR.RATIOS": [0.33, 0.5, 1, 2, 3], "ANCHOR.SCALES": [8], "ANCHOR.ANCHOR_NUM": 5,
     "TRACK.TYPE": "SiamRPNTracker", "TRACK.PENALTY_K": 0.04, "TRACK.WINDOW_INFLUENCE": 0.44, "TRACK.LR": 0.4,
     "TRACK.EXEMPLAR_SIZE": 127, "TRACK.INSTANCE_SIZE": 255, "TRACK.BASE_SIZE": 8, "TRACK.CONTEXT_AMOUNT": 0.5,
+    "TRACK.LOST_INSTANCE_SIZE": 831, "TRACK.CONFIDENCE_LOW": 0.85, "TRACK.CONFIDENCE_HIGH": 0.998,
 }
+# pysot's long-term tracker (SiamRPNLTTracker) weighs its cosine window by this in the lost mode (a constant
+# of its code, not a config key)
+LOST_WINDOW_INFLUENCE = 0.001
+TRACKERS = ("SiamRPNTracker", "SiamRPNLTTracker")
 # The keys pysot's config defines in the sections read here (its yacs config refuses any other key; the
 # KWARGS sections take any key, which then must be an argument of the module they build).
 KNOWN = {
     "": {"META_ARC", "CUDA", "TRAIN", "DATASET", "BACKBONE", "ADJUST", "RPN", "MASK", "REFINE", "ANCHOR", "TRACK"},
-    "BACKBONE": {"TYPE", "KWARGS", "PRETRAINED", "TRAIN_LAYERS", "LAYERS_LR", "TRAIN_EPOCH"},
-    "ADJUST": {"ADJUST", "KWARGS", "TYPE"},
-    "RPN": {"TYPE", "KWARGS"},
+    "BACKBONE": {"TYPE", "KWARGS", "PRETRAINED", "TRAIN_LAYERS", "LAYERS_LR", "TRAIN_EPOCH", "CHANNELS"},
+    "ADJUST": {"ADJUST", "KWARGS", "TYPE", "ADJUST_CHANNEL"},
+    "RPN": {"TYPE", "KWARGS", "WEIGHTED"},
     "MASK": {"MASK", "TYPE", "KWARGS"},
     "REFINE": {"REFINE", "TYPE"},
     "ANCHOR": {"STRIDE", "RATIOS", "SCALES", "ANCHOR_NUM"},
@@ -45,6 +50,10 @@ KNOWN = {
               "CONTEXT_AMOUNT", "LOST_INSTANCE_SIZE", "CONFIDENCE_LOW", "CONFIDENCE_HIGH", "MASK_THERSHOLD",
               "MASK_OUTPUT_SIZE"},
 }
+# Keys of the model zoo's long-term YAML (siamrpn_r50_l234_dwxcorr_lt) that pysot's config does not define (its
+# own merge_from_file refuses them): each repeats a KWARGS value, and must agree with it.
+REPEATS = {"BACKBONE.CHANNELS": "ADJUST.KWARGS.in_channels", "ADJUST.ADJUST_CHANNEL": "ADJUST.KWARGS.out_channels",
+           "RPN.WEIGHTED": "RPN.KWARGS.weighted"}
 # Constructor arguments (name -> default) of the modules a KWARGS section configures.
 KWARGS = {
     "resnet50": {"used_layers": None},
@@ -101,6 +110,14 @@ class _Reader:
                 self.fail(f"{section + '.' if section else ''}{unknown[0]}", "is not a key of pysot's config (its "
                           "own code would refuse the file); check the spelling")
 
+    def repeats(self) -> None:
+        for key, source in REPEATS.items():
+            section, name = key.split(".")
+            node = self.data.get(section, {})
+            given = lookup(self.data, source, {source: None})
+            if isinstance(node, dict) and name in node and node[name] != given:
+                self.fail(f"{key} = {node[name]!r}", f"differs from {source} = {given!r}")
+
     def kwargs(self, section: str, module: str) -> dict[str, Any]:
         given = self.get(f"{section}.KWARGS")
         self.need(f"{section}.KWARGS", isinstance(given, dict), "is not a mapping")
@@ -138,6 +155,7 @@ def settings(data: dict[str, Any], path: str | Path, weighted_from_keys: bool) -
     naming the first key this project cannot build (or that pysot itself would refuse)."""
     r = _Reader(data, path)
     r.known_keys()
+    r.repeats()
     out: dict[str, Any] = {}
     levels = _backbone(r, out)
     _neck(r, levels, out)
@@ -182,17 +200,18 @@ def _neck(r: _Reader, levels: int, out: dict[str, Any]) -> None:
     kw = r.kwargs("ADJUST", "AdjustAllLayer")
     ins = r.ints("ADJUST.KWARGS.in_channels", kw["in_channels"], levels)
     outs = r.ints("ADJUST.KWARGS.out_channels", kw["out_channels"], levels)
-    if len(set(outs)) != 1:
-        r.fail(f"ADJUST.KWARGS.out_channels = {outs!r}", "differ (the levels here share one width)")
     crop = kw["center_size"]
     r.need("ADJUST.KWARGS.center_size", isinstance(crop, int) and crop % 2 == 1, "is not an odd integer")
     out.update({"model.neck.enabled": True, "model.neck.channels": outs[0], "model.neck.template_crop": crop,
                 "_neck_in": ins})  # checked against the built backbone by the caller
+    if len(set(outs)) != 1:  # a width per level (the long-term experiment's 128/256/512)
+        out["model.neck.level_channels"] = outs
 
 
 def _rpn(r: _Reader, levels: int, weighted_from_keys: bool, out: dict[str, Any]) -> int:
     """Three depth-wise correlation levels (MultiRPN) or one (DepthwiseRPN); returns the anchor count."""
     width = out.get("model.neck.channels")  # None: the backbone's own width (checked by the model)
+    widths = out.get("model.neck.level_channels") or [width] * levels
     rpn = r.get("RPN.TYPE")
     r.need("RPN.TYPE", rpn == ("DepthwiseRPN" if levels == 1 else "MultiRPN"),
            f"does not fit {levels} backbone level{'s' if levels > 1 else ''} "
@@ -202,11 +221,12 @@ def _rpn(r: _Reader, levels: int, weighted_from_keys: bool, out: dict[str, Any])
     r.need("RPN.KWARGS.anchor_num", kw["anchor_num"] == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
     if rpn == "MultiRPN":
         ins = r.ints("RPN.KWARGS.in_channels", kw["in_channels"], levels)
-        if width is not None and set(ins) != {width}:
-            r.fail(f"RPN.KWARGS.in_channels = {ins!r}", f"differs from the neck's width {width}")
+        if width is not None and ins != widths:
+            r.fail(f"RPN.KWARGS.in_channels = {ins!r}", f"differs from the neck's widths {widths}")
         weighted = kw["weighted"]
         r.need("RPN.KWARGS.weighted", isinstance(weighted, bool), "is not true or false")
-        hidden = ins[0]  # pysot's MultiRPN builds DepthwiseRPN(anchor_num, c, c)
+        # pysot's MultiRPN builds DepthwiseRPN(anchor_num, c, c) per level: hidden 0 = each level's width
+        hidden = ins[0] if len(set(ins)) == 1 else 0
     else:
         ins = r.ints("RPN.KWARGS.in_channels", [kw["in_channels"]], 1)
         if width is not None and ins[0] != width:
@@ -227,8 +247,8 @@ def _tracker(r: _Reader, num: int, out: dict[str, Any]) -> None:
     r.need("MASK.MASK", r.get("MASK.MASK") is False,
            "builds SiamMask's mask branch, which this project does not (docs/MODELS.md, 'SiamMask')")
     r.need("REFINE.REFINE", r.get("REFINE.REFINE") is False, "(SiamMask's refine module) is not built here")
-    r.need("TRACK.TYPE", r.get("TRACK.TYPE") == "SiamRPNTracker",
-           "is not 'SiamRPNTracker' (the long-term and mask trackers are not reproduced here)")
+    r.need("TRACK.TYPE", r.get("TRACK.TYPE") in TRACKERS,
+           f"is not one of {', '.join(map(repr, TRACKERS))} (the mask tracker is not reproduced here)")
     r.need("ANCHOR.STRIDE", r.get("ANCHOR.STRIDE") == FEATURE_STRIDE,
            f"is not {FEATURE_STRIDE} (the networks' output stride)")
     r.need("ANCHOR.ANCHOR_NUM", r.get("ANCHOR.ANCHOR_NUM") == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
@@ -249,6 +269,21 @@ def _tracker(r: _Reader, num: int, out: dict[str, Any]) -> None:
         "tracker.geometry": "pysot",
         "tracker.output": "box",  # pysot's SiamRPNTracker reports the box
     })
+    if r.get("TRACK.TYPE") == "SiamRPNLTTracker":
+        _long_term(r, out)
+
+
+def _long_term(r: _Reader, out: dict[str, Any]) -> None:
+    """pysot's long-term tracker: its lost window and confidence rules (docs/DESIGN.md "Long-term search")."""
+    lost, normal = r.get("TRACK.LOST_INSTANCE_SIZE"), r.get("TRACK.INSTANCE_SIZE")
+    r.need("TRACK.LOST_INSTANCE_SIZE", isinstance(lost, int) and not isinstance(lost, bool)
+           and lost >= normal + FEATURE_STRIDE,
+           f"is not an integer at least {FEATURE_STRIDE} px larger than TRACK.INSTANCE_SIZE ({normal}): the lost "
+           "window must be larger than the normal one")
+    low, high = r.number("TRACK.CONFIDENCE_LOW"), r.number("TRACK.CONFIDENCE_HIGH")
+    r.need("TRACK.CONFIDENCE_LOW", 0.0 <= low <= high <= 1.0, f"is not in [0, TRACK.CONFIDENCE_HIGH = {high}]")
+    out.update({"tracker.long_term": True, "tracker.lost_instance_size": lost, "tracker.confidence_low": low,
+                "tracker.confidence_high": high, "tracker.lost_window_influence": LOST_WINDOW_INFLUENCE})
 
 
 def check_network(cfg: Config, extra: dict[str, Any], path: str | Path) -> None:
@@ -264,7 +299,10 @@ def check_network(cfg: Config, extra: dict[str, Any], path: str | Path) -> None:
         t = cfg.tracker
         z = torch.empty(1, 3, t.exemplar_size, t.exemplar_size)
         x = torch.empty(1, 3, t.instance_size, t.instance_size)
-        size = model.search(x, model.template(z))["cls"].shape[-1]
+        cache = model.template(z)
+        size = model.search(x, cache)["cls"].shape[-1]
+        lost = torch.empty(1, 3, t.lost_instance_size, t.lost_instance_size)
+        lost_size = model.search(lost, cache)["cls"].shape[-1] if t.long_term else t.lost_score_size
     levels = model.backbone.channels[-model.levels:]
     if "_neck_in" in extra and extra["_neck_in"] != levels:
         raise ConfigError(f"{src}: ADJUST.KWARGS.in_channels = {extra['_neck_in']!r} differs from the backbone's "
@@ -276,6 +314,10 @@ def check_network(cfg: Config, extra: dict[str, Any], path: str | Path) -> None:
         raise ConfigError(f"{src}: TRACK.INSTANCE_SIZE = {t.instance_size} and TRACK.BASE_SIZE = {t.base_size} "
                           f"give a {t.score_size}x{t.score_size} anchor grid, but the network computes "
                           f"{size}x{size} maps from {t.instance_size} crops")
+    if lost_size != t.lost_score_size:
+        raise ConfigError(f"{src}: TRACK.LOST_INSTANCE_SIZE = {t.lost_instance_size} gives a {t.lost_score_size}x"
+                          f"{t.lost_score_size} anchor grid, but the network computes {lost_size}x{lost_size} maps "
+                          "from those crops")
 
 
 def table(cfg: Config) -> KeyTable:

@@ -21,9 +21,11 @@ class Neck(nn.Module):
             raise ConfigError(f"config key 'model.neck.enabled' false needs backbone levels of one width; they "
                               f"have {in_channels} channels")
         self.channels = cfg.channels if cfg.enabled else in_channels[0]
+        # each level's output width (model.neck.level_channels when the levels differ)
+        self.level_channels = cfg.widths(len(in_channels)) if cfg.enabled else list(in_channels)
         self.adjust = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, cfg.channels, 1, bias=False), nn.BatchNorm2d(cfg.channels))
-            for c in (in_channels if cfg.enabled else [])
+            nn.Sequential(nn.Conv2d(c, w, 1, bias=False), nn.BatchNorm2d(w))
+            for c, w in (zip(in_channels, self.level_channels, strict=True) if cfg.enabled else [])
         )
 
     def forward(self, feats: list[Tensor]) -> list[Tensor]:

@@ -16,6 +16,8 @@ models; ``configs/siamattn_r50.yaml`` = the authors' code):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -64,9 +66,16 @@ def _mask_head(m: int, up: int, bn: bool) -> nn.Sequential:
 
 class RegionRefinement(nn.Module):
     def __init__(self, channels: int, levels: int, stem_channels: int, layer1_channels: int,
-                 cfg: RefineConfig, instance_size: int, corr_size: int) -> None:
+                 cfg: RefineConfig, windows: Sequence[tuple[int, int]]) -> None:
+        """``windows``: (search crop side, box feature side) of each search window the model runs on, the
+        normal one first (the long-term mode's lost window second): each window's maps cover its whole crop,
+        so the poolings' spatial scale follows the map's side (docs/DESIGN.md "Long-term search")."""
         super().__init__()
         self.cfg = cfg
+        instance_size, corr_size = windows[0]
+        self.instance_size = instance_size
+        self._box_scale = {corr: corr / inst for inst, corr in windows}
+        self._mask_scale = {self.mask_feature_side(inst): self.mask_feature_side(inst) / inst for inst, _ in windows}
         self.box_xcorr: nn.ModuleList | None = None
         if cfg.box_corr == "head":
             self.box_xcorr = nn.ModuleList(DepthwiseXCorrHead(channels, channels, channels) for _ in range(levels))
@@ -100,9 +109,15 @@ class RegionRefinement(nn.Module):
                                            deformable=cfg.mask_deformable_pool, mode=cfg.pool_mode)
             self.mask_head = _mask_head(m, up, cfg.mask_head_bn)
 
+    def mask_feature_side(self, instance_size: int) -> int:
+        """Side of the fused mask map for a search crop of ``instance_size`` px: model.refine.mask_feature_size
+        at the normal window, scaled with the crop otherwise (the same crop px per cell)."""
+        return round(self.cfg.mask_feature_size * instance_size / self.instance_size)
+
     def features(self, z_atts: list[Tensor], x_atts: list[Tensor], stem: Tensor,
-                 layer1: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Per-frame refinement features: box map [B,C,25,25] and mask map [B,Cm,63,63] (None without mask)."""
+                 layer1: Tensor, instance_size: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """Per-frame refinement features: box map [B,C,25,25] and mask map [B,Cm,63,63] (None without mask);
+        larger maps for a larger search crop of ``instance_size`` px."""
         corr = None
         for i, (fuse, z, x) in enumerate(zip(self.fuse, z_atts, x_atts, strict=True)):
             # the "head" block's template conv runs per frame: z_att depends on the search image
@@ -112,7 +127,7 @@ class RegionRefinement(nn.Module):
         assert corr is not None
         if not self.has_mask:
             return corr, None
-        s = self.cfg.mask_feature_size
+        s = self.mask_feature_side(instance_size or self.instance_size)
         if self.cfg.mask_features == "laterals":
             ins = [stem, layer1, *x_atts]
             mask_feat = self.mask_lateral[1](_resize(layer1, s, align_corners=True))
@@ -126,8 +141,8 @@ class RegionRefinement(nn.Module):
 
     def box_deltas(self, box_feat: Tensor, rois: Tensor) -> Tensor:
         """Box refinement deltas [K,4] (normalised by model.refine.box_stds) for RoIs [K,5] in crop pixels."""
-        return self.box_head(self.box_pool(box_feat, rois))
+        return self.box_head(self.box_pool(box_feat, rois, self._box_scale.get(box_feat.shape[-1])))
 
     def mask_logits(self, mask_feat: Tensor, rois: Tensor) -> Tensor:
         """Mask logits [K,1,mask_size,mask_size] over each RoI."""
-        return self.mask_head(self.mask_pool(mask_feat, rois))
+        return self.mask_head(self.mask_pool(mask_feat, rois, self._mask_scale.get(mask_feat.shape[-1])))

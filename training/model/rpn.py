@@ -29,10 +29,12 @@ class DepthwiseXCorrHead(nn.Module):
 
 
 class MultiRPN(nn.Module):
-    def __init__(self, levels: int, channels: int, hidden: int, anchors: int, weighted: bool) -> None:
+    def __init__(self, levels: int, channels: int | list[int], hidden: int, anchors: int, weighted: bool) -> None:
+        """``channels``: one width, or one per level; ``hidden`` 0: each level's own width (pysot's MultiRPN)."""
         super().__init__()
-        self.cls = nn.ModuleList(DepthwiseXCorrHead(channels, hidden, 2 * anchors) for _ in range(levels))
-        self.loc = nn.ModuleList(DepthwiseXCorrHead(channels, hidden, 4 * anchors) for _ in range(levels))
+        widths = list(channels) if isinstance(channels, list) else [channels] * levels
+        self.cls = nn.ModuleList(DepthwiseXCorrHead(c, hidden or c, 2 * anchors) for c in widths)
+        self.loc = nn.ModuleList(DepthwiseXCorrHead(c, hidden or c, 4 * anchors) for c in widths)
         self.weighted = weighted
         if weighted:
             self.cls_weight = nn.Parameter(torch.ones(levels))

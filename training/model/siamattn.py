@@ -34,13 +34,15 @@ class SiamAttn(nn.Module):
         # when the backbone has them) feed the refinement's mask features (training/model/backbone.py)
         self.levels = levels = self.backbone.levels
         self.neck = Neck(ch[-levels:], m.neck)
-        c = self.neck.channels
-        self.dsa = nn.ModuleList(DSA(c, m.attention) for _ in range(levels))
-        self.rpn = MultiRPN(levels, c, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
+        widths = self.neck.level_channels
+        c = widths[0]  # the refinement's width (the config makes the levels' widths equal when it is on)
+        self.dsa = nn.ModuleList(DSA(w, m.attention) for w in widths)
+        self.rpn = MultiRPN(levels, widths, m.rpn.hidden, cfg.anchors.num, m.rpn.weighted_fusion)
         self.refine: RegionRefinement | None = None
         if m.refine.enabled:  # the config guarantees stride-2/4 maps (ModelConfig.validate)
-            self.refine = RegionRefinement(c, levels, ch[0], ch[1], m.refine, cfg.tracker.instance_size,
-                                           cfg.tracker.score_size)
+            t = cfg.tracker  # both windows, so the long-term mode can be switched on at run time
+            self.refine = RegionRefinement(c, levels, ch[0], ch[1], m.refine,
+                                           [(t.instance_size, t.score_size), (t.lost_instance_size, t.lost_score_size)])
 
     @property
     def has_refine(self) -> bool:
@@ -75,7 +77,7 @@ class SiamAttn(nn.Module):
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
         if self.refine is not None:
-            box_feat, mask_feat = self.refine.features(z_att, x_att, *early)
+            box_feat, mask_feat = self.refine.features(z_att, x_att, *early, instance_size=x.shape[-1])
             out["box_feat"] = box_feat
             if mask_feat is not None:
                 out["mask_feat"] = mask_feat
