@@ -182,6 +182,8 @@ class RefineConfig:
 
 
 SIAMMASK_OUTPUT = 127  # the side of SiamMask's refined mask (pysot's Refine upsamples to it; MASK_OUTPUT_SIZE)
+# SiamMask's search outputs that its mask graph reads with the positions (docs/DESIGN.md "SiamMask")
+SIAMMASK_MAPS = ("mask_corr", "stem", "layer1", "layer2")
 
 
 @dataclass

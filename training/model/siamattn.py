@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from siamattn.config import Config
+from siamattn.config import SIAMMASK_MAPS, Config
 from siamattn.training.model.attention import DSA
 from siamattn.training.model.backbone import build_backbone
 from siamattn.training.model.neck import Neck
@@ -91,8 +91,8 @@ class SiamAttn(nn.Module):
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
         if self.mask_corr is not None:  # its correlation map and the early maps, read by mask_at
-            out["mask_corr"] = self.mask_corr.correlation(z_att[0], x_att[0])
-            out.update(zip(("stem", "layer1", "layer2"), early, strict=True))
+            out[SIAMMASK_MAPS[0]] = self.mask_corr.correlation(z_att[0], x_att[0])
+            out.update(zip(SIAMMASK_MAPS[1:], early, strict=True))
         if self.refine is not None:
             box_feat, mask_feat = self.refine.features(z_att, x_att, *early, instance_size=x.shape[-1])
             out["box_feat"] = box_feat
