@@ -122,7 +122,8 @@ class SiamAttn(nn.Module):
     # -- training forward --------------------------------------------------------------------------
     def forward(self, z: Tensor, x: Tensor, rois: Tensor | None = None) -> dict[str, Tensor]:
         """Pairs z [B,3,127,127], x [B,3,255,255]; optional RoIs [K,5] for the refinement heads.
-        Returns cls, loc and, given RoIs, box deltas [K,4] and mask logits [K,1,64,64]."""
+        Returns cls, loc and, given RoIs, box deltas [K,4] and mask logits [K,1,64,64]; SiamMask's coarse mask
+        logits per position mask_vectors [B,vector**2,S,S]."""
         zf = self.neck(self.backbone(z)[-self.levels:])
         feats = self.backbone(x)
         early, xf = feats[: -self.levels], self.neck(feats[-self.levels:])
@@ -131,6 +132,8 @@ class SiamAttn(nn.Module):
         x_att = [p[1] for p in pairs]
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
+        if self.mask_corr is not None:  # SiamMask's coarse mask per position (no loss is trained on it here)
+            out["mask_vectors"] = self.mask_corr.vectors(self.mask_corr.correlation(z_att[0], x_att[0]))
         if self.refine is not None and rois is not None:
             box_feat, mask_feat = self.refine.features(z_att, x_att, *early)
             out["box"] = self.refine.box_deltas(box_feat, rois)
