@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from siamattn.cli import main
-from siamattn.config import SIAMMASK_MAPS, load_config
+from siamattn.config import SIAMMASK_MAPS, load_config, with_long_term
 from siamattn.errors import ConfigError
 from siamattn.runtime.postprocess import CropWindow, TrackerGeometry
 from siamattn.training.model.siamattn import build_model
@@ -75,6 +75,10 @@ def test_config_refuses_siammask_without_its_backbone():
         load_config("siammask_r50", ["model.backbone.used_layers=[2,3,4]"])
     with pytest.raises(ConfigError, match=r"model\.backbone\.used_layers"):
         load_config("siammask_r50", ["model.backbone.used_layers=[2]"])
+    for make in (lambda: load_config("siammask_r50", ["tracker.long_term=true"]),
+                 lambda: with_long_term(load_config("siammask_r50"), True)):
+        with pytest.raises(ConfigError, match="not available with SiamMask"):
+            make()
 
 
 def _mask_iou(a, b) -> float:
