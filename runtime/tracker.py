@@ -422,9 +422,7 @@ class MultiTracker:
         n = len(shown)
         geometry = window.geometry
         if self._mask_by_position:
-            rpn = self.rpn_lost if window.lost else self.rpn
-            assert rpn is not None
-            side = rpn.score_size
+            side = self.cfg.tracker.score_size_at(window.instance_size)
             cells = [divmod(a % (side * side), side) for a in anchors]  # (row, col) of each chosen anchor
             inputs = np.array([(i, r, c) for i, (r, c) in enumerate(cells)], dtype=np.float32).reshape(n, 3)
             t = self.cfg.tracker
