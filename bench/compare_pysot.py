@@ -1,18 +1,23 @@
 """This project's import of pysot's model zoo against outputs of pysot's OWN code (docs/MODELS.md, "pysot").
 
-Reads the folder a harness wrote after running pysot's ``ModelBuilder`` and ``SiamRPNTracker`` on CPU with
-random weights (docs/MODELS.md says how to produce it). It never imports pysot; per experiment it reads
+Reads the folder a harness wrote after running pysot's ``ModelBuilder`` and ``SiamRPNTracker`` (``SiamMaskTracker``
+for siammask_r50_l3) on CPU with random weights (docs/MODELS.md says how to produce it). It never imports pysot;
+per experiment it reads
 
     DIR/<experiment>/model.pth          pysot's state dict (the _otb ones as a training container)
     DIR/<experiment>/config.yaml        pysot's experiment YAML, unchanged
     DIR/<experiment>/stage_io.pt        the template crop of init(), the first search crop and pysot's cls / loc
-    DIR/<experiment>/track_boxes.json   pysot's tracker on the clip: per-frame box and score
+                                        (SiamMask: also the first refined mask and the position it was taken at)
+    DIR/<experiment>/track_boxes.json   pysot's tracker on the clip: per-frame box and score (SiamMask: polygon)
+    DIR/<experiment>/masks.npz          SiamMask: pysot's pasted masks, thresholded (np.packbits per frame)
 
 and checks, after ``siamattn import --from pysot`` of that checkpoint with that YAML:
 
-1. network: our template + search on pysot's crops vs its cls / loc (max abs error / range of theirs);
+1. network: our template + search on pysot's crops vs its cls / loc (max abs error / range of theirs), and
+   SiamMask's mask logits at pysot's position;
 2. tracking: our tracker (the torch backend, and ONNX Runtime on the FP32 export) on the same clip and init
-   box vs pysot's boxes, IoU per frame.
+   box vs pysot's boxes, IoU per frame; SiamMask also its polygons and pasted masks (IoU). Free running, and
+   (``--lockstep``) in lock step: before each frame our tracker takes pysot's state after the frame before.
 
 The long-term experiment (``SiamRPNLTTracker``, docs/MODELS.md "Long-term search") runs on the clip its
 track_boxes.json names (``"clip": {"lost_and_found": [before, gap, after]}``,
@@ -22,7 +27,7 @@ centre, size, lost mode). Tracking is then compared twice: free running, and in 
 pysot's state, the window included); the lost-mode frames are counted.
 
     python bench/compare_pysot.py --pysot-dir DIR [--experiments a,b] [--backends torch,onnxruntime]
-                                  [--frames N] [--work out/compare_pysot] [--json out.json]
+                                  [--frames N] [--lockstep] [--work out/compare_pysot] [--json out.json]
 
 Exit status 1 when a figure misses its target (network <= 1e-5 of range, IoU >= 0.99 every frame).
 """
@@ -38,8 +43,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_authors import box_iou, read_frames, rel_err
+from compare_authors import box_iou, polygon_iou, read_frames, rel_err
 
 NET_TOL = 1e-5
 IOU_MIN = 0.99
@@ -80,30 +87,65 @@ def compare_network(checkpoint: Path, stage_io: Path) -> dict[str, dict[str, flo
             out = model.search(ref["x" + suffix], cache)
             errs.update({f"cls{suffix}": rel_err(out["cls"], ref["cls" + suffix]),
                          f"loc{suffix}": rel_err(out["loc"], ref["loc" + suffix])})
+            if not suffix and "pos" in ref:  # SiamMask: pysot's refined mask logits at its (row, col)
+                pos = torch.tensor([[0.0, *ref["pos"].tolist()]])
+                logits = model.mask_refine(*(out[k] for k in ("mask_corr", "stem", "layer1", "layer2")), pos)
+                errs["mask"] = rel_err(logits.reshape(ref["mask"].shape), ref["mask"])
     return errs
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
+def their_state(theirs: list[dict], i: int) -> tuple[tuple[float, float], tuple[float, float], bool]:
+    """pysot's tracker state before frame ``i``: recorded by the long-term harness (window included), else
+    the box it reported on the frame before."""
+    s = theirs[i].get("state_before")
+    if s is not None:
+        return tuple(s["center"]), tuple(s["size"]), bool(s["lost"])
+    x, y, w, h = theirs[i - 1]["bbox"]
+    return (x + w / 2, y + h / 2), (w, h), False
+
+
 def track(backend: Any, cfg: Any, frames: list, init: list[float], theirs: list[dict],
-          lock_step: bool = False) -> tuple[list[float], int]:
-    """IoU with pysot's box per frame, free running or (``lock_step``) from pysot's state before each frame;
-    and how many frames our tracker searched in the lost window."""
+          their_masks: np.ndarray | None, lock_step: bool) -> tuple[dict[str, list[float]], int]:
+    """Per-frame IoUs of box (and, for SiamMask, polygon and pasted mask) with pysot's, free running or
+    (``lock_step``) from pysot's state before each frame; and how many frames our tracker searched in the lost
+    window."""
     from siamattn.runtime import Tracker
 
     tracker = Tracker(backend, cfg)
     tracker.init(frames[0], tuple(init))
-    ious, lost = [], 0
+    ious: dict[str, list[float]] = {"box": []}
+    lost = 0
     for i, frame in enumerate(frames[1:], start=1):
         if lock_step:
-            s = theirs[i]["state_before"]
-            tracker.set_state(tracker.ids[0], s["center"], s["size"], lost=s["lost"])
-        result = tracker.track(frame)
-        lost += result.lost
-        box = list(result.box)
-        ious.append(box_iou(box, theirs[i]["bbox"]))
-        if ious[-1] < IOU_MIN:
-            print(f"  frame {i}: IoU {ious[-1]:.5f} (ours {[round(v, 2) for v in box]}, theirs "
+            center, size, was_lost = their_state(theirs, i)
+            tracker.set_state(tracker.ids[0], center, size, lost=was_lost)
+        r = tracker.track(frame)
+        lost += r.lost
+        ious["box"].append(box_iou(list(r.box), theirs[i]["bbox"]))
+        if their_masks is not None:
+            ious.setdefault("polygon", []).append(polygon_iou(r.polygon, np.array(theirs[i]["polygon"])))
+            ours = r.mask.to_frame().astype(bool) if r.mask is not None else np.zeros(frame.shape[:2], bool)
+            ious.setdefault("mask", []).append(mask_iou(ours, their_masks[i - 1]))
+        low = {k: round(v[-1], 5) for k, v in ious.items() if v[-1] < IOU_MIN}
+        if low:
+            print(f"  frame {i}: IoU below {IOU_MIN}: {low} (box ours {[round(v, 2) for v in r.box]}, theirs "
                   f"{[round(v, 2) for v in theirs[i]['bbox']]})")
     return ious, lost
+
+
+def read_masks(exp: Path, n: int) -> np.ndarray | None:
+    """pysot's pasted SiamMask masks of frames 1..n-1 as booleans (None when the experiment has none)."""
+    path = exp / "masks.npz"
+    if not path.is_file():
+        return None
+    data = np.load(path)
+    h, w = (int(v) for v in data["shape"])
+    return np.unpackbits(data["packed"][: n - 1], axis=1, count=h * w).reshape(-1, h, w).astype(bool)
 
 
 def main() -> int:
@@ -112,6 +154,7 @@ def main() -> int:
     ap.add_argument("--experiments", help="comma-separated experiment folders (default: every one in --pysot-dir)")
     ap.add_argument("--backends", default="torch,onnxruntime", help="any of torch, onnxruntime")
     ap.add_argument("--frames", type=int, help="frames to track (default: as many as pysot's run has)")
+    ap.add_argument("--lockstep", action="store_true", help="our tracker starts each frame from pysot's state")
     ap.add_argument("--work", type=Path, default=Path("out/compare_pysot"), help="imports and exports (reused)")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
@@ -161,17 +204,20 @@ def main() -> int:
                 backend = GraphBackend(OnnxRuntimeRunner({g: m.onnx_path(g) for g in m.order}, "cpu"))
             else:
                 sys.exit(f"error: unknown backend {backend_name!r}")
-            modes = ("free", "lock_step") if cfg.tracker.long_term else ("free",)
-            for mode in modes:
-                t0 = time.time()
-                ious, lost = track(backend, cfg, frames, theirs_all["init_box_xywh"], theirs, mode == "lock_step")
-                good = min(ious) >= IOU_MIN
-                ok &= good
+            masks = read_masks(exp, n)
+            for mode in ("free", "lock_step") if args.lockstep or cfg.tracker.long_term else ("free",):
                 key = backend_name if mode == "free" else f"{backend_name} lock step"
-                res[key] = {"frames": len(ious), "min_iou": min(ious), "mean_iou": sum(ious) / len(ious),
-                            "lost_frames": lost, "seconds": round(time.time() - t0, 1)}
-                print(f"{name} / {key}: {len(ious)} frames ({lost} in the lost window), min IoU {min(ious):.6f}"
-                      f"{'' if good else '   <-- below 0.99'}", flush=True)
+                t0 = time.time()
+                ious, lost = track(backend, cfg, frames, theirs_all["init_box_xywh"], theirs, masks,
+                                   mode == "lock_step")
+                res[key] = {"frames": len(ious["box"]), "lost_frames": lost, "seconds": round(time.time() - t0, 1)}
+                for what, v in ious.items():
+                    good = min(v) >= IOU_MIN
+                    ok &= good
+                    first = next((i + 1 for i, x in enumerate(v) if x < IOU_MIN), None)
+                    res[key][what] = {"min_iou": min(v), "mean_iou": sum(v) / len(v), "first_below": first}
+                    print(f"{name} / {key}: {len(v)} frames ({lost} in the lost window), {what} min IoU "
+                          f"{min(v):.6f}{'' if good else f'   <-- below 0.99 from frame {first}'}", flush=True)
         report[name] = res
         if args.json:
             args.json.write_text(json.dumps(report, indent=1))

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from siamattn.config import load_config
+from siamattn.config import SIAMMASK_MAPS, load_config
 from siamattn.host import cpu_name
 from siamattn.ops.deform_conv import deform_conv2d_flops
 from siamattn.training.model import SiamAttn, build_model
@@ -60,6 +60,8 @@ def component_params(model: SiamAttn) -> dict[str, int]:
         out["refine_fuse"] = n(r.fuse) + n(r.box_xcorr)  # box features: fuse convs (+ xcorr blocks, box_corr head)
         out["refine_box"] = n(r.box_pool) + n(r.box_head)
         out["refine_mask"] = mask
+    if model.mask_corr is not None:  # SiamMask: the correlation block (its 3969-channel head is not run) + Refine
+        out["siammask"] = n(model.mask_corr) + n(model.mask_refine)
     out["total"] = n(model)
     return out
 
@@ -88,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         stages["search"] = lambda: model.search(x, cache)
         if model.has_refine:
             stages["refine_box"] = lambda: model.refine_box(out["box_feat"], roi)
-        if model.has_mask:
+        if model.mask_by_position:  # SiamMask: the mask at a score-map cell
+            pos = torch.tensor([[0.0, 12.0, 12.0]])
+            stages["refine_mask"] = lambda: model.mask_at(*(out[k] for k in SIAMMASK_MAPS), pos)
+        elif model.has_mask:
             stages["refine_mask"] = lambda: model.refine_mask(out["mask_feat"], roi)
         rows = []
         for name, fn in stages.items():

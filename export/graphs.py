@@ -8,6 +8,10 @@ Names are the contract with the runtime (they also appear in manifest.json):
 * ``refine_box``:  ``box_feat``, ``rois`` [1,5] -> ``box_deltas`` [1,4] (normalised by model.refine.box_stds)
 * ``refine_mask``: ``mask_feat``, ``rois`` [1,5] -> ``mask`` [1,1,64,64] probabilities
 
+SiamMask (``model.siammask``; docs/DESIGN.md "SiamMask") has no ``refine_box``; its ``search`` also returns the mask
+correlation map ``mask_corr`` and the crop's early maps ``stem``, ``layer1``, ``layer2``, and its ``refine_mask``
+takes those and ``pos`` [1,3] (item, score-map row, column of the chosen anchor) -> ``mask`` [1,1,127,127].
+
 With ``export.max_targets`` > 1 the per-frame graphs are exported a second time with a batch dimension
 (``search_multi``, ``refine_box_multi``, ``refine_mask_multi``; docs/DESIGN.md "Many targets"): the same names,
 every tensor's first axis is the target (1..max_targets), the cache tensors are the targets' template caches
@@ -34,9 +38,10 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from siamattn.config import SIAMMASK_MAPS
 from siamattn.errors import SiamAttnError
 from siamattn.export.errors import ExportError
-from siamattn.export.random_model import random_images, random_rois
+from siamattn.export.random_model import random_images, random_positions, random_rois
 from siamattn.ops import dispatch
 from siamattn.training.model import SiamAttn
 
@@ -79,6 +84,15 @@ class _RefineMask(nn.Module):
         return self.model.refine_mask(mask_feat, rois)
 
 
+class _MaskAt(nn.Module):
+    def __init__(self, model: SiamAttn) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mask_corr: Tensor, stem: Tensor, layer1: Tensor, layer2: Tensor, pos: Tensor) -> Tensor:
+        return self.model.mask_at(mask_corr, stem, layer1, layer2, pos)
+
+
 @dataclass
 class Stage:
     """One graph to export: a module, example inputs (the export traces them; shapes become static) and
@@ -110,7 +124,6 @@ def stages(model: SiamAttn, seed: int = 0, max_targets: int = 1) -> list[Stage]:
     model.eval()
     cfg = model.cfg
     z, x = random_images(cfg, seed=seed)
-    rois = random_rois(cfg, seed=seed)
     with torch.no_grad():
         cache = model.template(z)
         searched = model.search(x, cache)
@@ -121,15 +134,30 @@ def stages(model: SiamAttn, seed: int = 0, max_targets: int = 1) -> list[Stage]:
         Stage("search", _Search(model, cache_names, out_names).eval(), {"x": x, **cache}, out_names),
     ]
     if model.has_refine:
-        result.append(Stage("refine_box", _RefineBox(model).eval(),
-                            {"box_feat": searched["box_feat"], "rois": rois}, ["box_deltas"]))
+        result.append(Stage("refine_box", _RefineBox(model).eval(), _refine_inputs(model, "refine_box", searched, seed),
+                            ["box_deltas"]))
     if model.has_mask:
-        result.append(Stage("refine_mask", _RefineMask(model).eval(),
-                            {"mask_feat": searched["mask_feat"], "rois": rois}, ["mask"]))
+        mask_module = _MaskAt(model) if model.mask_by_position else _RefineMask(model)
+        result.append(Stage("refine_mask", mask_module.eval(), _refine_inputs(model, "refine_mask", searched, seed),
+                            ["mask"]))
     lost = _lost_stages(model, result, cache, seed) if cfg.tracker.long_term else []
     if max_targets > 1:
         result += _batch_stages(model, result, cache, seed, max_targets)
     return result + lost
+
+
+def _refine_inputs(model: SiamAttn, stage: str, searched: dict[str, Tensor], seed: int, count: int = 1,
+                   instance_size: int | None = None) -> dict[str, Tensor]:
+    """Example inputs of a refinement stage: the search outputs it reads and its host input (RoIs, or SiamMask's
+    positions), row i on item i of the search."""
+    cfg = model.cfg
+    if stage == "refine_mask" and model.mask_by_position:
+        feats, host, name = SIAMMASK_MAPS, random_positions(cfg, count, seed, instance_size), "pos"
+    else:
+        feats, host, name = ("box_feat" if stage == "refine_box" else "mask_feat",), \
+            random_rois(cfg, count, seed, instance_size), "rois"
+    host[:, 0] = torch.arange(count, dtype=host.dtype)
+    return {**{k: searched[k] for k in feats}, name: host}
 
 
 def _lost_stages(model: SiamAttn, single: list[Stage], cache: dict[str, Tensor], seed: int) -> list[Stage]:
@@ -138,14 +166,12 @@ def _lost_stages(model: SiamAttn, single: list[Stage], cache: dict[str, Tensor],
     _, x = random_images(model.cfg, seed=seed + 2, instance_size=size)
     with torch.no_grad():
         searched = model.search(x, cache)
-    rois = random_rois(model.cfg, seed=seed, instance_size=size)
     out = []
     for stage in single[1:]:
         if stage.name == "search":
             inputs = {"x": x, **cache}
         else:
-            feat = "box_feat" if stage.name == "refine_box" else "mask_feat"
-            inputs = {feat: searched[feat], "rois": rois}
+            inputs = _refine_inputs(model, stage.name, searched, seed, instance_size=size)
         out.append(Stage(stage.name + LOST_SUFFIX, stage.module, inputs, stage.output_names))
     return out
 
@@ -159,16 +185,13 @@ def _batch_stages(model: SiamAttn, single: list[Stage], cache: dict[str, Tensor]
         cache2 = {k: torch.cat([v, w]) for (k, v), w in zip(cache.items(), model.template(z2).values(), strict=True)}
         x = torch.cat([single[1].inputs["x"], x2])
         searched = model.search(x, cache2)
-    rois = random_rois(model.cfg, count=2, seed=seed)
-    rois[:, 0] = torch.arange(2, dtype=rois.dtype)
     batch = {0: "targets"}
     out = []
     for stage in single[1:]:
         if stage.name == "search":
             inputs = {"x": x, **cache2}
         else:
-            feat = "box_feat" if stage.name == "refine_box" else "mask_feat"
-            inputs = {feat: searched[feat], "rois": rois}
+            inputs = _refine_inputs(model, stage.name, searched, seed, count=2)
         out.append(Stage(stage.name + MULTI_SUFFIX, stage.module, inputs, stage.output_names,
                          {k: batch for k in inputs}, max_targets))
     return out

@@ -44,6 +44,15 @@ def random_rois(cfg: Config, count: int = 1, seed: int = 0, instance_size: int |
     return torch.cat([torch.zeros(count, 1), lo, hi], dim=1)
 
 
+def random_positions(cfg: Config, count: int = 1, seed: int = 0, instance_size: int | None = None) -> torch.Tensor:
+    """SiamMask's mask positions [count,3] = (0, row, col): score-map cells anywhere on the map, the edges (where
+    its windows reach into the zero padding) included."""
+    g = torch.Generator().manual_seed(seed)
+    side = cfg.tracker.score_size_at(instance_size or cfg.tracker.instance_size)
+    cells = torch.randint(0, side, (count, 2), generator=g).float()
+    return torch.cat([torch.zeros(count, 1), cells], dim=1)
+
+
 def _randomise_switched_off_parts(model: nn.Module, g: torch.Generator) -> None:
     with torch.no_grad():
         for name, p in model.named_parameters():

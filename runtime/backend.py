@@ -63,6 +63,9 @@ class Backend(Protocol):
     * ``refine_mask_batch(rois)``: same RoI format (the smoothed boxes); returns (n, 1, M, M) mask
       probabilities in [0, 1] (sigmoid applied), M = model.refine.mask_size (64), tiling the RoI as described
       in :func:`siamattn.geometry.mask_to_crop_affine`. Only called when ``has_mask``.
+    * SiamMask (optional attribute ``mask_by_position`` true): ``refine_mask_batch(positions)`` takes (n, 3)
+      float32 rows ``[i, row, col]``, the score-map cell of item i's chosen anchor, and returns (n, 1, 127, 127)
+      probabilities over that cell's exemplar-sized window of the crop (docs/DESIGN.md "SiamMask").
     """
 
     has_refine: bool  # the model has the box refinement stage

@@ -108,6 +108,8 @@ class GraphBackend:
         self._family = {self._crop_side(g): g[len("search"):] for g in ("search", "search" + LOST_SUFFIX)
                         if g in specs}
         self.search_sizes = tuple(self._family)
+        # SiamMask's mask graph takes the chosen anchors' positions instead of RoIs (docs/DESIGN.md "SiamMask")
+        self.mask_by_position = self.has_mask and self._host_input["refine_mask"] == "pos"
 
     def _crop_side(self, graph: str) -> int:
         spec = self.runner.specs[graph]

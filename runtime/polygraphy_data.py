@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from siamattn.config import SIAMMASK_MAPS
 from siamattn.errors import InputError, require
 from siamattn.runtime.tracker import Tracker
 
@@ -35,6 +36,7 @@ class _GraphTap:
     def __init__(self, reference: Any) -> None:
         self.ref = reference
         self.has_refine, self.has_mask = reference.has_refine, reference.has_mask
+        self.mask_by_position = getattr(reference, "mask_by_position", False)
         self.calls: dict[str, list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]] = {}
         self._cache: dict[str, np.ndarray] = {}
         self._search: dict[str, np.ndarray] = {}
@@ -66,7 +68,11 @@ class _GraphTap:
 
     def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
         out = self.ref.refine_mask_batch(rois)
-        self._keep("refine_mask", {"mask_feat": self._search["mask_feat"], "rois": rois}, {"mask": out})
+        if self.mask_by_position:  # SiamMask: the positions and the maps they index
+            feeds = {k: self._search[k] for k in SIAMMASK_MAPS} | {"pos": rois}
+        else:
+            feeds = {"mask_feat": self._search["mask_feat"], "rois": rois}
+        self._keep("refine_mask", feeds, {"mask": out})
         return out
 
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from siamattn.config import Config
+from siamattn.config import FEATURE_STRIDE, Config
 from siamattn.geometry import clip_cxcywh, crop_center, generate_anchors, mask_to_crop_affine, roi_in_crop
 from siamattn.runtime.backend import BackendOutputError
 
@@ -302,6 +302,21 @@ class TrackerGeometry:
                 [0.0, to_crop[1, 1] / s, win.cy + (to_crop[1, 2] - c) / s],
             ]
         )
+
+    def window_mask_to_frame(self, row: int, col: int, mask_size: int, win: CropWindow, exemplar_size: int,
+                             base_size: int, frame_wh: tuple[int, int]) -> np.ndarray:
+        """2x3 affine from mask px to frame px for SiamMask's mask at score-map cell (``row``, ``col``): it
+        covers that cell's exemplar-sized window of the crop (pysot's SiamMaskTracker: the window's corner is
+        ``(col - base_size / 2) * stride`` crop px from the crop's, in frame px of the rounded crop), pasted
+        with pysot's crop-back affine, which scales by (W - 1) / W and (H - 1) / H (docs/DESIGN.md "SiamMask")."""
+        k = win.size / self.instance_size  # frame px per crop px
+        half = win.size / 2.0
+        x0 = win.cx - half + (col - base_size / 2.0) * FEATURE_STRIDE * k
+        y0 = win.cy - half + (row - base_size / 2.0) * FEATURE_STRIDE * k
+        px = exemplar_size * k / mask_size  # frame px per mask px
+        fx = (frame_wh[0] - 1) / frame_wh[0]
+        fy = (frame_wh[1] - 1) / frame_wh[1]
+        return np.array([[fx * px, 0.0, fx * x0], [0.0, fy * px, fy * y0]])
 
 
 class AuthorsGeometry(TrackerGeometry):

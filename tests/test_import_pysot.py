@@ -1,4 +1,4 @@
-"""``siamattn import --from pysot``: pysot's model zoo (SiamRPN++ ResNet-50 / MobileNetV2, SiamRPN AlexNet).
+"""``siamattn import --from pysot``: pysot's model zoo (SiamRPN++ ResNet-50 / MobileNetV2, SiamRPN AlexNet, SiamMask).
 
 The key tables are the committed lists of the keys and shapes pysot's own ModelBuilder produces
 (tests/data/pysot_keys_*.txt, written by the harness of docs/MODELS.md); the YAMLs are written here in pysot's
@@ -69,6 +69,16 @@ EXPERIMENTS = {
          "MASK": {"MASK": False}, "ANCHOR": ANCHOR,
          "TRACK": {**_track(0.05, 0.28, 0.22), "TYPE": "SiamRPNLTTracker", "CONFIDENCE_LOW": 0.8,
                    "CONFIDENCE_HIGH": 0.998}}, "siamrpn_r50_l234_dwxcorr_lt", "siamrpnpp_r50_lt"),
+    "siammask_r50_l3": (
+        {"META_ARC": "siamrpn_r50_l234_dwxcorr",
+         "BACKBONE": {"TYPE": "resnet50", "KWARGS": {"used_layers": [0, 1, 2, 3]}},
+         "ADJUST": {"ADJUST": True, "TYPE": "AdjustAllLayer", "KWARGS": {"in_channels": [1024], "out_channels": [256]}},
+         "RPN": {"TYPE": "DepthwiseRPN", "KWARGS": {"anchor_num": 5, "in_channels": 256, "out_channels": 256}},
+         "MASK": {"MASK": True, "TYPE": "MaskCorr",
+                  "KWARGS": {"in_channels": 256, "hidden": 256, "out_channels": 3969}},
+         "REFINE": {"REFINE": True, "TYPE": "Refine"}, "ANCHOR": ANCHOR,
+         "TRACK": {**_track(0.10, 0.41, 0.32), "TYPE": "SiamMaskTracker", "MASK_THERSHOLD": 0.15}},
+        "siammask_r50_l3", "siammask_r50"),
     "siamrpn_alex_dwxcorr": ({"META_ARC": "siamrpn_alex_dwxcorr", **ALEX}, "siamrpn_alex_dwxcorr", "siamrpn_alex"),
     "siamrpn_alex_dwxcorr_otb": ({"META_ARC": "siamrpn_alex_dwxcorr", **ALEX}, "siamrpn_alex_dwxcorr",
                                  "siamrpn_alex_otb"),
@@ -242,17 +252,23 @@ def _edit(name: str, dotted: str, value: object) -> dict:
 
 def test_yaml_errors_name_the_key(tmp_path):
     alex, r50, lt = "siamrpn_alex_dwxcorr", "siamrpn_r50_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr_lt"
+    mask = "siammask_r50_l3"
     cases = [
         (alex, "TRACK.PENALTY", 0.1, "TRACK.PENALTY is not a key of pysot's config"),
         (alex, "BACKBONE.KWARGS.width", 1, "BACKBONE.KWARGS.width is not an argument of pysot's alexnetlegacy"),
         (alex, "BACKBONE.TYPE", "resnet18", "BACKBONE.TYPE = 'resnet18' is not one this project builds"),
         (alex, "TRACK.BASE_SIZE", 8, "29x29 anchor grid, but the network computes 21x21"),
         (alex, "RPN.TYPE", "MultiRPN", "RPN.TYPE = 'MultiRPN' does not fit 1 backbone level"),
-        (r50, "MASK.MASK", True, "SiamMask"),
+        (r50, "MASK.MASK", True, "REFINE.REFINE = False (or a missing REFINE section): SiamMask's tracker needs"),
         (r50, "RPN.KWARGS.weighted", False, "disagrees with the checkpoint, which has rpn_head.cls_weight"),
         (r50, "ADJUST.KWARGS.in_channels", [512, 1024, 1024], "differs from the backbone's level widths"),
-        (r50, "TRACK.TYPE", "SiamMaskTracker", "TRACK.TYPE = 'SiamMaskTracker' is not one of 'SiamRPNTracker', "
-         "'SiamRPNLTTracker'"),
+        (r50, "TRACK.TYPE", "SiamMaskTracker", "TRACK.TYPE = 'SiamMaskTracker' needs the mask branch"),
+        (r50, "TRACK.TYPE", "SiamFCTracker", "TRACK.TYPE = 'SiamFCTracker' is not one of 'SiamRPNTracker', "
+         "'SiamRPNLTTracker', 'SiamMaskTracker'"),
+        (mask, "TRACK.TYPE", "SiamRPNTracker", "TRACK.TYPE = 'SiamRPNTracker' is not 'SiamMaskTracker'"),
+        (mask, "TRACK.MASK_OUTPUT_SIZE", 63, "TRACK.MASK_OUTPUT_SIZE = 63 is not 127"),
+        (mask, "MASK.KWARGS.out_channels", 4000, "MASK.KWARGS.out_channels = 4000 is not a square"),
+        (mask, "BACKBONE.KWARGS.used_layers", [0, 1, 2], "BACKBONE.KWARGS.used_layers = [0, 1, 2] is not [2, 3, 4]"),
         (lt, "TRACK.LOST_INSTANCE_SIZE", 255, "TRACK.LOST_INSTANCE_SIZE = 255 is not an integer at least 8 px larger "
          "than TRACK.INSTANCE_SIZE (255)"),
         (lt, "TRACK.CONFIDENCE_LOW", 0.999, "TRACK.CONFIDENCE_LOW = 0.999 is not in [0, TRACK.CONFIDENCE_HIGH"),
@@ -263,6 +279,24 @@ def test_yaml_errors_name_the_key(tmp_path):
     for name, key, value, expected in cases:
         err = _err(tmp_path, name, _edit(name, key, value))
         assert expected in err and "config.yaml" in err, (key, err)
+
+
+def test_siammask_yaml_without_refine_section_is_one_line(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(EXPERIMENTS["siammask_r50_l3"][0]))
+    del data["REFINE"]
+    err = _err(tmp_path, "siammask_r50_l3", data)
+    assert "REFINE.REFINE = False (or a missing REFINE section): SiamMask's tracker needs the refine module" in err
+
+
+@pytest.mark.parametrize(("yaml_of", "keys_of", "expected"), [
+    ("siammask_r50_l3", "siamrpn_r50_l234_dwxcorr", "is not pysot's siammask_r50_l3 network as the config describes "
+     "it: 198 of its keys map to nothing in our model: backbone.* (60 keys)"),
+    ("siamrpn_r50_l234_dwxcorr", "siammask_r50_l3", "disagrees with the checkpoint, which has no rpn_head.cls_weight"),
+])
+def test_siammask_yaml_and_checkpoint_mismatch_is_one_line(tmp_path, yaml_of, keys_of, expected):
+    """Either way round: SiamRPN++'s (unweighted, as its _otb model) checkpoint with SiamMask's YAML and back."""
+    err = _err(tmp_path, yaml_of, EXPERIMENTS[yaml_of][0], their_keys(keys_of, _weighted(yaml_of)))
+    assert expected in err, err
 
 
 def test_lt_yaml_with_another_experiments_checkpoint_is_one_line(tmp_path):

@@ -1,5 +1,5 @@
 """Source ``pysot``: checkpoints of pysot's model zoo (STVIR/pysot: SiamRPN++ ResNet-50 and MobileNetV2,
-SiamRPN AlexNet) and their experiment YAMLs (``experiments/<name>/config.yaml``).
+SiamRPN AlexNet, SiamMask ResNet-50) and their experiment YAMLs (``experiments/<name>/config.yaml``).
 
 The YAML says which network it is; :func:`settings` turns it into our config (one mapping for every model:
 backbone, neck or none, one or three RPN levels, crop sizes and tracker values) and :func:`table` gives the
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NoReturn
 
-from siamattn.config import FEATURE_STRIDE, Config
+from siamattn.config import FEATURE_STRIDE, SIAMMASK_OUTPUT, Config
 from siamattn.errors import ConfigError
 from siamattn.training.importers.keymap import KeyTable, Row
 from siamattn.training.importers.yacs_yaml import as_number, as_numbers, lookup
@@ -26,16 +26,20 @@ DEFAULTS: dict[str, Any] = {
     "BACKBONE.TYPE": "res50", "BACKBONE.KWARGS": {},
     "ADJUST.ADJUST": True, "ADJUST.TYPE": "AdjustAllLayer", "ADJUST.KWARGS": {},
     "RPN.TYPE": "MultiRPN", "RPN.KWARGS": {},
-    "MASK.MASK": False, "REFINE.REFINE": False,
+    "MASK.MASK": False, "MASK.TYPE": "MaskCorr", "MASK.KWARGS": {}, "REFINE.REFINE": False, "REFINE.TYPE": "Refine",
     "ANCHOR.STRIDE": 8, "ANCHOR.RATIOS": [0.33, 0.5, 1, 2, 3], "ANCHOR.SCALES": [8], "ANCHOR.ANCHOR_NUM": 5,
     "TRACK.TYPE": "SiamRPNTracker", "TRACK.PENALTY_K": 0.04, "TRACK.WINDOW_INFLUENCE": 0.44, "TRACK.LR": 0.4,
     "TRACK.EXEMPLAR_SIZE": 127, "TRACK.INSTANCE_SIZE": 255, "TRACK.BASE_SIZE": 8, "TRACK.CONTEXT_AMOUNT": 0.5,
     "TRACK.LOST_INSTANCE_SIZE": 831, "TRACK.CONFIDENCE_LOW": 0.85, "TRACK.CONFIDENCE_HIGH": 0.998,
+    "TRACK.MASK_THERSHOLD": 0.30, "TRACK.MASK_OUTPUT_SIZE": 127,
 }
 # pysot's long-term tracker (SiamRPNLTTracker) weighs its cosine window by this in the lost mode (a constant
 # of its code, not a config key)
 LOST_WINDOW_INFLUENCE = 0.001
-TRACKERS = ("SiamRPNTracker", "SiamRPNLTTracker")
+TRACKERS = ("SiamRPNTracker", "SiamRPNLTTracker", "SiamMaskTracker")
+# pysot's ResNet-50 used_layers (0 = stem, 1..4 = layer1..4) -> our correlation levels (model.backbone.used_layers):
+# SiamRPN++'s three levels, or SiamMask's layer3 with the early maps its refine module reads
+RESNET_LAYERS = {(2, 3, 4): [2, 3, 4], (0, 1, 2, 3): [3]}
 # The keys pysot's config defines in the sections read here (its yacs config refuses any other key; the
 # KWARGS sections take any key, which then must be an argument of the module they build).
 KNOWN = {
@@ -62,6 +66,8 @@ KWARGS = {
     "AdjustAllLayer": {"in_channels": None, "out_channels": None, "center_size": 7},
     "MultiRPN": {"anchor_num": None, "in_channels": None, "weighted": False},
     "DepthwiseRPN": {"anchor_num": 5, "in_channels": 256, "out_channels": 256},
+    "MaskCorr": {"in_channels": None, "hidden": None, "out_channels": None, "kernel_size": 3,
+                 "hidden_kernel_size": 5},
 }
 # pysot's MobileNetV2 modules layer1..layer7 hold 1, 2, 3, 4, 3, 3, 1 blocks (layer0 is the stem); ours are
 # one flat list features[0..17]: layer L's block i is features[MBV2_FIRST[L] + i].
@@ -172,8 +178,12 @@ def _backbone(r: _Reader, out: dict[str, Any]) -> int:
            "is not one this project builds (resnet50, mobilenetv2, alexnetlegacy)")
     kw = r.kwargs("BACKBONE", kind)
     if kind == "resnet50":
-        r.need("BACKBONE.KWARGS.used_layers", kw["used_layers"] == [2, 3, 4], "is not [2, 3, 4] (layer2..layer4)")
-        out["model.backbone.name"] = "resnet50"
+        used = kw["used_layers"]
+        layers = RESNET_LAYERS.get(tuple(used)) if isinstance(used, list) else None
+        r.need("BACKBONE.KWARGS.used_layers", layers is not None,
+               "is not [2, 3, 4] (SiamRPN++'s layer2..layer4) or [0, 1, 2, 3] (SiamMask's)")
+        out.update({"model.backbone.name": "resnet50", "model.backbone.used_layers": layers})
+        return len(layers or [])
     elif kind == "mobilenetv2":
         used = r.ints("BACKBONE.KWARGS.used_layers", kw["used_layers"], 3)
         if not (3 <= used[0] < used[1] < used[2] == 7):
@@ -243,12 +253,9 @@ def _rpn(r: _Reader, levels: int, weighted_from_keys: bool, out: dict[str, Any])
 
 
 def _tracker(r: _Reader, num: int, out: dict[str, Any]) -> None:
-    """The branches pysot's SiamRPN tracker leaves out, the anchors and the tracker settings."""
-    r.need("MASK.MASK", r.get("MASK.MASK") is False,
-           "builds SiamMask's mask branch, which this project does not (docs/MODELS.md, 'SiamMask')")
-    r.need("REFINE.REFINE", r.get("REFINE.REFINE") is False, "(SiamMask's refine module) is not built here")
-    r.need("TRACK.TYPE", r.get("TRACK.TYPE") in TRACKERS,
-           f"is not one of {', '.join(map(repr, TRACKERS))} (the mask tracker is not reproduced here)")
+    """The mask branch (SiamMask) or none, the anchors and the tracker settings."""
+    r.need("TRACK.TYPE", r.get("TRACK.TYPE") in TRACKERS, f"is not one of {', '.join(map(repr, TRACKERS))}")
+    _siammask(r, out)
     r.need("ANCHOR.STRIDE", r.get("ANCHOR.STRIDE") == FEATURE_STRIDE,
            f"is not {FEATURE_STRIDE} (the networks' output stride)")
     r.need("ANCHOR.ANCHOR_NUM", r.get("ANCHOR.ANCHOR_NUM") == num, f"differs from len(RATIOS) * len(SCALES) = {num}")
@@ -271,6 +278,38 @@ def _tracker(r: _Reader, num: int, out: dict[str, Any]) -> None:
     })
     if r.get("TRACK.TYPE") == "SiamRPNLTTracker":
         _long_term(r, out)
+    if r.get("MASK.MASK"):
+        out.update({"tracker.mask_threshold": r.number("TRACK.MASK_THERSHOLD"), "tracker.output": "polygon"})
+
+
+def _siammask(r: _Reader, out: dict[str, Any]) -> None:
+    """SiamMask's MaskCorr + Refine (docs/DESIGN.md "SiamMask"): pysot's SiamMaskTracker needs both, and they
+    need its tracker and its layer3 backbone; a SiamRPN tracker's YAML has neither."""
+    mask, refine, tracker = r.get("MASK.MASK"), r.get("REFINE.REFINE"), r.get("TRACK.TYPE")
+    r.need("MASK.MASK", isinstance(mask, bool), "is not true or false")
+    if not mask:
+        r.need("REFINE.REFINE", refine is False, "needs MASK.MASK: True (the refine module reads the mask branch)")
+        r.need("TRACK.TYPE", tracker != "SiamMaskTracker", "needs the mask branch: set MASK.MASK: True, MASK.TYPE: "
+               "'MaskCorr' and a REFINE section (REFINE: True, TYPE: 'Refine'), as experiments/siammask_r50_l3")
+        return
+    r.need("REFINE.REFINE", refine is True, "(or a missing REFINE section): SiamMask's tracker needs the refine "
+           "module; add REFINE: {REFINE: True, TYPE: 'Refine'} as experiments/siammask_r50_l3/config.yaml has")
+    r.need("REFINE.TYPE", r.get("REFINE.TYPE") == "Refine", "is not 'Refine'")
+    r.need("TRACK.TYPE", tracker == "SiamMaskTracker", "is not 'SiamMaskTracker' (the tracker of a mask model)")
+    r.need("MASK.TYPE", r.get("MASK.TYPE") == "MaskCorr", "is not 'MaskCorr'")
+    r.need("BACKBONE.KWARGS.used_layers", out.get("model.backbone.used_layers") == [3],
+           "is not [0, 1, 2, 3] (SiamMask's mask branch reads layer3 and its refine module stem..layer2)")
+    kw = r.kwargs("MASK", "MaskCorr")
+    width = out.get("model.neck.channels")
+    ins, hidden, vec = (r.ints(f"MASK.KWARGS.{k}", [kw[k]], 1)[0] for k in ("in_channels", "hidden", "out_channels"))
+    r.need("MASK.KWARGS.in_channels", ins == width, f"differs from the neck's width {width}")
+    r.need("MASK.KWARGS.kernel_size", kw["kernel_size"] == 3, "is not 3 (the correlation block's conv here)")
+    side = round(vec**0.5)
+    r.need("MASK.KWARGS.out_channels", side * side == vec, "is not a square (the mask vector per position)")
+    r.need("TRACK.MASK_OUTPUT_SIZE", r.get("TRACK.MASK_OUTPUT_SIZE") == SIAMMASK_OUTPUT,
+           f"is not {SIAMMASK_OUTPUT} (pysot's Refine builds {SIAMMASK_OUTPUT}x{SIAMMASK_OUTPUT} masks)")
+    r.need("TRACK.MASK_THERSHOLD", 0.0 < r.number("TRACK.MASK_THERSHOLD") < 1.0, "is not in (0, 1)")
+    out.update({"model.siammask.enabled": True, "model.siammask.hidden": hidden, "model.siammask.vector": side})
 
 
 def _long_term(r: _Reader, out: dict[str, Any]) -> None:
@@ -346,6 +385,9 @@ def table(cfg: Config) -> KeyTable:
     if levels == 1:
         rows += [Row("rpn_head.cls.", "rpn.cls.0.", why="DepthwiseRPN: one level"),
                  Row("rpn_head.loc.", "rpn.loc.0.")]
+    if m.siammask.enabled:
+        rows += [Row("mask_head.", "mask_corr.", why="MaskCorr: the RPN block's layout, 3969-channel head"),
+                 Row("refine_head.", "mask_refine.", why="Refine: same module names")]
     else:
         idx = tuple((i + 2, i) for i in range(levels))
         rows += [Row("rpn_head.rpn{0}.cls.", "rpn.cls.{1}.", idx, why="MultiRPN: rpn2..rpn4 -> levels 0..2"),

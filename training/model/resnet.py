@@ -45,9 +45,8 @@ class Bottleneck(nn.Module):
 
 
 class AtrousResNet50(nn.Module):
-    """Returns the stem output (stride 2), layer1 (stride 4) and layers 2-4 (stride 8)."""
-
-    levels = 3  # the last three maps are the correlation levels
+    """Returns the stem output (stride 2), layer1 (stride 4) and layers 2-4 (stride 8); with
+    ``used_layers`` [3] (SiamMask) layer4 is not built and the maps end with layer3, the one level."""
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
@@ -60,8 +59,9 @@ class AtrousResNet50(nn.Module):
         self.layer1 = self._make_layer(w, cfg.blocks[0])
         self.layer2 = self._make_layer(2 * w, cfg.blocks[1], stride=2)
         self.layer3 = self._make_layer(4 * w, cfg.blocks[2], dilation=2)
-        self.layer4 = self._make_layer(8 * w, cfg.blocks[3], dilation=4)
-        self.channels = [w, 4 * w, 8 * w, 16 * w, 32 * w]
+        self.levels = len(cfg.used_layers)  # the last maps are the correlation levels
+        self.layer4 = self._make_layer(8 * w, cfg.blocks[3], dilation=4) if 4 in cfg.used_layers else None
+        self.channels = [w, 4 * w, 8 * w, 16 * w, 32 * w][: 5 if self.layer4 is not None else 4]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -85,15 +85,17 @@ class AtrousResNet50(nn.Module):
 
     def stage(self, k: int) -> nn.Module:
         """Stage ``k`` of five: the stem (conv1 + bn1), then layer1..layer4."""
-        return [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3, self.layer4][k]
+        layer4 = self.layer4 if self.layer4 is not None else nn.ModuleList()
+        return [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3, layer4][k]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         f0 = self.relu(self.bn1(self.conv1(x)))
         f1 = self.layer1(self.maxpool(f0))
         f2 = self.layer2(f1)
         f3 = self.layer3(f2)
-        f4 = self.layer4(f3)
-        return [f0, f1, f2, f3, f4]
+        if self.layer4 is None:
+            return [f0, f1, f2, f3]
+        return [f0, f1, f2, f3, self.layer4(f3)]
 
 
 def load_torchvision_resnet(backbone: AtrousResNet50, path: str | Path) -> list[str]:

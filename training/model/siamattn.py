@@ -6,6 +6,8 @@ Deployment runs four stages (the export stage turns each into a graph):
 * :meth:`SiamAttn.search`       per frame: search image + cache -> cls/loc maps + refinement features
 * :meth:`SiamAttn.refine_box`   per frame, on the RoI chosen by host post-processing -> box deltas
 * :meth:`SiamAttn.refine_mask`  per frame, on the smoothed box -> mask probabilities
+* :meth:`SiamAttn.mask_at`      per frame, SiamMask (``model.siammask``) instead of the two refinements: at the
+  score-map position of the chosen anchor -> 127x127 mask probabilities (docs/DESIGN.md "SiamMask")
 
 :meth:`SiamAttn.forward` (training) computes the same network on batches of pairs without the split.
 """
@@ -15,12 +17,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from siamattn.config import Config
+from siamattn.config import SIAMMASK_MAPS, Config
 from siamattn.training.model.attention import DSA
 from siamattn.training.model.backbone import build_backbone
 from siamattn.training.model.neck import Neck
 from siamattn.training.model.refine import RegionRefinement
 from siamattn.training.model.rpn import MultiRPN
+from siamattn.training.model.siammask import MaskCorr, MaskRefine
 
 
 class SiamAttn(nn.Module):
@@ -44,13 +47,24 @@ class SiamAttn(nn.Module):
             self.refine = RegionRefinement(c, levels, ch[0], ch[1], m.refine,
                                            [(t.instance_size, t.score_size), (t.lost_instance_size, t.lost_score_size)])
 
+        self.mask_corr: MaskCorr | None = None
+        if m.siammask.enabled:  # the config guarantees resnet50's stem, layer1, layer2 before one level
+            sm = m.siammask
+            self.mask_corr = MaskCorr(c, sm.hidden, sm.vector**2)
+            self.mask_refine = MaskRefine(sm.hidden, ch[0], ch[1], ch[2])
+
     @property
     def has_refine(self) -> bool:
         return self.refine is not None
 
     @property
     def has_mask(self) -> bool:
-        return self.refine is not None and self.refine.has_mask
+        return self.mask_by_position or (self.refine is not None and self.refine.has_mask)
+
+    @property
+    def mask_by_position(self) -> bool:
+        """SiamMask: the mask stage takes score-map positions (:meth:`mask_at`), not RoIs."""
+        return self.mask_corr is not None
 
     # -- deployment split -------------------------------------------------------------------------
     def template(self, z: Tensor) -> dict[str, Tensor]:
@@ -76,6 +90,9 @@ class SiamAttn(nn.Module):
             x_att.append(xa)
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
+        if self.mask_corr is not None:  # its correlation map and the early maps, read by mask_at
+            out[SIAMMASK_MAPS[0]] = self.mask_corr.correlation(z_att[0], x_att[0])
+            out.update(zip(SIAMMASK_MAPS[1:], early, strict=True))
         if self.refine is not None:
             box_feat, mask_feat = self.refine.features(z_att, x_att, *early, instance_size=x.shape[-1])
             out["box_feat"] = box_feat
@@ -95,10 +112,18 @@ class SiamAttn(nn.Module):
             raise RuntimeError("this model has no mask head (model.refine.mask: false)")
         return torch.sigmoid(self.refine.mask_logits(mask_feat, rois))
 
+    def mask_at(self, mask_corr: Tensor, stem: Tensor, layer1: Tensor, layer2: Tensor, pos: Tensor) -> Tensor:
+        """SiamMask: pos [K,3] rows (item of the last search, score-map row, column) -> mask probabilities
+        [K,1,127,127] over the position's template window (pysot's refined mask)."""
+        if self.mask_corr is None:
+            raise RuntimeError("this model has no SiamMask branch (model.siammask.enabled: false)")
+        return torch.sigmoid(self.mask_refine(mask_corr, stem, layer1, layer2, pos))
+
     # -- training forward --------------------------------------------------------------------------
     def forward(self, z: Tensor, x: Tensor, rois: Tensor | None = None) -> dict[str, Tensor]:
         """Pairs z [B,3,127,127], x [B,3,255,255]; optional RoIs [K,5] for the refinement heads.
-        Returns cls, loc and, given RoIs, box deltas [K,4] and mask logits [K,1,64,64]."""
+        Returns cls, loc and, given RoIs, box deltas [K,4] and mask logits [K,1,64,64]; SiamMask's coarse mask
+        logits per position mask_vectors [B,vector**2,S,S]."""
         zf = self.neck(self.backbone(z)[-self.levels:])
         feats = self.backbone(x)
         early, xf = feats[: -self.levels], self.neck(feats[-self.levels:])
@@ -107,6 +132,8 @@ class SiamAttn(nn.Module):
         x_att = [p[1] for p in pairs]
         cls, loc = self.rpn(z_att, x_att)
         out = {"cls": cls, "loc": loc}
+        if self.mask_corr is not None:  # SiamMask's coarse mask per position (no loss is trained on it here)
+            out["mask_vectors"] = self.mask_corr.vectors(self.mask_corr.correlation(z_att[0], x_att[0]))
         if self.refine is not None and rois is not None:
             box_feat, mask_feat = self.refine.features(z_att, x_att, *early)
             out["box"] = self.refine.box_deltas(box_feat, rois)
