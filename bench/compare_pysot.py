@@ -121,7 +121,7 @@ def track(backend: Any, cfg: Any, frames: list, init: list[float], theirs: list[
     ious: dict[str, list[float]] = {"box": []}
     lost = 0
     for i, frame in enumerate(frames[1:], start=1):
-        if lock_step:
+        if lock_step and (i > 1 or "state_before" in theirs[i]):  # frame 1 starts from our own init anyway
             center, size, was_lost = their_state(theirs, i)
             tracker.set_state(tracker.ids[0], center, size, lost=was_lost)
         r = tracker.track(frame)
