@@ -435,17 +435,11 @@ def with_long_term(cfg: Config, on: bool | None) -> Config:
     ``siamattn track/check/eval --long-term`` and ``Tracker(..., long_term=)``."""
     if on is None or on == cfg.tracker.long_term:
         return cfg
-    _check_siammask_long_term(cfg.model.siammask.enabled, bool(on))
     return dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, long_term=bool(on)))
 
 
 # ----------------------------------------------------------------------------------------------------
 # loading and validation
-
-
-def _check_siammask_long_term(siammask: bool, long_term: bool) -> None:
-    _check(not (siammask and long_term), "tracker.long_term", "(--long-term) is not available with SiamMask "
-           "(model.siammask.enabled): pysot has no long-term SiamMask tracker to follow (docs/DESIGN.md \"SiamMask\")")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -583,7 +577,6 @@ def from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from a plain mapping (e.g. one stored in a manifest)."""
     cfg = _build(Config, data, "")
     _validate_tree(cfg)
-    _check_siammask_long_term(cfg.model.siammask.enabled, cfg.tracker.long_term)
     return cfg
 
 

@@ -75,10 +75,6 @@ def test_config_refuses_siammask_without_its_backbone():
         load_config("siammask_r50", ["model.backbone.used_layers=[2,3,4]"])
     with pytest.raises(ConfigError, match=r"model\.backbone\.used_layers"):
         load_config("siammask_r50", ["model.backbone.used_layers=[2]"])
-    for make in (lambda: load_config("siammask_r50", ["tracker.long_term=true"]),
-                 lambda: with_long_term(load_config("siammask_r50"), True)):
-        with pytest.raises(ConfigError, match="not available with SiamMask"):
-            make()
 
 
 def _mask_iou(a, b) -> float:
@@ -153,3 +149,47 @@ def test_export_tracks_with_onnxruntime_and_multitracker_like_torch(tmp_path):
             r = t.track(f)
             np.testing.assert_allclose(together[tid].box, r.box, rtol=1e-4, atol=1e-2)
             assert together[tid].best_index == r.best_index and _mask_iou(together[tid].mask, r.mask) >= 0.99
+
+
+def test_long_term_siammask_runs_its_mask_in_the_lost_window_like_torch(tmp_path):
+    """tracker.long_term with SiamMask: the lost-window graphs (search_lost at 831 px, a 97x97 map; refine_mask_lost
+    gathering its windows there) on ONNX Runtime against PyTorch, in lock step through a lost and a normal frame of
+    a real clip with a cut: same box, same pasted mask."""
+    from siamattn.export.random_model import random_images, random_model
+    from siamattn.runtime import Tracker
+    from siamattn.runtime.sources import BUNNY_BOX, lost_and_found_clip
+    from siamattn.runtime.torch_backend import TorchBackend
+    from siamattn.training.model.checkpoint import save_checkpoint
+
+    cfg = load_config("siammask_r50", [*NARROW, "export.max_targets=1", "tracker.long_term=true"])
+    assert with_long_term(load_config("siammask_r50", NARROW), True).tracker.long_term
+    model = random_model(cfg, seed=3)
+    with torch.no_grad():  # a shaped mask (as in the test above)
+        model.mask_refine.post2.weight.mul_(40.0)
+        z, x = random_images(cfg)
+        o = model.search(x, model.template(z))
+        logits = model.mask_refine(*(o[k] for k in SIAMMASK_MAPS), torch.tensor([[0.0, 12, 12]]))
+        model.mask_refine.post2.bias.sub_(logits.median() + np.log(1 / cfg.tracker.mask_threshold - 1))
+    save_checkpoint(tmp_path / "m.pt", model)
+    out = tmp_path / "export"
+    assert main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(out), "--precision", "fp32",
+                 "--engine", "none", "--no-verify"]) == 0
+    graphs = json.loads((out / "manifest.json").read_text())["graphs"]
+    assert graphs["search_lost"]["outputs"][0]["shape"][-1] == cfg.tracker.score_size_at(831) == 97
+    assert "refine_mask_lost" in graphs and "refine_box_lost" not in graphs
+
+    frames = lost_and_found_clip(2, 2, 1)
+    ort, ref = Tracker(out, backend="onnxruntime"), Tracker(TorchBackend(model), cfg)
+    for t in (ort, ref):
+        t.init(frames[0], BUNNY_BOX)
+    for f, lost in zip(frames[1:3], (True, False), strict=True):
+        center, size = ref.state(ref.ids[0])
+        ref.set_state(ref.ids[0], center, size, lost=lost)
+        ort.follow(ref)  # lock step: the reference's crop, then its window
+        ort.set_state(ort.ids[0], center, size, lost=lost)
+        a, b = ref.track(f), ort.track(f)
+        assert a.lost == b.lost == lost and a.mask is not None and b.mask is not None
+        full = a.mask.to_frame()
+        assert 0 < full.sum() < 0.9 * full.size
+        np.testing.assert_allclose(b.box, a.box, rtol=1e-4, atol=1e-2)
+        assert _mask_iou(a.mask, b.mask) >= 0.99
