@@ -19,8 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2
 import numpy as np
+from longterm_demo import sheet
 
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"  # Debian's opencv-doc (make setup installs it)
 WALKER = (252.0, 216.0, 34.0, 90.0)  # the walker on the left of frame 0 (assets/demo/real_clips.py)
@@ -59,23 +61,6 @@ def track(model_dir: Path, frames: list[np.ndarray], long_term: bool, low: float
     return rows
 
 
-def sheet(frames: list[np.ndarray], tracks: dict[str, list[dict]], path: Path) -> None:
-    tiles = []
-    for i in SHOWN:
-        f = frames[i].copy()
-        boxes = [("init", WALKER, (255, 255, 255), False)] if i == 0 else [
-            (name, tracks[name][i - 1]["box"], colour, tracks[name][i - 1]["lost"])
-            for name, colour in (("normal", (0, 0, 255)), ("long_term", (0, 255, 0)))]
-        for _, (x, y, w, h), colour, lost in boxes:
-            cv2.rectangle(f, (int(x), int(y)), (int(x + w), int(y + h)), colour, 3)
-            if lost:
-                cv2.putText(f, "lost window", (int(x), max(20, int(y) - 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.8, colour, 2)
-        cv2.putText(f, f"frame {i}", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 3)
-        tiles.append(cv2.resize(f, (384, 288), interpolation=cv2.INTER_AREA))
-    rows = [np.hstack(tiles[k : k + 4]) for k in range(0, len(tiles), 4)]
-    cv2.imwrite(str(path), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 85])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=Path("assets/demo/run25/last.pt"))
@@ -104,7 +89,7 @@ def main() -> int:
                                              f"{BEFORE + GAP}-{BEFORE + GAP + AFTER - 1}",
                                      "checkpoint": str(args.checkpoint), "confidence": [args.low, args.high],
                                      **tracks}, indent=0))
-    sheet(frames, tracks, args.figure)
+    sheet(frames, tracks, list(SHOWN), args.figure, tile=(384, 288), scale=0.5, init=WALKER)
     return 0
 
 

@@ -49,18 +49,23 @@ def track(frames: list[np.ndarray], low: float | None, high: float | None) -> li
     return rows
 
 
-def sheet(frames: list[np.ndarray], tracks: dict[str, list[dict]], picks: list[int], path: Path) -> None:
+def sheet(frames: list[np.ndarray], tracks: dict[str, list[dict]], picks: list[int], path: Path,
+          tile: tuple[int, int] = (384, 216), scale: float = 1.0, init: tuple[float, ...] | None = None) -> None:
+    """Contact sheet, 4 tiles a row: normal box red, long-term green ("lost window" when it searched there);
+    ``init``: the first box, white, on frame 0; ``scale``: line and text size."""
     tiles = []
     for i in picks:
         f = frames[i].copy()
-        for name, colour in (("normal", NORMAL), ("long_term", LONG_TERM)):
-            r = tracks[name][i - 1]
-            x, y, w, h = r["box"]
-            cv2.rectangle(f, (int(x), int(y)), (int(x + w), int(y + h)), colour, 6)
-            if name == "long_term" and r["lost"]:
-                cv2.putText(f, "lost window", (int(x), int(y) - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.6, colour, 4)
-        cv2.putText(f, f"frame {i}", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (255, 255, 255), 5)
-        tiles.append(cv2.resize(f, (384, 216), interpolation=cv2.INTER_AREA))
+        boxes = [(init, (255, 255, 255), False)] if i == 0 and init else [
+            (tracks[name][i - 1]["box"], colour, name == "long_term" and tracks[name][i - 1]["lost"])
+            for name, colour in (("normal", NORMAL), ("long_term", LONG_TERM))]
+        for (x, y, w, h), colour, lost in boxes:
+            cv2.rectangle(f, (int(x), int(y)), (int(x + w), int(y + h)), colour, round(6 * scale))
+            if lost:
+                cv2.putText(f, "lost window", (int(x), max(20, int(y) - 12)), cv2.FONT_HERSHEY_SIMPLEX,
+                            1.6 * scale, colour, round(4 * scale))
+        cv2.putText(f, f"frame {i}", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2.0 * scale, (255, 255, 255), round(5 * scale))
+        tiles.append(cv2.resize(f, tile, interpolation=cv2.INTER_AREA))
     rows = [np.hstack(tiles[k : k + 4]) for k in range(0, len(tiles), 4)]
     cv2.imwrite(str(path), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
