@@ -7,7 +7,7 @@ window when it comes back; the long-term tracker keeps its state and searches th
 Exports the checkpoint with the lost-window graphs (FP32, ONNX Runtime CPU), tracks twice from the walker's box,
 writes both tracks and a contact sheet (normal red, long-term green, "lost window" on the frames that searched it):
 
-    python bench/longterm_cut.py [--checkpoint assets/demo/run25/last.pt] [--low 0.6] [--high 0.7]
+    python bench/longterm_cut.py [--checkpoint assets/demo/model.pt] [--low 0.6] [--high 0.7]
         [--json bench/results/longterm_cut_tracks.json] [--figure docs/images/longterm_cut.jpg]
 """
 
@@ -63,7 +63,7 @@ def track(model_dir: Path, frames: list[np.ndarray], long_term: bool, low: float
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", type=Path, default=Path("assets/demo/run25/last.pt"))
+    ap.add_argument("--checkpoint", type=Path, default=Path("assets/demo/model.pt"))
     ap.add_argument("--low", type=float, default=0.6, help="tracker.confidence_low")
     ap.add_argument("--high", type=float, default=0.7, help="tracker.confidence_high")
     ap.add_argument("--json", type=Path, default=Path("bench/results/longterm_cut_tracks.json"))

@@ -315,9 +315,13 @@ def test_demo_and_tiny_keep_the_paper_switches_and_the_demo_checkpoint_loads():
         assert (m.refine.box_corr, m.refine.mask_features, m.refine.mask_head_bn, m.refine.mask_deformable_pool,
                 m.refine.pool_mode) == ("raw", "corr", False, False, "mmcv"), name
     demo = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model.pt"
-    # strict key and shape check against the config stored with the weights (the shipped model may predate
-    # configs/demo_mobilenetv2.yaml's current network: the first demo model has no deformable conv)
-    assert load_checkpoint(demo).cfg.model.backbone.name == "mobilenetv2"
+    # strict key and shape check against the config stored with the weights; the shipped model is the network
+    # configs/demo_mobilenetv2.yaml describes (tracker settings too), deformable conv included, small enough for a
+    # Jetson Nano (issue 25)
+    model = load_checkpoint(demo)
+    assert model.cfg.model.backbone.name == "mobilenetv2" and model.cfg.model.attention.deformable
+    assert model.cfg.to_dict() == load_config("demo_mobilenetv2").to_dict()  # the committed config made it
+    assert sum(p.numel() for p in model.parameters()) < 3e6
 
 
 @pytest.mark.parametrize("name", [n for n in available_configs() if n != "tiny"])

@@ -302,8 +302,19 @@ def test_export_of_the_shipped_demo_model(tmp_path, monkeypatch, capsys, one_tor
     assert "search_multi" in manifest["graphs"] and manifest["weights"]["source"] != "random-init"
     import importlib.util
 
+    import onnx
+
+    # the attention's deformable conv is in the shipped model, so in both search graphs (issue 25): one per
+    # RPN level at least
+    counts = {}
+    for name in ("search", "search_multi"):
+        graph = onnx.load(tmp_path / "model" / manifest["graphs"][name]["file"], load_external_data=False)
+        counts[name] = [n.op_type for n in graph.graph.node].count("DeformConv")
+    assert counts["search"] >= 3 and counts["search_multi"] == counts["search"], counts
     if importlib.util.find_spec("tensorrt_rtx_bindings") is not None:  # --engine auto: engines for every graph
         assert all(manifest["graphs"][n]["engine"] for n in manifest["order"]), manifest["engines"]["skipped"]
+        # TensorRT-RTX builds that DeformConv with our plugin library
+        assert manifest["export"]["trt_profile"]["deform_conv_runs"].startswith("ours: siamattn DeformConv plugin")
 
 
 def test_a_planted_fp16_regression_fails_the_export_line(tmp_path, monkeypatch, capsys, one_torch_thread):

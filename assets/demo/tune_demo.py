@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GRID = {"penalty_k": [0.05, 0.10, 0.20, 0.30], "window_influence": [0.25, 0.40], "lr": [0.30, 0.45]}
+GRID = {"penalty_k": [0.10, 0.20, 0.35], "window_influence": [0.25, 0.40, 0.55], "lr": [0.30, 0.45]}
 
 
 def _evaluate_demo():
