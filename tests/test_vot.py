@@ -439,7 +439,14 @@ def test_vots_workspace_masks_in_and_out(demo_model, generated, tmp_path):
     tracker = MultiTracker(demo_model, backend="onnxruntime", device="cpu")
     frames = [cv2.imread(str(seq / f"{i + 1:08d}.jpg")) for i in range(SEQ_LEN)]
     tid = tracker.add(frames[0], _mask_box(_mask(seq, 0)))
+    boxes_sent = 0
     for i in range(1, SEQ_LEN):
-        mine = tracker.track(frames[i])[tid].mask.to_frame() > 0
+        r = tracker.track(frames[i])[tid]
+        mine = r.mask.to_frame() > 0
+        if not mine.any():  # an empty mask goes out as the box (runtime/trax_server.py)
+            x, y, w, h = (round(v) for v in r.box)
+            mine[max(0, y):y + h + 1, max(0, x):x + w + 1] = True
+            boxes_sent += 1
         theirs = recorded[i].rasterize((0, 0, 319, 239)) > 0
-        assert _iou(mine, theirs) > 0.99, i
+        assert _iou(mine, theirs) > 0.9 if not r.mask.patch.any() else _iou(mine, theirs) > 0.99, i
+    assert boxes_sent < SEQ_LEN // 2  # masks, mostly
