@@ -33,13 +33,19 @@ def test_iou_of_masks():
     assert ev._iou(a, a) == 1.0 and ev._iou(a, ~a) == 0.0
 
 
-def test_two_checkpoints_and_the_static_box_in_one_table(tmp_path, monkeypatch):
+def _tiny_split(tmp_path: Path, length: int = 5, split: str = "tune") -> Path:
+    """One generated sequence (real imagery) under tmp_path/gen/<split>."""
     G = pytest.importorskip("siamattn.training.generator")
     try:
         G.check_sources()
     except MissingDependencyError as exc:  # pragma: no cover - depends on the environment
         pytest.skip(f"generator imagery not installed: {exc}")
-    G.generate(tmp_path / "gen", num_sequences=1, length=4, size=(128, 96), seed=0, split="val", progress=False)
+    G.generate(tmp_path / "gen", num_sequences=1, length=length, size=(128, 96), seed=0, split=split, progress=False)
+    return tmp_path / "gen"
+
+
+def test_two_checkpoints_and_the_static_box_in_one_table(tmp_path, monkeypatch):
+    _tiny_split(tmp_path, length=4, split="val")
     ck = SCRIPT.parent / "model.pt"  # the shipped demo model: real weights, so real tracks and masks
     out = tmp_path / "eval"
     ev = _load_script()
@@ -55,16 +61,6 @@ def test_two_checkpoints_and_the_static_box_in_one_table(tmp_path, monkeypatch):
     assert res["a"] == {**res["b"], "wall_seconds": res["a"]["wall_seconds"]}  # same weights, same numbers
     table = (out / "comparison.md").read_text()
     assert table.count("\n") == 5 and "| a |" in table and "| static |" in table
-
-
-def _tiny_split(tmp_path: Path) -> Path:
-    G = pytest.importorskip("siamattn.training.generator")
-    try:
-        G.check_sources()
-    except MissingDependencyError as exc:  # pragma: no cover - depends on the environment
-        pytest.skip(f"generator imagery not installed: {exc}")
-    G.generate(tmp_path / "gen", num_sequences=1, length=5, size=(128, 96), seed=0, split="tune", progress=False)
-    return tmp_path / "gen"
 
 
 def test_set_overrides_the_checkpoints_tracker(tmp_path, monkeypatch):
@@ -111,8 +107,13 @@ def test_real_clip_scores_against_hand_labels():
     assert s["frames"][0]["centre_error"] == pytest.approx(0.5)  # 5 px off a 10 px box
     assert s["frames"][1]["iou"] == pytest.approx(200 / 800) and s["frames"][1]["area_ratio"] == pytest.approx(4.0)
     assert s["min_iou"] == pytest.approx(0.25) and s["area_ratio_max"] == pytest.approx(4.0)
-    # the shipped labels: every built-in clip has its init box, labelled frames inside its range
-    for name, clip in rc.load_clips().items():
+    # the shipped labels: every built-in clip has its init box, labelled frames inside its range; the bunny
+    # starts from the demo's own box
+    from siamattn.runtime.demo import DEMO_INIT
+
+    clips = rc.load_clips()
+    assert tuple(float(v) for v in clips["bunny"]["boxes"]["0"]) == DEMO_INIT
+    for name, clip in clips.items():
         frames = sorted(int(k) for k in clip["boxes"])
         assert frames[0] == clip["start"] and frames[-1] <= clip["end"], name
         assert all(len(b) == 4 and b[2] > 0 and b[3] > 0 for b in clip["boxes"].values()), name
