@@ -9,6 +9,7 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 
 from siamattn import __version__
 from siamattn.cli_args import add_config_args, add_set_arg
@@ -93,17 +94,30 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(args.func(args) or 0)
     except BaseException as exc:
-        stop = interruption(exc)
-        if stop is not None:
-            print("interrupted", file=sys.stderr)
-            return exit_code(stop)
-        if isinstance(exc, SiamAttnError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if isinstance(exc, OSError):  # a file or folder the specific checks did not foresee
-            print(f"error: {os_error_line(exc)}", file=sys.stderr)
-            return 2
-        raise
+        return _user_error_exit(exc)
+
+
+def _user_error_exit(exc: BaseException) -> int:
+    """The exit code of a user-caused error or interruption, its one line printed; anything else re-raised."""
+    stop = interruption(exc)
+    if stop is not None:
+        print("interrupted", file=sys.stderr)
+        return exit_code(stop)
+    if isinstance(exc, SiamAttnError):
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):  # a file or folder the specific checks did not foresee
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    raise exc
+
+
+def run_script(script_main: Callable[[], object]) -> int:
+    """The same guard for the project's scripts (assets/demo/*.py): a user's mistake is one line, exit 2."""
+    try:
+        return int(script_main() or 0)
+    except BaseException as exc:
+        return _user_error_exit(exc)
 
 
 if __name__ == "__main__":

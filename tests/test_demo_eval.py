@@ -117,3 +117,20 @@ def test_real_clip_scores_against_hand_labels():
         frames = sorted(int(k) for k in clip["boxes"])
         assert frames[0] == clip["start"] and frames[-1] <= clip["end"], name
         assert all(len(b) == 4 and b[2] > 0 and b[3] > 0 for b in clip["boxes"].values()), name
+
+
+@pytest.mark.parametrize("script", ["ship_demo.py", "evaluate_demo.py", "tune_demo.py", "real_clips.py"])
+def test_demo_scripts_say_a_missing_checkpoint_in_one_line(script, tmp_path):
+    import subprocess
+
+    args = {"ship_demo.py": ["--checkpoint", str(tmp_path / "no.pt"), "--out", str(tmp_path / "m.pt")],
+            "evaluate_demo.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path), "--out",
+                                 str(tmp_path / "e"), "--no-static"],
+            "tune_demo.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path), "--out",
+                             str(tmp_path / "t"), "--workers", "1"],
+            "real_clips.py": ["--checkpoint", f"a={tmp_path / 'no.pt'}", "--out", str(tmp_path / "s.png")]}[script]
+    r = subprocess.run([sys.executable, str(SCRIPT.parent / script), *args], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"error: checkpoint '{tmp_path / 'no.pt'}' does not exist"], r.stderr
+    assert not (tmp_path / "m.pt").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -147,4 +148,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from siamattn.cli import run_script
+
+    sys.exit(run_script(main))

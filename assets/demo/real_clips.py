@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -78,30 +79,24 @@ def track(checkpoint: str, frames: list[np.ndarray], init: Box) -> list[dict]:
     return out
 
 
-def box_iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def score(boxes: dict[int, Box], labels: dict[int, Box]) -> dict[str, object]:
     """Per labelled frame (the first, the init, left out): IoU, area ratio tracked/labelled, centre error over
     sqrt(labelled area); and their summaries."""
-    rows = []
-    for k in sorted(labels)[1:]:
-        t, g = boxes[k], labels[k]
-        dc = np.hypot(t[0] + t[2] / 2 - g[0] - g[2] / 2, t[1] + t[3] / 2 - g[1] - g[3] / 2)
-        rows.append({"frame": k, "iou": box_iou(t, g), "area_ratio": t[2] * t[3] / (g[2] * g[3]),
-                     "centre_error": float(dc / np.sqrt(g[2] * g[3]))})
-    if not rows:
+    from siamattn.toolkit.metrics import center_errors, iou_xywh_rows
+
+    frames = sorted(labels)[1:]
+    if not frames:
         return {"frames": []}
-    iou = [r["iou"] for r in rows]
-    ratio = [r["area_ratio"] for r in rows]
-    return {"frames": rows, "mean_iou": float(np.mean(iou)), "min_iou": float(np.min(iou)),
-            "area_ratio_min": float(np.min(ratio)), "area_ratio_max": float(np.max(ratio)),
-            "last_iou": iou[-1], "last_area_ratio": ratio[-1]}
+    t = np.array([boxes[k] for k in frames], np.float64)
+    g = np.array([labels[k] for k in frames], np.float64)
+    iou = iou_xywh_rows(t, g)
+    ratio = t[:, 2] * t[:, 3] / (g[:, 2] * g[:, 3])
+    centre = center_errors(t, g) / np.sqrt(g[:, 2] * g[:, 3])
+    rows = [{"frame": k, "iou": float(i), "area_ratio": float(r), "centre_error": float(c)}
+            for k, i, r, c in zip(frames, iou, ratio, centre, strict=True)]
+    return {"frames": rows, "mean_iou": float(iou.mean()), "min_iou": float(iou.min()),
+            "area_ratio_min": float(ratio.min()), "area_ratio_max": float(ratio.max()),
+            "last_iou": float(iou[-1]), "last_area_ratio": float(ratio[-1])}
 
 
 def draw(frame: np.ndarray, r: dict, label: Box | None, iou: float | None, width: int) -> np.ndarray:
@@ -181,4 +176,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from siamattn.cli import run_script
+
+    sys.exit(run_script(main))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 
@@ -32,4 +33,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from siamattn.cli import run_script
+
+    sys.exit(run_script(main))

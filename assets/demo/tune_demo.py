@@ -13,29 +13,21 @@ best first. Each point runs in its own process with one thread.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import evaluate_demo as ev  # the script beside this one
+
 GRID = {"penalty_k": [0.10, 0.20, 0.35], "window_influence": [0.25, 0.40, 0.55], "lr": [0.30, 0.45]}
-
-
-def _evaluate_demo():
-    spec = importlib.util.spec_from_file_location("evaluate_demo", HERE / "evaluate_demo.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def run_point(checkpoint: str, root: str, split: str, out: str, point: dict[str, float]) -> dict[str, float]:
     from siamattn.toolkit.evaluate import evaluate
 
-    ev = _evaluate_demo()
     overrides = [f"tracker.{k}={v}" for k, v in point.items()]
     tag = "_".join(f"{k}{v}" for k, v in point.items())
     log: list = []
@@ -78,4 +70,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from siamattn.cli import run_script
+
+    sys.exit(run_script(main))
