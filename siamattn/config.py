@@ -339,6 +339,12 @@ class TrainConfig:
     backbone_train_epoch: int = 10  # backbone frozen before this epoch
     backbone_lr_mult: float = 0.05  # backbone lr 20x smaller
     backbone_train_layers: list[int] = field(default_factory=lambda: [2, 3, 4])  # backbone outputs unfrozen
+    # From this epoch on every BatchNorm layer normalises with its running statistics, as at run time, while
+    # its affine weights keep training (-1: never). The template and the search crop go through the same
+    # BatchNorm layers; in training mode each is normalised by its own batch statistics, at run time by one
+    # running average of both, so heads trained only in training mode learn a shift they then meet
+    # (docs/TRAINING.md "BatchNorm statistics").
+    bn_frozen_epoch: int = -1
     grad_clip: float = 10.0
     amp: bool = True  # mixed precision on GPU (ignored on CPU)
     pos_iou: float = 0.6
@@ -383,6 +389,7 @@ class TrainConfig:
         _check(0.0 <= self.neg_iou <= self.pos_iou <= 1.0, "train.pos_iou", "needs 0 <= train.neg_iou <= pos_iou <= 1")
         _check(0 < self.max_pos <= self.anchors_per_pair, "train.max_pos", "must be in [1, train.anchors_per_pair]")
         _check(self.num_rois >= 1, "train.num_rois", "must be >= 1")
+        _check(self.bn_frozen_epoch >= -1, "train.bn_frozen_epoch", "must be an epoch (>= 0) or -1 (never)")
         _check(0.0 <= self.roi_iou < 1.0, "train.roi_iou", "must be in [0, 1)")
         _check(all(0 <= i <= 4 for i in self.backbone_train_layers), "train.backbone_train_layers",
                "holds backbone output indices 0..4")

@@ -25,6 +25,7 @@ from siamattn.training.trainer import (
     apply_trainable,
     backbone_stages,
     backbone_trainable,
+    bn_frozen,
     build_optimizer,
     build_pairs,
     lr_at,
@@ -218,6 +219,42 @@ def test_backbone_is_frozen_before_its_epoch_then_only_listed_stages_train(data)
     assert any(not torch.equal(head0[k], v) for k, v in model.rpn.state_dict().items())
 
 
+def _bn_stats(model_or_state) -> dict[str, torch.Tensor]:
+    state = model_or_state if isinstance(model_or_state, dict) else model_or_state.state_dict()
+    return {k: v.clone() for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+@pytest.mark.parametrize("frozen_epoch", [-1, 0])
+def test_frozen_batchnorm_keeps_its_statistics_while_its_weights_train(data, frozen_epoch):
+    torch.manual_seed(0)
+    cfg = load_config("tiny", [f"train.bn_frozen_epoch={frozen_epoch}", "train.backbone_train_epoch=0"])
+    assert bn_frozen(cfg.train, 0) == (frozen_epoch == 0)
+    assert not bn_frozen(cfg.train, 5) if frozen_epoch < 0 else bn_frozen(cfg.train, 5)
+    batch = _batch(cfg, data)
+    model = build_model(cfg)
+    flags = backbone_trainable(cfg.train, 0)
+    apply_trainable(model, flags)
+    set_modes(model, flags, bn_frozen(cfg.train, 0))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    outside = [m for n, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+               and not n.startswith("backbone.")]
+    assert bns and outside  # the neck/heads' BatchNorm, shared by template and search, is what this is about
+    assert all(not m.training for m in bns) == (frozen_epoch == 0)
+    before = _bn_stats(model)
+    weights = [m.weight.detach().clone() for m in outside]
+    opt, sched = build_optimizer(model, cfg.train, 10)
+    _step(model, model, batch, cfg.train, StepState(opt, sched, torch.amp.GradScaler("cuda", enabled=False),
+                                                    torch.device("cpu"), False, Dist()))
+    after = _bn_stats(model)
+    same = [k for k in before if torch.equal(before[k], after[k])]
+    if frozen_epoch == 0:
+        assert same == list(before)
+    else:
+        assert len(same) < len(before) / 2
+    # the affine weights still train either way
+    assert any(not torch.equal(w, m.weight) for w, m in zip(weights, outside, strict=True))
+
+
 def _state(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["model"]
 
@@ -244,6 +281,29 @@ def test_resume_continues_bit_identically(data, tmp_path):
     # and training moved the weights at all (an unchanged model would pass the equality trivially)
     init = build_model(load_config("tiny")).state_dict()
     assert any(not torch.equal(init[k], sa[k]) for k in sa if k.startswith("rpn."))
+
+
+def test_resume_takes_train_settings_and_refuses_network_changes(data, tmp_path, capsys):
+    args = ["train", "--config", "tiny", "--data", str(data), "--no-progress", "--threads", "1"]
+    a = tmp_path / "a"
+    assert main([*args, *[x for s in FAST for x in ("--set", s)], "--out", str(a)]) == 0
+    b = tmp_path / "b"
+    b.mkdir()
+    first = a / "checkpoints" / "epoch_001.pt"
+    (b / "last.pt").write_bytes(first.read_bytes())
+    assert main([*args, "--out", str(b), "--resume", "--set", "train.bn_frozen_epoch=1"]) == 0
+    assert read_checkpoint(b / "last.pt")["config"]["train"]["bn_frozen_epoch"] == 1
+    assert "bn_frozen_epoch: 1" in (b / "config.yaml").read_text()
+    # epoch 2 ran with frozen statistics: b keeps epoch 1's, the uninterrupted run a moved them
+    s1, sa, sb = _bn_stats(_state(first)), _bn_stats(_state(a / "model.pt")), _bn_stats(_state(b / "model.pt"))
+    assert all(torch.equal(s1[k], sb[k]) for k in s1)
+    assert not all(torch.equal(s1[k], sa[k]) for k in s1)
+    assert not all(torch.equal(v, _state(first)[k]) for k, v in _state(b / "model.pt").items()
+                   if k.endswith(".weight"))
+    capsys.readouterr()
+    assert main([*args, "--out", str(b), "--resume", "--set", "model.neck.channels=8"]) == 2
+    err = capsys.readouterr().err
+    assert "only train.* keys" in err and err.count("\n") == 1
 
 
 def test_cli_errors_are_one_line(data, tmp_path, capsys):

@@ -22,7 +22,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     data = [s for part in args.data for s in part.split(",") if s]
     final = train(TrainOptions(cfg=cfg, data=data, out=Path(args.out), device=args.device, resume=args.resume,
-                               epochs=args.epochs, workers=args.workers, progress=not args.no_progress))
+                               epochs=args.epochs, workers=args.workers, progress=not args.no_progress,
+                               resume_overrides=list(args.overrides) if args.resume else []))
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:

@@ -37,7 +37,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from siamattn.config import Config, TrainConfig, from_dict
+from siamattn.config import Config, TrainConfig, apply_overrides, from_dict
 from siamattn.errors import InputError, SiamAttnError
 from siamattn.outputs import StagedFile, check_folder, check_not_input, pause_point, write_file
 from siamattn.toolkit.datasets import GOT10k, VideoDataset, open_dataset
@@ -76,6 +76,9 @@ class TrainOptions:
     workers: int | None = None  # overrides train.workers
     progress: bool = True
     max_steps: int | None = None  # stop after this many steps of the first epoch run (tests, smoke runs)
+    # --set train.* given with --resume: applied to the run's stored config (e.g. train.bn_frozen_epoch for the
+    # epochs still to run); any other key would change the network the checkpoint holds and is refused
+    resume_overrides: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -142,12 +145,22 @@ def apply_trainable(model: SiamAttn, flags: tuple[bool, ...]) -> None:
             p.requires_grad_(flag)
 
 
-def set_modes(model: SiamAttn, flags: tuple[bool, ...]) -> None:
-    """Training mode, except frozen backbone stages, whose BatchNorm keeps its (pretrained) statistics."""
+def bn_frozen(cfg: TrainConfig, epoch: int) -> bool:
+    return 0 <= cfg.bn_frozen_epoch <= epoch
+
+
+def set_modes(model: SiamAttn, flags: tuple[bool, ...], bn_running: bool = False) -> None:
+    """Training mode, except frozen backbone stages, whose BatchNorm keeps its (pretrained) statistics, and
+    every BatchNorm when ``bn_running`` (``train.bn_frozen_epoch`` reached): it then normalises with its running
+    statistics, as at run time, and keeps them."""
     model.train()
     for stage, flag in zip(backbone_stages(model.backbone), flags, strict=True):
         if not flag:
             stage.eval()
+    if bn_running:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def init_backbone(model: SiamAttn, cfg: Config) -> str:
@@ -313,6 +326,15 @@ def check_run_folder(out: Path, resume: bool, data: list[str]) -> None:
     check_folder("--out", out, out)
 
 
+def resume_overrides(overrides: list[str]) -> list[str]:
+    """The ``--set`` overrides a resumed run accepts: train.* only (model, anchors and tracker are the run's)."""
+    bad = [o for o in overrides if not o.strip().startswith("train.")]
+    if bad:
+        raise InputError(f"--resume keeps the run's network and settings; only train.* keys may change with --set "
+                         f"(got {', '.join(bad)}): start a new run (without --resume) to change the others")
+    return overrides
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise SiamAttnError("--device cuda: no CUDA device is available to PyTorch; use --device cpu")
@@ -341,7 +363,8 @@ def _train(opts: TrainOptions, d: Dist, device: torch.device,
     check_run_folder(out, opts.resume, opts.data)
     if opts.resume:
         payload = read_checkpoint(last)
-        cfg = from_dict(payload["config"])  # a run keeps its config; only the epoch count may change
+        # a run keeps its config; only the epoch count and train.* settings may change
+        cfg = from_dict(apply_overrides(payload["config"], resume_overrides(opts.resume_overrides)))
     if opts.epochs is not None:
         cfg.train.epochs = opts.epochs
         cfg.train.validate()
@@ -433,7 +456,7 @@ def _loop(opts: TrainOptions, state: StepState, on_step: Callable[[dict[str, flo
                 if d.world > 1:
                     net = nn.parallel.DistributedDataParallel(
                         model, device_ids=[d.local_rank] if device.type == "cuda" else None)
-            set_modes(model, flags)
+            set_modes(model, flags, bn_frozen(t, epoch))
             sampler.set_epoch(epoch)
             bar = loader
             if d.main and opts.progress:
