@@ -368,6 +368,11 @@ class TrainConfig:
     template_scale: float = 0.05
     search_shift: float = 64.0
     search_scale: float = 0.18
+    # isotropic zoom of the search crop on top of the per-axis jitter: the target appears exp(U(-z, z)) times
+    # its usual size. With the per-axis jitter alone the target's size in the search crop barely varies and a
+    # box head can learn that size instead of reading it; a tracker whose box has grown then keeps it
+    # (docs/TRAINING.md "Size drift"). 0 = pysot's augmentation.
+    search_zoom: float = 0.0
     blur_prob: float = 0.2
     color_prob: float = 1.0
     gray_prob: float = 0.0
@@ -399,6 +404,7 @@ class TrainConfig:
         for key in ("neg_prob", "blur_prob", "color_prob", "gray_prob", "flip_prob"):
             _check(0.0 <= getattr(self, key) <= 1.0, f"train.{key}", "must be in [0, 1]")
         _check(self.template_scale < 1 and self.search_scale < 1, "train.search_scale", "must be < 1")
+        _check(0.0 <= self.search_zoom <= 1.0, "train.search_zoom", "must be in [0, 1] (a log-scale range)")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
         _check(0 <= self.seed <= SEED_MAX, "train.seed", f"must be in [0, {SEED_MAX}] (numpy's seed range)")
 

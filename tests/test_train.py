@@ -219,6 +219,28 @@ def test_backbone_is_frozen_before_its_epoch_then_only_listed_stages_train(data)
     assert any(not torch.equal(head0[k], v) for k, v in model.rpn.state_dict().items())
 
 
+def _crop_log_sizes(cfg, data: Path, n: int = 32) -> np.ndarray:
+    """log(w), log(h) of the gt in the search crop of ``n`` positive pairs (from the RPN deltas of anchor 0)."""
+    pairs = build_pairs(cfg, [str(data)])
+    out = []
+    for k in range(n):
+        p = pairs[k]
+        if p["positive"]:
+            out.append(p["deltas"][2:, 0, 0, 0])  # log(gt / anchor 0): the same anchor for every pair
+    return np.array(out)
+
+
+def test_search_zoom_widens_the_targets_size_in_the_crop_and_defaults_off(data):
+    plain = load_config("tiny")
+    assert plain.train.search_zoom == 0.0
+    base = _crop_log_sizes(plain, data)
+    # the zoom is isotropic: the aspect spread stays that of the per-axis jitter
+    zoomed = _crop_log_sizes(load_config("tiny", ["train.search_zoom=0.5"]), data)
+    assert len(base) >= 16 and len(zoomed) >= 16
+    assert zoomed.mean(1).std() > 1.8 * base.mean(1).std(), (zoomed.mean(1).std(), base.mean(1).std())
+    assert (zoomed[:, 0] - zoomed[:, 1]).std() < 1.5 * (base[:, 0] - base[:, 1]).std()
+
+
 def _bn_stats(model_or_state) -> dict[str, torch.Tensor]:
     state = model_or_state if isinstance(model_or_state, dict) else model_or_state.state_dict()
     return {k: v.clone() for k, v in state.items() if k.endswith(("running_mean", "running_var"))}

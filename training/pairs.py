@@ -176,6 +176,8 @@ class PairDataset(Dataset):
         # followed the target perfectly; scale jitter then plays the part of tracking error
         s_x = context_size(xbox[2], xbox[3], self.context) * self.instance / self.exemplar
         shift, scale = self._jitter(rng, t.search_shift, t.search_scale)
+        if self.augment and t.search_zoom > 0:
+            scale = scale * np.exp(rng.uniform(-t.search_zoom, t.search_zoom))
         x, gt, crop_mask = self._crop(ximg, xbox, self.instance, s_x, shift, scale, flip, xmask)
 
         rpn = self.targeter(gt, pair.positive, rng)
