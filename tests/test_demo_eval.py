@@ -119,7 +119,29 @@ def test_real_clip_scores_against_hand_labels():
         assert all(len(b) == 4 and b[2] > 0 and b[3] > 0 for b in clip["boxes"].values()), name
 
 
-@pytest.mark.parametrize("script", ["ship_demo.py", "evaluate_demo.py", "tune_demo.py", "real_clips.py"])
+def test_size_probe_steps_from_scaled_ground_truth(tmp_path):
+    import subprocess
+
+    root = _tiny_split(tmp_path, length=4, split="val")
+    out = tmp_path / "size.json"
+    r = subprocess.run([sys.executable, str(SCRIPT.parent / "size_probe.py"), "--checkpoint",
+                        str(SCRIPT.parent / "model.pt"), "--root", str(root), "--scales", "0.5", "2",
+                        "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(x["box"], x["state_scale"]) for x in rows] == [("refined", 0.5), ("refined", 2.0), ("rpn", 0.5),
+                                                           ("rpn", 2.0)]
+    assert all(x["frames"] == 3 for x in rows)
+    # the state's size reaches the model: a 4x larger state gives a larger box (no model reads sizes 4x apart
+    # identically from crops that differ 4x in scale)
+    for box in ("refined", "rpn"):
+        small, large = (x for x in rows if x["box"] == box)
+        assert large["median_log_w"] > small["median_log_w"] and large["median_log_h"] > small["median_log_h"]
+    assert "| refined | 0.50 |" in r.stdout
+
+
+@pytest.mark.parametrize("script", ["ship_demo.py", "evaluate_demo.py", "tune_demo.py", "real_clips.py",
+                                    "size_probe.py"])
 def test_demo_scripts_say_a_missing_checkpoint_in_one_line(script, tmp_path):
     import subprocess
 
@@ -128,7 +150,8 @@ def test_demo_scripts_say_a_missing_checkpoint_in_one_line(script, tmp_path):
                                  str(tmp_path / "e"), "--no-static"],
             "tune_demo.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path), "--out",
                              str(tmp_path / "t"), "--workers", "1"],
-            "real_clips.py": ["--checkpoint", f"a={tmp_path / 'no.pt'}", "--out", str(tmp_path / "s.png")]}[script]
+            "real_clips.py": ["--checkpoint", f"a={tmp_path / 'no.pt'}", "--out", str(tmp_path / "s.png")],
+            "size_probe.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path)]}[script]
     r = subprocess.run([sys.executable, str(SCRIPT.parent / script), *args], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2, r.stderr
