@@ -154,8 +154,20 @@ def _check(demo_run, backend: Any) -> CheckReport:
     return report
 
 
-def test_the_unchanged_export_passes_on_these_frames(demo_run, one_torch_thread):
-    report = _check(demo_run, demo_run[2][0])
+@pytest.fixture(scope="module")
+def unchanged_report(demo_run) -> CheckReport:
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_torch_thread, which a module fixture cannot take
+    try:
+        return _check(demo_run, demo_run[2][0])
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_the_unchanged_export_passes_on_these_frames(unchanged_report):
+    report = unchanged_report
     assert report.failures == []
     assert report.worst_rel_error < MAX_REL_ERROR["fp32"] / 10
     assert len(report.lockstep) == 5 and min(report.lockstep_iou) > 0.99
@@ -169,13 +181,15 @@ def test_the_unchanged_export_passes_on_these_frames(demo_run, one_torch_thread)
     ("refine_box", lambda a: a + np.float32(0.02), "refine_box/deltas", 0.02),
     ("refine_mask", lambda a: np.clip(a + np.float32(0.01), 0, 1), "refine_mask/mask", 0.01),
 ])
-def test_a_planted_output_error_fails(demo_run, one_torch_thread, call, change, output, added):
+def test_a_planted_output_error_fails(demo_run, unchanged_report, one_torch_thread, call, change, output, added):
     report = _check(demo_run, Planted(demo_run[2][0], call, change))
     worst = {f"{e.graph}/{e.output}": e.max_rel for e in report.output_diffs}
     if added is None:
         assert 0.01 < worst[output] <= 0.03 + 1e-4, worst
     else:
-        assert worst[output] == pytest.approx(added / report.output_range[output], rel=1e-3), worst
+        # the planted constant on top of the export's own FP32 error (which can add to it or take from it)
+        own = {f"{e.graph}/{e.output}": e.max_rel for e in unchanged_report.output_diffs}[output]
+        assert abs(worst[output] - added / report.output_range[output]) <= own + 1e-6, (worst, own)
     assert any(f.startswith(f"{output} error") for f in report.failures), report.failures
     # the lock step isolates the output: the other graphs still see the reference's inputs
     assert all(v < MAX_REL_ERROR["fp32"] for k, v in worst.items() if k != output), worst
