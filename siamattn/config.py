@@ -371,7 +371,7 @@ class TrainConfig:
     # isotropic zoom of the search crop on top of the per-axis jitter: the target appears exp(U(-z, z)) times
     # its usual size. With the per-axis jitter alone the target's size in the search crop barely varies and a
     # box head can learn that size instead of reading it; a tracker whose box has grown then keeps it
-    # (docs/TRAINING.md "Size drift"). 0 = pysot's augmentation.
+    # (docs/TRAINING.md "Size drift and BatchNorm statistics"). 0 = pysot's augmentation.
     search_zoom: float = 0.0
     blur_prob: float = 0.2
     color_prob: float = 1.0
