@@ -343,7 +343,7 @@ class TrainConfig:
     # its affine weights keep training (-1: never). The template and the search crop go through the same
     # BatchNorm layers; in training mode each is normalised by its own batch statistics, at run time by one
     # running average of both, so heads trained only in training mode learn a shift they then meet
-    # (docs/TRAINING.md "BatchNorm statistics").
+    # (docs/TRAINING.md "Size drift and BatchNorm statistics").
     bn_frozen_epoch: int = -1
     grad_clip: float = 10.0
     amp: bool = True  # mixed precision on GPU (ignored on CPU)

@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dataset roots: a GOT-10k root (with train/list.txt) or KIND:PATH with KIND in coco, "
                         "got10k, lasot, trackingnet, youtubevos; comma-separated or repeated")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in RUN_DIR from its last checkpoint, with the config stored there "
+                        "(--set may change train.* keys for the epochs still to run, e.g. train.bn_frozen_epoch)")
     p.add_argument("--epochs", type=positive_int, help="override train.epochs (e.g. extend a resumed run)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device (default: cpu)")
     p.add_argument("--workers", type=non_negative_int,
