@@ -15,6 +15,7 @@ the target's size gives ~0 at every scale; one that echoes the state gives ~log(
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -31,8 +32,9 @@ def probe(checkpoint: str, root: str, split: str, scales: tuple[float, ...], fra
     import torch
 
     from siamattn.config import apply_overrides, from_dict
+    from siamattn.errors import InputError
     from siamattn.runtime.torch_backend import TorchBackend
-    from siamattn.runtime.tracker import MultiTracker, Tracker
+    from siamattn.runtime.tracker import Tracker
     from siamattn.toolkit.datasets import GOT10k
     from siamattn.training.model import load_checkpoint
     from siamattn.training.model.checkpoint import read_checkpoint
@@ -43,35 +45,36 @@ def probe(checkpoint: str, root: str, split: str, scales: tuple[float, ...], fra
     ds = GOT10k(root, split)
     rows: list[dict[str, float | str]] = []
     raw: list[tuple[float, float, float, float]] = []
-    update = MultiTracker._update
 
-    def record(self, t, sel, new_box, frame_wh, window):  # type: ignore[no-untyped-def]
-        raw.append(new_box)  # (cx, cy, w, h) frame px, before smoothing
-        return update(self, t, sel, new_box, frame_wh, window)
+    class Recording(Tracker):
+        """The tracker, keeping each frame's raw box (cx, cy, w, h frame px) from before the smoothing."""
+
+        def _update(self, t, sel, new_box, frame_wh, window):  # type: ignore[no-untyped-def, override]
+            raw.append(new_box)
+            return super()._update(t, sel, new_box, frame_wh, window)
 
     for box in ("refined", "rpn") if has_refine else ("rpn",):
-        cfg = from_dict(apply_overrides(dict(data), [f"tracker.refine_box={box == 'refined'}"]))
-        tracker = Tracker(TorchBackend(load_checkpoint(checkpoint, cfg), device="cpu"), cfg)
+        cfg = from_dict(apply_overrides(copy.deepcopy(data), [f"tracker.refine_box={box == 'refined'}"]))
+        tracker = Recording(TorchBackend(load_checkpoint(checkpoint, cfg), device="cpu"), cfg)
         for scale in scales:
             logs: list[tuple[float, float]] = []
-            MultiTracker._update = record  # type: ignore[method-assign]
-            try:
-                for i in range(len(ds.names)):
-                    seq = ds.sequence(i)
-                    gt = seq.boxes_xywh
-                    tracker.init(cv2.imread(str(seq.frame_paths[0])), gt[0])
-                    (tid,) = tracker.ids
-                    for k in range(1, min(len(seq.frame_paths), frames)):
-                        if min(gt[k - 1, 2:].min(), gt[k, 2:].min()) <= 0:
-                            continue  # target not visible
-                        x, y, w, h = gt[k - 1]
-                        tracker.set_state(tid, (x + w / 2, y + h / 2), (w * scale, h * scale))
-                        raw.clear()
-                        tracker.track(cv2.imread(str(seq.frame_paths[k])))
-                        pw, ph = raw[0][2], raw[0][3]
-                        logs.append((float(np.log(pw / gt[k, 2])), float(np.log(ph / gt[k, 3]))))
-            finally:
-                MultiTracker._update = update  # type: ignore[method-assign]
+            for i in range(len(ds.names)):
+                seq = ds.sequence(i)
+                gt = seq.boxes_xywh
+                tracker.init(cv2.imread(str(seq.frame_paths[0])), gt[0])
+                (tid,) = tracker.ids
+                for k in range(1, min(len(seq.frame_paths), frames)):
+                    if min(gt[k - 1, 2:].min(), gt[k, 2:].min()) <= 0:
+                        continue  # target not visible
+                    x, y, w, h = gt[k - 1]
+                    tracker.set_state(tid, (x + w / 2, y + h / 2), (w * scale, h * scale))
+                    raw.clear()
+                    tracker.track(cv2.imread(str(seq.frame_paths[k])))
+                    pw, ph = raw[0][2], raw[0][3]
+                    logs.append((float(np.log(pw / gt[k, 2])), float(np.log(ph / gt[k, 3]))))
+            if not logs:
+                raise InputError(f"split '{split}' under '{root}' has no two consecutive frames with the target "
+                                 "visible in the first --frames frames: nothing to probe")
             a = np.array(logs)
             rows.append({"box": box, "state_scale": scale, "median_log_w": float(np.median(a[:, 0])),
                          "median_log_h": float(np.median(a[:, 1])), "frames": len(a)})
@@ -95,12 +98,14 @@ def main() -> None:
     p.add_argument("--split", default="val")
     p.add_argument("--scales", type=float, nargs="+", default=list(SCALES),
                    help=f"state size / ground truth factors (default: {' '.join(map(str, SCALES))})")
-    p.add_argument("--frames", type=int, default=40, help="frames per sequence (default: 40)")
+    p.add_argument("--frames", type=int, default=40, help="frames per sequence, >= 2 (default: 40)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="write the rows here (JSON)")
     a = p.parse_args()
     if any(s <= 0 for s in a.scales):
         p.error("--scales must be > 0")
+    if a.frames < 2:
+        p.error("--frames must be >= 2 (frame k is stepped from frame k-1's truth)")
     rows = probe(a.checkpoint, a.root, a.split, tuple(a.scales), a.frames, a.threads)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
