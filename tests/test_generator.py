@@ -114,6 +114,27 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     assert da[key] != dc[key]
 
 
+def test_emerging_targets_start_behind_a_cover_and_leave_it(tmp_path):
+    """emerge_prob=1: frame 0 shows part of the target (its box the visible part, as trackers get it), the
+    target then leaves the still cover; emerge_prob=0 is the earlier data byte for byte."""
+    kw = dict(num_sequences=3, length=30, size=(160, 120), seed=4, split="train", progress=False)
+    plain = G.generate(tmp_path / "plain", **kw)
+    zero = G.generate(tmp_path / "zero", emerge_prob=0.0, **kw)
+    assert _digest(plain) == _digest(zero)
+    ds = D.GOT10k(G.generate(tmp_path / "emerge", emerge_prob=1.0, **kw).parent, "train")
+    for seq in ds:
+        cover = seq.attributes["cover"]
+        assert 1 <= cover[0] <= 6  # 35-70 % hidden at frame 0, never absent there
+        assert cover[1:].max() >= cover[0] + 2  # and more of it shows later
+        assert "emerging" in D.read_meta_info(seq.frame_paths[0].parent / "meta_info.ini")
+        m0 = cv2.imread(str(seq.frame_paths[0].parent / "masks" / "00000001.png"), cv2.IMREAD_GRAYSCALE) > 0
+        ys, xs = np.nonzero(m0)  # the first box is the visible part's box
+        np.testing.assert_allclose(seq.boxes_xywh[0], [xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                                                       ys.max() - ys.min() + 1], atol=1.0)
+    with pytest.raises(G.InputError, match="emerge_prob"):
+        G.generate(tmp_path / "bad", emerge_prob=1.5, **kw)
+
+
 def test_missing_imagery_package_names_it(monkeypatch):
     real = importlib.util.find_spec
 

