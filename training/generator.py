@@ -557,7 +557,7 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
         distractors.append((cut, _object_motion(rng, length, size, target.size, base * rng.uniform(0.7, 1.2),
                                                 allow_exit=True)))
     occluders = _occluders(rng, length, size, target, track, clips)
-    # the first frame initialises trackers: nothing may cover the target there
+    # the first frame initialises trackers: no passing occluder covers the target there (a cover may, below)
     m0 = _warp_layer(target, _affine(target, track, 0), size)[1]
     occluders = [o for o in occluders if not (m0 & _warp_layer(o.cut, _affine(o.cut, o.track, 0), size)[1]).any()]
     # drawn from a stream of its own, so that sequences without a cover are those of emerge_prob=0
