@@ -85,8 +85,10 @@ def _message(exc: BaseException) -> str:
 
 
 def _worker(wid: int, spec: TrackerSpec, dataset: str, root: Path, split: str, results: Path, tasks: Any,
-            reports: Any) -> None:
-    """One worker process: build the tracker, then track the sequences it takes off ``tasks``."""
+            reports: Any, slots: Any) -> None:
+    """One worker process: build the tracker, then track the sequences it takes off ``tasks``. ``slots[wid]``
+    holds the index of the sequence it is on (-1: none), in shared memory: a queued report can be lost when the
+    process is killed before the queue's feeder thread sends it, a shared-memory write cannot."""
     from siamattn.runtime.video import tracking_fn
     from siamattn.toolkit.evaluate import _kind, open_benchmark, track_sequence
 
@@ -101,10 +103,12 @@ def _worker(wid: int, spec: TrackerSpec, dataset: str, root: Path, split: str, r
         reports.put(("ready", wid, (tracker.backend_label, notes)))
         track_fn = tracking_fn(tracker, dataset)
         ds = open_benchmark(dataset, root, split=split)
-        while (name := tasks.get()) is not None:
-            reports.put(("start", wid, name))
+        while (task := tasks.get()) is not None:
+            index, name = task
+            slots[wid] = index
             pause_point(f"eval:{name}")
             track_sequence(_kind(dataset), ds, name, track_fn, results)
+            slots[wid] = -1
             reports.put(("done", wid, name))
     except BaseException as exc:  # reported to the parent, which fails the run naming the sequence
         reports.put(("error", wid, name, _message(exc)))
@@ -119,18 +123,18 @@ def run_workers(spec: TrackerSpec, devices: list[str] | None, workers: int, data
 
     ctx = mp.get_context("spawn")  # a fresh interpreter: no copied ONNX Runtime/CUDA state, as on any OS
     tasks, reports = ctx.Queue(), ctx.Queue()
-    for name in names:
-        tasks.put(name)
+    slots = ctx.Array("i", [-1] * workers, lock=False)  # each worker's sequence index, for naming a death
+    for index, name in enumerate(names):
+        tasks.put((index, name))
     for _ in range(workers):
         tasks.put(None)
     procs = []
     for k in range(workers):
         wspec = replace(spec, device=devices[k % len(devices)]) if devices else spec
-        procs.append(ctx.Process(target=_worker, args=(k, wspec, dataset, root, split, results, tasks, reports),
+        procs.append(ctx.Process(target=_worker, args=(k, wspec, dataset, root, split, results, tasks, reports, slots),
                                  name=f"siamattn-eval-{k + 1}", daemon=True))
     for p in procs:
         p.start()
-    current: dict[int, str | None] = {}
     label: tuple[str, list[str]] | None = None
     done = 0
     try:
@@ -140,14 +144,11 @@ def run_workers(spec: TrackerSpec, devices: list[str] | None, workers: int, data
                 try:
                     kind, wid, *rest = reports.get(timeout=0.5)
                 except queue.Empty:
-                    _check_alive(procs, current)
+                    _check_alive(procs, names, slots)
                     continue
                 if kind == "ready":
                     label = label or rest[0]
-                elif kind == "start":
-                    current[wid] = rest[0]
                 elif kind == "done":
-                    current[wid] = None
                     done += 1
                     bar.update(1)
                 else:
@@ -163,14 +164,14 @@ def run_workers(spec: TrackerSpec, devices: list[str] | None, workers: int, data
     return label or ("", [])
 
 
-def _check_alive(procs: list[Any], current: dict[int, str | None]) -> None:
+def _check_alive(procs: list[Any], names: list[str], slots: Any) -> None:
     """Fail when a worker has died (a crash, a kill) without reporting: it names the sequence it was on."""
     for k, p in enumerate(procs):
-        if p.is_alive() or (p.exitcode == 0 and current.get(k) is None):
+        seq = names[slots[k]] if slots[k] >= 0 else None
+        if p.is_alive() or (p.exitcode == 0 and seq is None):
             continue
         how = f"killed by signal {-p.exitcode}" if p.exitcode and p.exitcode < 0 else f"exit code {p.exitcode}"
-        seq = current.get(k)
-        where = f"while tracking sequence '{seq}'" if seq else "before its first sequence"
+        where = f"while tracking sequence '{seq}'" if seq else "between sequences"
         raise SiamAttnError(f"eval worker {k + 1} died ({how}) {where}; rerun with --resume to keep the "
                             "sequences already finished")
 
