@@ -140,8 +140,27 @@ def test_size_probe_steps_from_scaled_ground_truth(tmp_path):
     assert "| refined | 0.50 |" in r.stdout
 
 
+def test_template_probe_reruns_from_a_relit_init_frame_and_from_labelled_frames():
+    spec = importlib.util.spec_from_file_location("template_probe", SCRIPT.parent / "template_probe.py")
+    tp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tp)
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(7):  # a textured square sliding over noise
+        f = rng.integers(0, 80, (120, 160, 3), dtype=np.uint8)
+        f[40:80, 30 + 8 * k:70 + 8 * k] = 200 - 10 * k
+        frames.append(f)
+    labels = {k: (30.0 + 8 * k, 40.0, 40.0, 40.0) for k in (0, 3, 6)}
+    out = tp.probe(str(SCRIPT.parent / "model.pt"), frames, labels, [1.0, 3.0])
+    assert list(out) == ["as is", "init frame x1 light", "init frame x3 light", "init at labelled frame 3"]
+    assert out["init frame x1 light"] == out["as is"]  # a gain of 1 is the plain run
+    assert [f["frame"] for f in out["as is"]["frames"]] == [3, 6]
+    assert [f["frame"] for f in out["init at labelled frame 3"]["frames"]] == [6]  # its own init not scored
+    assert all(0.0 <= f["iou"] <= 1.0 for s in out.values() for f in s["frames"])
+
+
 @pytest.mark.parametrize("script", ["ship_demo.py", "evaluate_demo.py", "tune_demo.py", "real_clips.py",
-                                    "size_probe.py"])
+                                    "size_probe.py", "template_probe.py"])
 def test_demo_scripts_say_a_missing_checkpoint_in_one_line(script, tmp_path):
     import subprocess
 
@@ -151,7 +170,8 @@ def test_demo_scripts_say_a_missing_checkpoint_in_one_line(script, tmp_path):
             "tune_demo.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path), "--out",
                              str(tmp_path / "t"), "--workers", "1"],
             "real_clips.py": ["--checkpoint", f"a={tmp_path / 'no.pt'}", "--out", str(tmp_path / "s.png")],
-            "size_probe.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path)]}[script]
+            "size_probe.py": ["--checkpoint", str(tmp_path / "no.pt"), "--root", str(tmp_path)],
+            "template_probe.py": ["--checkpoint", str(tmp_path / "no.pt")]}[script]
     r = subprocess.run([sys.executable, str(SCRIPT.parent / script), *args], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2, r.stderr
