@@ -18,8 +18,12 @@ Islands (found structurally, so they apply to whatever the exporter emits):
   the linear layer that produces its input. Batch-norm folding of near-constant channels (tiny running
   variance) gives such layers (weights ~100, biases ~2000 in MobileNetV2's first blocks) whose terms cancel to
   outputs of a few units; FP16's spacing is 2 at 2048, so rounding their parameters or their input loses the
-  output. On the shipped demo model it cut the FP16 search graph's error on real frames from 1.6e-2 to
-  5.5e-3 of range with three layers kept FP32 (docs/PERFORMANCE.md, "FP16 on a trained model").
+  output. On the demo model's epoch-80 weights it cut the FP16 search graph's error on real frames from 1.6e-2
+  to 5.5e-3 of range with three layers kept FP32 (docs/PERFORMANCE.md, "FP16 on a trained model"). Depthwise
+  convs go FP32 from weights over 4 already: each output sums only 9 products, so nothing averages their
+  rounding out, and they are memory-bound and cheap in any precision. On the epoch-120 weights one of them (a
+  block-3 depthwise conv, |w| 5.5) carried the FP16 search graph's worst error on a held-out clip (vtest.avi,
+  loc 2.3e-2 -> 6.8e-3 of range with it FP32).
 * ``wide_dot_products``: a Gemm/MatMul with a constant weight whose dot products have more than 16384 terms:
   the first layer of the authors' deformable mask pooling offset MLP reads 256 x 16 x 16 = 65536 pooled
   values; FP16 inputs and weights (11-bit mantissas) over 65536 terms give relative errors far above the
@@ -60,6 +64,7 @@ _ROI_INPUT = "rois"
 _DELTA_OUTPUTS = ("box_deltas",)
 _LINEAR_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 _MAX_FP16_WEIGHT, _MAX_FP16_BIAS = 16.0, 64.0
+_MAX_FP16_DEPTHWISE_WEIGHT = 4.0  # a depthwise conv's 9-term sums do not average rounding out (docstring)
 _MAX_FP16_DOT = 16384  # longest dot product a constant-weight Gemm/MatMul may compute in FP16
 
 
@@ -207,6 +212,13 @@ def _delta_island(gr: _Graph) -> set[int]:
     return island
 
 
+def _depthwise(n: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
+    """A Conv with one input channel per group (weight [C, 1, kh, kw], group C > 1)."""
+    w = constants.get(n.input[1])
+    group = next((a.i for a in n.attribute if a.name == "group"), 1)
+    return n.op_type == "Conv" and w is not None and len(w.dims) == 4 and w.dims[1] == 1 and group > 1
+
+
 def _large_weight_island(gr: _Graph) -> set[int]:
     constants = {t.name: t for t in gr.g.initializer}
 
@@ -220,7 +232,8 @@ def _large_weight_island(gr: _Graph) -> set[int]:
             continue
         weight = max_abs(n.input[1])
         bias = max_abs(n.input[2]) if len(n.input) > 2 and n.op_type != "MatMul" else 0.0
-        if weight <= _MAX_FP16_WEIGHT and bias <= _MAX_FP16_BIAS:
+        limit = _MAX_FP16_DEPTHWISE_WEIGHT if _depthwise(n, constants) else _MAX_FP16_WEIGHT
+        if weight <= limit and bias <= _MAX_FP16_BIAS:
             continue
         island.add(i)
         # Its input at full precision too: a linear producer stays FP32 (a clipping activation in between

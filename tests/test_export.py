@@ -557,6 +557,24 @@ def test_large_weight_island_keeps_cancelling_layers_fp32():
     assert errors[()] > 0.01 and errors[("large_weights",)] < 1e-6, errors
 
 
+def test_large_weight_island_takes_depthwise_convs_from_a_lower_weight():
+    """weights of 5: a depthwise conv goes FP32, a dense conv does not (its limit is 16), nor one of 3."""
+    def model(depthwise: bool, scale: float) -> onnx.ModelProto:
+        c = 4
+        w = np.full((c, 1 if depthwise else c, 3, 3), 0.1, np.float32)
+        w[0, 0, 1, 1] = scale
+        attrs = {"group": c} if depthwise else {}
+        node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], **attrs)
+        io = [onnx.helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, 8, 8]) for n in ("x", "y")]
+        graph = onnx.helper.make_graph([node], "dw", io[:1], io[1:], [onnx.numpy_helper.from_array(w, "w")])
+        return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)], ir_version=10)
+
+    assert find_islands(model(True, 5.0), ("large_weights",))["large_weights"] == {0}
+    assert find_islands(model(True, 3.0), ("large_weights",))["large_weights"] == set()
+    assert find_islands(model(False, 5.0), ("large_weights",))["large_weights"] == set()
+    assert find_islands(model(False, 17.0), ("large_weights",))["large_weights"] == {0}
+
+
 @pytest.mark.parametrize("form", ["plain", "neg", "rowmax"])
 def test_channel_attention_island_with_and_without_the_negation(form):
     # softmax_row(X X^T), softmax_row(-X X^T) and the authors' softmax_row(rowmax(E) - E) (what
