@@ -13,7 +13,9 @@
 #   5. where a TensorRT Python module is importable (tensorrt, or tensorrt_rtx), engines for MODEL_DIR and its
 #      fps with the TensorRT backend, the plugin library built for this GPU;
 #   6. INT8 beside FP16: an INT8 export (INT8_MODEL=DIR, else made here from the demo model on the demo clip),
-#      its engines (strongly typed Q/DQ), its fps, and bench/graphs.py per graph (FP16 graph vs INT8 graph).
+#      its engines (strongly typed Q/DQ), its fps, and bench/graphs.py per graph (FP16 graph vs INT8 graph);
+#   7. what the FP16 large_weights island costs on the GPU (it keeps the demo model's large-weight convs and
+#      depthwise convs over 4 FP32; docs/PERFORMANCE.md): the search engine with and without it.
 # Every step has its own time limit and the report goes on after a failure; the exit status is that of the
 # first failed step (0: all passed). Nothing here needs the network.
 #
@@ -77,6 +79,14 @@ if "$PY" -c "import tensorrt" 2>/dev/null || "$PY" -c "import tensorrt_rtx" 2>/d
             --out "$OUT/runtime_trt_int8.json" \
         && step graphs_int8 300 "$PY" bench/graphs.py --model "$MODEL" --int8 "$INT8_MODEL" \
             --backends onnxruntime,tensorrt --out "$OUT/graphs_int8.json"
+    NOLW=/tmp/gpu_report_demo_fp16_nolw  # every FP32 island but large_weights
+    step export_demo_nolw 150 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --out "$NOLW" \
+        --engine none --overwrite --keep-fp32 channel_attention,spatial_attention,roi,box_deltas,wide_dot_products \
+        && step trt_engines_nolw 240 "$PY" -m siamattn.cli build-engines --model "$NOLW" \
+        && step graphs_search_islands 120 "$PY" bench/graphs.py --model "$MODEL" --graphs search \
+            --backends tensorrt --out "$OUT/graphs_search_fp16.json" \
+        && step graphs_search_nolw 120 "$PY" bench/graphs.py --model "$NOLW" --graphs search \
+            --backends tensorrt --out "$OUT/graphs_search_fp16_nolw.json"
 else
     echo "==> TensorRT: no tensorrt / tensorrt_rtx module here; engine steps skipped" | tee "$OUT/trt_skipped.log"
 fi

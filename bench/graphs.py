@@ -82,16 +82,20 @@ def graph_inputs(manifest: Manifest, threads: int) -> dict[str, dict[str, np.nda
     roi = np.array([[0, 0.3 * size, 0.35 * size, 0.7 * size, 0.65 * size]], dtype=np.float32)
     feeds: dict[str, dict[str, np.ndarray]] = {}
     produced: dict[str, np.ndarray] = {}
+    n = manifest.max_targets  # the batch graphs ('targets' axis) run full
     for name in manifest.order:
         spec = manifest.graph(name)
         feed = {}
         for t in spec.inputs:
-            if t.name in produced:
-                feed[t.name] = produced[t.name]
-            elif t.name == "rois":
-                feed[t.name] = roi
+            shape = tuple(n if d < 0 else d for d in t.shape)
+            if t.name in produced:  # batch-1 producers feed the batch graphs, one copy per target
+                v = produced[t.name]
+                feed[t.name] = np.repeat(v[:1], shape[0], axis=0) if v.shape[0] != shape[0] else v
+            elif t.name == "rois":  # column 0: the target's index in the batch
+                feed[t.name] = np.repeat(roi, shape[0], axis=0)
+                feed[t.name][:, 0] = np.arange(shape[0])
             else:  # an image: raw 0..255 BGR
-                feed[t.name] = (rng.random(t.shape, dtype=np.float32) * 255.0).astype(np.float32)
+                feed[t.name] = (rng.random(shape, dtype=np.float32) * 255.0).astype(np.float32)
         feeds[name] = feed
         sess = ort.InferenceSession(str(manifest.onnx_path(name)), session_options(ort, threads),
                                     providers=["CPUExecutionProvider"])
