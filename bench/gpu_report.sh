@@ -80,8 +80,9 @@ if "$PY" -c "import tensorrt" 2>/dev/null || "$PY" -c "import tensorrt_rtx" 2>/d
         && step graphs_int8 300 "$PY" bench/graphs.py --model "$MODEL" --int8 "$INT8_MODEL" \
             --backends onnxruntime,tensorrt --out "$OUT/graphs_int8.json"
     NOLW=/tmp/gpu_report_demo_fp16_nolw  # every FP32 island but large_weights
+    KEEP=$("$PY" -c "from siamattn.export_choices import FP32_ISLANDS as I; print(','.join(i for i in I if i != 'large_weights'))")
     step export_demo_nolw 150 "$PY" -m siamattn.cli export --checkpoint assets/demo/model.pt --out "$NOLW" \
-        --engine none --overwrite --keep-fp32 channel_attention,spatial_attention,roi,box_deltas,wide_dot_products \
+        --engine none --overwrite --keep-fp32 "$KEEP" \
         && step trt_engines_nolw 240 "$PY" -m siamattn.cli build-engines --model "$NOLW" \
         && step graphs_search_islands 120 "$PY" bench/graphs.py --model "$MODEL" --graphs search \
             --backends tensorrt --out "$OUT/graphs_search_fp16.json" \

@@ -474,8 +474,8 @@ def _cover(rng: np.random.Generator, n: int, size: tuple[int, int], target_mask0
     leaving its burrow, someone stepping out from behind a wall). Trackers must grow the box beyond what the
     template shows; without this every generated template shows its whole target."""
     W, H = size
-    ys, xs = np.nonzero(target_mask0)
-    x0, x1, y0, y1 = float(xs.min()), float(xs.max() + 1), float(ys.min()), float(ys.max() + 1)
+    bx, by, bw, bh = (float(v) for v in _visible_box(target_mask0, target_mask0, 0, size))
+    x0, x1, y0, y1 = bx, bx + bw, by, by + bh
     k = min(n - 1, 20)
     d = np.array([track.cx[k] - track.cx[0], track.cy[k] - track.cy[0]])
     axis = int(np.argmax(np.abs(d)))
@@ -504,10 +504,9 @@ def _shade(rng: np.random.Generator, size: tuple[int, int], target_mask0: np.nda
     target in dark surroundings and later frames a lit target beside the dark place it came from, as the demo
     clip's bunny climbs into the sunlight; without this a target's light changes only with the whole frame's."""
     W, H = size
-    ys, xs = np.nonzero(target_mask0)
-    w, h = float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)
-    cx = (xs.min() + xs.max()) / 2 + rng.uniform(-0.2, 0.2) * w
-    cy = (ys.min() + ys.max()) / 2 + rng.uniform(-0.2, 0.2) * h
+    x, y, w, h = (float(v) for v in _visible_box(target_mask0, target_mask0, 0, size))
+    cx = x + (w - 1) / 2 + rng.uniform(-0.2, 0.2) * w
+    cy = y + (h - 1) / 2 + rng.uniform(-0.2, 0.2) * h
     ax, ay = w * rng.uniform(0.6, 1.4), h * rng.uniform(0.6, 1.4)  # half-axes: the patch holds the target
     patch = np.zeros((H, W), np.float32)
     cv2.ellipse(patch, (round(cx), round(cy)), (max(1, round(ax)), max(1, round(ay))),

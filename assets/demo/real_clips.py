@@ -29,6 +29,12 @@ LABELS = Path(__file__).with_name("real_clips_labels.json")
 Box = tuple[float, float, float, float]
 
 
+def named(arg: str) -> tuple[str, str]:
+    """A --checkpoint argument, NAME=PATH or PATH (then named after the file)."""
+    name, _, path = arg.rpartition("=")
+    return name or Path(path).stem, path
+
+
 def load_clips() -> dict[str, dict]:
     return {k: v for k, v in json.loads(LABELS.read_text()).items() if not k.startswith("_")}
 
@@ -155,8 +161,7 @@ def main() -> None:
     shown = sorted(labels) if len(labels) > 1 else list(range(0, len(frames), a.every))
     rows, boxes, scores = [], {}, {}
     for c in a.checkpoint:
-        name, _, path = c.rpartition("=")
-        name = name or Path(path).stem
+        name, path = named(c)
         res = track(path, frames, init)
         boxes[name] = [r["box"] for r in res]
         scores[name] = score({k: tuple(r["box"]) for k, r in enumerate(res)}, labels)

@@ -64,8 +64,7 @@ def main() -> None:
           "|---|---|---|---|---|---|")
     result = {}
     for c in a.checkpoint:
-        name, _, path = c.rpartition("=")
-        name = name or Path(path).stem
+        name, path = real_clips.named(c)
         result[name] = probe(path, frames, labels, gains)
         for run, s in result[name].items():
             per = ", ".join(f"{f['frame'] + start}: {f['iou']:.2f} / {f['area_ratio']:.2f}" for f in s["frames"])
